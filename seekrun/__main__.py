@@ -1,0 +1,3 @@
+from seekrun.cli import main
+
+main()

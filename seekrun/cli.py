@@ -1,0 +1,194 @@
+"""The command line: a thin layer over the Python API. Heavy modules load lazily."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from seekrun import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="seekrun: incremental builds for Seeknal-format data pipelines on DuckDB.")
+
+ProjectDir = typer.Option(Path("."), "--project-dir", "-p", help="Project folder (holds seekrun_project.yml).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"seekrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                        help="Print the version and exit.")) -> None:
+    """Incremental builds for data pipelines."""
+
+
+def _fail(exc) -> None:
+    """Report project/usage errors: one line each, exit code 2, no traceback."""
+    for d in exc.diagnostics:
+        print(str(d), file=sys.stderr)
+    n = len(exc.diagnostics)
+    print(f"seekrun: {n} error{'s' if n != 1 else ''}; nothing was changed in target/", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def _print_warnings(warnings) -> None:
+    for w in warnings:
+        where = w.path if w.line is None else f"{w.path}:{w.line}"
+        print(f"{where}: warning: {w.message}", file=sys.stderr)
+
+
+def _load_old(path: Path):
+    from seekrun.manifest import Manifest
+
+    return Manifest.load(path) if path.exists() else None
+
+
+def _compile(project_dir: Path, strict: bool, write: bool, verbose: bool = False):
+    """Parse the project, diff against the current manifest, and (if write) save it."""
+    from seekrun.diff import ManifestDiff
+    from seekrun.parser.parse import parse_project
+
+    result = parse_project(project_dir, strict=strict)
+    project = result.project
+    manifest = result.manifest
+    manifest.metadata["database"] = project.database
+    path = project.target_dir / "manifest.json"
+    old = _load_old(path)
+    diff = ManifestDiff(old, manifest)
+    if write:
+        if old is None or old.content_bytes() != manifest.content_bytes():
+            manifest.save(path)
+        keep = {str(project.root / f) for n in manifest.nodes.values() for f in n.get("data_files") or []}
+        result.file_cache.save(keep)
+    _print_warnings(result.warnings)
+    if verbose:
+        for note in result.notes:
+            print(note, file=sys.stderr)
+    return result, old, diff
+
+
+@app.command()
+def parse(project_dir: Path = ProjectDir,
+          strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
+          as_json: bool = typer.Option(False, "--json", help="Print the summary and diff as JSON."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list files that hold no node.")):
+    """Compile the project into target/manifest.json and show what changed."""
+    from seekrun.errors import ProjectError
+    from seekrun.lock import ProjectLock
+    from seekrun.project import find_project
+
+    try:
+        project = find_project(project_dir)
+        with ProjectLock(project.target_dir):
+            result, old, diff = _compile(project_dir, strict, write=True, verbose=verbose)
+    except ProjectError as exc:
+        _fail(exc)
+    counts: dict[str, int] = {}
+    for n in result.manifest.nodes.values():
+        counts[n["kind"]] = counts.get(n["kind"], 0) + 1
+    if as_json:
+        print(json.dumps({"project": result.project.name, "nodes": len(result.manifest.nodes),
+                          "by_kind": dict(sorted(counts.items())), "diff": diff.to_dict(),
+                          "warnings": [str(w) for w in result.warnings]}, indent=1, sort_keys=True))
+        return
+    from seekrun.output import make_console
+
+    console = make_console()
+    kinds = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    console.print(f"Parsed {result.project.name}: {len(result.manifest.nodes)} nodes ({kinds or 'none'})",
+                  markup=False)
+    lines = diff.lines()
+    if old is None:
+        console.print("No previous manifest: every node is new.")
+    elif not lines:
+        console.print("No changes since the last parse.")
+    else:
+        for line in lines:
+            console.print(line, markup=False)
+    console.print(f"Wrote {result.project.rel(result.project.target_dir / 'manifest.json')}")
+
+
+@app.command()
+def run(project_dir: Path = ProjectDir,
+        full: bool = typer.Option(False, "--full", help="Rebuild every selected node."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and why; write nothing."),
+        types: Optional[List[str]] = typer.Option(None, "--types", help="Only these kinds (comma-separated)."),
+        nodes: Optional[List[str]] = typer.Option(None, "--nodes", help="These nodes and their downstream."),
+        tags: Optional[List[str]] = typer.Option(None, "--tags", help="Only nodes with these tags."),
+        exclude_tags: Optional[List[str]] = typer.Option(None, "--exclude-tags", help="Leave out these tags."),
+        continue_on_error: bool = typer.Option(False, "--continue-on-error",
+                                               help="Keep running independent branches after a failure."),
+        retry: int = typer.Option(0, "--retry", help="Retry a failed node up to N times (backoff)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="Worker threads (default: cores, max 8)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list cached nodes in plans.")):
+    """Build what changed since the last run (and everything downstream of it)."""
+    from seekrun.errors import Diagnostic, ProjectError, UsageError
+    from seekrun.lock import ProjectLock
+    from seekrun.project import find_project
+
+    try:
+        if threads is not None and threads < 1:
+            raise UsageError([Diagnostic("", None, "--threads must be at least 1")])
+        if retry < 0:
+            raise UsageError([Diagnostic("", None, "--retry must be 0 or more")])
+        project = find_project(project_dir)
+        if dry_run:
+            summary = _run(project, dry_run=True, **locals_for_run(locals()))
+        else:
+            with ProjectLock(project.target_dir):
+                summary = _run(project, dry_run=False, **locals_for_run(locals()))
+    except ProjectError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=1, sort_keys=True))
+    else:
+        from seekrun.output import make_console, print_plan, print_summary
+
+        if summary.dry_run:
+            for w in summary.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            print_plan(summary, make_console(), verbose=verbose)
+        else:
+            print_summary(summary, make_console())
+    raise typer.Exit(summary.exit_code)
+
+
+def locals_for_run(ns: dict) -> dict:
+    keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
+            "strict", "as_json", "project_dir")
+    return {k: ns[k] for k in keys}
+
+
+def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, continue_on_error, retry,
+         threads, strict, as_json, project_dir):
+    from seekrun.output import ConsoleReporter
+    from seekrun.runner import DAGRunner
+
+    result, old, _diff = _compile(project_dir, strict, write=not dry_run)
+    reporter = None if dry_run else ConsoleReporter(quiet=as_json)
+    runner = DAGRunner(result.manifest, old, project.state_dir, project_dir=project.root, threads=threads,
+                       reporter=reporter)
+    args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
+            "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
+    return runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
+                      exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("seekrun: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

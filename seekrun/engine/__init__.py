@@ -1,0 +1,1 @@
+"""Engines execute one node each. DuckDB is the default (and, for now, only) engine."""

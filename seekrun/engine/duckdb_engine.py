@@ -1,0 +1,91 @@
+"""The DuckDB engine: node kind.name becomes table "kind"."name" in one database file.
+
+Each worker thread gets its own cursor.  A node is built with CREATE OR REPLACE TABLE
+in its own transaction: DuckDB builds the new table and swaps it in at commit, so a
+failed or killed build leaves the last good table in place.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from seekrun.engine.base import BuildContext, NodeFailure, node_select, quote_ident, table_name
+
+
+class DuckDBEngine:
+    def __init__(self, db_path: Path, threads: int | None = None, read_only: bool = False):
+        import duckdb
+
+        self._duckdb = duckdb
+        if not read_only:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        config = {"threads": threads} if threads else {}
+        self.con = duckdb.connect(str(db_path), read_only=read_only, config=config)
+        self._local = threading.local()
+        self._cursors: list = []
+        self._lock = threading.Lock()
+        self._schemas: set[str] = set()
+
+    def _cursor(self):
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self.con.cursor()
+            with self._lock:
+                self._cursors.append(cur)
+        return cur
+
+    def existing_outputs(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+        return {f"{s}.{t}" for s, t in rows}
+
+    def check(self, node: dict, root: Path) -> str | None:
+        """Parse (not run) the node's SQL; return DuckDB's message if it is not valid."""
+        try:
+            sql = node_select(node, root)
+            self.con.extract_statements(sql)
+        except self._duckdb.Error as exc:
+            return " ".join(str(exc).split())
+        except NodeFailure:
+            return None
+        return None
+
+    def ensure_schemas(self, kinds: set[str]) -> None:
+        for kind in sorted(kinds - self._schemas):
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(kind)}")
+            self._schemas.add(kind)
+
+    def build(self, node: dict, ctx: BuildContext) -> int | None:
+        sql = node_select(node, ctx.root)
+        cur = self._cursor()
+        try:
+            row = cur.execute(f"CREATE OR REPLACE TABLE {table_name(node['id'])} AS\n{sql}\n").fetchone()
+        except self._duckdb.Error as exc:
+            raise NodeFailure(str(exc).strip()) from None
+        return int(row[0]) if row else None
+
+    def drop(self, node_id: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {table_name(node_id)}")
+
+    def interrupt(self) -> None:
+        with self._lock:
+            for cur in self._cursors:
+                try:
+                    cur.interrupt()
+                except Exception:
+                    pass
+        try:
+            self.con.interrupt()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            for cur in self._cursors:
+                try:
+                    cur.close()
+                except Exception:
+                    pass
+            self._cursors.clear()
+        self.con.close()

@@ -1,0 +1,30 @@
+"""Diagnostics: every problem is one line, `path:line: message`, collected and reported together."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    path: str
+    line: int | None
+    message: str
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}" if where else self.message
+
+
+class ProjectError(Exception):
+    """The project (or the command line) cannot be used as it is. Exit code 2."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | str):
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic("", None, diagnostics)]
+        self.diagnostics = sorted(diagnostics, key=lambda d: (d.path, d.line or 0, d.message))
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class UsageError(ProjectError):
+    """A bad flag value, such as an unknown node in --nodes. Exit code 2."""

@@ -1,0 +1,53 @@
+"""Atomic file writes: temp file in the same folder, fsync, rename, fsync the folder."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def dump_json(obj, *, indent: int | None = 1) -> bytes:
+    """Deterministic JSON: sorted keys, stable separators, trailing newline."""
+    if indent is None:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    else:
+        text = json.dumps(obj, sort_keys=True, indent=indent, ensure_ascii=False, default=str)
+    return (text + "\n").encode("utf-8")
+
+
+def atomic_write_json(path: Path, obj, *, indent: int | None = 1) -> None:
+    atomic_write_bytes(path, dump_json(obj, indent=indent))

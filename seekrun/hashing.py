@@ -1,0 +1,88 @@
+"""Hashing with xxhash: canonical JSON for config, content hashes for data files.
+
+File content hashes are cached by (size, mtime_ns, inode), so a file whose stat has
+not changed is never re-read, and a touched file with the same bytes keeps its hash.
+Checks run cheapest first: stat, then content.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import xxhash
+
+from seekrun.fsutil import atomic_write_json
+
+CACHE_VERSION = 1
+RACY_SECONDS = 2.0  # a file modified this recently may change again within the same mtime tick
+
+
+def hash_bytes(data: bytes) -> str:
+    return xxhash.xxh3_64_hexdigest(data)
+
+
+def hash_obj(obj) -> str:
+    """Hash of the canonical JSON of obj (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
+
+
+def hash_parts(*parts: str | None) -> str:
+    h = xxhash.xxh3_64()
+    for part in parts:
+        h.update(b"\x00" if part is None else part.encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def hash_file_content(path: Path) -> str:
+    h = xxhash.xxh3_64()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FileHashCache:
+    """Content hashes of data files keyed by stat, persisted in target/state/file_hashes.json."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, list] = {}
+        self.dirty = False
+        self.reads = 0  # how many files were actually read (for tests and -d explain)
+        if path is not None and path.is_file():
+            try:
+                data = json.loads(path.read_bytes())
+                if data.get("version") == CACHE_VERSION and isinstance(data.get("files"), dict):
+                    self.entries = data["files"]
+            except (ValueError, OSError, AttributeError):
+                self.entries = {}  # a broken cache only costs a re-hash
+
+    def hash(self, path: Path, st: os.stat_result | None = None) -> str:
+        st = st or os.stat(path)
+        key = str(path)
+        sig = [st.st_size, st.st_mtime_ns, st.st_ino]
+        entry = self.entries.get(key)
+        if entry is not None and entry[:3] == sig and not entry[4]:
+            return entry[3]
+        digest = hash_file_content(path)
+        self.reads += 1
+        racy = (time.time_ns() - st.st_mtime_ns) < RACY_SECONDS * 1e9
+        new = [*sig, digest, racy]
+        if entry != new:
+            self.entries[key] = new
+            self.dirty = True
+        return digest
+
+    def save(self, keep: set[str] | None = None) -> None:
+        if keep is not None:
+            stale = [k for k in self.entries if k not in keep]
+            for k in stale:
+                del self.entries[k]
+            self.dirty = self.dirty or bool(stale)
+        if self.path is not None and self.dirty:
+            atomic_write_json(self.path, {"version": CACHE_VERSION, "files": self.entries}, indent=None)
+            self.dirty = False

@@ -1,0 +1,45 @@
+"""One seekrun at a time per project: an flock'd file in target/, released by the kernel on death.
+
+A lock left by a dead process is therefore taken over automatically; a live holder is
+named in the refusal (pid and start time).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from datetime import datetime
+from pathlib import Path
+
+from seekrun.errors import Diagnostic, ProjectError
+
+
+class ProjectLock:
+    def __init__(self, target_dir: Path):
+        self.path = Path(target_dir) / ".seekrun.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "ProjectLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+            os.close(fd)
+            pid = holder[0] if holder else "?"
+            since = holder[1] if len(holder) > 1 else "?"
+            raise ProjectError([Diagnostic(str(self.path), None,
+                f"project is locked by pid {pid} since {since}: wait for it to finish, "
+                "or stop that process")]) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {datetime.now().isoformat(timespec='seconds')}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            try:
+                os.ftruncate(self.fd, 0)
+            finally:
+                os.close(self.fd)  # closing releases the flock
+                self.fd = None

@@ -1,0 +1,116 @@
+"""The manifest: compiled nodes, edges and hashes; graph queries (Kahn order, closures)."""
+from __future__ import annotations
+
+import heapq
+import json
+import os
+from collections import deque
+from pathlib import Path
+from typing import Iterable
+
+from seekrun.errors import Diagnostic, ProjectError
+from seekrun.fsutil import atomic_write_bytes, dump_json
+
+MANIFEST_VERSION = 1
+
+
+class Manifest:
+    def __init__(self, metadata: dict, nodes: dict[str, dict], edges: list[dict] | None = None):
+        self.metadata = metadata
+        self.nodes = nodes
+        self.edges = edges if edges is not None else [
+            {"from": src, "to": nid} for nid in sorted(nodes) for src in dict.fromkeys(nodes[nid]["inputs"])
+        ]
+        self._children: dict[str, list[str]] | None = None
+
+    # ---- persistence -------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path | str) -> "Manifest":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ProjectError([Diagnostic(str(path), None,
+                f"cannot read manifest ({exc.__class__.__name__}): run 'seekrun parse' to rebuild it")]) from None
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+            raise ProjectError([Diagnostic(str(path), None, "not a seekrun manifest: run 'seekrun parse'")])
+        version = data.get("metadata", {}).get("manifest_version")
+        if not isinstance(version, int) or version > MANIFEST_VERSION:
+            raise ProjectError([Diagnostic(str(path), None,
+                f"manifest_version {version} is newer than this seekrun understands ({MANIFEST_VERSION}): "
+                "upgrade seekrun, or delete target/ to start afresh")])
+        return cls(data["metadata"], data["nodes"], data.get("edges"))
+
+    def to_dict(self) -> dict:
+        return {"metadata": self.metadata, "nodes": self.nodes, "edges": self.edges}
+
+    def content_bytes(self) -> bytes:
+        """The manifest as written, without generated_at (for change detection)."""
+        meta = {k: v for k, v in self.metadata.items() if k != "generated_at"}
+        return dump_json({"metadata": meta, "nodes": self.nodes, "edges": self.edges})
+
+    def save(self, path: Path | str) -> None:
+        """Write atomically, keeping the previous file as <path>.old (hard link, no copy)."""
+        path = Path(path)
+        if path.exists():
+            old_tmp = path.with_name(path.name + ".old.tmp")
+            old_tmp.unlink(missing_ok=True)
+            os.link(path, old_tmp)
+            os.replace(old_tmp, path.with_name(path.name + ".old"))
+        atomic_write_bytes(path, dump_json(self.to_dict()))
+
+    # ---- graph -------------------------------------------------------------------
+    @property
+    def children(self) -> dict[str, list[str]]:
+        if self._children is None:
+            ch: dict[str, list[str]] = {nid: [] for nid in self.nodes}
+            for e in self.edges:
+                if e["to"] in ch and e["from"] in ch:
+                    ch[e["from"]].append(e["to"])
+            self._children = ch
+        return self._children
+
+    def parents(self, node_id: str) -> list[str]:
+        return list(dict.fromkeys(self.nodes[node_id]["inputs"]))
+
+    def topological_order(self, subset: Iterable[str] | None = None) -> list[str]:
+        """Kahn's algorithm; ties broken by node id, so the order is deterministic."""
+        members = set(self.nodes) if subset is None else set(subset)
+        indeg = {nid: 0 for nid in members}
+        for nid in members:
+            for p in self.parents(nid):
+                if p in members:
+                    indeg[nid] += 1
+        heap = [nid for nid, d in indeg.items() if d == 0]
+        heapq.heapify(heap)
+        order: list[str] = []
+        children = self.children
+        while heap:
+            nid = heapq.heappop(heap)
+            order.append(nid)
+            for c in children[nid]:
+                if c in indeg:
+                    indeg[c] -= 1
+                    if indeg[c] == 0:
+                        heapq.heappush(heap, c)
+        if len(order) != len(members):
+            raise ProjectError("dependency cycle in manifest: run 'seekrun parse' to see it")
+        return order
+
+    def downstream(self, ids: Iterable[str], include_self: bool = True) -> set[str]:
+        return _closure(ids, self.children.__getitem__, include_self)
+
+    def upstream(self, ids: Iterable[str], include_self: bool = True) -> set[str]:
+        return _closure(ids, self.parents, include_self)
+
+
+def _closure(ids: Iterable[str], step, include_self: bool) -> set[str]:
+    start = list(ids)
+    seen: set[str] = set(start) if include_self else set()
+    queue = deque(start)
+    while queue:
+        for nxt in step(queue.popleft()):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen

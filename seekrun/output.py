@@ -1,0 +1,147 @@
+"""What a person reads: progress, one line per finished node, the plan and the summary.
+
+On a terminal a live line shows N/M, the node and elapsed time; otherwise output is
+plain lines with no ANSI codes and no spinner.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seekrun.results import ExecutionSummary, NodeResult
+
+_LABEL = {"success": "OK", "failed": "FAIL", "skipped": "SKIP", "cached": "CACHED", "pending": "RUN"}
+_STYLE = {"success": "green", "failed": "bold red", "skipped": "yellow", "cached": "dim", "pending": "cyan"}
+
+
+def make_console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, highlight=False, soft_wrap=True,
+                   force_terminal=None, no_color=not stream.isatty())
+
+
+def _fmt_result(r: "NodeResult") -> str:
+    status = r.status.value
+    parts = [f"{_LABEL.get(status, status.upper()):<6} {r.node_id}"]
+    if status in ("success", "failed"):
+        parts.append(f"{r.duration:.3f}s")
+    if r.row_count is not None:
+        parts.append(f"{r.row_count} rows")
+    if r.attempts > 1:
+        parts.append(f"{r.attempts} attempts")
+    line = "  ".join(parts)
+    if r.error:
+        line += f"  ({r.error.splitlines()[0] if status == 'failed' else r.error})"
+    return line
+
+
+class ConsoleReporter:
+    """Progress for `seekrun run`. Uses a rich live line on a terminal only."""
+
+    def __init__(self, console=None, quiet: bool = False):
+        self.console = console or make_console()
+        self.quiet = quiet
+        self.live = None
+        self.done = 0
+        self.total = 0
+        self.running: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    def plan(self, to_run: list[str], total: int) -> None:
+        self.total = len(to_run)
+        if self.quiet or not to_run:
+            return
+        self.console.print(f"Running {len(to_run)} of {total} nodes")
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True,
+                             get_renderable=self._render)
+            self.live.start()
+
+    def _render(self):
+        from rich.text import Text
+
+        now = time.perf_counter()
+        names = ", ".join(f"{n} {now - t:.1f}s" for n, t in list(self.running.items())[:3])
+        return Text(f"[{self.done}/{self.total}] {names}  elapsed {now - self.t0:.1f}s", style="cyan")
+
+    def start(self, node_id: str) -> None:
+        self.running[node_id] = time.perf_counter()
+
+    def result(self, r: "NodeResult") -> None:
+        self.running.pop(r.node_id, None)
+        self.done += 1
+        if self.quiet:
+            return
+        style = _STYLE.get(r.status.value)
+        line = _fmt_result(r)
+        if self.console.is_terminal:
+            self.console.print(line, style=style, markup=False)
+        else:
+            self.console.print(line, markup=False)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False) -> None:
+    console = console or make_console()
+    to_run = [r for r in summary.results if r.status.value == "pending"]
+    for r in to_run:
+        console.print(f"RUN    {r.node_id}  ({r.reason})", markup=False)
+    for r in summary.results:
+        if r.status.value == "skipped":
+            console.print(f"SKIP   {r.node_id}  ({r.reason}; {r.error})", markup=False)
+        elif verbose and r.status.value == "cached":
+            console.print(f"CACHED {r.node_id}", markup=False)
+    for nid in summary.removed_nodes:
+        console.print(f"DROP   {nid}  (removed from the project)", markup=False)
+    if not to_run and not summary.removed_nodes:
+        console.print("Nothing to do: every node is up to date.")
+    else:
+        console.print(f"Plan: {len(to_run)} to run, {summary.cached_nodes} cached, "
+                      f"{summary.skipped_nodes} skipped (dry run: nothing was written)")
+
+
+def print_summary(summary: "ExecutionSummary", console=None) -> None:
+    console = console or make_console()
+    for w in summary.warnings:
+        console.print(f"warning: {w}", markup=False)
+    if summary.dry_run:
+        print_plan(summary, console)
+        return
+    ran = summary.successful_nodes + summary.failed_nodes
+    if ran == 0 and not summary.removed_nodes and not summary.failed_nodes and not summary.interrupted \
+            and summary.skipped_nodes == 0:
+        console.print(f"Nothing to do: all {summary.total_nodes} nodes are up to date "
+                      f"({summary.total_duration:.2f}s).")
+        return
+    console.print("")
+    console.print("Execution summary", style="bold" if console.is_terminal else None)
+    console.print(f"  total nodes : {summary.total_nodes}")
+    console.print(f"  ran         : {ran} ({summary.successful_nodes} succeeded, {summary.failed_nodes} failed)")
+    console.print(f"  cached      : {summary.cached_nodes}")
+    console.print(f"  skipped     : {summary.skipped_nodes}")
+    if summary.removed_nodes:
+        console.print(f"  removed     : {len(summary.removed_nodes)} ({', '.join(summary.removed_nodes)})",
+                      markup=False)
+    console.print(f"  duration    : {summary.total_duration:.2f}s")
+    if summary.interrupted:
+        undone = [r.node_id for r in summary.results if r.error == "interrupted"]
+        console.print(f"Interrupted: {len(undone)} node(s) left undone: {', '.join(undone) or '-'}; "
+                      "run 'seekrun run' again to finish.", markup=False)
+    elif summary.failed_nodes:
+        failed = [r for r in summary.results if r.status.value == "failed"]
+        for r in failed:
+            console.print(f"FAILED {r.node_id}: {r.error}", markup=False)
+        undone = [r.node_id for r in summary.results if r.status.value == "skipped" and r.error
+                  and not r.error.startswith("not selected")]
+        if undone:
+            console.print(f"Not run because of the failure: {', '.join(undone)}", markup=False)

@@ -1,0 +1,1 @@
+"""Parser: YAML node files -> validated node specs -> manifest."""

@@ -1,0 +1,158 @@
+"""A small SQL lexer: canonical form for hashing and the refs a query uses.
+
+Canonical form is the token sequence without whitespace and comments, joined by
+single spaces, so whitespace-only and comment-only edits keep the hash while any
+change inside a string literal changes it.  Two texts share a canonical form only
+if they have the same tokens, which SQL treats the same.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_TOKEN = re.compile(
+    r"""
+     (?P<ws>\s+)
+    |(?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+    |(?P<str>[eExXbBnNrR]?'(?:[^']|'')*')
+    |(?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
+    |(?P<qid>"(?:[^"]|"")*")
+    |(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+    |(?P<id>[^\W\d]\w*)
+    |(?P<op>(?:(?!--|/\*)[+\-*/<>=~!@#%^&|?:`])+)
+    |(?P<other>.)
+    """,
+    re.S | re.X,
+)
+
+STATEMENT_STARTS = {"select", "with", "from", "values", "pivot", "unpivot", "table", "("}
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class SqlRef:
+    node_id: str
+    form: str  # "ref()", "name" or "input_N"
+    start: int = 0
+    end: int = 0
+
+
+@dataclass
+class SqlAnalysis:
+    canonical: str
+    executable: str
+    refs: list[SqlRef] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # messages, no location
+    bad_inputs: list[str] = field(default_factory=list)  # input_N out of range
+
+
+def tokenize(sql: str) -> list[Token]:
+    return [Token(m.lastgroup if m.lastgroup != "tag" else "dollar", m.group(), m.start(), m.end())
+            for m in _TOKEN.finditer(sql)]
+
+
+def _ident(tok: Token) -> str | None:
+    if tok.kind == "id":
+        return tok.text
+    if tok.kind == "qid":
+        return tok.text[1:-1].replace('""', '"')
+    return None
+
+
+def _quote(node_id: str) -> str:
+    kind, _, name = node_id.partition(".")
+    return f'"{kind}"."{name}"'
+
+
+_INPUT_RE = re.compile(r"input_(\d+)\Z", re.I)
+
+
+def analyse(sql: str, inputs: list[str], kinds: frozenset[str], known_ids: set[str] | None = None,
+            require_select: bool = True) -> SqlAnalysis:
+    """Find refs, check the statement shape, produce canonical and executable SQL.
+
+    ``inputs`` are the declared input node ids in order; ``input_N`` and ``__THIS__``
+    name them.  ``kind.name`` counts as a ref when it names an existing node or
+    follows FROM/JOIN; anywhere else it may be a column of an alias.
+    """
+    toks = [t for t in tokenize(sql) if t.kind not in ("ws", "comment")]
+    out = SqlAnalysis("", "")
+    canon: list[str] = []
+    replace: list[tuple[int, int, str]] = []  # executable rewrites (start, end, text)
+    i, n = 0, len(toks)
+    prev_text = ""
+    while i < n:
+        tok = toks[i]
+        low = tok.text.lower()
+        after_dot = prev_text == "."
+        # ref('kind.name')
+        if (tok.kind == "id" and low == "ref" and i + 3 < n and toks[i + 1].text == "("
+                and toks[i + 2].kind == "str" and toks[i + 3].text == ")" and not after_dot):
+            target = toks[i + 2].text.strip("'").replace("''", "'")
+            out.refs.append(SqlRef(target, "ref()"))
+            canon.append(_quote(target))
+            replace.append((tok.start, toks[i + 3].end, _quote(target)))
+            prev_text = ")"
+            i += 4
+            continue
+        if tok.kind == "id" and not after_dot and (low == "__this__" or _INPUT_RE.match(tok.text)):
+            idx = 0 if low == "__this__" else int(_INPUT_RE.match(tok.text).group(1))
+            if idx < len(inputs):
+                out.refs.append(SqlRef(inputs[idx], tok.text))
+                canon.append(_quote(inputs[idx]))
+                replace.append((tok.start, tok.end, _quote(inputs[idx])))
+            else:
+                out.bad_inputs.append(tok.text)
+                canon.append(tok.text)
+            prev_text = tok.text
+            i += 1
+            continue
+        # kind.name
+        first = _ident(tok)
+        if (first is not None and first.lower() in kinds and not after_dot and i + 2 < n
+                and toks[i + 1].text == "." and _ident(toks[i + 2]) is not None):
+            node_id = f"{first.lower()}.{_ident(toks[i + 2])}"
+            if (known_ids is not None and node_id in known_ids) or node_id in inputs or \
+                    prev_text.lower() in ("from", "join"):
+                out.refs.append(SqlRef(node_id, "name"))
+                canon.append(_quote(node_id))
+                prev_text = toks[i + 2].text
+                i += 3
+                continue
+        canon.append(tok.text)
+        prev_text = tok.text
+        i += 1
+    while canon and canon[-1] == ";":
+        canon.pop()
+    out.canonical = " ".join(canon)
+    # statement shape
+    if require_select:
+        if not toks:
+            out.problems.append("SQL is empty: write a SELECT")
+        else:
+            head = toks[0].text.lower()
+            if head not in STATEMENT_STARTS:
+                out.problems.append(f"SQL must be a single SELECT query, not '{toks[0].text.upper()}'")
+            semis = [k for k, t in enumerate(toks) if t.text == ";"]
+            if semis and any(t.text != ";" for t in toks[semis[0]:]):
+                out.problems.append("SQL must be a single SELECT statement: remove the extra statements after ';'")
+    # executable: apply rewrites to the original text, drop trailing ';' (and what follows it)
+    limit = len(sql)
+    semis = [t for t in toks if t.text == ";"]
+    if semis and all(t.text == ";" for t in toks[toks.index(semis[0]):]):
+        limit = semis[0].start
+    pieces, last = [], 0
+    for start, end, text in replace:
+        pieces.append(sql[last:start])
+        pieces.append(text)
+        last = end
+    pieces.append(sql[last:limit])
+    out.executable = "".join(pieces).strip()
+    return out

@@ -1,0 +1,140 @@
+"""Safe YAML loading with line numbers, duplicate-key and alias-bomb detection.
+
+Documents are composed to nodes (which carry marks) and then constructed with a
+safe constructor, so errors can name the line of the offending key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seekrun.errors import Diagnostic, ProjectError
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_EXPANDED_NODES = 200_000  # refuse alias bombs (billion laughs) long before they expand
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first_line: int):
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise DuplicateKey(key, line, seen[key])
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+@dataclass
+class Document:
+    data: Any
+    node: yaml.Node  # composed node, for line numbers
+    line: int  # 1-based line where the document starts
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # guards recursive aliases
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        size = 1
+    memo[key] = size
+    return size
+
+
+def decode(raw: bytes, rel: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ProjectError([Diagnostic(rel, line, f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}): "
+                                                  "save it as UTF-8")]) from None
+
+
+def load_documents(text: str, rel: str) -> list[Document]:
+    """All YAML documents in a file. Raises ProjectError with one diagnostic on failure."""
+    loader = _Loader(text)
+    docs: list[Document] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            has_alias = "&" in text and "*" in text
+            if has_alias and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+                raise ProjectError([Diagnostic(rel, node.start_mark.line + 1,
+                    "YAML anchors/aliases expand to too many values (alias bomb?): remove the aliases")])
+            data = loader.construct_document(node)
+            docs.append(Document(data, node, node.start_mark.line + 1))
+    except DuplicateKey as exc:
+        raise ProjectError([Diagnostic(rel, exc.line,
+            f"duplicate key '{exc.key}' (first defined on line {exc.first_line}): keep only one")]) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        hint = "fix the YAML syntax"
+        if "\t" in problem or "'\\t'" in problem:
+            hint = "indent with spaces, not tabs"
+            problem = "tab character in indentation"
+        raise ProjectError([Diagnostic(rel, line, f"YAML syntax error: {problem}: {hint}")]) from None
+    except yaml.YAMLError as exc:
+        raise ProjectError([Diagnostic(rel, None, f"YAML error: {' '.join(str(exc).split())}")]) from None
+    except RecursionError:
+        raise ProjectError([Diagnostic(rel, None, "YAML nests too deeply: flatten the file")]) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
+    """Best line for a key path inside a composed document (the deepest key found)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if getattr(key_node, "value", None) == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def load_marker(path: Path, rel: str) -> dict:
+    raw = path.read_bytes()
+    docs = load_documents(decode(raw, rel), rel)
+    if not docs or docs[0].data is None:
+        return {}
+    if not isinstance(docs[0].data, dict):
+        raise ProjectError([Diagnostic(rel, 1, "the project file must be a mapping such as 'name: my_project'")])
+    return docs[0].data

@@ -1,0 +1,117 @@
+"""The rebuilder: verifying traces decide, per node, whether it must run and why.
+
+A node's trace records the hashes it was built from: its config hash (and per-field
+hashes, to name what changed), its source data hash, and the output hash of each
+input at the time.  Its own output hash is a function of those, so the whole plan can
+be worked out before anything runs, and a rebuilt node with unchanged inputs keeps its
+output hash (its dependents stay cached).  Reasons are data, checked cheapest first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seekrun.hashing import hash_parts
+from seekrun.manifest import Manifest
+from seekrun.parser.models import field_label
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str  # new | full | previous_run_failed | config_changed | source_data_changed
+    #            | upstream_changed | output_missing
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return {
+            "new": "new",
+            "full": "--full",
+            "previous_run_failed": "previous run failed",
+            "config_changed": f"config changed: {self.detail}",
+            "source_data_changed": "source data changed",
+            "upstream_changed": f"upstream {self.detail} changed",
+            "output_missing": "output missing",
+        }.get(self.code, self.code)
+
+
+def output_hash(node: dict, input_outputs: list[str | None]) -> str:
+    """The fingerprint of what a node builds: its config, its data and its inputs' outputs."""
+    h = node["hashes"]
+    return hash_parts(node["kind"], h["config"], h.get("data"), *input_outputs)
+
+
+def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None], *,
+           full: bool, output_exists: bool) -> Reason | None:
+    """Why node must run now, or None if its recorded build is still valid."""
+    if full:
+        return Reason("full")
+    if record is None:
+        return Reason("new")
+    if record.get("status") != "success":
+        return Reason("previous_run_failed")
+    hashes = node["hashes"]
+    if record.get("config_hash") != hashes["config"]:
+        old_fields = record.get("fields") or {}
+        changed = [k for k, v in hashes["fields"].items() if old_fields.get(k) != v]
+        changed += [k for k in old_fields if k not in hashes["fields"]]
+        labels = [("seekrun upgrade" if k == "seekrun_engine" else field_label(node["kind"], k))
+                  for k in changed] or ["config"]
+        return Reason("config_changed", ", ".join(labels))
+    if record.get("data_hash") != hashes.get("data"):
+        return Reason("source_data_changed")
+    recorded_inputs = record.get("inputs") or {}
+    for input_id, out in input_outputs.items():
+        if recorded_inputs.get(input_id) != out:
+            return Reason("upstream_changed", input_id)
+    if not output_exists:
+        return Reason("output_missing")
+    return None
+
+
+@dataclass
+class PlanItem:
+    node_id: str
+    reason: Reason | None  # None: cached
+    selected: bool  # passes the filters
+    expected_output: str
+    blocked_by: str | None = None  # an unbuilt input that is not going to be built
+
+    @property
+    def runs(self) -> bool:
+        return self.reason is not None and self.selected and self.blocked_by is None
+
+
+def plan(manifest: Manifest, records: dict[str, dict], existing: set[str], *, full: bool,
+         selected: set[str]) -> dict[str, PlanItem]:
+    """Decide every node in topological order.
+
+    A node that runs will have its expected output hash; one that does not keeps the
+    output it has (its recorded hash), so its dependents are judged against the table
+    that will really be there.  Filters never make a node look clean: a node left out
+    keeps its reason and runs on the next unfiltered run.
+    """
+    items: dict[str, PlanItem] = {}
+    actual: dict[str, str | None] = {}
+    for nid in manifest.topological_order():
+        node = manifest.nodes[nid]
+        record = records.get(nid)
+        inputs = {p: actual[p] for p in manifest.parents(nid)}
+        reason = decide(node, record, inputs, full=full, output_exists=nid in existing)
+        expected = output_hash(node, [actual[p] for p in manifest.parents(nid)])
+        item = PlanItem(nid, reason, nid in selected, expected)
+        if item.reason is not None and item.selected:
+            item.blocked_by = next((p for p in inputs if actual[p] is None), None)
+        if item.runs:
+            actual[nid] = expected
+        elif record is not None and record.get("output_hash") and nid in existing:
+            actual[nid] = record["output_hash"]
+        else:
+            actual[nid] = None
+        items[nid] = item
+    return items
+
+
+def trace(node: dict, input_outputs: dict[str, str | None], expected: str) -> dict:
+    """The record stored after a successful build."""
+    h = node["hashes"]
+    return {"config_hash": h["config"], "fields": h["fields"], "data_hash": h.get("data"),
+            "inputs": input_outputs, "output_hash": expected}

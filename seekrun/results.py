@@ -1,0 +1,86 @@
+"""Run results: node statuses, the execution summary, target/run_results.json."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class NodeStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CACHED = "cached"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class NodeResult:
+    node_id: str
+    status: NodeStatus
+    reason: str | None = None
+    duration: float = 0.0
+    row_count: int | None = None
+    attempts: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
+                "duration": round(self.duration, 6), "row_count": self.row_count,
+                "attempts": self.attempts, "error": self.error}
+
+
+@dataclass
+class ExecutionSummary:
+    results: list[NodeResult] = field(default_factory=list)
+    total_duration: float = 0.0
+    dry_run: bool = False
+    interrupted: bool = False
+    removed_nodes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def _count(self, *statuses: NodeStatus) -> int:
+        return sum(1 for r in self.results if r.status in statuses)
+
+    @property
+    def total_nodes(self) -> int:
+        return len(self.results)
+
+    @property
+    def changed_nodes(self) -> int:
+        """Nodes that needed to run (had a reason), whether or not they ran."""
+        return sum(1 for r in self.results if r.status is not NodeStatus.CACHED and r.reason)
+
+    @property
+    def cached_nodes(self) -> int:
+        return self._count(NodeStatus.CACHED)
+
+    @property
+    def successful_nodes(self) -> int:
+        return self._count(NodeStatus.SUCCESS)
+
+    @property
+    def failed_nodes(self) -> int:
+        return self._count(NodeStatus.FAILED)
+
+    @property
+    def skipped_nodes(self) -> int:
+        return self._count(NodeStatus.SKIPPED)
+
+    @property
+    def ran(self) -> list[str]:
+        return [r.node_id for r in self.results if r.status in (NodeStatus.SUCCESS, NodeStatus.FAILED)]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.failed_nodes else 0
+
+    def to_dict(self) -> dict:
+        return {"total_nodes": self.total_nodes, "changed_nodes": self.changed_nodes,
+                "cached_nodes": self.cached_nodes, "successful_nodes": self.successful_nodes,
+                "failed_nodes": self.failed_nodes, "skipped_nodes": self.skipped_nodes,
+                "total_duration": round(self.total_duration, 6), "dry_run": self.dry_run,
+                "interrupted": self.interrupted, "removed_nodes": self.removed_nodes,
+                "results": [r.to_dict() for r in self.results]}

@@ -1,0 +1,263 @@
+"""DAGRunner: plan with the rebuilder, order with the scheduler, build with the engine,
+remember with the state store.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Protocol
+
+from seekrun import __version__
+from seekrun.errors import Diagnostic, ProjectError
+from seekrun.fsutil import atomic_write_json
+from seekrun.manifest import Manifest
+from seekrun.rebuilder import PlanItem, plan, trace
+from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
+from seekrun.scheduler import KahnQueue, Outcome, run_queue
+from seekrun.selection import select
+from seekrun.state import StateStore
+
+
+class Reporter(Protocol):
+    def plan(self, to_run: list[str], total: int) -> None: ...
+    def start(self, node_id: str) -> None: ...
+    def result(self, result: NodeResult) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Quiet:
+    def plan(self, to_run, total): pass
+    def start(self, node_id): pass
+    def result(self, result): pass
+    def close(self): pass
+
+
+def default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class DAGRunner:
+    retry_base_delay = 0.2  # seconds; doubled on each retry
+
+    def __init__(self, manifest: Manifest, old_manifest: Manifest | None = None,
+                 state_dir: Path | str | None = None, *, project_dir: Path | str | None = None,
+                 threads: int | None = None, reporter: Reporter | None = None,
+                 engine_factory: Callable[[Path], object] | None = None):
+        self.manifest = manifest
+        self.old_manifest = old_manifest
+        if project_dir is None:
+            project_dir = Path(state_dir).resolve().parent.parent if state_dir else Path.cwd()
+        self.root = Path(project_dir).resolve()
+        self.state_dir = Path(state_dir) if state_dir else self.root / "target" / "state"
+        db = manifest.metadata.get("database") or "target/seekrun.duckdb"
+        self.db_path = Path(db) if os.path.isabs(db) else self.root / db
+        self.threads = threads or default_threads()
+        self.reporter = reporter or _Quiet()
+        self.engine_factory = engine_factory
+        self.plan_items: dict[str, PlanItem] = {}
+
+    # ---- engine --------------------------------------------------------------------
+    def _open_engine(self):
+        if self.engine_factory is not None:
+            return self.engine_factory(self.db_path)
+        from seekrun.engine.duckdb_engine import DuckDBEngine
+
+        return DuckDBEngine(self.db_path)
+
+    def _db_signature(self) -> list | None:
+        try:
+            st = os.stat(self.db_path)
+        except FileNotFoundError:
+            return None
+        if os.path.exists(str(self.db_path) + ".wal"):
+            return None
+        return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+    def _existing(self, store: StateStore, engine) -> set[str]:
+        """Tables present in the database. Skips opening DuckDB when the file is exactly as
+        the last run left it (same size, mtime and inode, no WAL)."""
+        if engine is None:
+            sig = self._db_signature()
+            if sig is not None and sig == store.meta.get("database"):
+                return {nid for nid, r in store.nodes.items() if r.get("output_hash")}
+            if not self.db_path.exists():
+                return set()
+            return None  # type: ignore[return-value]
+        return engine.existing_outputs()
+
+    # ---- run -----------------------------------------------------------------------
+    def run(self, full: bool = False, dry_run: bool = False, node_types=None, nodes=None,
+            exclude_tags=None, continue_on_error: bool = False, retry: int = 0, tags=None,
+            args: dict | None = None) -> ExecutionSummary:
+        started = time.perf_counter()
+        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        selected = select(self.manifest, node_types=node_types, nodes=nodes, tags=tags,
+                          exclude_tags=exclude_tags)
+        store = StateStore(self.state_dir)
+        records = store.load(repair=not dry_run)
+        summary = ExecutionSummary(dry_run=dry_run, warnings=list(store.warnings))
+        removed = sorted(nid for nid in records if nid not in self.manifest.nodes)
+        engine = None
+        try:
+            existing = self._existing(store, None)
+            if existing is None or (removed and not dry_run):
+                engine = self._open_engine_for(dry_run)
+                existing = engine.existing_outputs() if engine is not None else set()
+            items = plan(self.manifest, records, existing, full=full, selected=selected)
+            self.plan_items = items
+            to_run = [nid for nid, it in items.items() if it.runs]
+            if not dry_run and to_run:
+                if engine is None:
+                    engine = self._open_engine_for(False)
+                self._preflight(engine, to_run)
+            results = self._initial_results(items, dry_run)
+            summary.results = list(results.values())
+            summary.removed_nodes = removed
+            if dry_run:
+                summary.total_duration = time.perf_counter() - started
+                return summary
+            for nid in removed:
+                engine.drop(nid)
+                store.remove(nid)
+            self.reporter.plan(to_run, len(items))
+            if to_run:
+                self._execute(engine, store, items, to_run, results, continue_on_error, retry, summary)
+        finally:
+            if engine is not None:
+                engine.close()
+            if not dry_run:
+                store.meta["database"] = self._db_signature()
+                store.compact()
+            store.close()
+            self.reporter.close()
+        summary.total_duration = time.perf_counter() - started
+        self._write_results(summary, started_at, args or {})
+        return summary
+
+    def _open_engine_for(self, dry_run: bool):
+        if dry_run:
+            if not self.db_path.exists():
+                return None
+            if self.engine_factory is not None:
+                return self.engine_factory(self.db_path)
+            from seekrun.engine.duckdb_engine import DuckDBEngine
+
+            return DuckDBEngine(self.db_path, read_only=True)
+        engine = self._open_engine()
+        return engine
+
+    def _preflight(self, engine, to_run: list[str]) -> None:
+        """Refuse, before anything runs, what cannot run: missing data, unsupported kinds, bad SQL."""
+        from seekrun.engine.base import UnsupportedNode
+
+        errors: list[Diagnostic] = []
+        for nid in to_run:
+            node = self.manifest.nodes[nid]
+            where = (node["file"], node.get("line"))
+            if node["kind"] == "source" and not node.get("data_files"):
+                errors.append(Diagnostic(*where, f"{nid}: source data file '{node['config'].get('table')}' "
+                                                 "not found: create it or fix 'table'"))
+                continue
+            try:
+                message = engine.check(node, self.root)
+            except UnsupportedNode as exc:
+                errors.append(Diagnostic(*where, f"{exc}"))
+                continue
+            if message:
+                errors.append(Diagnostic(*where, f"{nid}: SQL does not parse: {message}"))
+        if errors:
+            raise ProjectError(errors)
+        engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
+
+    def _initial_results(self, items: dict[str, PlanItem], dry_run: bool) -> dict[str, NodeResult]:
+        results: dict[str, NodeResult] = {}
+        for nid, it in items.items():
+            if it.runs:
+                results[nid] = NodeResult(nid, NodeStatus.PENDING, str(it.reason))
+            elif it.reason is None:
+                results[nid] = NodeResult(nid, NodeStatus.CACHED, None)
+            elif it.blocked_by is not None:
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
+                                          error=f"input {it.blocked_by} has not been built")
+            else:
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
+                                          error="not selected (still needs to run)")
+        return results
+
+    def _execute(self, engine, store: StateStore, items, to_run, results, continue_on_error, retry,
+                 summary: ExecutionSummary) -> None:
+        from seekrun.engine.base import BuildContext, NodeFailure
+
+        ctx = BuildContext(self.root)
+        manifest = self.manifest
+
+        def execute(nid: str) -> Outcome:
+            node = manifest.nodes[nid]
+            attempts, error, t0 = 0, None, time.perf_counter()
+            while True:
+                attempts += 1
+                try:
+                    rows = engine.build(node, ctx)
+                    return Outcome(True, (rows, time.perf_counter() - t0, attempts, None))
+                except NodeFailure as exc:
+                    error = str(exc)
+                except Exception as exc:  # a bug or an engine error: still only this node fails
+                    error = f"{exc.__class__.__name__}: {exc}"
+                if attempts > retry:
+                    return Outcome(False, (None, time.perf_counter() - t0, attempts, error))
+                time.sleep(self.retry_base_delay * 2 ** (attempts - 1))
+
+        def on_start(nid: str) -> None:
+            results[nid].status = NodeStatus.RUNNING
+            self.reporter.start(nid)
+
+        def on_done(nid: str, outcome: Outcome) -> None:
+            rows, duration, attempts, error = outcome.value
+            res = results[nid]
+            res.duration, res.attempts, res.row_count, res.error = duration, attempts, rows, error
+            node = manifest.nodes[nid]
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            if outcome.ok:
+                res.status = NodeStatus.SUCCESS
+                inputs = {p: items[p].expected_output if items[p].runs else
+                          (store.nodes.get(p) or {}).get("output_hash") for p in manifest.parents(nid)}
+                entry = trace(node, inputs, items[nid].expected_output)
+            else:
+                res.status = NodeStatus.FAILED
+                entry = dict(store.nodes.get(nid) or {})
+                entry["error"] = error
+            entry.update(status=res.status.value, duration=round(duration, 6), row_count=rows,
+                         last_run=now, reason=res.reason)
+            store.record(nid, entry)
+            self.reporter.result(res)
+
+        def on_skip(nid: str, failed: str) -> None:
+            res = results[nid]
+            res.status, res.error = NodeStatus.SKIPPED, f"upstream {failed} failed"
+            self.reporter.result(res)
+
+        queue = KahnQueue(to_run, {n: manifest.parents(n) for n in to_run})
+        try:
+            finished = run_queue(queue, execute, on_start, on_done, on_skip, threads=self.threads,
+                                 continue_on_error=continue_on_error, on_interrupt=engine.interrupt)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            finished = False
+        if not finished:
+            why = "interrupted" if summary.interrupted else "not started: the run stopped after a failure"
+            for nid in to_run:
+                res = results[nid]
+                if res.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
+                    res.status, res.error = NodeStatus.SKIPPED, why
+
+    def _write_results(self, summary: ExecutionSummary, started_at: str, args: dict) -> None:
+        data = {
+            "metadata": {"seekrun_version": __version__, "started_at": started_at,
+                         "elapsed": round(summary.total_duration, 6), "args": args,
+                         "interrupted": summary.interrupted},
+            "results": [r.to_dict() for r in summary.results],
+            "removed": summary.removed_nodes,
+        }
+        atomic_write_json(self.root / "target" / "run_results.json", data)

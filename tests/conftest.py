@@ -1,0 +1,114 @@
+"""Test helpers: real files in tmp_path, real DuckDB, the real CLI (in-process or as a process)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_project"
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def write_project(root: Path, files: dict[str, str | bytes], marker: str | None = "name: testproj\n") -> Path:
+    """Create a project: {relative path: text or bytes}. Text is dedented."""
+    root.mkdir(parents=True, exist_ok=True)
+    if marker is not None and "seekrun_project.yml" not in files and "seeknal_project.yml" not in files:
+        (root / "seekrun_project.yml").write_text(marker)
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content))
+    return root
+
+
+def cli(*args: str, cwd: Path | None = None) -> Result:
+    """Run the seekrun CLI in-process (typer's runner): fast, same code path as the console script."""
+    from typer.testing import CliRunner
+
+    from seekrun.cli import app
+
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        res = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+    return Result(res.exit_code, res.stdout, res.stderr)
+
+
+def cli_proc(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> Result:
+    """Run `python -m seekrun` as a separate process (for signals, locks, import checks)."""
+    proc = subprocess.run([sys.executable, "-m", "seekrun", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def query(project: Path, sql: str, db: str = "target/seekrun.duckdb"):
+    import duckdb
+
+    con = duckdb.connect(str(project / db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def table(project: Path, node_id: str) -> list[tuple]:
+    """Every row of a node's table, sorted (tables are sets of rows for comparison)."""
+    kind, name = node_id.split(".", 1)
+    return sorted(query(project, f'SELECT * FROM "{kind}"."{name}"'), key=repr)
+
+
+def ran(result_dir: Path) -> set[str]:
+    """Node ids that ran (success or failed) in the last run, from target/run_results.json."""
+    import json
+
+    data = json.loads((result_dir / "target" / "run_results.json").read_text())
+    return {r["node_id"] for r in data["results"] if r["status"] in ("success", "failed")}
+
+
+def run_results(project: Path) -> dict[str, dict]:
+    import json
+
+    data = json.loads((project / "target" / "run_results.json").read_text())
+    return {r["node_id"]: r for r in data["results"]}
+
+
+def target_snapshot(project: Path) -> dict[str, bytes]:
+    """Bytes of every file under target/ (to prove a failed command changed nothing)."""
+    out = {}
+    target = project / "target"
+    if target.exists():
+        for p in sorted(target.rglob("*")):
+            if p.is_file() and p.name != ".seekrun.lock":
+                out[str(p.relative_to(project))] = p.read_bytes()
+    return out
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """A fresh copy of sample_project (without any target/)."""
+    dest = tmp_path / "sample_project"
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("target"))
+    return dest
