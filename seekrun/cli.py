@@ -43,6 +43,14 @@ def _print_warnings(warnings) -> None:
         print(f"{where}: warning: {w.message}", file=sys.stderr)
 
 
+def _sig(path: Path) -> list | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
 def _load_old(path: Path):
     from seekrun.manifest import Manifest
 
@@ -57,15 +65,21 @@ def _compile(project_dir: Path, strict: bool, write: bool, verbose: bool = False
     result = parse_project(project_dir, strict=strict)
     project = result.project
     manifest = result.manifest
-    manifest.metadata["database"] = project.database
     path = project.target_dir / "manifest.json"
-    old = _load_old(path)
+    cache = result.parse_cache
+    if cache.meta.get("digest") == result.digest and cache.meta.get("manifest_sig") == _sig(path):
+        old = manifest  # the manifest on disk was written from exactly this content
+    else:
+        old = _load_old(path)
     diff = ManifestDiff(old, manifest)
     if write:
-        if old is None or old.content_bytes() != manifest.content_bytes():
+        if old is not manifest and (old is None or old.content_bytes() != manifest.content_bytes()):
             manifest.save(path)
         keep = {str(project.root / f) for n in manifest.nodes.values() for f in n.get("data_files") or []}
         result.file_cache.save(keep)
+        cache.meta.update(digest=result.digest, manifest_sig=_sig(path))
+        cache.dirty = cache.dirty or cache.meta != cache.loaded_meta
+        cache.save(cache.seen)
     _print_warnings(result.warnings)
     if verbose:
         for note in result.notes:
@@ -183,11 +197,19 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
 
 
 def main() -> None:
+    import os
+
     try:
         app()
     except KeyboardInterrupt:
         print("seekrun: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a bug in seekrun: say so plainly; the traceback is opt-in
+        if os.environ.get("SEEKRUN_DEBUG"):
+            raise
+        print(f"seekrun: internal error: {exc.__class__.__name__}: {exc}. "
+              "Set SEEKRUN_DEBUG=1 for the traceback, and please report it.", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

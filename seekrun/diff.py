@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from seekrun.manifest import Manifest
-from seekrun.parser.models import METADATA_KEYS, field_label
+from seekrun.parser.kinds import METADATA_KEYS, field_label
 
 
 
@@ -103,7 +103,7 @@ def node_changes(old: dict, new: dict) -> list[FieldChange]:
     if old.get("hashes", {}).get("data") != new.get("hashes", {}).get("data"):
         changes.append(FieldChange("data", "source data", True))
     if old_fields.get("seekrun_engine") != new_fields.get("seekrun_engine"):
-        changes.append(FieldChange("seekrun_engine", "seekrun upgrade", True))
+        changes.append(FieldChange("seekrun_engine", field_label(kind, "seekrun_engine"), True))
     if old.get("file") != new.get("file"):
         changes.append(FieldChange("file", "moved to " + str(new.get("file")), False))
     return changes

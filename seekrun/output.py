@@ -16,12 +16,25 @@ _LABEL = {"success": "OK", "failed": "FAIL", "skipped": "SKIP", "cached": "CACHE
 _STYLE = {"success": "green", "failed": "bold red", "skipped": "yellow", "cached": "dim", "pending": "cyan"}
 
 
+class PlainConsole:
+    """Plain lines for pipes and files: no ANSI codes, no spinner (and no rich import)."""
+
+    is_terminal = False
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def print(self, text: str = "", style=None, markup=None) -> None:
+        print(text, file=self.stream)
+
+
 def make_console(stderr: bool = False):
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty():
+        return PlainConsole(stream)
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, highlight=False, soft_wrap=True,
-                   force_terminal=None, no_color=not stream.isatty())
+    return Console(file=stream, highlight=False, soft_wrap=True)
 
 
 def _fmt_result(r: "NodeResult") -> str:

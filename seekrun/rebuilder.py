@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from seekrun.hashing import hash_parts
 from seekrun.manifest import Manifest
-from seekrun.parser.models import field_label
+from seekrun.parser.kinds import field_label
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,7 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
         old_fields = record.get("fields") or {}
         changed = [k for k, v in hashes["fields"].items() if old_fields.get(k) != v]
         changed += [k for k in old_fields if k not in hashes["fields"]]
-        labels = [("seekrun upgrade" if k == "seekrun_engine" else field_label(node["kind"], k))
-                  for k in changed] or ["config"]
+        labels = [field_label(node["kind"], k) for k in changed] or ["config"]
         return Reason("config_changed", ", ".join(labels))
     if record.get("data_hash") != hashes.get("data"):
         return Reason("source_data_changed")

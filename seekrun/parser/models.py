@@ -9,8 +9,9 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS, field_label  # noqa: F401 (re-exported)
+
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
 
 
 class _Model(BaseModel):
@@ -144,20 +145,4 @@ KIND_MODELS: dict[str, type[NodeBase]] = {
     "exposure": ExposureNode,
     "model": ModelNode,
 }
-KINDS = frozenset(KIND_MODELS)
-
-# Keys that hold SQL, per kind: they enter the hash in canonical form.
-SQL_KEYS = {"transform": "transform", "feature_group": "transform"}
-
-# Human names of build fields, for rerun reasons and diffs ("transform SQL").
-FIELD_LABELS = {
-    ("transform", "transform"): "transform SQL",
-    ("feature_group", "transform"): "feature_group SQL",
-    ("source", "table"): "source path",
-    ("source", "source"): "source format",
-    ("source", "params"): "reader params",
-}
-
-
-def field_label(kind: str, key: str) -> str:
-    return FIELD_LABELS.get((kind, key), key)
+assert KINDS == frozenset(KIND_MODELS)

@@ -28,12 +28,13 @@ _TOKEN = re.compile(
 STATEMENT_STARTS = {"select", "with", "from", "values", "pivot", "unpivot", "table", "("}
 
 
-@dataclass
-class Token:
-    kind: str
-    text: str
-    start: int
-    end: int
+class Token(tuple):
+    """(kind, text, start, end) with names; a tuple for speed."""
+    __slots__ = ()
+    kind = property(lambda self: self[0])
+    text = property(lambda self: self[1])
+    start = property(lambda self: self[2])
+    end = property(lambda self: self[3])
 
 
 @dataclass
@@ -53,9 +54,14 @@ class SqlAnalysis:
     bad_inputs: list[str] = field(default_factory=list)  # input_N out of range
 
 
-def tokenize(sql: str) -> list[Token]:
-    return [Token(m.lastgroup if m.lastgroup != "tag" else "dollar", m.group(), m.start(), m.end())
-            for m in _TOKEN.finditer(sql)]
+def tokenize(sql: str, skip=("ws", "comment")) -> list[Token]:
+    out = []
+    for m in _TOKEN.finditer(sql):
+        kind = m.lastgroup
+        if kind in skip:
+            continue
+        out.append(Token((kind if kind != "tag" else "dollar", m.group(), m.start(), m.end())))
+    return out
 
 
 def _ident(tok: Token) -> str | None:
@@ -74,15 +80,15 @@ def _quote(node_id: str) -> str:
 _INPUT_RE = re.compile(r"input_(\d+)\Z", re.I)
 
 
-def analyse(sql: str, inputs: list[str], kinds: frozenset[str], known_ids: set[str] | None = None,
-            require_select: bool = True) -> SqlAnalysis:
+def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: bool = True) -> SqlAnalysis:
     """Find refs, check the statement shape, produce canonical and executable SQL.
 
     ``inputs`` are the declared input node ids in order; ``input_N`` and ``__THIS__``
-    name them.  ``kind.name`` counts as a ref when it names an existing node or
-    follows FROM/JOIN; anywhere else it may be a column of an alias.
+    name them.  ``kind.name`` counts as a ref when it is a declared input or follows
+    FROM/JOIN; anywhere else it may be a column of a table alias.  The result depends
+    only on the node itself, so it can be cached per file.
     """
-    toks = [t for t in tokenize(sql) if t.kind not in ("ws", "comment")]
+    toks = tokenize(sql)
     out = SqlAnalysis("", "")
     canon: list[str] = []
     replace: list[tuple[int, int, str]] = []  # executable rewrites (start, end, text)
@@ -119,10 +125,10 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], known_ids: set[s
         if (first is not None and first.lower() in kinds and not after_dot and i + 2 < n
                 and toks[i + 1].text == "." and _ident(toks[i + 2]) is not None):
             node_id = f"{first.lower()}.{_ident(toks[i + 2])}"
-            if (known_ids is not None and node_id in known_ids) or node_id in inputs or \
-                    prev_text.lower() in ("from", "join"):
+            if node_id in inputs or prev_text.lower() in ("from", "join"):
                 out.refs.append(SqlRef(node_id, "name"))
                 canon.append(_quote(node_id))
+                replace.append((tok.start, toks[i + 2].end, _quote(node_id)))
                 prev_text = toks[i + 2].text
                 i += 3
                 continue

@@ -24,20 +24,15 @@ class DuplicateKey(Exception):
 
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.MappingNode) and len(node.value) > 1:
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                     continue
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    hash(key)
-                except TypeError:
-                    continue
-                line = key_node.start_mark.line + 1
+                key = (key_node.tag, key_node.value)
                 if key in seen:
-                    raise DuplicateKey(key, line, seen[key])
-                seen[key] = line
+                    raise DuplicateKey(key_node.value, key_node.start_mark.line + 1, seen[key])
+                seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
 
@@ -76,12 +71,12 @@ def load_documents(text: str, rel: str) -> list[Document]:
     """All YAML documents in a file. Raises ProjectError with one diagnostic on failure."""
     loader = _Loader(text)
     docs: list[Document] = []
+    has_alias = "&" in text and "*" in text
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            has_alias = "&" in text and "*" in text
             if has_alias and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
                 raise ProjectError([Diagnostic(rel, node.start_mark.line + 1,
                     "YAML anchors/aliases expand to too many values (alias bomb?): remove the aliases")])

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Render a graph from ../shared/bench/graphspec.py (graph.json + CSVs) into a seekrun project.
+
+usage: render.py GRAPH_DIR OUT_DIR
+One YAML file per node under nodes/, CSVs copied into OUT_DIR/data/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+
+def node_id(n: dict) -> str:
+    return f"{'source' if n['kind'] == 'source' else 'transform'}.{n['name']}"
+
+
+def render(graph_dir: Path, out: Path) -> int:
+    g = json.loads((graph_dir / "graph.json").read_text())
+    by_name = {n["name"]: n for n in g["nodes"]}
+    (out / "nodes" / "sources").mkdir(parents=True, exist_ok=True)
+    (out / "nodes" / "transforms").mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    (out / "seekrun_project.yml").write_text("name: bench\n")
+    for n in g["nodes"]:
+        if n["kind"] == "source":
+            shutil.copyfile(graph_dir / n["csv"], out / "data" / Path(n["csv"]).name)
+            text = (f"kind: source\nname: {n['name']}\nsource: csv\n"
+                    f"table: data/{Path(n['csv']).name}\n")
+            (out / "nodes" / "sources" / f"{n['name']}.yml").write_text(text)
+        else:
+            deps = [node_id(by_name[d]) for d in n["deps"]]
+            sql = n["sql"].format(*(f"ref('{d}')" for d in deps))
+            inputs = "".join(f"  - ref: {d}\n" for d in deps)
+            text = f"kind: transform\nname: {n['name']}\ninputs:\n{inputs}transform: >-\n  {sql}\n"
+            (out / "nodes" / "transforms" / f"{n['name']}.yml").write_text(text)
+    return len(g["nodes"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("graph_dir", type=Path)
+    ap.add_argument("out", type=Path)
+    a = ap.parse_args()
+    n = render(a.graph_dir, a.out)
+    print(f"{n} nodes -> {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""What each kind is, without importing pydantic (kept light for the warm, cached path)."""
+from __future__ import annotations
+
+KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model"})
+METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
+
+# Keys that hold SQL, per kind: they enter the hash in canonical form.
+SQL_KEYS = {"transform": "transform", "feature_group": "transform"}
+
+# Human names of build fields, for rerun reasons and diffs ("transform SQL").
+FIELD_LABELS = {
+    ("transform", "transform"): "transform SQL",
+    ("feature_group", "transform"): "feature_group SQL",
+    ("source", "table"): "source path",
+    ("source", "source"): "source format",
+    ("source", "params"): "reader params",
+}
+
+
+def field_label(kind: str, key: str) -> str:
+    if key == "seekrun_engine":
+        return "seekrun upgrade"
+    return FIELD_LABELS.get((kind, key), key)

@@ -1,0 +1,140 @@
+"""Per-file parsing into plain node records (JSON-able, so they can be cached by file stat).
+
+A record holds everything the cross-node checks and the manifest need: config,
+inputs with their line numbers, SQL analysis and the build-field hashes.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from seekrun.errors import Diagnostic, ProjectError
+from seekrun.hashing import hash_obj
+from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
+from seekrun.parser.sql import analyse
+from seekrun.parser.yaml_load import Document, decode, line_of, load_documents
+
+# Bumped when seekrun changes how a kind is built, so old builds are not trusted.
+ENGINE_VERSION = {"source": 1, "transform": 1}
+
+
+def suggest(word: str, choices) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def read_file(raw: bytes, rel: str) -> tuple[list[dict], list[Diagnostic], list[Diagnostic], list[str]]:
+    """Parse one node file: (records, errors, warnings, notes)."""
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    notes: list[str] = []
+    records: list[dict] = []
+    try:
+        text = decode(raw, rel)
+        if not text.strip():
+            raise ProjectError([Diagnostic(rel, 1, "file is empty: add a node definition or delete the file")])
+        docs = load_documents(text, rel)
+    except ProjectError as exc:
+        return [], list(exc.diagnostics), [], []
+    if not any(d.data is not None for d in docs):
+        warnings.append(Diagnostic(rel, 1, "file holds no YAML document (only comments)", "warning"))
+    for doc in docs:
+        data = doc.data
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            errors.append(Diagnostic(rel, doc.line,
+                f"a node must be a mapping with 'kind' and 'name', not a {type(data).__name__}"))
+            continue
+        if "kind" not in data and "name" not in data:
+            notes.append(f"{rel}:{doc.line}: not a node (no 'kind'), ignored")
+            continue
+        kind = data.get("kind")
+        if kind is None:
+            errors.append(Diagnostic(rel, doc.line, "node is missing 'kind': add e.g. 'kind: transform'"))
+            continue
+        if not isinstance(kind, str) or kind not in KINDS:
+            errors.append(Diagnostic(rel, line_of(doc.node, ("kind",)),
+                f"unknown kind '{kind}'{suggest(str(kind), KINDS)}: use one of {', '.join(sorted(KINDS))}"))
+            continue
+        if data.get("name") is None:
+            errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
+            continue
+        rec = _record(kind, data, doc, rel, errors, warnings)
+        if rec is not None:
+            records.append(rec)
+    return records, errors, warnings, notes
+
+
+def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings) -> dict | None:
+    from pydantic import ValidationError
+
+    from seekrun.parser.models import KIND_MODELS
+
+    try:
+        model = KIND_MODELS[kind].model_validate(data)
+    except ValidationError as exc:
+        label = f"{kind} '{data.get('name')}'"
+        for err in exc.errors(include_url=False):
+            loc = err["loc"]
+            if loc == ("name",) and err["type"] == "string_pattern_mismatch":
+                errors.append(Diagnostic(rel, line_of(doc.node, loc),
+                    f"name '{data.get('name')}' cannot be a table name: "
+                    "use letters, digits and '_', not starting with a digit"))
+                continue
+            where = ".".join(str(p) for p in loc)
+            errors.append(Diagnostic(rel, line_of(doc.node, loc), f"{label}: field '{where}': {err['msg']}"))
+        return None
+    node_id = f"{kind}.{model.name}"
+    unknown = sorted(model.model_extra or {})
+    for key in unknown:
+        warnings.append(Diagnostic(rel, line_of(doc.node, (key,)),
+            f"unknown key '{key}' in {node_id} (kept in config, not used by seekrun)", "warning"))
+    config = json.loads(json.dumps(data, default=str))  # plain JSON types: dates become strings
+    input_key = "inputs" if model.inputs else "depends_on"
+    inputs = [r.ref for r in [*model.inputs, *model.depends_on]]
+    rec: dict[str, Any] = {
+        "id": node_id, "kind": kind, "name": model.name, "file": rel, "line": doc.line,
+        "config": config, "description": model.description, "owner": model.owner, "tags": list(model.tags),
+        "inputs": inputs, "input_lines": [line_of(doc.node, (input_key, i)) for i in range(len(inputs))],
+        "inputs_line": line_of(doc.node, (input_key,)), "python": model.python, "unknown_keys": unknown,
+    }
+    if kind == "source":
+        rec.update(source_format=model.source, table=model.table, table_line=line_of(doc.node, ("table",)))
+    sql_key = SQL_KEYS.get(kind)
+    canonical = None
+    if sql_key:
+        sql = config.get(sql_key)
+        rec["sql_line"] = line_of(doc.node, (sql_key,))
+        if sql is None and model.python is None:
+            errors.append(Diagnostic(rel, doc.line,
+                f"{node_id} has no SQL: add '{sql_key}: SELECT ...' (or 'python: file.py:function')"))
+            return None
+        if isinstance(sql, str):
+            result = analyse(sql, inputs, KINDS)
+            for problem in result.problems:
+                errors.append(Diagnostic(rel, rec["sql_line"], f"{node_id}: {problem}"))
+            for bad in dict.fromkeys(result.bad_inputs):
+                errors.append(Diagnostic(rel, rec["sql_line"],
+                    f"{node_id}: {bad} is out of range: the node declares {len(inputs)} input(s)"
+                    + (f" (input_0..input_{len(inputs) - 1})" if inputs else "")))
+            rec["sql_refs"] = list(dict.fromkeys(r.node_id for r in result.refs))
+            rec["compiled_sql"] = result.executable
+            canonical = result.canonical
+    rec["field_hashes"] = {k: hash_obj(v) for k, v in _build_fields(kind, config, model, inputs,
+                                                                    sql_key, canonical).items()}
+    return rec
+
+
+def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, Any]:
+    """The build-relevant config, canonicalised: metadata and unknown keys never enter it."""
+    declared = type(model).model_fields
+    fields: dict[str, Any] = {k: v for k, v in config.items()
+                              if k not in METADATA_KEYS and k not in ("inputs", "depends_on") and k in declared}
+    if sql_key and canonical is not None:
+        fields[sql_key] = canonical
+    fields["inputs"] = inputs
+    fields["seekrun_engine"] = ENGINE_VERSION.get(kind, 1)
+    return fields
