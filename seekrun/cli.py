@@ -51,10 +51,22 @@ def _sig(path: Path) -> list | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def _load_old(path: Path):
-    from seekrun.manifest import Manifest
+def _load_old(path: Path, warnings: list):
+    """The current manifest, or None. An unreadable one is only a warning: parse rebuilds it.
+    A manifest from a newer seekrun is refused (exit 2), so it is never silently replaced."""
+    from seekrun.errors import Diagnostic, ProjectError
+    from seekrun.manifest import Manifest, newer_version
 
-    return Manifest.load(path) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return Manifest.load(path)
+    except ProjectError as exc:
+        if newer_version(exc):
+            raise
+        warnings.append(Diagnostic("target/manifest.json", None,
+                                   "previous manifest is unreadable; treating every node as new", "warning"))
+        return None
 
 
 def _compile(project_dir: Path, strict: bool, write: bool, verbose: bool = False):
@@ -70,7 +82,7 @@ def _compile(project_dir: Path, strict: bool, write: bool, verbose: bool = False
     if cache.meta.get("digest") == result.digest and cache.meta.get("manifest_sig") == _sig(path):
         old = manifest  # the manifest on disk was written from exactly this content
     else:
-        old = _load_old(path)
+        old = _load_old(path, result.warnings)
     diff = ManifestDiff(old, manifest)
     if write:
         if old is not manifest and (old is None or old.content_bytes() != manifest.content_bytes()):

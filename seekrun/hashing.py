@@ -63,7 +63,7 @@ class FileHashCache:
 
     def hash(self, path: Path, st: os.stat_result | None = None) -> str:
         st = st or os.stat(path)
-        key = str(path)
+        key = os.path.normpath(str(path))
         sig = [st.st_size, st.st_mtime_ns, st.st_ino]
         entry = self.entries.get(key)
         if entry is not None and entry[:3] == sig and not entry[4]:

@@ -12,6 +12,11 @@ from seekrun.errors import Diagnostic, ProjectError
 from seekrun.fsutil import atomic_write_bytes, dump_json
 
 MANIFEST_VERSION = 1
+NEWER_HINT = "upgrade seekrun, or delete target/ to start afresh"
+
+
+def newer_version(exc: ProjectError) -> bool:
+    return any(NEWER_HINT in d.message for d in exc.diagnostics)
 
 
 class Manifest:
@@ -34,11 +39,14 @@ class Manifest:
                 f"cannot read manifest ({exc.__class__.__name__}): run 'seekrun parse' to rebuild it")]) from None
         if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
             raise ProjectError([Diagnostic(str(path), None, "not a seekrun manifest: run 'seekrun parse'")])
-        version = data.get("metadata", {}).get("manifest_version")
-        if not isinstance(version, int) or version > MANIFEST_VERSION:
+        meta = data.get("metadata")
+        version = meta.get("manifest_version") if isinstance(meta, dict) else None
+        if not isinstance(version, int):
+            raise ProjectError([Diagnostic(str(path), None, "manifest has no manifest_version: run 'seekrun parse'")])
+        if version > MANIFEST_VERSION:
             raise ProjectError([Diagnostic(str(path), None,
                 f"manifest_version {version} is newer than this seekrun understands ({MANIFEST_VERSION}): "
-                "upgrade seekrun, or delete target/ to start afresh")])
+                f"{NEWER_HINT}")])
         return cls(data["metadata"], data["nodes"], data.get("edges"))
 
     def to_dict(self) -> dict:

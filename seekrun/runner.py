@@ -190,8 +190,11 @@ class DAGRunner:
                  summary: ExecutionSummary) -> None:
         from seekrun.engine.base import BuildContext, NodeFailure
 
+        import threading
+
         ctx = BuildContext(self.root)
         manifest = self.manifest
+        stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
 
         def execute(nid: str) -> Outcome:
             node = manifest.nodes[nid]
@@ -205,9 +208,8 @@ class DAGRunner:
                     error = str(exc)
                 except Exception as exc:  # a bug or an engine error: still only this node fails
                     error = f"{exc.__class__.__name__}: {exc}"
-                if attempts > retry:
+                if attempts > retry or stop.wait(self.retry_base_delay * 2 ** (attempts - 1)):
                     return Outcome(False, (None, time.perf_counter() - t0, attempts, error))
-                time.sleep(self.retry_base_delay * 2 ** (attempts - 1))
 
         def on_start(nid: str) -> None:
             results[nid].status = NodeStatus.RUNNING
@@ -241,7 +243,8 @@ class DAGRunner:
         queue = KahnQueue(to_run, {n: manifest.parents(n) for n in to_run})
         try:
             finished = run_queue(queue, execute, on_start, on_done, on_skip, threads=self.threads,
-                                 continue_on_error=continue_on_error, on_interrupt=engine.interrupt)
+                                 continue_on_error=continue_on_error,
+                                 on_interrupt=lambda: (stop.set(), engine.interrupt()))
         except KeyboardInterrupt:
             summary.interrupted = True
             finished = False

@@ -104,6 +104,11 @@ class AggregationNode(NodeBase):
 
 class RuleCheck(_Model):
     type: Literal["null", "range", "uniqueness", "freshness", "sql_assertion", "profile_check", "custom"]
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _null_type(cls, value: Any) -> Any:
+        return "null" if value is None else value  # `type: null` unquoted is YAML's null
     column: Optional[str] = None
     columns: Optional[list[str]] = None
     params: dict[str, Any] = Field(default_factory=dict)

@@ -23,7 +23,7 @@ from seekrun.project import Project, find_project
 
 __all__ = ["parse_project", "ParseResult", "suggest"]
 FILE_FORMATS = {"csv", "parquet", "json", "jsonl", "excel", "sqlite"}
-PARSE_CACHE_VERSION = 2
+PARSE_CACHE_VERSION = 3
 
 
 @dataclass
@@ -88,6 +88,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     notes: list[str] = []
     records: dict[str, dict] = {}
     digests: list[str] = []  # one per file, in path order
+    broken: list[str] = []  # files with errors: their nodes are unknown
     cache = ParseCache(project.state_dir / "parse_cache.json" if use_cache else None)
     yml_files, _py_files = project.node_files()
     root_prefix = str(project.root) + os.sep
@@ -102,6 +103,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
             cache.reads += 1
             recs, errs, warns, file_notes = read_file(path.read_bytes(), rel)
             if errs:
+                broken.append(rel)
                 errors.extend(errs)
                 warnings.extend(warns)
                 continue
@@ -119,7 +121,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                     "rename one of them"))
                 continue
             records[rec["id"]] = rec
-    _check_graph(records, errors)
+    _check_graph(records, errors, broken)
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")
     data = _check_sources(project, records, errors, warnings, file_cache)
@@ -134,8 +136,9 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
 
 
-def _check_graph(records: dict[str, dict], errors: list[Diagnostic]) -> None:
+def _check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str]) -> None:
     known = records.keys()
+    maybe = " (or it is in a file that failed to parse above)" if broken else ""
     for rec in records.values():
         seen: set[str] = set()
         nid, rel = rec["id"], rec["file"]
@@ -144,7 +147,13 @@ def _check_graph(records: dict[str, dict], errors: list[Diagnostic]) -> None:
                 errors.append(Diagnostic(rel, line, f"{nid}: input '{ref}' is listed twice"))
             seen.add(ref)
             if ref not in known:
-                errors.append(Diagnostic(rel, line, f"{nid}: ref '{ref}' does not exist{suggest(ref, known)}"))
+                errors.append(Diagnostic(rel, line,
+                    f"{nid}: ref '{ref}' does not exist{suggest(ref, known)}{maybe}"))
+        for ref in rec.get("sql_maybe_refs", ()):
+            if ref in known and ref not in seen:
+                errors.append(Diagnostic(rel, rec["sql_line"],
+                    f"{nid}: SQL uses '{ref}' but it is not declared in inputs: add '- ref: {ref}' to inputs"))
+                seen.add(ref)
         for ref in rec.get("sql_refs", ()):
             if ref in seen:
                 continue
@@ -153,7 +162,7 @@ def _check_graph(records: dict[str, dict], errors: list[Diagnostic]) -> None:
                     f"{nid}: SQL uses '{ref}' but it is not declared in inputs: add '- ref: {ref}' to inputs"))
             else:
                 errors.append(Diagnostic(rel, rec["sql_line"],
-                    f"{nid}: SQL refers to '{ref}', which does not exist{suggest(ref, known)}"))
+                    f"{nid}: SQL refers to '{ref}', which does not exist{suggest(ref, known)}{maybe}"))
     for cycle in find_cycles({nid: [r for r in rec["inputs"] if r in known] for nid, rec in records.items()}):
         first = records[cycle[0]]
         errors.append(Diagnostic(first["file"], first["inputs_line"],
@@ -191,7 +200,7 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
         for m in files:
             relm = os.path.relpath(m, root).replace(os.sep, "/")
             rels.append(relm)
-            parts += [relm, cache.hash(Path(m))]
+            parts += [relm, cache.hash(Path(os.path.normpath(m)))]
         out[nid] = (rels, hash_parts(*parts))
     return out
 

@@ -121,6 +121,7 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings) ->
                     f"{node_id}: {bad} is out of range: the node declares {len(inputs)} input(s)"
                     + (f" (input_0..input_{len(inputs) - 1})" if inputs else "")))
             rec["sql_refs"] = list(dict.fromkeys(r.node_id for r in result.refs))
+            rec["sql_maybe_refs"] = list(dict.fromkeys(result.candidates))
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
     rec["field_hashes"] = {k: hash_obj(v) for k, v in _build_fields(kind, config, model, inputs,

@@ -28,13 +28,8 @@ _TOKEN = re.compile(
 STATEMENT_STARTS = {"select", "with", "from", "values", "pivot", "unpivot", "table", "("}
 
 
-class Token(tuple):
-    """(kind, text, start, end) with names; a tuple for speed."""
-    __slots__ = ()
-    kind = property(lambda self: self[0])
-    text = property(lambda self: self[1])
-    start = property(lambda self: self[2])
-    end = property(lambda self: self[3])
+# A token is a tuple (kind, text, start, end): plain tuples keep the lexer fast.
+KIND, TEXT, START, END = range(4)
 
 
 @dataclass
@@ -52,23 +47,20 @@ class SqlAnalysis:
     refs: list[SqlRef] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # messages, no location
     bad_inputs: list[str] = field(default_factory=list)  # input_N out of range
+    candidates: list[str] = field(default_factory=list)  # kind.name outside FROM/JOIN
 
 
-def tokenize(sql: str, skip=("ws", "comment")) -> list[Token]:
-    out = []
-    for m in _TOKEN.finditer(sql):
-        kind = m.lastgroup
-        if kind in skip:
-            continue
-        out.append(Token((kind if kind != "tag" else "dollar", m.group(), m.start(), m.end())))
-    return out
+def tokenize(sql: str, skip=frozenset({"ws", "comment"})) -> list[tuple[str, str, int, int]]:
+    """Tokens without whitespace and comments, as (kind, text, start, end)."""
+    return [(m.lastgroup if m.lastgroup != "tag" else "dollar", m.group(), m.start(), m.end())
+            for m in _TOKEN.finditer(sql) if m.lastgroup not in skip]
 
 
-def _ident(tok: Token) -> str | None:
-    if tok.kind == "id":
-        return tok.text
-    if tok.kind == "qid":
-        return tok.text[1:-1].replace('""', '"')
+def _ident(tok: tuple) -> str | None:
+    if tok[KIND] == "id":
+        return tok[TEXT]
+    if tok[KIND] == "qid":
+        return tok[TEXT][1:-1].replace('""', '"')
     return None
 
 
@@ -96,44 +88,45 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
     prev_text = ""
     while i < n:
         tok = toks[i]
-        low = tok.text.lower()
+        low = tok[TEXT].lower()
         after_dot = prev_text == "."
         # ref('kind.name')
-        if (tok.kind == "id" and low == "ref" and i + 3 < n and toks[i + 1].text == "("
-                and toks[i + 2].kind == "str" and toks[i + 3].text == ")" and not after_dot):
-            target = toks[i + 2].text.strip("'").replace("''", "'")
+        if (tok[KIND] == "id" and low == "ref" and i + 3 < n and toks[i + 1][TEXT] == "("
+                and toks[i + 2][KIND] == "str" and toks[i + 3][TEXT] == ")" and not after_dot):
+            target = toks[i + 2][TEXT].strip("'").replace("''", "'")
             out.refs.append(SqlRef(target, "ref()"))
             canon.append(_quote(target))
-            replace.append((tok.start, toks[i + 3].end, _quote(target)))
+            replace.append((tok[START], toks[i + 3][END], _quote(target)))
             prev_text = ")"
             i += 4
             continue
-        if tok.kind == "id" and not after_dot and (low == "__this__" or _INPUT_RE.match(tok.text)):
-            idx = 0 if low == "__this__" else int(_INPUT_RE.match(tok.text).group(1))
+        if tok[KIND] == "id" and not after_dot and (low == "__this__" or _INPUT_RE.match(tok[TEXT])):
+            idx = 0 if low == "__this__" else int(_INPUT_RE.match(tok[TEXT]).group(1))
             if idx < len(inputs):
-                out.refs.append(SqlRef(inputs[idx], tok.text))
+                out.refs.append(SqlRef(inputs[idx], tok[TEXT]))
                 canon.append(_quote(inputs[idx]))
-                replace.append((tok.start, tok.end, _quote(inputs[idx])))
+                replace.append((tok[START], tok[END], _quote(inputs[idx])))
             else:
-                out.bad_inputs.append(tok.text)
-                canon.append(tok.text)
-            prev_text = tok.text
+                out.bad_inputs.append(tok[TEXT])
+                canon.append(tok[TEXT])
+            prev_text = tok[TEXT]
             i += 1
             continue
         # kind.name
         first = _ident(tok)
         if (first is not None and first.lower() in kinds and not after_dot and i + 2 < n
-                and toks[i + 1].text == "." and _ident(toks[i + 2]) is not None):
+                and toks[i + 1][TEXT] == "." and _ident(toks[i + 2]) is not None):
             node_id = f"{first.lower()}.{_ident(toks[i + 2])}"
             if node_id in inputs or prev_text.lower() in ("from", "join"):
                 out.refs.append(SqlRef(node_id, "name"))
                 canon.append(_quote(node_id))
-                replace.append((tok.start, toks[i + 2].end, _quote(node_id)))
-                prev_text = toks[i + 2].text
+                replace.append((tok[START], toks[i + 2][END], _quote(node_id)))
+                prev_text = toks[i + 2][TEXT]
                 i += 3
                 continue
-        canon.append(tok.text)
-        prev_text = tok.text
+            out.candidates.append(node_id)  # a ref if such a node exists, else alias.column
+        canon.append(tok[TEXT])
+        prev_text = tok[TEXT]
         i += 1
     while canon and canon[-1] == ";":
         canon.pop()
@@ -143,17 +136,17 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
         if not toks:
             out.problems.append("SQL is empty: write a SELECT")
         else:
-            head = toks[0].text.lower()
+            head = toks[0][TEXT].lower()
             if head not in STATEMENT_STARTS:
-                out.problems.append(f"SQL must be a single SELECT query, not '{toks[0].text.upper()}'")
-            semis = [k for k, t in enumerate(toks) if t.text == ";"]
-            if semis and any(t.text != ";" for t in toks[semis[0]:]):
+                out.problems.append(f"SQL must be a single SELECT query, not '{toks[0][TEXT].upper()}'")
+            semis = [k for k, t in enumerate(toks) if t[TEXT] == ";"]
+            if semis and any(t[TEXT] != ";" for t in toks[semis[0]:]):
                 out.problems.append("SQL must be a single SELECT statement: remove the extra statements after ';'")
     # executable: apply rewrites to the original text, drop trailing ';' (and what follows it)
     limit = len(sql)
-    semis = [t for t in toks if t.text == ";"]
-    if semis and all(t.text == ";" for t in toks[toks.index(semis[0]):]):
-        limit = semis[0].start
+    semis = [t for t in toks if t[TEXT] == ";"]
+    if semis and all(t[TEXT] == ";" for t in toks[toks.index(semis[0]):]):
+        limit = semis[0][START]
     pieces, last = [], 0
     for start, end, text in replace:
         pieces.append(sql[last:start])

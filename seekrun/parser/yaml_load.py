@@ -90,7 +90,7 @@ def load_documents(text: str, rel: str) -> list[Document]:
         line = mark.line + 1 if mark is not None else None
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         hint = "fix the YAML syntax"
-        if "\t" in problem or "'\\t'" in problem:
+        if mark is not None and _tab_near(text, mark.line):
             hint = "indent with spaces, not tabs"
             problem = "tab character in indentation"
         raise ProjectError([Diagnostic(rel, line, f"YAML syntax error: {problem}: {hint}")]) from None
@@ -101,6 +101,14 @@ def load_documents(text: str, rel: str) -> list[Document]:
     finally:
         loader.dispose()
     return docs
+
+
+def _tab_near(text: str, line: int) -> bool:
+    lines = text.splitlines()
+    for ln in lines[max(0, line - 1): line + 1]:
+        if "\t" in ln[: len(ln) - len(ln.lstrip())]:
+            return True
+    return False
 
 
 def line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
