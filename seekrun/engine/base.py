@@ -58,8 +58,13 @@ def sql_literal(value) -> str:
 READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "jsonl": "read_json"}
 
 
+def build_config(node: dict) -> dict:
+    """The config with seeknal/common templates rendered (env_var placeholders stay)."""
+    return node.get("build_config") or node["config"]
+
+
 def source_select(node: dict, root: Path) -> str:
-    cfg = node["config"]
+    cfg = build_config(node)
     fmt = cfg.get("source")
     reader = READERS.get(fmt)
     if reader is None:

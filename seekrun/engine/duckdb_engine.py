@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from seekrun.engine.base import BuildContext, NodeFailure, node_select, quote_ident, table_name
+from seekrun.parser.templating import TemplateError, redact, substitute_env
 
 
 class DuckDBEngine:
@@ -45,12 +46,13 @@ class DuckDBEngine:
 
     def check(self, node: dict, root: Path) -> str | None:
         """Parse (not run) the node's SQL; return DuckDB's message if it is not valid."""
+        secrets: list[str] = []
         try:
-            sql = node_select(node, root)
+            sql, secrets = substitute_env(node_select(node, root))
             self.con.extract_statements(sql)
         except self._duckdb.Error as exc:
-            return " ".join(str(exc).split())
-        except NodeFailure:
+            return redact(" ".join(str(exc).split()), secrets)
+        except (NodeFailure, TemplateError):
             return None
         return None
 
@@ -60,12 +62,15 @@ class DuckDBEngine:
             self._schemas.add(kind)
 
     def build(self, node: dict, ctx: BuildContext) -> int | None:
-        sql = node_select(node, ctx.root)
+        try:
+            sql, secrets = substitute_env(node_select(node, ctx.root))
+        except TemplateError as exc:
+            raise NodeFailure(str(exc)) from None
         cur = self._cursor()
         try:
             row = cur.execute(f"CREATE OR REPLACE TABLE {table_name(node['id'])} AS\n{sql}\n").fetchone()
         except self._duckdb.Error as exc:
-            raise NodeFailure(str(exc).strip()) from None
+            raise NodeFailure(redact(str(exc).strip(), secrets)) from None
         return int(row[0]) if row else None
 
     def drop(self, node_id: str) -> None:

@@ -20,4 +20,6 @@ FIELD_LABELS = {
 def field_label(kind: str, key: str) -> str:
     if key == "seekrun_engine":
         return "seekrun upgrade"
+    if key == "env":
+        return "environment variable value"
     return FIELD_LABELS.get((kind, key), key)

@@ -90,6 +90,10 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     digests: list[str] = []  # one per file, in path order
     broken: list[str] = []  # files with errors: their nodes are unknown
     cache = ParseCache(project.state_dir / "parse_cache.json" if use_cache else None)
+    common, common_digest = load_common(project, errors)
+    if cache.meta.get("common") != common_digest:
+        cache.files = {}  # shared config changed: templates may render differently
+        cache.meta["common"] = common_digest
     yml_files, _py_files = project.node_files()
     root_prefix = str(project.root) + os.sep
     for path in yml_files:
@@ -101,7 +105,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         entry = cache.get(rel, sig)
         if entry is None:
             cache.reads += 1
-            recs, errs, warns, file_notes = read_file(path.read_bytes(), rel)
+            recs, errs, warns, file_notes = read_file(path.read_bytes(), rel, common)
             if errs:
                 broken.append(rel)
                 errors.extend(errs)
@@ -128,11 +132,13 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if strict:
         errors.extend(Diagnostic(w.path, w.line, w.message + " (an error under --strict)") for w in warnings
                       if w.message.startswith("unknown key"))
+    env = _env_hashes(records, errors)
     if errors:
         raise ProjectError(errors)
-    manifest = _build_manifest(project, records, data)
+    manifest = _build_manifest(project, records, data, env)
     digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, *digests,
-                        *(f"{n}={d[1]}" for n, d in sorted(data.items())))
+                        *(f"{n}={d[1]}" for n, d in sorted(data.items())),
+                        *(f"{n}={h}" for n, h in sorted(env.items())))
     return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
 
 
@@ -209,17 +215,73 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _build_manifest(project: Project, records: dict[str, dict], data) -> Manifest:
+def load_common(project: Project, errors: list[Diagnostic]) -> tuple[dict | None, str | None]:
+    """Seeknal's shared config: seeknal/common/*.yml lists (sources, rules, transformations) of
+    entries with an `id`. Returns (id -> entry, digest of the files)."""
+    if not project.common_dir:
+        return None, None
+    from seekrun.parser.yaml_load import decode, load_documents
+
+    folder = project.root / project.common_dir
+    common: dict[str, dict] = {}
+    where: dict[str, str] = {}
+    parts: list[str] = []
+    for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []:
+        rel = project.rel(path)
+        raw = path.read_bytes()
+        parts += [rel, hash_obj(raw.decode("utf-8", "replace"))]
+        try:
+            docs = load_documents(decode(raw, rel), rel)
+        except ProjectError as exc:
+            errors.extend(exc.diagnostics)
+            continue
+        for doc in docs:
+            if not isinstance(doc.data, dict):
+                continue
+            for section, entries in doc.data.items():
+                for entry in entries if isinstance(entries, list) else []:
+                    if not isinstance(entry, dict) or "id" not in entry:
+                        continue
+                    cid = str(entry["id"])
+                    if cid in common:
+                        errors.append(Diagnostic(rel, doc.line, f"common id '{cid}' ({section}) is also "
+                                                                f"defined in {where[cid]}: rename one"))
+                        continue
+                    common[cid], where[cid] = json.loads(json.dumps(entry, default=str)), rel
+    return common, hash_parts(*parts)
+
+
+def _env_hashes(records: dict[str, dict], errors: list[Diagnostic]) -> dict[str, str]:
+    """Live hashes of the env vars each node uses (never the values themselves)."""
+    from seekrun.parser.templating import env_hash
+
+    out: dict[str, str] = {}
+    for nid, rec in records.items():
+        if rec.get("env"):
+            digest, missing = env_hash(rec["env"])
+            for name in missing:
+                errors.append(Diagnostic(rec["file"], rec["line"],
+                    f"{nid}: environment variable {name} is not set: set it, or give a default "
+                    f"with env_var('{name}', 'default')"))
+            out[nid] = digest
+    return out
+
+
+def _build_manifest(project: Project, records: dict[str, dict], data, env) -> Manifest:
     nodes: dict[str, dict] = {}
     for nid in sorted(records):
         rec = records[nid]
         fields = rec["field_hashes"]
+        if nid in env:
+            fields = {**fields, "env": env[nid]}
         node = {
             "id": nid, "name": rec["name"], "kind": rec["kind"], "description": rec["description"],
             "owner": rec["owner"], "tags": rec["tags"], "file": rec["file"], "line": rec["line"],
             "config": rec["config"], "inputs": rec["inputs"],
             "hashes": {"config": hash_obj(fields), "fields": fields},
         }
+        if rec.get("built_config") is not None:
+            node["build_config"] = rec["built_config"]
         if "compiled_sql" in rec:
             node["compiled_sql"] = rec["compiled_sql"]
         if rec.get("python"):

@@ -12,6 +12,7 @@ from seekrun.errors import Diagnostic, ProjectError
 from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
+from seekrun.parser.templating import render_config
 from seekrun.parser.yaml_load import Document, decode, line_of, load_documents
 
 # Bumped when seekrun changes how a kind is built, so old builds are not trusted.
@@ -25,7 +26,8 @@ def suggest(word: str, choices) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def read_file(raw: bytes, rel: str) -> tuple[list[dict], list[Diagnostic], list[Diagnostic], list[str]]:
+def read_file(raw: bytes, rel: str, common: dict | None = None
+              ) -> tuple[list[dict], list[Diagnostic], list[Diagnostic], list[str]]:
     """Parse one node file: (records, errors, warnings, notes)."""
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
@@ -62,13 +64,13 @@ def read_file(raw: bytes, rel: str) -> tuple[list[dict], list[Diagnostic], list[
         if data.get("name") is None:
             errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
             continue
-        rec = _record(kind, data, doc, rel, errors, warnings)
+        rec = _record(kind, data, doc, rel, errors, warnings, common)
         if rec is not None:
             records.append(rec)
     return records, errors, warnings, notes
 
 
-def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings) -> dict | None:
+def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, common) -> dict | None:
     from pydantic import ValidationError
 
     from seekrun.parser.models import KIND_MODELS
@@ -93,6 +95,11 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings) ->
         warnings.append(Diagnostic(rel, line_of(doc.node, (key,)),
             f"unknown key '{key}' in {node_id} (kept in config, not used by seekrun)", "warning"))
     config = json.loads(json.dumps(data, default=str))  # plain JSON types: dates become strings
+    built, env_refs, problems = render_config(config, common)  # what is built: templates rendered
+    for path, problem in problems:
+        errors.append(Diagnostic(rel, line_of(doc.node, path), f"{node_id}: {problem}"))
+    if problems:
+        return None
     input_key = "inputs" if model.inputs else "depends_on"
     inputs = [r.ref for r in [*model.inputs, *model.depends_on]]
     rec: dict[str, Any] = {
@@ -100,13 +107,15 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings) ->
         "config": config, "description": model.description, "owner": model.owner, "tags": list(model.tags),
         "inputs": inputs, "input_lines": [line_of(doc.node, (input_key, i)) for i in range(len(inputs))],
         "inputs_line": line_of(doc.node, (input_key,)), "python": model.python, "unknown_keys": unknown,
+        "env": [list(e) for e in env_refs],
     }
     if kind == "source":
-        rec.update(source_format=model.source, table=model.table, table_line=line_of(doc.node, ("table",)))
+        rec.update(source_format=model.source, table=str(built.get("table", model.table)),
+                   table_line=line_of(doc.node, ("table",)))
     sql_key = SQL_KEYS.get(kind)
     canonical = None
     if sql_key:
-        sql = config.get(sql_key)
+        sql = built.get(sql_key)
         rec["sql_line"] = line_of(doc.node, (sql_key,))
         if sql is None and model.python is None:
             errors.append(Diagnostic(rel, doc.line,
@@ -124,7 +133,8 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings) ->
             rec["sql_maybe_refs"] = list(dict.fromkeys(result.candidates))
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
-    rec["field_hashes"] = {k: hash_obj(v) for k, v in _build_fields(kind, config, model, inputs,
+    rec["built_config"] = built if built != config else None
+    rec["field_hashes"] = {k: hash_obj(v) for k, v in _build_fields(kind, built, model, inputs,
                                                                     sql_key, canonical).items()}
     return rec
 

@@ -1,0 +1,157 @@
+"""{{ ... }} templates in SQL, rule expressions and params.
+
+- ``{{ env_var('NAME') }}`` / ``{{ env_var('NAME', 'default') }}``: a secret-safe value.
+  At parse time only a hash of the value enters the manifest (so a change reruns the
+  node); the text stays a placeholder, and the engine substitutes the value at run
+  time.  The plain value never appears in manifest.json, run_results.json or messages.
+- ``{{ id.param }}`` / ``{{ id }}``: a value from Seeknal's shared config
+  (seeknal/common/*.yml), rendered at parse time, so the rendered text is what is hashed.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from seekrun.hashing import hash_parts
+
+_EXPR = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
+_ENV = re.compile(r"""env_var\(\s*(['"])(?P<name>[^'"]+)\1\s*(?:,\s*(['"])(?P<default>.*?)\3\s*)?\)\Z""", re.S)
+_DOTTED = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*\Z")
+
+
+class TemplateError(Exception):
+    pass
+
+
+@dataclass
+class Rendered:
+    text: str
+    env: list[tuple[str, str | None]] = field(default_factory=list)  # (NAME, default) used
+    common: list[str] = field(default_factory=list)  # common ids used
+
+
+def env_value(name: str, default: str | None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None else value
+
+
+def env_hash(refs: list) -> tuple[str, list[str]]:
+    """Hash of the current values of env vars (name, default); and the names that are unset."""
+    parts, missing = [], []
+    for name, default in refs:
+        value = env_value(name, default)
+        if value is None:
+            missing.append(name)
+        parts += [name, value]
+    return hash_parts("env", *parts), missing
+
+
+def render_config(config, common: dict | None):
+    """Render every string in a config tree. Returns (rendered, env refs, [(key path, problem)])."""
+    env: list = []
+    problems: list = []
+
+    def walk(value, path):
+        if isinstance(value, str):
+            if "{{" not in value:
+                return value
+            try:
+                r = render(value, common)
+            except TemplateError as exc:
+                problems.append((path, str(exc)))
+                return value
+            env.extend(r.env)
+            return r.text
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    rendered = walk(config, ())
+    return rendered, list(dict.fromkeys(env)), problems
+
+
+def render(text: str, common: dict[str, dict] | None = None) -> Rendered:
+    """Render common-config references; keep env_var() placeholders, hashing their values."""
+    out = Rendered(text)
+    if "{{" not in text:
+        return out
+    problems: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        expr = m.group(1)
+        env = _ENV.match(expr)
+        if env:
+            out.env.append((env.group("name"), env.group("default")))
+            return m.group(0)
+        if _DOTTED.match(expr) and common is not None:
+            value = lookup(common, expr)
+            if value is None:
+                problems.append(f"'{{{{ {expr} }}}}' is not defined in seeknal/common")
+                return m.group(0)
+            out.common.append(expr.split(".")[0])
+            return str(value)
+        problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME') or a seeknal/common id")
+        return m.group(0)
+
+    out.text = _EXPR.sub(sub, text)
+    if problems:
+        raise TemplateError("; ".join(dict.fromkeys(problems)))
+    return out
+
+
+def lookup(common: dict[str, dict], expr: str):
+    """`id` or `id.key[.key]` in the shared config. A bare id renders its `value` (or `sql`,
+    `expression`, `table`, in that order); keys are looked up in the entry, then its params."""
+    parts = expr.split(".")
+    entry = common.get(parts[0])
+    if entry is None:
+        return None
+    if len(parts) == 1:
+        for key in ("value", "sql", "expression", "table"):
+            if key in entry:
+                return entry[key]
+            for nested in ("rule", "params"):
+                if isinstance(entry.get(nested), dict) and key in entry[nested]:
+                    return entry[nested][key]
+        return None
+    node = entry
+    for i, key in enumerate(parts[1:]):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif i == 0 and isinstance(entry.get("params"), dict) and key in entry["params"]:
+            node = entry["params"][key]
+        elif i == 0 and isinstance(entry.get("rule"), dict) and key in entry["rule"]:
+            node = entry["rule"][key]
+        else:
+            return None
+    return node
+
+
+def substitute_env(text: str) -> tuple[str, list[str]]:
+    """Run time: put env_var values in; returns (text, secret values to redact)."""
+    secrets: list[str] = []
+    if "{{" not in text:
+        return text, secrets
+
+    def sub(m: re.Match) -> str:
+        env = _ENV.match(m.group(1))
+        if not env:
+            return m.group(0)
+        value = env_value(env.group("name"), env.group("default"))
+        if value is None:
+            raise TemplateError(f"environment variable {env.group('name')} is not set")
+        if value:
+            secrets.append(value)
+        return value
+
+    return _EXPR.sub(sub, text), secrets
+
+
+def redact(message: str, secrets: list[str]) -> str:
+    for s in sorted(set(secrets), key=len, reverse=True):
+        if s:
+            message = message.replace(s, "***")
+    return message
