@@ -69,34 +69,41 @@ def _load_old(path: Path, warnings: list):
         return None
 
 
-def _compile(project_dir: Path, strict: bool, write: bool, verbose: bool = False):
-    """Parse the project, diff against the current manifest, and (if write) save it."""
-    from seekrun.diff import ManifestDiff
-    from seekrun.parser.parse import parse_project
+class Compiled:
+    """A parsed project, its diff against the current manifest, and how to persist both."""
 
-    result = parse_project(project_dir, strict=strict)
-    project = result.project
-    manifest = result.manifest
-    path = project.target_dir / "manifest.json"
-    cache = result.parse_cache
-    if cache.meta.get("digest") == result.digest and cache.meta.get("manifest_sig") == _sig(path):
-        old = manifest  # the manifest on disk was written from exactly this content
-    else:
-        old = _load_old(path, result.warnings)
-    diff = ManifestDiff(old, manifest)
-    if write:
+    def __init__(self, project_dir: Path, strict: bool):
+        from seekrun.diff import ManifestDiff
+        from seekrun.parser.parse import parse_project
+
+        self.result = result = parse_project(project_dir, strict=strict)
+        self.project = result.project
+        self.manifest = result.manifest
+        self.path = self.project.target_dir / "manifest.json"
+        cache = result.parse_cache
+        if cache.meta.get("digest") == result.digest and cache.meta.get("manifest_sig") == _sig(self.path):
+            self.old = self.manifest  # the manifest on disk was written from exactly this content
+        else:
+            self.old = _load_old(self.path, result.warnings)
+        self.diff = ManifestDiff(self.old, self.manifest)
+
+    def save(self) -> None:
+        """Write the manifest (only if its content changed) and the caches, atomically."""
+        result, manifest, old, cache = self.result, self.manifest, self.old, self.result.parse_cache
         if old is not manifest and (old is None or old.content_bytes() != manifest.content_bytes()):
-            manifest.save(path)
-        keep = {str(project.root / f) for n in manifest.nodes.values() for f in n.get("data_files") or []}
-        result.file_cache.save(keep)
-        cache.meta.update(digest=result.digest, manifest_sig=_sig(path))
+            manifest.save(self.path)
+        root = self.project.root
+        result.file_cache.save({str(root / f) for n in manifest.nodes.values()
+                                for f in [*(n.get("data_files") or []), *(n.get("live_files") or [])]})
+        cache.meta.update(digest=result.digest, manifest_sig=_sig(self.path))
         cache.dirty = cache.dirty or cache.meta != cache.loaded_meta
         cache.save(cache.seen)
-    _print_warnings(result.warnings)
-    if verbose:
-        for note in result.notes:
-            print(note, file=sys.stderr)
-    return result, old, diff
+
+    def report(self, verbose: bool = False) -> None:
+        _print_warnings(self.result.warnings)
+        if verbose:
+            for note in self.result.notes:
+                print(note, file=sys.stderr)
 
 
 @app.command()
@@ -112,7 +119,10 @@ def parse(project_dir: Path = ProjectDir,
     try:
         project = find_project(project_dir)
         with ProjectLock(project.target_dir):
-            result, old, diff = _compile(project_dir, strict, write=True, verbose=verbose)
+            compiled = Compiled(project_dir, strict)
+            compiled.save()
+            compiled.report(verbose)
+        result, old, diff = compiled.result, compiled.old, compiled.diff
     except ProjectError as exc:
         _fail(exc)
     counts: dict[str, int] = {}
@@ -198,10 +208,17 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
-    result, old, _diff = _compile(project_dir, strict, write=not dry_run)
+    from seekrun.selection import select
+
+    compiled = Compiled(project_dir, strict)
+    # bad filter values are refused before anything is written
+    select(compiled.manifest, node_types=types, nodes=nodes, tags=tags, exclude_tags=exclude_tags)
+    if not dry_run:
+        compiled.save()
+    compiled.report()
     reporter = None if dry_run else ConsoleReporter(quiet=as_json)
-    runner = DAGRunner(result.manifest, old, project.state_dir, project_dir=project.root, threads=threads,
-                       reporter=reporter)
+    runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
+                       threads=threads, reporter=reporter)
     args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
             "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
     return runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,

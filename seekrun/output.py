@@ -97,6 +97,9 @@ class ConsoleReporter:
             self.console.print(line, style=style, markup=False)
         else:
             self.console.print(line, markup=False)
+        for w in r.warnings:
+            self.console.print(f"       warning: {w}", style="yellow" if self.console.is_terminal else None,
+                               markup=False)
 
     def close(self) -> None:
         if self.live is not None:

@@ -62,7 +62,7 @@ class Project:
                         continue
                     if fn.endswith(NODE_SUFFIXES):
                         yml.append(Path(dirpath) / fn)
-                    elif fn.endswith(".py"):
+                    elif fn.endswith(".py") and not fn.startswith("_"):
                         py.append(Path(dirpath) / fn)
         return sorted(set(yml)), sorted(set(py))
 

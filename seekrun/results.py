@@ -23,11 +23,12 @@ class NodeResult:
     row_count: int | None = None
     attempts: int = 0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
                 "duration": round(self.duration, 6), "row_count": self.row_count,
-                "attempts": self.attempts, "error": self.error}
+                "attempts": self.attempts, "error": self.error, "warnings": self.warnings}
 
 
 @dataclass

@@ -87,6 +87,21 @@ class DAGRunner:
             return None  # type: ignore[return-value]
         return engine.existing_outputs()
 
+    def _present(self, tables: set[str]) -> set[str]:
+        """Nodes whose outputs are all there: their table (if the kind has one) and files."""
+        from seekrun.engine.kinds import executor
+
+        present = set()
+        for nid, node in self.manifest.nodes.items():
+            mod = executor(node["kind"])
+            ok = nid in tables if getattr(mod, "HAS_TABLE", True) else True
+            files = getattr(mod, "output_files", None)
+            if ok and files is not None:
+                ok = all(p.exists() for p in files(node, self.root))
+            if ok:
+                present.add(nid)
+        return present
+
     # ---- run -----------------------------------------------------------------------
     def run(self, full: bool = False, dry_run: bool = False, node_types=None, nodes=None,
             exclude_tags=None, continue_on_error: bool = False, retry: int = 0, tags=None,
@@ -105,6 +120,7 @@ class DAGRunner:
             if existing is None or (removed and not dry_run):
                 engine = self._open_engine_for(dry_run)
                 existing = engine.existing_outputs() if engine is not None else set()
+            existing = self._present(existing)
             items = plan(self.manifest, records, existing, full=full, selected=selected)
             self.plan_items = items
             to_run = [nid for nid, it in items.items() if it.runs]
@@ -161,7 +177,7 @@ class DAGRunner:
                                                  "not found: create it or fix 'table'"))
                 continue
             try:
-                message = engine.check(node, self.root)
+                message = engine.check(node, self.root, self.manifest.nodes)
             except UnsupportedNode as exc:
                 errors.append(Diagnostic(*where, f"{exc}"))
                 continue
@@ -188,11 +204,10 @@ class DAGRunner:
 
     def _execute(self, engine, store: StateStore, items, to_run, results, continue_on_error, retry,
                  summary: ExecutionSummary) -> None:
-        from seekrun.engine.base import BuildContext, NodeFailure
+        from seekrun.engine.base import NodeFailure, UnsupportedNode
 
         import threading
 
-        ctx = BuildContext(self.root)
         manifest = self.manifest
         stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
 
@@ -202,23 +217,25 @@ class DAGRunner:
             while True:
                 attempts += 1
                 try:
-                    rows = engine.build(node, ctx)
-                    return Outcome(True, (rows, time.perf_counter() - t0, attempts, None))
-                except NodeFailure as exc:
+                    built = engine.build(node, self.root, manifest.nodes)
+                    return Outcome(True, (built.rows, time.perf_counter() - t0, attempts, None,
+                                          built.warnings))
+                except (NodeFailure, UnsupportedNode) as exc:
                     error = str(exc)
                 except Exception as exc:  # a bug or an engine error: still only this node fails
                     error = f"{exc.__class__.__name__}: {exc}"
                 if attempts > retry or stop.wait(self.retry_base_delay * 2 ** (attempts - 1)):
-                    return Outcome(False, (None, time.perf_counter() - t0, attempts, error))
+                    return Outcome(False, (None, time.perf_counter() - t0, attempts, error, []))
 
         def on_start(nid: str) -> None:
             results[nid].status = NodeStatus.RUNNING
             self.reporter.start(nid)
 
         def on_done(nid: str, outcome: Outcome) -> None:
-            rows, duration, attempts, error = outcome.value
+            rows, duration, attempts, error, warnings = outcome.value
             res = results[nid]
             res.duration, res.attempts, res.row_count, res.error = duration, attempts, rows, error
+            res.warnings = warnings
             node = manifest.nodes[nid]
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             if outcome.ok:
@@ -231,7 +248,7 @@ class DAGRunner:
                 entry = dict(store.nodes.get(nid) or {})
                 entry["error"] = error
             entry.update(status=res.status.value, duration=round(duration, 6), row_count=rows,
-                         last_run=now, reason=res.reason)
+                         last_run=now, reason=res.reason, warnings=warnings)
             store.record(nid, entry)
             self.reporter.result(res)
 

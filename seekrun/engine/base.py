@@ -1,13 +1,23 @@
-"""The executor interface: what the runner needs from an engine, and per-kind SQL builders.
+"""The executor interface shared by every kind, and small SQL helpers.
 
-Adding a kind means adding a builder here (or in its own module); the scheduler and the
-rebuilder never change.
+Each kind lives in its own module under seekrun/engine/kinds/ and provides:
+
+- ``prepare(rec, built, pc)`` (optional, parse time, no duckdb): check the kind's own
+  config, add build-relevant facts to the record (e.g. generated SQL, output files,
+  extra hashed fields).  Problems go to ``pc.error(key_path, message)``.
+- ``check(node, ctx)`` (optional, run time, before anything runs): raise
+  ``UnsupportedNode`` for what cannot run, or return SQL to syntax-check.
+- ``build(node, ctx)`` -> ``BuildResult``: produce the node's outputs.
+- ``output_files(node, root)`` (optional): files the node writes; a missing one means
+  "output missing".  ``HAS_TABLE = False`` for kinds without a table (exposures).
+
+The scheduler and the rebuilder never change when a kind is added.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable
 
 
 class NodeFailure(Exception):
@@ -19,17 +29,73 @@ class UnsupportedNode(Exception):
 
 
 @dataclass
+class BuildResult:
+    rows: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PrepareContext:
+    """Parse-time helper handed to a kind's prepare()."""
+    node_id: str
+    root: Path
+    error: Callable[[tuple, str], None]  # (key path in the YAML, message)
+    fields: dict[str, Any] = field(default_factory=dict)  # extra build fields to hash
+
+
+@dataclass
 class BuildContext:
-    root: Path  # project root, for data files
+    """Run-time helper handed to a kind's build(): one per node build, on the worker's cursor."""
+    root: Path
+    node: dict
+    nodes: dict[str, dict]  # the manifest's nodes, e.g. to read an input's config
+    cur: Any = None  # the worker's DuckDB cursor
+    duckdb: Any = None  # the duckdb module
+    secrets: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
+    @property
+    def table(self) -> str:
+        return table_name(self.node["id"])
 
-class Engine(Protocol):
-    def existing_outputs(self) -> set[str]: ...
-    def check(self, node: dict) -> str | None: ...
-    def build(self, node: dict, ctx: BuildContext) -> int | None: ...
-    def drop(self, node_id: str) -> None: ...
-    def interrupt(self) -> None: ...
-    def close(self) -> None: ...
+    def input_table(self, i: int = 0) -> str:
+        inputs = self.node["inputs"]
+        if i >= len(inputs):
+            raise NodeFailure(f"{self.node['id']} needs at least {i + 1} input(s)")
+        return table_name(inputs[i])
+
+    def sql(self, text: str) -> str:
+        """Put env_var() values in (remembering them, so messages can be redacted)."""
+        from seekrun.parser.templating import TemplateError, substitute_env
+
+        try:
+            text, secrets = substitute_env(text)
+        except TemplateError as exc:
+            raise NodeFailure(str(exc)) from None
+        self.secrets.extend(secrets)
+        return text
+
+    def redact(self, message: str) -> str:
+        from seekrun.parser.templating import redact
+
+        return redact(message, self.secrets)
+
+    def execute(self, sql: str, params: list | None = None):
+        try:
+            return self.cur.execute(self.sql(sql), params) if params else self.cur.execute(self.sql(sql))
+        except self.duckdb.Error as exc:
+            raise NodeFailure(self.redact(str(exc).strip())) from None
+
+    def materialize(self, select_sql: str, table: str | None = None) -> int | None:
+        """CREATE OR REPLACE the node's table from a SELECT, in one transaction (build, then swap)."""
+        row = self.execute(f"CREATE OR REPLACE TABLE {table or self.table} AS\n{select_sql}\n").fetchone()
+        return int(row[0]) if row else None
+
+    def fail(self, message: str) -> None:
+        raise NodeFailure(self.redact(message))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(self.redact(message))
 
 
 def quote_ident(name: str) -> str:
@@ -55,35 +121,13 @@ def sql_literal(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "jsonl": "read_json"}
-
-
 def build_config(node: dict) -> dict:
     """The config with seeknal/common templates rendered (env_var placeholders stay)."""
     return node.get("build_config") or node["config"]
 
 
-def source_select(node: dict, root: Path) -> str:
-    cfg = build_config(node)
-    fmt = cfg.get("source")
-    reader = READERS.get(fmt)
-    if reader is None:
-        raise UnsupportedNode(f"{node['id']}: source format '{fmt}' is not supported yet "
-                              f"(supported: {', '.join(sorted(READERS))})")
-    files = [str(root / f) for f in node.get("data_files") or []]
-    if not files:
-        raise NodeFailure(f"{node['id']}: source data file '{cfg.get('table')}' not found")
-    params = dict(cfg.get("params") or {})
-    if fmt == "jsonl":
-        params.setdefault("format", "newline_delimited")
-    args = [sql_literal(files)] + [f"{k} = {sql_literal(v)}" for k, v in sorted(params.items())]
-    return f"SELECT * FROM {reader}({', '.join(args)})"
+def inside(root: Path, path: Path) -> bool:
+    import os
 
-
-def node_select(node: dict, root: Path) -> str:
-    kind = node["kind"]
-    if kind == "source":
-        return source_select(node, root)
-    if kind == "transform" and node.get("compiled_sql"):
-        return node["compiled_sql"]
-    raise UnsupportedNode(f"{node['id']}: kind '{kind}' cannot run yet in this seekrun version")
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)

@@ -1,15 +1,17 @@
 """The DuckDB engine: node kind.name becomes table "kind"."name" in one database file.
 
-Each worker thread gets its own cursor.  A node is built with CREATE OR REPLACE TABLE
-in its own transaction: DuckDB builds the new table and swaps it in at commit, so a
-failed or killed build leaves the last good table in place.
+Each worker thread gets its own cursor.  A node's table is built with CREATE OR REPLACE
+TABLE in its own transaction: DuckDB builds the new table and swaps it in at commit, so
+a failed or killed build leaves the last good table in place.  What a kind builds is up
+to its executor module (seekrun/engine/kinds/).
 """
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from seekrun.engine.base import BuildContext, NodeFailure, node_select, quote_ident, table_name
+from seekrun.engine.base import BuildContext, BuildResult, NodeFailure, quote_ident, table_name
+from seekrun.engine.kinds import executor
 from seekrun.parser.templating import TemplateError, redact, substitute_env
 
 
@@ -44,11 +46,20 @@ class DuckDBEngine:
         ).fetchall()
         return {f"{s}.{t}" for s, t in rows}
 
-    def check(self, node: dict, root: Path) -> str | None:
-        """Parse (not run) the node's SQL; return DuckDB's message if it is not valid."""
+    def context(self, node: dict, root: Path, nodes: dict[str, dict], cur=None) -> BuildContext:
+        return BuildContext(root, node, nodes, cur, self._duckdb)
+
+    def check(self, node: dict, root: Path, nodes: dict[str, dict]) -> str | None:
+        """Before anything runs: UnsupportedNode propagates; a SQL syntax error is returned."""
+        ctx = self.context(node, root, nodes, self.con)
+        mod = executor(node["kind"])
+        check = getattr(mod, "check", None)
+        sql = check(node, ctx) if check else None
+        if not sql:
+            return None
         secrets: list[str] = []
         try:
-            sql, secrets = substitute_env(node_select(node, root))
+            sql, secrets = substitute_env(sql)
             self.con.extract_statements(sql)
         except self._duckdb.Error as exc:
             return redact(" ".join(str(exc).split()), secrets)
@@ -61,17 +72,14 @@ class DuckDBEngine:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(kind)}")
             self._schemas.add(kind)
 
-    def build(self, node: dict, ctx: BuildContext) -> int | None:
+    def build(self, node: dict, root: Path, nodes: dict[str, dict]) -> BuildResult:
+        ctx = self.context(node, root, nodes, self._cursor())
         try:
-            sql, secrets = substitute_env(node_select(node, ctx.root))
-        except TemplateError as exc:
-            raise NodeFailure(str(exc)) from None
-        cur = self._cursor()
-        try:
-            row = cur.execute(f"CREATE OR REPLACE TABLE {table_name(node['id'])} AS\n{sql}\n").fetchone()
+            result = executor(node["kind"]).build(node, ctx)
         except self._duckdb.Error as exc:
-            raise NodeFailure(redact(str(exc).strip(), secrets)) from None
-        return int(row[0]) if row else None
+            raise NodeFailure(ctx.redact(str(exc).strip())) from None
+        result.warnings = [*ctx.warnings, *result.warnings]
+        return result
 
     def drop(self, node_id: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {table_name(node_id)}")

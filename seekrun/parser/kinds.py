@@ -22,4 +22,6 @@ def field_label(kind: str, key: str) -> str:
         return "seekrun upgrade"
     if key == "env":
         return "environment variable value"
+    if key == "code":
+        return "Python code"
     return FIELD_LABELS.get((kind, key), key)

@@ -94,9 +94,9 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if cache.meta.get("common") != common_digest:
         cache.files = {}  # shared config changed: templates may render differently
         cache.meta["common"] = common_digest
-    yml_files, _py_files = project.node_files()
+    yml_files, py_files = project.node_files()
     root_prefix = str(project.root) + os.sep
-    for path in yml_files:
+    for path in [*yml_files, *py_files]:
         spath = str(path)
         rel = spath[len(root_prefix):].replace(os.sep, "/") if spath.startswith(root_prefix) else spath
         st = os.stat(path)
@@ -105,7 +105,12 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         entry = cache.get(rel, sig)
         if entry is None:
             cache.reads += 1
-            recs, errs, warns, file_notes = read_file(path.read_bytes(), rel, common)
+            if path.suffix == ".py":
+                from seekrun.parser.python_nodes import read_python_file
+
+                recs, errs, warns, file_notes = read_python_file(path.read_bytes(), rel, project.root)
+            else:
+                recs, errs, warns, file_notes = read_file(path.read_bytes(), rel, common, project.root)
             if errs:
                 broken.append(rel)
                 errors.extend(errs)
@@ -133,12 +138,14 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         errors.extend(Diagnostic(w.path, w.line, w.message + " (an error under --strict)") for w in warnings
                       if w.message.startswith("unknown key"))
     env = _env_hashes(records, errors)
+    live = _live_files(project, records, errors, file_cache)
     if errors:
         raise ProjectError(errors)
-    manifest = _build_manifest(project, records, data, env)
+    manifest = _build_manifest(project, records, data, env, live)
     digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
-                        *(f"{n}={h}" for n, h in sorted(env.items())))
+                        *(f"{n}={h}" for n, h in sorted(env.items())),
+                        *(f"{n}~{h}" for n, h in sorted(live.items())))
     return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
 
 
@@ -267,13 +274,34 @@ def _env_hashes(records: dict[str, dict], errors: list[Diagnostic]) -> dict[str,
     return out
 
 
-def _build_manifest(project: Project, records: dict[str, dict], data, env) -> Manifest:
+def _live_files(project: Project, records: dict[str, dict], errors, cache: FileHashCache) -> dict[str, str]:
+    """Content hashes of files a node's build reads besides its YAML (e.g. a Python node's
+    source), re-checked on every parse by stat, so editing them reruns the node."""
+    out: dict[str, str] = {}
+    for nid, rec in records.items():
+        files = rec.get("live_files")
+        if not files:
+            continue
+        parts: list[str | None] = []
+        for relf in files:
+            path = project.root / relf
+            if not path.is_file():
+                errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: file '{relf}' not found"))
+                continue
+            parts += [relf, cache.hash(path)]
+        out[nid] = hash_parts(*parts)
+    return out
+
+
+def _build_manifest(project: Project, records: dict[str, dict], data, env, live) -> Manifest:
     nodes: dict[str, dict] = {}
     for nid in sorted(records):
         rec = records[nid]
         fields = rec["field_hashes"]
         if nid in env:
             fields = {**fields, "env": env[nid]}
+        if nid in live:
+            fields = {**fields, "code": live[nid]}
         node = {
             "id": nid, "name": rec["name"], "kind": rec["kind"], "description": rec["description"],
             "owner": rec["owner"], "tags": rec["tags"], "file": rec["file"], "line": rec["line"],
@@ -284,8 +312,9 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env) -> Ma
             node["build_config"] = rec["built_config"]
         if "compiled_sql" in rec:
             node["compiled_sql"] = rec["compiled_sql"]
-        if rec.get("python"):
-            node["python"] = rec["python"]
+        for key in ("python", "live_files", "generated_sql", "output_files"):
+            if rec.get(key):
+                node[key] = rec[key]
         if nid in data or rec["kind"] == "source":
             files, digest = data.get(nid, ([], None))
             node["data_files"] = files

@@ -6,6 +6,7 @@ inputs with their line numbers, SQL analysis and the build-field hashes.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from seekrun.errors import Diagnostic, ProjectError
@@ -15,9 +16,6 @@ from seekrun.parser.sql import analyse
 from seekrun.parser.templating import render_config
 from seekrun.parser.yaml_load import Document, decode, line_of, load_documents
 
-# Bumped when seekrun changes how a kind is built, so old builds are not trusted.
-ENGINE_VERSION = {"source": 1, "transform": 1}
-
 
 def suggest(word: str, choices) -> str:
     import difflib
@@ -26,7 +24,7 @@ def suggest(word: str, choices) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def read_file(raw: bytes, rel: str, common: dict | None = None
+def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | None = None
               ) -> tuple[list[dict], list[Diagnostic], list[Diagnostic], list[str]]:
     """Parse one node file: (records, errors, warnings, notes)."""
     errors: list[Diagnostic] = []
@@ -64,13 +62,14 @@ def read_file(raw: bytes, rel: str, common: dict | None = None
         if data.get("name") is None:
             errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
             continue
-        rec = _record(kind, data, doc, rel, errors, warnings, common)
+        rec = _record(kind, data, doc, rel, errors, warnings, common, root)
         if rec is not None:
             records.append(rec)
     return records, errors, warnings, notes
 
 
-def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, common) -> dict | None:
+def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, common,
+            root: Path | None) -> dict | None:
     from pydantic import ValidationError
 
     from seekrun.parser.models import KIND_MODELS
@@ -134,9 +133,27 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
     rec["built_config"] = built if built != config else None
-    rec["field_hashes"] = {k: hash_obj(v) for k, v in _build_fields(kind, built, model, inputs,
-                                                                    sql_key, canonical).items()}
+    fields = _build_fields(kind, built, model, inputs, sql_key, canonical)
+    if not _prepare(kind, rec, built, fields, doc, rel, errors, root):
+        return None
+    rec["field_hashes"] = {k: hash_obj(v) for k, v in fields.items()}
     return rec
+
+
+def _prepare(kind, rec, built, fields, doc, rel, errors, root) -> bool:
+    """The kind's own parse-time checks and facts (seekrun/engine/kinds/<kind>.py: prepare)."""
+    from seekrun.engine.base import PrepareContext
+    from seekrun.engine.kinds import executor
+
+    prepare = getattr(executor(kind), "prepare", None)
+    if prepare is None:
+        return True
+    before = len(errors)
+    pc = PrepareContext(rec["id"], root or Path("."),
+                        lambda path, msg: errors.append(Diagnostic(rel, line_of(doc.node, path), f"{rec['id']}: {msg}")))
+    prepare(rec, built, pc)
+    fields.update(pc.fields)
+    return len(errors) == before
 
 
 def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, Any]:
@@ -147,5 +164,7 @@ def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, 
     if sql_key and canonical is not None:
         fields[sql_key] = canonical
     fields["inputs"] = inputs
-    fields["seekrun_engine"] = ENGINE_VERSION.get(kind, 1)
+    from seekrun.engine.kinds import engine_version
+
+    fields["seekrun_engine"] = engine_version(kind)  # bumped when seekrun builds a kind differently
     return fields

@@ -1,0 +1,22 @@
+"""transform: a SELECT over its inputs (or a Python function, see python_node)."""
+from __future__ import annotations
+
+from seekrun.engine.base import BuildContext, BuildResult
+
+ENGINE_VERSION = 1
+
+
+def check(node: dict, ctx: BuildContext) -> str | None:
+    if node.get("python"):
+        from seekrun.engine import python_node
+
+        return python_node.check(node, ctx)
+    return node.get("compiled_sql")
+
+
+def build(node: dict, ctx: BuildContext) -> BuildResult:
+    if node.get("python"):
+        from seekrun.engine import python_node
+
+        return python_node.build(node, ctx)
+    return BuildResult(ctx.materialize(node["compiled_sql"]))
