@@ -213,8 +213,6 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
     compiled = Compiled(project_dir, strict)
     # bad filter values are refused before anything is written
     select(compiled.manifest, node_types=types, nodes=nodes, tags=tags, exclude_tags=exclude_tags)
-    if not dry_run:
-        compiled.save()
     compiled.report()
     reporter = None if dry_run else ConsoleReporter(quiet=as_json)
     runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
@@ -222,7 +220,8 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
     args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
             "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
     return runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
-                      exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args)
+                      exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
+                      on_commit=None if dry_run else compiled.save)
 
 
 def main() -> None:

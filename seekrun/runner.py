@@ -75,17 +75,15 @@ class DAGRunner:
             return None
         return [st.st_size, st.st_mtime_ns, st.st_ino]
 
-    def _existing(self, store: StateStore, engine) -> set[str]:
-        """Tables present in the database. Skips opening DuckDB when the file is exactly as
-        the last run left it (same size, mtime and inode, no WAL)."""
-        if engine is None:
-            sig = self._db_signature()
-            if sig is not None and sig == store.meta.get("database"):
-                return {nid for nid, r in store.nodes.items() if r.get("output_hash")}
-            if not self.db_path.exists():
-                return set()
-            return None  # type: ignore[return-value]
-        return engine.existing_outputs()
+    def _existing(self, store: StateStore, engine=None) -> set[str] | None:
+        """Tables known to be in the database without opening it: when the file is exactly as
+        the last run left it (same size, mtime and inode, no WAL). None: open it and look."""
+        sig = self._db_signature()
+        if sig is not None and sig == store.meta.get("database"):
+            return {nid for nid, r in store.nodes.items() if r.get("output_hash")}
+        if not self.db_path.exists():
+            return set()
+        return None
 
     def _present(self, tables: set[str]) -> set[str]:
         """Nodes whose outputs are all there: their table (if the kind has one) and files."""
@@ -105,7 +103,9 @@ class DAGRunner:
     # ---- run -----------------------------------------------------------------------
     def run(self, full: bool = False, dry_run: bool = False, node_types=None, nodes=None,
             exclude_tags=None, continue_on_error: bool = False, retry: int = 0, tags=None,
-            args: dict | None = None) -> ExecutionSummary:
+            args: dict | None = None, on_commit: Callable[[], None] | None = None) -> ExecutionSummary:
+        """Plan, check, then build. Nothing under target/ is written until the plan has passed
+        its checks; ``on_commit`` (e.g. saving the manifest) is called at that point."""
         started = time.perf_counter()
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         selected = select(self.manifest, node_types=node_types, nodes=nodes, tags=tags,
@@ -115,35 +115,38 @@ class DAGRunner:
         summary = ExecutionSummary(dry_run=dry_run, warnings=list(store.warnings))
         removed = sorted(nid for nid in records if nid not in self.manifest.nodes)
         engine = None
+        writing = False
         try:
-            existing = self._existing(store, None)
-            if existing is None or (removed and not dry_run):
-                engine = self._open_engine_for(dry_run)
-                existing = engine.existing_outputs() if engine is not None else set()
-            existing = self._present(existing)
-            items = plan(self.manifest, records, existing, full=full, selected=selected)
+            tables = self._existing(store, None)
+            if tables is None:
+                tables = self._read_tables()
+            items = plan(self.manifest, records, self._present(tables), full=full, selected=selected)
             self.plan_items = items
             to_run = [nid for nid, it in items.items() if it.runs]
             if not dry_run and to_run:
-                if engine is None:
-                    engine = self._open_engine_for(False)
-                self._preflight(engine, to_run)
+                self._preflight(to_run)
             results = self._initial_results(items, dry_run)
             summary.results = list(results.values())
             summary.removed_nodes = removed
             if dry_run:
                 summary.total_duration = time.perf_counter() - started
                 return summary
-            for nid in removed:
-                engine.drop(nid)
-                store.remove(nid)
+            writing = True
+            if on_commit is not None:
+                on_commit()
             self.reporter.plan(to_run, len(items))
+            if to_run or removed:
+                engine = self._open_engine()
+                engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
+                for nid in removed:
+                    engine.drop(nid)
+                    store.remove(nid)
             if to_run:
                 self._execute(engine, store, items, to_run, results, continue_on_error, retry, summary)
         finally:
             if engine is not None:
                 engine.close()
-            if not dry_run:
+            if writing:
                 store.meta["database"] = self._db_signature()
                 store.compact()
             store.close()
@@ -152,21 +155,34 @@ class DAGRunner:
         self._write_results(summary, started_at, args or {})
         return summary
 
-    def _open_engine_for(self, dry_run: bool):
-        if dry_run:
-            if not self.db_path.exists():
-                return None
-            if self.engine_factory is not None:
-                return self.engine_factory(self.db_path)
+    def _read_tables(self) -> set[str]:
+        """Tables in the database, read without writing to it (none if there is no database)."""
+        if not self.db_path.exists():
+            return set()
+        if self.engine_factory is not None:
+            engine = self.engine_factory(self.db_path)
+        else:
             from seekrun.engine.duckdb_engine import DuckDBEngine
 
-            return DuckDBEngine(self.db_path, read_only=True)
-        engine = self._open_engine()
-        return engine
+            engine = DuckDBEngine(self.db_path, read_only=True)
+        try:
+            return engine.existing_outputs()
+        finally:
+            engine.close()
 
-    def _preflight(self, engine, to_run: list[str]) -> None:
-        """Refuse, before anything runs, what cannot run: missing data, unsupported kinds, bad SQL."""
-        from seekrun.engine.base import UnsupportedNode
+    def _preflight(self, to_run: list[str]) -> None:
+        """Refuse, before anything runs, what cannot run: missing or unusable data, unsupported
+        kinds, SQL that does not parse. Uses an in-memory DuckDB, so it writes nothing."""
+        from seekrun.engine.duckdb_engine import DuckDBEngine
+
+        engine = DuckDBEngine(None)
+        try:
+            self._preflight_with(engine, to_run)
+        finally:
+            engine.close()
+
+    def _preflight_with(self, engine, to_run: list[str]) -> None:
+        from seekrun.engine.base import BadInput, UnsupportedNode
 
         errors: list[Diagnostic] = []
         for nid in to_run:
@@ -181,11 +197,13 @@ class DAGRunner:
             except UnsupportedNode as exc:
                 errors.append(Diagnostic(*where, f"{exc}"))
                 continue
+            except BadInput as exc:
+                errors.append(Diagnostic(*where, f"{nid}: {exc}"))
+                continue
             if message:
                 errors.append(Diagnostic(*where, f"{nid}: SQL does not parse: {message}"))
         if errors:
             raise ProjectError(errors)
-        engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
 
     def _initial_results(self, items: dict[str, PlanItem], dry_run: bool) -> dict[str, NodeResult]:
         results: dict[str, NodeResult] = {}

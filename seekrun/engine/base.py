@@ -28,6 +28,10 @@ class UnsupportedNode(Exception):
     """The project asks for something this seekrun cannot run (exit 2)."""
 
 
+class BadInput(Exception):
+    """An input the node reads is unusable (empty file, bad header...): refused before the run (exit 2)."""
+
+
 @dataclass
 class BuildResult:
     rows: int | None = None

@@ -16,15 +16,17 @@ from seekrun.parser.templating import TemplateError, redact, substitute_env
 
 
 class DuckDBEngine:
-    def __init__(self, db_path: Path, threads: int | None = None, read_only: bool = False):
+    def __init__(self, db_path: Path | None, threads: int | None = None, read_only: bool = False):
+        """db_path None: an in-memory database (for checks that must write nothing)."""
         import duckdb
 
         self._duckdb = duckdb
-        if not read_only:
+        if db_path is not None and not read_only:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         config = {"threads": threads} if threads else {}
-        self.con = duckdb.connect(str(db_path), read_only=read_only, config=config)
-        if not read_only:
+        self.con = duckdb.connect(":memory:" if db_path is None else str(db_path), read_only=read_only,
+                                  config=config)
+        if db_path is not None and not read_only:
             # One checkpoint at the end instead of one per 16 MB of WAL during the build.
             self.con.execute("SET checkpoint_threshold = '1GB'")
         self._local = threading.local()

@@ -1,9 +1,17 @@
-"""source: a data file (csv, parquet, json, jsonl) loaded as a table, with reader params."""
+"""source: data files (csv, parquet, json, jsonl) loaded as a table, with reader params.
+
+Before a run, each source that will run is checked: a missing or empty file, a CSV
+whose header does not match its rows (DuckDB would silently read the header as data)
+or a parquet/JSON file DuckDB cannot read is refused with exit 2 before anything runs.
+"""
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
-from seekrun.engine.base import BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, sql_literal
+from seekrun.engine.base import (BadInput, BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config,
+                                 sql_literal)
 
 ENGINE_VERSION = 1
 READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "jsonl": "read_json"}
@@ -26,8 +34,55 @@ def select_sql(node: dict, root: Path) -> str:
     return f"SELECT * FROM {reader}({', '.join(args)})"
 
 
+def _check_csv(path: Path, rel: str, params: dict) -> None:
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if not head.strip():
+        raise BadInput(f"source data file '{rel}' is empty: add data or remove the source")
+    if params.get("header") is False or params.get("auto_detect") is False:
+        return
+    text = head.decode("utf-8", "replace")
+    lines = [ln for ln in text.splitlines()[:3] if ln.strip()]
+    if len(lines) < 2:
+        return  # a header alone (no rows) is a valid, empty table
+    delim = params.get("delim") or params.get("sep") or params.get("delimiter")
+    if not delim:
+        try:
+            delim = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+        except csv.Error:
+            delim = ","
+    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
+    header, first = rows[0], rows[1]
+    if len(header) != len(first):
+        raise BadInput(f"bad CSV header in '{rel}': the header has {len(header)} column(s) but row 2 has "
+                       f"{len(first)}: fix the header (or set params: {{header: false}})")
+    names = [h.strip() for h in header]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BadInput(f"bad CSV header in '{rel}': duplicate column name(s) {', '.join(dupes)}: "
+                       "give every column a distinct name")
+    if any(not n for n in names):
+        raise BadInput(f"bad CSV header in '{rel}': a column has no name: name every column")
+
+
 def check(node: dict, ctx: BuildContext) -> str | None:
-    return select_sql(node, ctx.root)
+    """Refuse unusable data before anything runs; return the SELECT for a syntax check."""
+    sql = select_sql(node, ctx.root)
+    cfg = build_config(node)
+    params = cfg.get("params") or {}
+    for rel in node.get("data_files") or []:
+        path = ctx.root / rel
+        if cfg.get("source") == "csv":
+            _check_csv(path, rel, params)
+        elif path.stat().st_size == 0:
+            raise BadInput(f"source data file '{rel}' is empty: add data or remove the source")
+    if cfg.get("source") != "csv" and ctx.cur is not None:
+        try:
+            ctx.cur.execute(f"DESCRIBE {ctx.sql(sql)}")
+        except ctx.duckdb.Error as exc:
+            first = ctx.redact(str(exc).strip().splitlines()[0])
+            raise BadInput(f"cannot read source data for {node['id']}: {first}") from None
+    return sql
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
