@@ -224,9 +224,15 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
                       on_commit=None if dry_run else compiled.save)
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: finished nodes kept, the rest left undone
+
+
 def main() -> None:
     import os
+    import signal
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except KeyboardInterrupt:

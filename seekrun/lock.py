@@ -28,7 +28,7 @@ class ProjectLock:
             os.close(fd)
             pid = holder[0] if holder else "?"
             since = holder[1] if len(holder) > 1 else "?"
-            raise ProjectError([Diagnostic(str(self.path), None,
+            raise ProjectError([Diagnostic("target/.seekrun.lock", None,
                 f"project is locked by pid {pid} since {since}: wait for it to finish, "
                 "or stop that process")]) from None
         os.ftruncate(fd, 0)

@@ -1,12 +1,329 @@
-"""Python nodes: not implemented yet (issue 4)."""
+"""Python nodes: a function, named by ``python: path/to/file.py:function``, that builds a table.
+
+Two ways to declare one, with the same record and the same build:
+
+- in YAML, on kind model or any SQL-producing kind: ``python: pipelines/clv.py:compute``
+  (the path is relative to the project root);
+- by decorators in .py files under the node paths (seekrun/pipeline.py,
+  seekrun/parser/python_nodes.py), read from the syntax tree at parse time.
+
+At parse time (``prepare``) the file is checked (inside the project, exists, parses,
+defines the function) and listed in ``rec["live_files"]``: its content hash enters the
+node's hash on every parse, so editing the function body reruns the node and its
+dependents.  User code is never imported during parse.
+
+At run time (``build``) the file is imported from its path under a unique module name
+(one per file content, so an edited file is imported afresh), the function is called
+with a ``PythonContext`` and its result (a DuckDB relation, a pandas or polars
+DataFrame, or a pyarrow Table) becomes the node's table.  pandas, polars and pyarrow
+are imported only when the function returned one of their objects.
+"""
 from __future__ import annotations
 
-from seekrun.engine.base import BuildContext, BuildResult, UnsupportedNode
+import ast
+import os
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, inside,
+                                 quote_ident, table_name)
+
+_import_lock = threading.Lock()
+_modules: dict[tuple[str, str], Any] = {}  # (real path, content hash) -> imported module
+_SEEKRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---- the spec: "path/to/file.py:function" ------------------------------------------------
+def split_spec(spec: Any) -> tuple[str, str]:
+    """(file, function) from "path/to/file.py:function"; ValueError with a user message."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ValueError(f"python must be 'path/to/file.py:function', not {spec!r}")
+    file, _, func = spec.rpartition(":")
+    file, func = file.strip(), func.strip()
+    if not file.endswith(".py"):
+        raise ValueError(f"python file '{file}' must be a .py file ('path/to/file.py:function')")
+    if not func.isidentifier():
+        raise ValueError(f"'{func}' is not a Python function name ('path/to/file.py:function')")
+    return file, func
+
+
+def resolve_file(file: str, root: Path) -> tuple[Path, str]:
+    """The file's path and its project-relative name; ValueError if it is outside the project."""
+    path = Path(file) if os.path.isabs(file) else Path(root) / file
+    if not inside(root, path):
+        raise ValueError(f"python file '{file}' is outside the project directory: keep it inside the project")
+    rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root)).replace(os.sep, "/")
+    return path, rel
+
+
+def top_level_names(tree: ast.Module) -> set[str] | None:
+    """Names bound at the top of a module, also inside if/try/with blocks (None: it has
+    `import *`, so anything may be there)."""
+    names: set[str] = set()
+
+    def visit(stmts) -> bool:
+        for stmt in stmts:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(stmt.name)
+                continue
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                for alias in stmt.names:
+                    if alias.name == "*":
+                        return False
+                    names.add(alias.asname or alias.name.split(".")[0])
+                continue
+            targets = []
+            if isinstance(stmt, ast.Assign):
+                targets = stmt.targets
+            elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+                targets = [stmt.target]
+            elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+                targets = [stmt.target]
+            elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+                targets = [i.optional_vars for i in stmt.items if i.optional_vars is not None]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            for attr in ("body", "orelse", "finalbody"):
+                if not visit(getattr(stmt, attr, None) or []):
+                    return False
+            for handler in getattr(stmt, "handlers", None) or []:
+                if not visit(handler.body):
+                    return False
+        return True
+
+    return names if visit(tree.body) else None
+
+
+def prepare(rec: dict, built: dict, pc) -> None:
+    """Parse time, for a node with ``python:`` (YAML): check the file and make it a live file."""
+    if rec.get("live_files"):  # decorator nodes: python_nodes.py already read the file
+        return
+    try:
+        file, func = split_spec(rec.get("python"))
+        path, rel = resolve_file(file, pc.root)
+    except ValueError as exc:
+        pc.error(("python",), str(exc))
+        return
+    if not path.is_file():
+        pc.error(("python",), f"python file '{file}' not found (paths are relative to the project root)")
+        return
+    try:
+        tree = ast.parse(path.read_bytes(), filename=rel)
+    except (SyntaxError, ValueError) as exc:
+        line = getattr(exc, "lineno", None)
+        pc.error(("python",), f"python file '{rel}'{f' line {line}' if line else ''} does not parse: "
+                              f"{getattr(exc, 'msg', None) or exc}")
+        return
+    names = top_level_names(tree)
+    if names is not None and func not in names:
+        pc.error(("python",), f"python file '{rel}' has no function '{func}'")
+        return
+    rec["python"] = f"{rel}:{func}"
+    rec["live_files"] = [rel]
+
+
+# ---- run time ------------------------------------------------------------------------------
+class PythonContext:
+    """What a Python node's function gets: ``ref``, ``con``, ``params``, ``config``."""
+
+    def __init__(self, ctx: BuildContext):
+        self._ctx = ctx
+        self.node_id: str = ctx.node["id"]
+        self.inputs: list[str] = list(ctx.node.get("inputs") or [])
+        self.config: dict = build_config(ctx.node)
+        self.params: dict = dict(self.config.get("params") or {})
+        self.con = ctx.cur
+
+    def ref(self, node: str | int):
+        """An input's table as a DuckDB relation: ctx.ref("transform.orders"), ctx.ref(0) or
+        ctx.ref("input_0")."""
+        if isinstance(node, str) and node.startswith("input_") and node[6:].isdigit():
+            node = int(node[6:])
+        if isinstance(node, int) and not isinstance(node, bool):
+            if not 0 <= node < len(self.inputs):
+                raise IndexError(f"ctx.ref({node}): {self.node_id} has {len(self.inputs)} input(s)")
+            node = self.inputs[node]
+        if not isinstance(node, str):
+            raise TypeError(f"ctx.ref() takes a node id such as 'transform.orders', not {type(node).__name__}")
+        if node not in self.inputs:
+            declared = ", ".join(self.inputs) or "none"
+            raise ValueError(f"ctx.ref('{node}'): not an input of {self.node_id} (declared: {declared}); "
+                             "add it to the node's inputs")
+        return self.con.table(table_name(node))
+
+    def sql(self, query: str):
+        """A DuckDB relation from SQL on the node's cursor (same as ctx.con.sql)."""
+        return self.con.sql(query)
+
+    def __repr__(self) -> str:
+        return f"<seekrun context for {self.node_id}>"
+
+
+def _where(exc: BaseException, root: Path) -> str:
+    """' (at file:line in function)' for the innermost frame in the user's files."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        frames.append(traceback.FrameSummary(exc.filename, exc.lineno, None))
+    base = os.path.realpath(root)
+    for fr in reversed(frames):
+        real = os.path.realpath(fr.filename)
+        if real.startswith(_SEEKRUN_DIR + os.sep) or not real.startswith(base.rstrip(os.sep) + os.sep):
+            continue
+        rel = os.path.relpath(real, base).replace(os.sep, "/")
+        return f" (at {rel}:{fr.lineno}" + (f" in {fr.name}" if fr.name and fr.name != "<module>" else "") + ")"
+    return ""
+
+
+def _describe(exc: BaseException, root: Path) -> str:
+    msg = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
+    return f"{type(exc).__name__}: {msg}{_where(exc, root)}" if msg else f"{type(exc).__name__}{_where(exc, root)}"
+
+
+def load_function(node: dict, root: Path):
+    """Import the node's file (never at parse time) and return its function."""
+    try:
+        file, func = split_spec(node.get("python"))
+        path, rel = resolve_file(file, root)
+    except ValueError as exc:
+        raise NodeFailure(f"{node['id']}: {exc}") from None
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise NodeFailure(f"{node['id']}: cannot read python file '{rel}': {exc.strerror or exc}") from None
+    from seekrun.hashing import hash_bytes
+
+    digest = hash_bytes(source)
+    key = (os.path.realpath(path), digest)
+    with _import_lock:
+        module = _modules.get(key)
+        if module is None:
+            module = _import(path, rel, source, digest, root, node["id"])
+            _modules[key] = module
+    fn = getattr(module, func, None)
+    if fn is None:
+        raise NodeFailure(f"{node['id']}: python file '{rel}' has no function '{func}'")
+    if not callable(fn):
+        raise NodeFailure(f"{node['id']}: '{func}' in '{rel}' is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_id: str):
+    import importlib.util
+
+    stem = "".join(ch if ch.isalnum() else "_" for ch in path.stem)
+    name = f"_seekrun_user_{digest}_{stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    # Compiled from the bytes just hashed, not through the loader: no stale or new __pycache__.
+    added = [p for p in dict.fromkeys([str(Path(root).resolve()), str(path.parent.resolve())]) if p not in sys.path]
+    sys.path[:0] = added
+    sys.modules[name] = module
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)
+    except KeyboardInterrupt:
+        sys.modules.pop(name, None)
+        raise
+    except BaseException as exc:  # SystemExit at import must fail the node, not end seekrun
+        sys.modules.pop(name, None)
+        raise NodeFailure(f"{node_id}: importing {rel} failed: {_describe(exc, root)}") from None
+    finally:
+        for p in added:
+            try:
+                sys.path.remove(p)
+            except ValueError:
+                pass
+    return module
+
+
+def _check_static(node: dict, root: Path) -> None:
+    """Before the run: the file is there, parses and defines the function (nothing is imported)."""
+    try:
+        file, func = split_spec(node.get("python"))
+        path, rel = resolve_file(file, root)
+    except ValueError as exc:
+        raise UnsupportedNode(f"{node['id']}: {exc}") from None
+    if not path.is_file():
+        raise UnsupportedNode(f"{node['id']}: python file '{rel}' not found")
+    try:
+        tree = ast.parse(path.read_bytes(), filename=rel)
+    except (SyntaxError, ValueError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise UnsupportedNode(f"{node['id']}: python file '{rel}'{f' line {line}' if line else ''} does not "
+                              f"parse: {getattr(exc, 'msg', None) or exc}") from None
+    names = top_level_names(tree)
+    if names is not None and func not in names:
+        raise UnsupportedNode(f"{node['id']}: python file '{rel}' has no function '{func}'")
 
 
 def check(node: dict, ctx: BuildContext) -> str | None:
-    raise UnsupportedNode(f"{node['id']}: Python nodes cannot run yet in this seekrun version")
+    _check_static(node, ctx.root)
+    return None
+
+
+_RETURN_HINT = ("return a DuckDB relation (e.g. ctx.ref(...) or ctx.con.sql(...)), "
+                "a pandas or polars DataFrame, or a pyarrow Table")
+
+
+def _tabular(result: Any, ctx: BuildContext, node_id: str, func: str):
+    """The object to register with DuckDB; optional libraries are imported only if returned."""
+    if isinstance(result, ctx.duckdb.DuckDBPyRelation):
+        return result
+    top = (type(result).__module__ or "").split(".")[0]
+    if top == "pandas":
+        import pandas
+
+        if isinstance(result, pandas.DataFrame):
+            return result
+    elif top == "polars":
+        import polars
+
+        if isinstance(result, polars.LazyFrame):
+            return result.collect()
+        if isinstance(result, polars.DataFrame):
+            return result
+    elif top == "pyarrow":
+        import pyarrow
+
+        if isinstance(result, pyarrow.Table):
+            return result
+        if isinstance(result, pyarrow.RecordBatch):
+            return pyarrow.Table.from_batches([result])
+    what = "None (no return statement?)" if result is None else (
+        f"a {type(result).__module__}.{type(result).__qualname__}" if top != "builtins" else
+        f"a {type(result).__name__}")
+    raise NodeFailure(f"{node_id}: {func}() returned {what}: {_RETURN_HINT}")
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    raise UnsupportedNode(f"{node['id']}: Python nodes cannot run yet in this seekrun version")
+    fn = load_function(node, ctx.root)
+    func = node["python"].rpartition(":")[2]
+    pctx = PythonContext(ctx)
+    try:
+        result = fn(pctx)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's error: this node fails, seekrun goes on
+        raise NodeFailure(f"{node['id']}: {func}() raised {_describe(exc, ctx.root)}") from None
+    obj = _tabular(result, ctx, node["id"], func)
+    tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"
+    try:
+        ctx.cur.register(tmp, obj)
+    except ctx.duckdb.Error as exc:
+        raise NodeFailure(f"{node['id']}: cannot read what {func}() returned: {str(exc).strip()}") from None
+    try:
+        rows = ctx.materialize(f"SELECT * FROM {quote_ident(tmp)}")
+    except NodeFailure as exc:
+        hint = ""
+        if isinstance(obj, ctx.duckdb.DuckDBPyRelation) and "another database" in str(exc):
+            hint = (" (the relation was made on another DuckDB connection: build it from ctx.ref(...) "
+                    "or ctx.con)")
+        raise NodeFailure(f"{node['id']}: {func}() result: {exc}{hint}") from None
+    finally:
+        try:
+            ctx.cur.unregister(tmp)
+        except Exception:
+            pass
+    return BuildResult(rows)

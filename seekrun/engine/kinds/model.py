@@ -1,14 +1,36 @@
-"""model: not implemented yet (issue 4)."""
+"""model: Seeknal trains ML models here; seekrun runs a model as a Python node.
+
+It needs ``python: path/to/file.py:function`` (or a ``@model`` decorated function in a .py
+file under the node paths): the function gets the context (``ctx.ref``, ``ctx.con``,
+``ctx.params``, ``ctx.config`` with e.g. ``training``) and returns the model's output
+table.  A model without ``python`` parses, but is refused at run time (exit 2).
+"""
 from __future__ import annotations
 
+from seekrun.engine import python_node
 from seekrun.engine.base import BuildContext, BuildResult, UnsupportedNode
 
 ENGINE_VERSION = 1
 
 
+def prepare(rec: dict, built: dict, pc) -> None:
+    if rec.get("python"):
+        python_node.prepare(rec, built, pc)
+
+
+def _require_python(node: dict) -> None:
+    if not node.get("python"):
+        raise UnsupportedNode(
+            f"{node['id']}: kind 'model' runs as a Python node in seekrun and this one has no 'python': "
+            "add 'python: path/to/file.py:function' (a function taking ctx and returning the output table), "
+            "or remove the node")
+
+
 def check(node: dict, ctx: BuildContext) -> str | None:
-    raise UnsupportedNode(f"{node['id']}: kind 'model' cannot run yet in this seekrun version")
+    _require_python(node)
+    return python_node.check(node, ctx)
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    raise UnsupportedNode(f"{node['id']}: kind 'model' cannot run yet in this seekrun version")
+    _require_python(node)
+    return python_node.build(node, ctx)

@@ -6,6 +6,16 @@ from seekrun.engine.base import BuildContext, BuildResult
 ENGINE_VERSION = 1
 
 
+def prepare(rec: dict, built: dict, pc) -> None:
+    if rec.get("python"):
+        if built.get("transform") is not None:
+            pc.error(("python",), "has both 'transform' SQL and 'python': keep only one of them")
+            return
+        from seekrun.engine import python_node
+
+        python_node.prepare(rec, built, pc)
+
+
 def check(node: dict, ctx: BuildContext) -> str | None:
     if node.get("python"):
         from seekrun.engine import python_node
