@@ -197,6 +197,55 @@ def run(project_dir: Path = ProjectDir,
     raise typer.Exit(summary.exit_code)
 
 
+@app.command()
+def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name."),
+         project_dir: Path = ProjectDir,
+         as_json: bool = typer.Option(False, "--json", help="Print the manifest entry as JSON.")):
+    """Show one node: where it is defined, its inputs, whether it would run and why, and its SQL."""
+    from seekrun.errors import ProjectError
+    from seekrun.runner import DAGRunner
+
+    try:
+        compiled = Compiled(project_dir, strict=False)
+        manifest = compiled.manifest
+        ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
+        if len(ids) != 1:
+            from seekrun.errors import Diagnostic, UsageError
+            from seekrun.parser.parse import suggest
+
+            why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
+                   f"unknown node '{node}'{suggest(node, manifest.nodes)}")
+            raise UsageError([Diagnostic("", None, why)])
+        nid = next(iter(ids))
+        summary = DAGRunner(manifest, compiled.old, compiled.project.state_dir,
+                            project_dir=compiled.project.root).run(dry_run=True)
+    except ProjectError as exc:
+        _fail(exc)
+    entry = manifest.nodes[nid]
+    if as_json:
+        print(json.dumps(entry, indent=1, sort_keys=True))
+        return
+    res = next(r for r in summary.results if r.node_id == nid)
+    status = "up to date" if res.status.value == "cached" else f"would run ({res.reason})"
+    print(f"{nid}  [{status}]")
+    print(f"  defined in : {entry['file']}:{entry.get('line')}")
+    if entry.get("description"):
+        print(f"  description: {entry['description']}")
+    print(f"  inputs     : {', '.join(entry['inputs']) or '-'}")
+    print(f"  used by    : {', '.join(sorted(manifest.children[nid])) or '-'}")
+    if entry.get("data_files"):
+        print(f"  data files : {', '.join(entry['data_files'])}")
+    if entry.get("output_files"):
+        print(f"  writes     : {', '.join(entry['output_files'])}")
+    if entry.get("python"):
+        print(f"  python     : {entry['python']}")
+    sql = entry.get("generated_sql") or entry.get("compiled_sql")
+    if sql:
+        print("  SQL (as run, with refs resolved):")
+        for line in str(sql).splitlines():
+            print(f"    {line}")
+
+
 def locals_for_run(ns: dict) -> dict:
     keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
             "strict", "as_json", "project_dir")
