@@ -188,11 +188,11 @@ def load_function(node: dict, root: Path):
         file, func = split_spec(node.get("python"))
         path, rel = resolve_file(file, root)
     except ValueError as exc:
-        raise NodeFailure(f"{node['id']}: {exc}") from None
+        raise NodeFailure(str(exc)) from None
     try:
         source = path.read_bytes()
     except OSError as exc:
-        raise NodeFailure(f"{node['id']}: cannot read python file '{rel}': {exc.strerror or exc}") from None
+        raise NodeFailure(f"cannot read python file '{rel}': {exc.strerror or exc}") from None
     from seekrun.hashing import hash_bytes
 
     digest = hash_bytes(source)
@@ -204,9 +204,9 @@ def load_function(node: dict, root: Path):
             _modules[key] = module
     fn = getattr(module, func, None)
     if fn is None:
-        raise NodeFailure(f"{node['id']}: python file '{rel}' has no function '{func}'")
+        raise NodeFailure(f"python file '{rel}' has no function '{func}'")
     if not callable(fn):
-        raise NodeFailure(f"{node['id']}: '{func}' in '{rel}' is a {type(fn).__name__}, not a function")
+        raise NodeFailure(f"'{func}' in '{rel}' is a {type(fn).__name__}, not a function")
     return fn
 
 
@@ -228,7 +228,7 @@ def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_i
         raise
     except BaseException as exc:  # SystemExit at import must fail the node, not end seekrun
         sys.modules.pop(name, None)
-        raise NodeFailure(f"{node_id}: importing {rel} failed: {_describe(exc, root)}") from None
+        raise NodeFailure(f"importing {rel} failed: {_describe(exc, root)}") from None
     finally:
         for p in added:
             try:
@@ -267,7 +267,7 @@ _RETURN_HINT = ("return a DuckDB relation (e.g. ctx.ref(...) or ctx.con.sql(...)
                 "a pandas or polars DataFrame, or a pyarrow Table")
 
 
-def _tabular(result: Any, ctx: BuildContext, node_id: str, func: str):
+def _tabular(result: Any, ctx: BuildContext, func: str):
     """The object to register with DuckDB; optional libraries are imported only if returned."""
     if isinstance(result, ctx.duckdb.DuckDBPyRelation):
         return result
@@ -294,7 +294,7 @@ def _tabular(result: Any, ctx: BuildContext, node_id: str, func: str):
     what = "None (no return statement?)" if result is None else (
         f"a {type(result).__module__}.{type(result).__qualname__}" if top != "builtins" else
         f"a {type(result).__name__}")
-    raise NodeFailure(f"{node_id}: {func}() returned {what}: {_RETURN_HINT}")
+    raise NodeFailure(f"{func}() returned {what}: {_RETURN_HINT}")
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
@@ -306,24 +306,23 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the user's error: this node fails, seekrun goes on
-        raise NodeFailure(f"{node['id']}: {func}() raised {_describe(exc, ctx.root)}") from None
-    obj = _tabular(result, ctx, node["id"], func)
+        raise NodeFailure(f"{func}() raised {_describe(exc, ctx.root)}") from None
+    obj = _tabular(result, ctx, func)
+    is_relation = isinstance(obj, ctx.duckdb.DuckDBPyRelation)
     tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"
     try:
         ctx.cur.register(tmp, obj)
-    except ctx.duckdb.Error as exc:
-        raise NodeFailure(f"{node['id']}: cannot read what {func}() returned: {str(exc).strip()}") from None
-    try:
-        rows = ctx.materialize(f"SELECT * FROM {quote_ident(tmp)}")
-    except NodeFailure as exc:
-        hint = ""
-        if isinstance(obj, ctx.duckdb.DuckDBPyRelation) and "another database" in str(exc):
-            hint = (" (the relation was made on another DuckDB connection: build it from ctx.ref(...) "
-                    "or ctx.con)")
-        raise NodeFailure(f"{node['id']}: {func}() result: {exc}{hint}") from None
-    finally:
         try:
-            ctx.cur.unregister(tmp)
-        except Exception:
-            pass
+            rows = ctx.materialize(f"SELECT * FROM {quote_ident(tmp)}")
+        finally:
+            try:
+                ctx.cur.unregister(tmp)
+            except Exception:
+                pass
+    except (ctx.duckdb.Error, NodeFailure) as exc:
+        text = str(exc).strip()
+        if is_relation and "another database" in text:
+            raise NodeFailure(f"{func}() returned a relation made on another DuckDB connection (such as "
+                              "duckdb.sql(...)): make it with ctx.ref(...), ctx.sql(...) or ctx.con.sql(...)") from None
+        raise NodeFailure(f"{func}() result could not be stored: {text.replace(tmp, 'result')}") from None
     return BuildResult(rows)

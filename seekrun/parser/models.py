@@ -71,25 +71,25 @@ class Offline(_Model):
 
 class Materialization(_Model):
     event_time_col: Optional[str] = None
-    offline: Optional[Offline] = None
-    online: Optional[dict[str, Any]] = None
+    offline: Optional[Union[bool, Offline]] = None  # Seeknal also writes `offline: true`
+    online: Optional[Union[bool, dict[str, Any]]] = None
 
 
 class FeatureGroupNode(NodeBase):
-    entity: Entity
+    entity: Union[str, Entity]  # Seeknal's `entity: customer` means join key customer_id
     materialization: Optional[Materialization] = None
-    features: Optional[dict[str, Optional[dict[str, Any]]]] = None
+    features: Optional[Union[list[str], dict[str, Optional[dict[str, Any]]]]] = None
     transform: Optional[str] = None
 
 
 class RollingSpec(_Model):
-    window: list[int]
+    window: Union[list[int], int]  # days; each number is its own window
     aggs: list[str]
 
 
 class AggFeature(_Model):
     name: str
-    column: str
+    column: Optional[str] = None  # defaults to name, as in Seeknal
     basic: list[str] = Field(default_factory=list)
     rolling: list[RollingSpec] = Field(default_factory=list)
 

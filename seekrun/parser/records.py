@@ -62,14 +62,14 @@ def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | Non
         if data.get("name") is None:
             errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
             continue
-        rec = _record(kind, data, doc, rel, errors, warnings, common, root)
+        rec = _record(kind, data, doc, rel, errors, warnings, common, root, "{{" in text)
         if rec is not None:
             records.append(rec)
     return records, errors, warnings, notes
 
 
 def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, common,
-            root: Path | None) -> dict | None:
+            root: Path | None, templated: bool = True) -> dict | None:
     from pydantic import ValidationError
 
     from seekrun.parser.models import KIND_MODELS
@@ -93,8 +93,11 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
     for key in unknown:
         warnings.append(Diagnostic(rel, line_of(doc.node, (key,)),
             f"unknown key '{key}' in {node_id} (kept in config, not used by seekrun)", "warning"))
-    config = json.loads(json.dumps(data, default=str))  # plain JSON types: dates become strings
-    built, env_refs, problems = render_config(config, common)  # what is built: templates rendered
+    config = data  # plain JSON types already (the loader keeps dates as text)
+    if templated:
+        built, env_refs, problems = render_config(config, common)  # what is built: templates rendered
+    else:
+        built, env_refs, problems = config, [], []
     for path, problem in problems:
         errors.append(Diagnostic(rel, line_of(doc.node, path), f"{node_id}: {problem}"))
     if problems:
@@ -132,7 +135,7 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             rec["sql_maybe_refs"] = list(dict.fromkeys(result.candidates))
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
-    rec["built_config"] = built if built != config else None
+    rec["built_config"] = built if built is not config and built != config else None
     fields = _build_fields(kind, built, model, inputs, sql_key, canonical)
     if not _prepare(kind, rec, built, fields, doc, rel, errors, root):
         return None

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 
 _TOKEN = re.compile(
     r"""
-     (?P<ws>\s+)
-    |(?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+    \s*(?:
+     (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
     |(?P<str>[eExXbBnNrR]?'(?:[^']|'')*')
     |(?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
     |(?P<qid>"(?:[^"]|"")*")
     |(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
     |(?P<id>[^\W\d]\w*)
     |(?P<op>(?:(?!--|/\*)[+\-*/<>=~!@#%^&|?:`])+)
-    |(?P<other>.)
-    """,
+    |(?P<other>\S)
+    )""",
     re.S | re.X,
 )
 
@@ -50,10 +50,18 @@ class SqlAnalysis:
     candidates: list[str] = field(default_factory=list)  # kind.name outside FROM/JOIN
 
 
-def tokenize(sql: str, skip=frozenset({"ws", "comment"})) -> list[tuple[str, str, int, int]]:
+def tokenize(sql: str) -> list[tuple[str, str, int, int]]:
     """Tokens without whitespace and comments, as (kind, text, start, end)."""
-    return [(m.lastgroup if m.lastgroup != "tag" else "dollar", m.group(), m.start(), m.end())
-            for m in _TOKEN.finditer(sql) if m.lastgroup not in skip]
+    out = []
+    for m in _TOKEN.finditer(sql):
+        kind = m.lastgroup
+        if kind == "comment" or kind is None:
+            continue
+        if kind == "tag":
+            kind = "dollar"
+        start, end = m.span(kind)
+        out.append((kind, sql[start:end], start, end))
+    return out
 
 
 def _ident(tok: tuple) -> str | None:

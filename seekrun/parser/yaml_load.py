@@ -36,6 +36,11 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         return super().construct_mapping(node, deep=deep)
 
 
+# Dates and timestamps stay as the text the user wrote: config is plain JSON types, and
+# hashing or writing it needs no conversion.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
+
+
 @dataclass
 class Document:
     data: Any
