@@ -53,6 +53,8 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
         old_fields = record.get("fields") or {}
         changed = [k for k, v in hashes["fields"].items() if old_fields.get(k) != v]
         changed += [k for k in old_fields if k not in hashes["fields"]]
+        if len(changed) > 1 and "generated_sql" in changed:
+            changed.remove("generated_sql")  # follows from the config fields named with it
         labels = [field_label(node["kind"], k) for k in changed] or ["config"]
         return Reason("config_changed", ", ".join(labels))
     if record.get("data_hash") != hashes.get("data"):
@@ -110,7 +112,10 @@ def plan(manifest: Manifest, records: dict[str, dict], existing: set[str], *, fu
 
 
 def trace(node: dict, input_outputs: dict[str, str | None], expected: str) -> dict:
-    """The record stored after a successful build."""
+    """The record stored after a successful build (output files too, to clean up on removal)."""
     h = node["hashes"]
-    return {"config_hash": h["config"], "fields": h["fields"], "data_hash": h.get("data"),
-            "inputs": input_outputs, "output_hash": expected}
+    out = {"config_hash": h["config"], "fields": h["fields"], "data_hash": h.get("data"),
+           "inputs": input_outputs, "output_hash": expected}
+    if node.get("output_files"):
+        out["output_files"] = node["output_files"]
+    return out

@@ -140,6 +140,7 @@ class DAGRunner:
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
                 for nid in removed:
                     engine.drop(nid)
+                    self._remove_files(store.nodes.get(nid) or {})
                     store.remove(nid)
             if to_run:
                 self._execute(engine, store, items, to_run, results, continue_on_error, retry, summary)
@@ -154,6 +155,15 @@ class DAGRunner:
         summary.total_duration = time.perf_counter() - started
         self._write_results(summary, started_at, args or {})
         return summary
+
+    def _remove_files(self, record: dict) -> None:
+        """Delete the files a removed node wrote (only inside the project)."""
+        from seekrun.engine.base import inside
+
+        for rel in record.get("output_files") or []:
+            path = self.root / rel
+            if inside(self.root, path):
+                path.unlink(missing_ok=True)
 
     def _read_tables(self) -> set[str]:
         """Tables in the database, read without writing to it (none if there is no database)."""

@@ -14,6 +14,7 @@ FIELD_LABELS = {
     ("source", "table"): "source path",
     ("source", "source"): "source format",
     ("source", "params"): "reader params",
+    ("aggregation", "generated_sql"): "generated SQL",
 }
 
 

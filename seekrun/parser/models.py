@@ -103,12 +103,9 @@ class AggregationNode(NodeBase):
 
 
 class RuleCheck(_Model):
-    type: Literal["null", "range", "uniqueness", "freshness", "sql_assertion", "profile_check", "custom"]
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _null_type(cls, value: Any) -> Any:
-        return "null" if value is None else value  # `type: null` unquoted is YAML's null
+    """The shape of one check (documentation).  Checks are validated by the rule executor's
+    prepare() (seekrun/engine/kinds/rule.py), which names the line and suggests fixes."""
+    type: Optional[str] = None  # `type: null` unquoted is YAML's null: the null check
     column: Optional[str] = None
     columns: Optional[list[str]] = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -117,7 +114,7 @@ class RuleCheck(_Model):
 
 
 class RuleNode(NodeBase):
-    rule: Union[RuleCheck, list[RuleCheck]]
+    rule: Any  # one check (mapping) or a list of them: see RuleCheck
 
 
 class ProfileSpec(_Model):
@@ -126,7 +123,7 @@ class ProfileSpec(_Model):
 
 
 class ProfileNode(NodeBase):
-    profile: ProfileSpec = Field(default_factory=ProfileSpec)
+    profile: Optional[ProfileSpec] = Field(default_factory=ProfileSpec)
 
 
 class ExposureNode(NodeBase):

@@ -63,7 +63,7 @@ def _entity_keys(entity: Any) -> list:
 def _offline(mat: dict) -> tuple[bool, str]:
     off = mat.get("offline")
     if isinstance(off, dict):
-        return bool(off.get("enabled", False)), str(off.get("format") or "parquet")
+        return bool(off.get("enabled", False)), str(off.get("format") or "parquet").lower()
     return bool(off), "parquet"
 
 
@@ -100,6 +100,13 @@ def parquet_rel(name: str) -> str:
 
 # ---- parse time ------------------------------------------------------------------------------
 def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
+    if rec.get("python"):
+        if built.get("transform") is not None:
+            pc.error(("python",), "has both 'transform' SQL and 'python': keep only one of them")
+            return
+        from seekrun.engine import python_node
+
+        python_node.prepare(rec, built, pc)
     entity = built.get("entity")
     keys = _entity_keys(entity)
     key_path = ("entity",) if isinstance(entity, str) else ("entity", "join_keys")
@@ -133,6 +140,10 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
                 pc.error(("features", col, "dtype"),
                          f"feature '{col}': dtype {dtype!r} is not a type name (e.g. DOUBLE, BIGINT, "
                          "VARCHAR, DATE, DECIMAL(10,2))")
+            elif dtype is not None and (dtype.count("(") != dtype.count(")") or dtype.count("[") != dtype.count("]")):
+                pc.error(("features", col, "dtype"),
+                         f"feature '{col}': dtype {dtype!r} has unbalanced brackets (inside a YAML {{...}} "
+                         "mapping, quote a type with a comma: 'DECIMAL(10,2)')")
     spec = spec_of(built)
     # What the build depends on, in order (the config's own hash sorts mapping keys, but the
     # order of `features` is the order of the output columns).  Entity name and online
@@ -191,7 +202,10 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         rows = _build_checked(node, ctx, spec, source)
     finally:
         if staging is not None:
-            ctx.execute(f"DROP TABLE IF EXISTS {staging}")
+            try:
+                ctx.cur.execute(f"DROP TABLE IF EXISTS {staging}")
+            except Exception:  # e.g. interrupted: the build's own error is the one to report
+                pass
     return BuildResult(rows)
 
 
