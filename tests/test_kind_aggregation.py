@@ -261,7 +261,7 @@ def test_config_edit_reruns_the_node_and_its_dependents(proj):
     edit(proj, "nodes/latest.yml", "window: [1, 7]", "window: [1, 3]")
     res = cli("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
-    assert reasons(proj) == {"aggregation.latest": "config changed: features, generated_sql",
+    assert reasons(proj) == {"aggregation.latest": "config changed: features",
                              "transform.top": "upstream aggregation.latest changed"}
     assert "amount_sum_7d" not in colnames(proj, "aggregation.latest")
     # 3 days back from 01-12: 01-10 and 01-12 for cust 1, 01-11 for cust 2, only a NULL for cust 3
