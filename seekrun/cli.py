@@ -177,6 +177,7 @@ def run(project_dir: Path = ProjectDir,
             raise UsageError([Diagnostic("", None, "--retry must be 0 or more")])
         project = find_project(project_dir)
         if dry_run:
+            ProjectLock(project.target_dir).check()
             summary = _run(project, dry_run=True, **locals_for_run(locals()))
         else:
             with ProjectLock(project.target_dir):

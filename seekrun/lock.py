@@ -24,17 +24,38 @@ class ProjectLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
-            os.close(fd)
-            pid = holder[0] if holder else "?"
-            since = holder[1] if len(holder) > 1 else "?"
-            raise ProjectError([Diagnostic("target/.seekrun.lock", None,
-                f"project is locked by pid {pid} since {since}: wait for it to finish, "
-                "or stop that process")]) from None
+            try:
+                self._refuse(fd)
+            finally:
+                os.close(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {datetime.now().isoformat(timespec='seconds')}\n".encode(), 0)
         self.fd = fd
         return self
+
+    def check(self) -> None:
+        """Refuse if another seekrun holds the lock, without creating or taking anything
+        (for read-only commands such as --dry-run)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._refuse(fd)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _refuse(self, fd: int) -> None:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+        pid = holder[0] if holder else "?"
+        since = holder[1] if len(holder) > 1 else "?"
+        raise ProjectError([Diagnostic("target/.seekrun.lock", None,
+            f"project is locked by pid {pid} since {since}: wait for it to finish, or stop that process")])
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:

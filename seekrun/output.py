@@ -119,8 +119,12 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
             console.print(f"CACHED {r.node_id}", markup=False)
     for nid in summary.removed_nodes:
         console.print(f"DROP   {nid}  (removed from the project)", markup=False)
-    if not to_run and not summary.removed_nodes:
+    pending = [r for r in summary.results if r.status.value == "skipped"]
+    if not to_run and not summary.removed_nodes and not pending:
         console.print("Nothing to do: every node is up to date.")
+    elif not to_run and not summary.removed_nodes:
+        console.print(f"Nothing selected needs to run; {len(pending)} node(s) left out still need to run "
+                      "(run without filters to build them).")
     else:
         console.print(f"Plan: {len(to_run)} to run, {summary.cached_nodes} cached, "
                       f"{summary.skipped_nodes} skipped (dry run: nothing was written)")

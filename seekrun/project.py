@@ -84,19 +84,18 @@ def find_project(project_dir: Path | str) -> Project:
     marker = SEEKRUN_MARKER if has_seekrun else SEEKNAL_MARKER
     from seekrun.parser.yaml_load import load_marker
 
-    cfg = load_marker(root / marker, marker)
+    cfg, line = load_marker(root / marker, marker)
     if has_seekrun:
         node_paths = cfg.get("node_paths") or ["nodes"]
-        bad = [p for p in node_paths if not isinstance(p, str)]
-        if bad or not isinstance(node_paths, list):
-            raise ProjectError([Diagnostic(marker, None, "node_paths must be a list of folder names")])
+        if not isinstance(node_paths, list) or any(not isinstance(p, str) for p in node_paths):
+            raise ProjectError([Diagnostic(marker, line("node_paths"), "node_paths must be a list of folder names")])
         for p in node_paths:
             if not _inside(root, root / p):
-                raise ProjectError([Diagnostic(marker, None,
+                raise ProjectError([Diagnostic(marker, line("node_paths"),
                     f"node path '{p}' is outside the project: use a folder inside {root.name}")])
         database = cfg.get("database", "target/seekrun.duckdb")
         if not isinstance(database, str):
-            raise ProjectError([Diagnostic(marker, None, "database must be a file path string")])
+            raise ProjectError([Diagnostic(marker, line("database"), "database must be a file path string")])
         return Project(root, str(cfg.get("name") or root.name), "seekrun", marker, list(node_paths),
                        database=database)
     return Project(root, str(cfg.get("name") or root.name), "seeknal", marker, ["seeknal"],

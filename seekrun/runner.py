@@ -197,8 +197,9 @@ class DAGRunner:
         errors: list[Diagnostic] = []
         for nid in to_run:
             node = self.manifest.nodes[nid]
-            where = (node["file"], node.get("line"))
-            if node["kind"] == "source" and not node.get("data_files"):
+            lines = node.get("lines") or {}
+            where = (node["file"], lines.get("sql") or lines.get("table") or node.get("line"))
+            if node["kind"] == "source" and not node.get("data_files") and not node.get("python"):
                 errors.append(Diagnostic(*where, f"{nid}: source data file '{node['config'].get('table')}' "
                                                  "not found: create it or fix 'table'"))
                 continue
@@ -271,6 +272,8 @@ class DAGRunner:
                 inputs = {p: items[p].expected_output if items[p].runs else
                           (store.nodes.get(p) or {}).get("output_hash") for p in manifest.parents(nid)}
                 entry = trace(node, inputs, items[nid].expected_output)
+                stale = set((store.nodes.get(nid) or {}).get("output_files") or []) - set(entry.get("output_files", []))
+                self._remove_files({"output_files": sorted(stale)})  # e.g. an exposure whose path changed
             else:
                 res.status = NodeStatus.FAILED
                 entry = dict(store.nodes.get(nid) or {})

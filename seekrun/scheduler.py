@@ -76,20 +76,13 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
             if not continue_on_error:
                 stopped = True
 
-    if threads <= 1:
-        while not stopped and queue:
-            node = queue.pop()
-            if node in queue.skipped:
-                continue
-            on_start(node)
-            finish(node, execute(node))
-        return not stopped
-
+    # Even with one thread the node runs on a worker: the main thread only waits, so Ctrl-C
+    # always arrives here as KeyboardInterrupt (not inside a DuckDB query).
     running: dict[Future, str] = {}
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seekrun") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="seekrun") as pool:
         try:
             while True:
-                while not stopped and queue and len(running) < threads:
+                while not stopped and queue and len(running) < max(1, threads):
                     node = queue.pop()
                     if node in queue.skipped:
                         continue

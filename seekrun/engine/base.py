@@ -45,6 +45,7 @@ class PrepareContext:
     root: Path
     error: Callable[[tuple, str], None]  # (key path in the YAML, message)
     fields: dict[str, Any] = field(default_factory=dict)  # extra build fields to hash
+    line: Callable[[tuple], int | None] = lambda path: None  # line of a key path in the YAML
 
 
 @dataclass

@@ -54,7 +54,7 @@ class DuckDBEngine:
     def check(self, node: dict, root: Path, nodes: dict[str, dict]) -> str | None:
         """Before anything runs: UnsupportedNode propagates; a SQL syntax error is returned."""
         ctx = self.context(node, root, nodes, self.con)
-        mod = executor(node["kind"])
+        mod = self._executor(node)
         check = getattr(mod, "check", None)
         sql = check(node, ctx) if check else None
         if not sql:
@@ -69,6 +69,16 @@ class DuckDBEngine:
             return None
         return None
 
+    @staticmethod
+    def _executor(node: dict):
+        """The kind's module; a kind without its own Python support runs Python nodes generically."""
+        mod = executor(node["kind"])
+        if node.get("python") and not getattr(mod, "HANDLES_PYTHON", False):
+            from seekrun.engine import python_node
+
+            return python_node
+        return mod
+
     def ensure_schemas(self, kinds: set[str]) -> None:
         for kind in sorted(kinds - self._schemas):
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(kind)}")
@@ -77,7 +87,7 @@ class DuckDBEngine:
     def build(self, node: dict, root: Path, nodes: dict[str, dict]) -> BuildResult:
         ctx = self.context(node, root, nodes, self._cursor())
         try:
-            result = executor(node["kind"]).build(node, ctx)
+            result = self._executor(node).build(node, ctx)
         except self._duckdb.Error as exc:
             raise NodeFailure(ctx.redact(str(exc).strip())) from None
         result.warnings = [*ctx.warnings, *result.warnings]

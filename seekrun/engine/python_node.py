@@ -126,6 +126,17 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
 
 # ---- run time ------------------------------------------------------------------------------
+def _with_env(value: Any, ctx: BuildContext) -> Any:
+    """The config with env_var() values put in (remembered by ctx, so messages are redacted)."""
+    if isinstance(value, str):
+        return ctx.sql(value) if "{{" in value else value
+    if isinstance(value, dict):
+        return {k: _with_env(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_env(v, ctx) for v in value]
+    return value
+
+
 class PythonContext:
     """What a Python node's function gets: ``ref``, ``con``, ``params``, ``config``."""
 
@@ -133,7 +144,7 @@ class PythonContext:
         self._ctx = ctx
         self.node_id: str = ctx.node["id"]
         self.inputs: list[str] = list(ctx.node.get("inputs") or [])
-        self.config: dict = build_config(ctx.node)
+        self.config: dict = _with_env(build_config(ctx.node), ctx)
         self.params: dict = dict(self.config.get("params") or {})
         self.con = ctx.cur
 
@@ -220,6 +231,7 @@ def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_i
     # Compiled from the bytes just hashed, not through the loader: no stale or new __pycache__.
     added = [p for p in dict.fromkeys([str(Path(root).resolve()), str(path.parent.resolve())]) if p not in sys.path]
     sys.path[:0] = added
+    before = set(sys.modules)
     sys.modules[name] = module
     try:
         exec(compile(source, str(path), "exec"), module.__dict__)
@@ -235,7 +247,21 @@ def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_i
                 sys.path.remove(p)
             except ValueError:
                 pass
+        _forget_project_modules(before, root)
     return module
+
+
+def _forget_project_modules(before: set[str], root: Path) -> None:
+    """Helper modules the user's file imported from the project are not kept in sys.modules:
+    the next import (e.g. after an edit, in a long-lived process) reads them again, and two
+    projects' same-named helpers never mix.  The importing module keeps its references."""
+    base = os.path.realpath(root).rstrip(os.sep) + os.sep
+    for mod_name in [m for m in sys.modules if m not in before and not m.startswith("_seekrun_user_")]:
+        file = getattr(sys.modules.get(mod_name), "__file__", None)
+        paths = getattr(sys.modules.get(mod_name), "__path__", None) or []
+        where = [file] if file else list(paths)
+        if where and all(os.path.realpath(w).startswith(base) for w in where):
+            del sys.modules[mod_name]
 
 
 def _check_static(node: dict, root: Path) -> None:
@@ -298,15 +324,15 @@ def _tabular(result: Any, ctx: BuildContext, func: str):
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
+    pctx = PythonContext(ctx)
     fn = load_function(node, ctx.root)
     func = node["python"].rpartition(":")[2]
-    pctx = PythonContext(ctx)
     try:
         result = fn(pctx)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the user's error: this node fails, seekrun goes on
-        raise NodeFailure(f"{func}() raised {_describe(exc, ctx.root)}") from None
+        raise NodeFailure(ctx.redact(f"{func}() raised {_describe(exc, ctx.root)}")) from None
     obj = _tabular(result, ctx, func)
     is_relation = isinstance(obj, ctx.duckdb.DuckDBPyRelation)
     tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"
@@ -324,5 +350,5 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         if is_relation and "another database" in text:
             raise NodeFailure(f"{func}() returned a relation made on another DuckDB connection (such as "
                               "duckdb.sql(...)): make it with ctx.ref(...), ctx.sql(...) or ctx.con.sql(...)") from None
-        raise NodeFailure(f"{func}() result could not be stored: {text.replace(tmp, 'result')}") from None
+        raise NodeFailure(ctx.redact(f"{func}() result could not be stored: {text.replace(tmp, 'result')}")) from None
     return BuildResult(rows)

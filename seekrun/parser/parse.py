@@ -161,21 +161,22 @@ def _check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: lis
             seen.add(ref)
             if ref not in known:
                 errors.append(Diagnostic(rel, line,
-                    f"{nid}: ref '{ref}' does not exist{suggest(ref, known)}{maybe}"))
+                    f"{nid}: ref '{ref}' does not exist{maybe or suggest(ref, known)}"))
+        ref_lines = rec.get("sql_ref_lines") or {}
         for ref in rec.get("sql_maybe_refs", ()):
             if ref in known and ref not in seen:
-                errors.append(Diagnostic(rel, rec["sql_line"],
+                errors.append(Diagnostic(rel, ref_lines.get(ref, rec["sql_line"]),
                     f"{nid}: SQL uses '{ref}' but it is not declared in inputs: add '- ref: {ref}' to inputs"))
                 seen.add(ref)
         for ref in rec.get("sql_refs", ()):
             if ref in seen:
                 continue
             if ref in known:
-                errors.append(Diagnostic(rel, rec["sql_line"],
+                errors.append(Diagnostic(rel, ref_lines.get(ref, rec["sql_line"]),
                     f"{nid}: SQL uses '{ref}' but it is not declared in inputs: add '- ref: {ref}' to inputs"))
             else:
-                errors.append(Diagnostic(rel, rec["sql_line"],
-                    f"{nid}: SQL refers to '{ref}', which does not exist{suggest(ref, known)}{maybe}"))
+                errors.append(Diagnostic(rel, ref_lines.get(ref, rec["sql_line"]),
+                    f"{nid}: SQL refers to '{ref}', which does not exist{maybe or suggest(ref, known)}"))
     for cycle in find_cycles({nid: [r for r in rec["inputs"] if r in known] for nid, rec in records.items()}):
         first = records[cycle[0]]
         errors.append(Diagnostic(first["file"], first["inputs_line"],
@@ -308,6 +309,9 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live)
             "config": rec["config"], "inputs": rec["inputs"],
             "hashes": {"config": hash_obj(fields), "fields": fields},
         }
+        lines = {k: rec[f"{k}_line"] for k in ("sql", "table") if rec.get(f"{k}_line")}
+        if lines:
+            node["lines"] = lines  # where errors found at run time point
         if rec.get("built_config") is not None:
             node["build_config"] = rec["built_config"]
         if "compiled_sql" in rec:

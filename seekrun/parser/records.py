@@ -153,7 +153,8 @@ def _prepare(kind, rec, built, fields, doc, rel, errors, root) -> bool:
         return True
     before = len(errors)
     pc = PrepareContext(rec["id"], root or Path("."),
-                        lambda path, msg: errors.append(Diagnostic(rel, line_of(doc.node, path), f"{rec['id']}: {msg}")))
+                        lambda path, msg: errors.append(Diagnostic(rel, line_of(doc.node, path), f"{rec['id']}: {msg}")),
+                        line=lambda path: line_of(doc.node, path))
     prepare(rec, built, pc)
     fields.update(pc.fields)
     return len(errors) == before

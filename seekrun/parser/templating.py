@@ -73,8 +73,9 @@ def render_config(config, common: dict | None):
     return rendered, list(dict.fromkeys(env)), problems
 
 
-def render(text: str, common: dict[str, dict] | None = None) -> Rendered:
-    """Render common-config references; keep env_var() placeholders, hashing their values."""
+def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0) -> Rendered:
+    """Render common-config references (recursively: a common value may use others);
+    keep env_var() placeholders."""
     out = Rendered(text)
     if "{{" not in text:
         return out
@@ -92,7 +93,15 @@ def render(text: str, common: dict[str, dict] | None = None) -> Rendered:
                 problems.append(f"'{{{{ {expr} }}}}' is not defined in seeknal/common")
                 return m.group(0)
             out.common.append(expr.split(".")[0])
-            return str(value)
+            value = str(value)
+            if "{{" in value:
+                if _depth >= 10:
+                    problems.append(f"'{{{{ {expr} }}}}' expands into itself (a cycle in seeknal/common)")
+                    return m.group(0)
+                inner = render(value, common, _depth + 1)
+                out.env.extend(inner.env)
+                value = inner.text
+            return value
         problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME') or a seeknal/common id")
         return m.group(0)
 
@@ -106,6 +115,9 @@ def lookup(common: dict[str, dict], expr: str):
     """`id` or `id.key[.key]` in the shared config. A bare id renders its `value` (or `sql`,
     `expression`, `table`, in that order); keys are looked up in the entry, then its params."""
     parts = expr.split(".")
+    if len(parts) >= 2 and parts[0] in ("rules", "transforms", "transformations", "sources") \
+            and parts[0] not in common:
+        parts = parts[1:]  # Seeknal's own spelling: {{ rules.<id> }}, {{ transforms.<id> }}
     entry = common.get(parts[0])
     if entry is None:
         return None

@@ -138,11 +138,13 @@ def line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
     return line
 
 
-def load_marker(path: Path, rel: str) -> dict:
+def load_marker(path: Path, rel: str) -> tuple[dict, Any]:
+    """The project file's mapping and a line finder: line(key) -> its line number."""
     raw = path.read_bytes()
     docs = load_documents(decode(raw, rel), rel)
     if not docs or docs[0].data is None:
-        return {}
+        return {}, lambda key: None
     if not isinstance(docs[0].data, dict):
         raise ProjectError([Diagnostic(rel, 1, "the project file must be a mapping such as 'name: my_project'")])
-    return docs[0].data
+    node = docs[0].node
+    return docs[0].data, lambda key: line_of(node, (key,))

@@ -28,6 +28,7 @@ from typing import Any
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, PrepareContext, UnsupportedNode,
                                  build_config, quote_ident, sql_literal)
 
+HANDLES_PYTHON = True  # delegates to python_node itself when node["python"] is set
 ENGINE_VERSION = 1
 FEATURE_STORE = Path("target") / "feature_store"
 OFFLINE_FORMATS = ("parquet",)

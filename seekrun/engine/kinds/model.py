@@ -10,6 +10,7 @@ from __future__ import annotations
 from seekrun.engine import python_node
 from seekrun.engine.base import BuildContext, BuildResult, UnsupportedNode
 
+HANDLES_PYTHON = True  # delegates to python_node itself when node["python"] is set
 ENGINE_VERSION = 1
 
 

@@ -117,33 +117,26 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         columns = [by_lower[c.lower()] for c in wanted if c.lower() in by_lower]
     else:
         columns = described
-    rows: list[tuple] = []
-    # one scan for every per-column aggregate
-    exprs = ["count(*)"]
+    total = ctx.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+    rows: list[tuple] = [(TABLE_COLUMN, "row_count", str(total), None)]
     for name, typ in columns:
+        # one query per column: DuckDB reads just that column, and many count(DISTINCT)
+        # aggregates in one query are much slower than one each
         q = quote_ident(name)
-        exprs += [f"count({q})", f"count(DISTINCT {q})",
-                  f"CAST(min({q}) AS VARCHAR)", f"CAST(max({q}) AS VARCHAR)"]
-        if _NUMERIC.match(typ):
-            exprs += [f"avg({q})", f"stddev_samp({q})"]
-    stats = list(ctx.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchone())
-    total = stats.pop(0)
-    rows.append((TABLE_COLUMN, "row_count", str(total), None))
-    for name, typ in columns:
-        non_null, distinct, lo, hi = stats[:4]
-        del stats[:4]
+        numeric = bool(_NUMERIC.match(typ))
+        extra = f", avg({q}), stddev_samp({q})" if numeric else ""
+        non_null, distinct, lo, hi, *more = ctx.execute(
+            f"SELECT count({q}), count(DISTINCT {q}), CAST(min({q}) AS VARCHAR), CAST(max({q}) AS VARCHAR)"
+            f"{extra} FROM {source}").fetchone()
         nulls = total - non_null
         rows += [(name, "null_count", str(nulls), None),
                  (name, "null_percent", number_text(100.0 * nulls / total) if total else None, None),
                  (name, "distinct_count", str(distinct), None),
                  (name, "min", lo, None),
                  (name, "max", hi, None)]
-        if _NUMERIC.match(typ):
-            avg, std = stats[:2]
-            del stats[:2]
-            rows += [(name, "avg", number_text(avg), None), (name, "stddev", number_text(std), None)]
+        if numeric:
+            rows += [(name, "avg", number_text(more[0]), None), (name, "stddev", number_text(more[1]), None)]
         if top:
-            q = quote_ident(name)
             for value, count in ctx.execute(
                     f"SELECT CAST({q} AS VARCHAR), count(*) AS n FROM {source} WHERE {q} IS NOT NULL "
                     f"GROUP BY {q} ORDER BY n DESC, {q} LIMIT {int(top)}").fetchall():

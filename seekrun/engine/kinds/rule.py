@@ -19,10 +19,11 @@
   a DATE as its midnight.  An empty (all-NULL) column is stale.  violations = 1 if stale.
   Freshness is evaluated when the rule runs (a change upstream, or ``--full``).
 - ``sql_assertion`` (and ``custom`` with ``sql``): a SELECT returning the bad rows
-  (violations = rows returned), or one row with one non-negative whole number, read as a
-  count of violations.  Inputs are named ``ref('kind.name')``, ``kind.name``, ``input_N``,
-  Seeknal's ``input_data`` (= input_0) and ``kind_name`` after FROM/JOIN.  ``custom``
-  without ``sql`` cannot run: exit 2 before anything runs.
+  (violations = rows returned), or a count: when the outermost SELECT is a single
+  ``count(...)``/``sum(...)`` (maybe inside coalesce/cast) without GROUP BY, its one number
+  is the number of violations (NULL counts as 0).  Inputs are named ``ref('kind.name')``,
+  ``kind.name``, ``input_N``, Seeknal's ``input_data`` (= input_0) and ``kind_name`` after
+  FROM/JOIN.  ``custom`` without ``sql`` cannot run: exit 2 before anything runs.
 - ``profile_check``: reads the first ``profile.*`` input; ``checks: [{column?, metric,
   warn, fail}]`` with thresholds ``> 50``, ``>= 1``, ``< 3``, ``<= 0``, ``= 0``, ``== 0``,
   ``!= 0`` or ``between 1 and 5``.  ``fail`` is evaluated first; a NULL metric value
@@ -101,19 +102,25 @@ def prepare(rec: dict, built: dict, pc) -> None:
     _node_params(built.get("params"), pc.error)
     rule = built.get("rule")
     single = isinstance(rule, dict)
+    if rule is not None and not single and not isinstance(rule, list):
+        pc.error(("rule",), "rule must be one check ({type: ..., ...}) or a list of checks")
+        return
     raw = [rule] if single else list(rule or [])
 
     def at(i: int, *rest) -> tuple:
         return ("rule", *rest) if single else ("rule", i, *rest)
 
     if not raw:
-        pc.error(("rule",), "the rule has no checks: add at least one '- type: ...'")
+        pc.error(("rule",), "the rule has no checks: add one, e.g. rule: {type: \"null\", columns: [id]}")
         return
     checks = parse_checks(raw, inputs, pc.error, at)
     if checks is None:
         return
-    # assertion SQL: refs (checked against the graph), canonical (hashed), executable (run)
-    canonical, executable = [dict(c) for c in raw], [dict(c) for c in raw]
+    # hashed: the checks without their descriptions, assertion SQL in canonical form (so
+    # whitespace and comments do not rerun); run: the SQL with refs resolved
+    canonical = [_without_descriptions(c) for c in raw]
+    executable = [dict(c) for c in raw]
+    pc.fields["rule"] = canonical[0] if single else canonical
     refs: list[str] = []
     maybe: list[str] = []
     first_sql: tuple | None = None
@@ -140,8 +147,18 @@ def prepare(rec: dict, built: dict, pc) -> None:
     rec["sql_refs"] = list(dict.fromkeys(refs))
     rec["sql_maybe_refs"] = list(dict.fromkeys(maybe))
     rec["sql_line"] = _line(pc, rec, flagged or first_sql)
-    pc.fields["rule"] = canonical[0] if single else canonical  # whitespace/comments: no rerun
     rec["built_config"] = {**built, "rule": executable[0] if single else executable}
+    rec["generated_sql"] = "\n\n".join(  # for `seekrun show`
+        f"-- check {c['label']} ({c['type']})\n{executable[i]['sql']}"
+        for i, c in enumerate(checks) if c["sql"] is not None)
+
+
+def _without_descriptions(check: dict) -> dict:
+    out = {k: v for k, v in check.items() if k != "description"}
+    if isinstance(out.get("checks"), list):
+        out["checks"] = [{k: v for k, v in sub.items() if k != "description"} if isinstance(sub, dict) else sub
+                         for sub in out["checks"]]
+    return out
 
 
 def _line(pc, rec: dict, path: tuple) -> int | None:
@@ -167,7 +184,8 @@ def seeknal_names(sql: str, inputs: list[str]) -> str:
     ``kind_name`` after FROM/JOIN.  Rewritten to input_0 / kind.name for the analyser."""
     from seekrun.parser.sql import END, KIND, START, TEXT, tokenize
 
-    if "input_data" not in sql.lower() and not any(i.replace(".", "_") in sql for i in inputs):
+    low_sql = sql.lower()
+    if "input_data" not in low_sql and not any(i.replace(".", "_").lower() in low_sql for i in inputs):
         return sql
     underscored = {i.replace(".", "_").lower(): i for i in inputs}
     out, last, prev = [], 0, ""
@@ -276,11 +294,11 @@ def parse_checks(raw: list, inputs: list[str], err: Callable, at: Callable) -> l
     seen: dict[str, int] = {}
     for i, s in enumerate(specs):
         if s["name"]:
-            s["label"] = s["name"]
+            s["label"] = str(s["name"])
         else:
             seen[s["type"]] = seen.get(s["type"], 0) + 1
             s["label"] = s["type"] if counts[s["type"]] == 1 else f"{s['type']}_{seen[s['type']]}"
-    names = [s["name"] for s in specs if s["name"]]
+    names = [s["name"] for s in specs if isinstance(s["name"], str) and s["name"]]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         e(at(next(i for i, s in enumerate(specs) if s["name"] == dup), "name"),
           f"two checks are named '{dup}': give each check its own name")
@@ -461,7 +479,7 @@ def _specs(node: dict) -> tuple[list[dict], dict]:
     cfg = build_config(node)
     rule = cfg.get("rule")
     single = isinstance(rule, dict)
-    raw = [rule] if single else list(rule or [])
+    raw = [rule] if single else list(rule) if isinstance(rule, list) else []
 
     def err(path, msg):
         raise NodeFailure(f"{node['id']}: {'.'.join(str(p) for p in path)}: {msg}")
@@ -636,15 +654,15 @@ def _freshness(ctx, s, source, columns, violated) -> list[tuple]:
         q = quote_ident(col)
         ctype = types.get(col.lower(), "")
         if ctype.startswith("TIMESTAMP WITH TIME ZONE"):
-            expr = f"max({q})"
+            expr, shown = f"max({q})", f"max({q})"
         elif ctype == "DATE" or ctype.startswith("TIMESTAMP"):
-            expr = f"max(CAST({q} AS TIMESTAMP))"
+            expr, shown = f"max(CAST({q} AS TIMESTAMP))", f"max({q})"
         elif ctype == "VARCHAR":
-            expr = f"max(CAST({q} AS TIMESTAMP))"
+            expr = shown = f"max(CAST({q} AS TIMESTAMP))"
         else:
             raise NodeFailure(f"check '{s['label']}': freshness needs a DATE or TIMESTAMP column; "
                               f"'{col}' is {ctype}")
-        latest, text = ctx.execute(f"SELECT epoch({expr}), CAST({expr} AS VARCHAR) FROM {source}").fetchone()
+        latest, text = ctx.execute(f"SELECT epoch({expr}), CAST({shown} AS VARCHAR) FROM {source}").fetchone()
         if latest is None:
             out.append((s["label"], s["type"], col, violated, 1,
                         f"no values in {col}: cannot tell how fresh the data is (max age {p['max_age_text']})"))
@@ -676,12 +694,54 @@ def _is_count(value: Any) -> bool:
     return value >= 0 and (isinstance(value, int) or value == int(value))
 
 
+COUNT_FUNCTIONS = {"count", "count_star", "count_if", "countif", "sum"}
+_WRAPPERS = {"coalesce", "ifnull", "cast", "try_cast"}
+_CLAUSE_END = {"from", "where", "group", "having", "qualify", "window", "order", "limit", "union", "except",
+               "intersect"}
+
+
+def is_count_query(sql: str) -> bool:
+    """Whether the outermost SELECT is one count/sum without GROUP BY, e.g.
+    ``SELECT count(*) AS bad FROM t WHERE ...``: its one number is a count of violations.
+    Any other query returns the bad rows (so ``SELECT id ... `` returning one 0 is one row)."""
+    from seekrun.parser.sql import KIND, TEXT, tokenize
+
+    toks = tokenize(sql)
+    depth, selects = 0, []
+    for k, tok in enumerate(toks):
+        text = tok[TEXT].lower()
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and tok[KIND] == "id" and text in ("select", "group", "union", "except", "intersect"):
+            selects.append((k, text))
+    if [t for _, t in selects] != ["select"]:
+        return False  # several top-level SELECTs, or a GROUP BY: rows
+    k = selects[0][0] + 1
+    item: list[str] = []
+    depth = 0
+    while k < len(toks):
+        text = toks[k][TEXT].lower()
+        if depth == 0 and (text == "," or text in _CLAUSE_END):
+            if text == ",":
+                return False  # more than one column
+            break
+        depth += text == "("
+        depth -= text == ")"
+        item.append(text)
+        k += 1
+    while len(item) >= 3 and item[0] in _WRAPPERS and item[1] == "(":
+        item = item[2:]
+    return len(item) >= 2 and item[0] in COUNT_FUNCTIONS and item[1] == "("
+
+
 def _assertion(ctx, s, violated) -> tuple:
     sql = s["sql"]
     cur = ctx.execute(f"SELECT * FROM (\n{sql}\n) AS assertion LIMIT 2")
     first = cur.fetchall()
     ncols = len(cur.description or [])
-    if ncols == 1 and len(first) == 1 and _is_count(first[0][0]):
+    if ncols == 1 and len(first) == 1 and _is_count(first[0][0]) and is_count_query(sql):
         n = int(first[0][0] or 0)
         msg = "the count is 0" if n == 0 else f"the query counts {n} violation{'s' if n != 1 else ''} (must be 0)"
     else:

@@ -17,7 +17,8 @@ ENGINE_VERSION = 1
 READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "jsonl": "read_json"}
 
 
-def select_sql(node: dict, root: Path) -> str:
+def select_sql(node: dict, root: Path, fill=lambda text: text) -> str:
+    """The reader query. ``fill`` puts env_var() values into string params before quoting."""
     cfg = build_config(node)
     fmt = cfg.get("source")
     reader = READERS.get(fmt)
@@ -30,7 +31,8 @@ def select_sql(node: dict, root: Path) -> str:
     params = dict(cfg.get("params") or {})
     if fmt == "jsonl":
         params.setdefault("format", "newline_delimited")
-    args = [sql_literal(files)] + [f"{k} = {sql_literal(v)}" for k, v in sorted(params.items())]
+    args = [sql_literal(files)] + [f"{k} = {sql_literal(fill(v) if isinstance(v, str) else v)}"
+                                   for k, v in sorted(params.items())]
     return f"SELECT * FROM {reader}({', '.join(args)})"
 
 
@@ -67,7 +69,7 @@ def _check_csv(path: Path, rel: str, params: dict) -> None:
 
 def check(node: dict, ctx: BuildContext) -> str | None:
     """Refuse unusable data before anything runs; return the SELECT for a syntax check."""
-    sql = select_sql(node, ctx.root)
+    sql = select_sql(node, ctx.root, ctx.sql)
     cfg = build_config(node)
     params = cfg.get("params") or {}
     for rel in node.get("data_files") or []:
@@ -86,4 +88,4 @@ def check(node: dict, ctx: BuildContext) -> str | None:
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    return BuildResult(ctx.materialize(select_sql(node, ctx.root)))
+    return BuildResult(ctx.materialize(select_sql(node, ctx.root, ctx.sql)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from seekrun.engine.base import BuildContext, BuildResult
 
+HANDLES_PYTHON = True  # delegates to python_node itself when node["python"] is set
 ENGINE_VERSION = 1
 
 

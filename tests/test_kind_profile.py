@@ -1,0 +1,221 @@
+"""Issue 4: kind `profile`.
+
+Real projects in tmp_path, the real CLI, a real DuckDB file: the long-format stats table
+"profile"."<name>" is compared with rows worked out by hand from the CSV written here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import cli, query, ran, run_results, write_project
+
+# id BIGINT, city VARCHAR, amount DOUBLE, day DATE (read_csv detects the types)
+DATA = "id,city,amount,day\n1,Oslo,10.5,2024-01-02\n2,Rome,,2024-01-01\n3,Oslo,4.5,\n4,,4.5,2024-01-03\n"
+
+SOURCE = "kind: source\nname: t\nsource: csv\ntable: data/t.csv\n"
+
+
+def stats(project: Path, name: str) -> list[tuple]:
+    """The profile's rows in the order they were written."""
+    return query(project, f'SELECT * FROM "profile"."{name}"')
+
+
+def test_profile_contents_by_hand(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "data/t.csv": DATA,
+        "nodes/t.yml": SOURCE,
+        "nodes/p.yml": "kind: profile\nname: p\ninputs:\n  - ref: source.t\n",
+    })
+    res = cli("run", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    assert query(project, "SELECT column_name, data_type FROM information_schema.columns WHERE "
+                          "table_schema = 'profile' AND table_name = 'p' ORDER BY ordinal_position") == [
+        ("column_name", "VARCHAR"), ("metric", "VARCHAR"), ("value", "VARCHAR"), ("detail", "VARCHAR")]
+    assert stats(project, "p") == [
+        ("_table_", "row_count", "4", None),
+        # id: 1..4 -> avg 2.5, sample stddev sqrt(5/3) = 1.2909944...; every value once, ordered by value
+        ("id", "null_count", "0", None),
+        ("id", "null_percent", "0", None),
+        ("id", "distinct_count", "4", None),
+        ("id", "min", "1", None),
+        ("id", "max", "4", None),
+        ("id", "avg", "2.5", None),
+        ("id", "stddev", "1.290994", None),
+        ("id", "top_value", "1", "1"),
+        ("id", "top_value", "2", "1"),
+        ("id", "top_value", "3", "1"),
+        ("id", "top_value", "4", "1"),
+        # city: Oslo, Rome, Oslo, NULL -> text: no avg/stddev; NULL is not a top value
+        ("city", "null_count", "1", None),
+        ("city", "null_percent", "25", None),
+        ("city", "distinct_count", "2", None),
+        ("city", "min", "Oslo", None),
+        ("city", "max", "Rome", None),
+        ("city", "top_value", "Oslo", "2"),
+        ("city", "top_value", "Rome", "1"),
+        # amount: 10.5, NULL, 4.5, 4.5 -> avg 6.5, sample stddev sqrt((16+4+4)/2) = sqrt(12) = 3.4641016...
+        ("amount", "null_count", "1", None),
+        ("amount", "null_percent", "25", None),
+        ("amount", "distinct_count", "2", None),
+        ("amount", "min", "4.5", None),
+        ("amount", "max", "10.5", None),
+        ("amount", "avg", "6.5", None),
+        ("amount", "stddev", "3.464102", None),
+        ("amount", "top_value", "4.5", "2"),
+        ("amount", "top_value", "10.5", "1"),
+        # day: dates; min/max as DuckDB prints them
+        ("day", "null_count", "1", None),
+        ("day", "null_percent", "25", None),
+        ("day", "distinct_count", "3", None),
+        ("day", "min", "2024-01-01", None),
+        ("day", "max", "2024-01-03", None),
+        ("day", "top_value", "2024-01-01", "1"),
+        ("day", "top_value", "2024-01-02", "1"),
+        ("day", "top_value", "2024-01-03", "1"),
+    ]
+    assert run_results(project)["profile.p"]["row_count"] == 36
+    # deterministic: a forced rebuild writes the very same rows
+    before = stats(project, "p")
+    assert cli("run", "-p", str(project), "--full").exit_code == 0
+    assert stats(project, "p") == before
+
+
+def test_profile_columns_limit_and_order_and_max_top_values(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "data/t.csv": DATA,
+        "nodes/t.yml": SOURCE,
+        "nodes/p.yml": """\
+            kind: profile
+            name: p
+            inputs: [source.t]
+            profile:
+              columns: [amount, nope, city]
+              params:
+                max_top_values: 1
+            ---
+            kind: profile
+            name: no_top
+            inputs: [source.t]
+            profile:
+              columns: [city]
+              params: {max_top_values: 0}
+            """,
+    })
+    res = cli("run", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    assert stats(project, "p") == [
+        ("_table_", "row_count", "4", None),
+        ("amount", "null_count", "1", None),
+        ("amount", "null_percent", "25", None),
+        ("amount", "distinct_count", "2", None),
+        ("amount", "min", "4.5", None),
+        ("amount", "max", "10.5", None),
+        ("amount", "avg", "6.5", None),
+        ("amount", "stddev", "3.464102", None),
+        ("amount", "top_value", "4.5", "2"),
+        ("city", "null_count", "1", None),
+        ("city", "null_percent", "25", None),
+        ("city", "distinct_count", "2", None),
+        ("city", "min", "Oslo", None),
+        ("city", "max", "Rome", None),
+        ("city", "top_value", "Oslo", "2"),
+    ]
+    assert stats(project, "no_top") == [
+        ("_table_", "row_count", "4", None),
+        ("city", "null_count", "1", None),
+        ("city", "null_percent", "25", None),
+        ("city", "distinct_count", "2", None),
+        ("city", "min", "Oslo", None),
+        ("city", "max", "Rome", None),
+    ]
+    warning = "column nope is not in source.t: not profiled (columns: id, city, amount, day)"
+    assert run_results(project)["profile.p"]["warnings"] == [warning]
+    assert f"warning: {warning}" in res.output
+
+
+def test_profile_of_an_empty_table(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "data/t.csv": DATA,
+        "nodes/t.yml": SOURCE,
+        "nodes/empty.yml": "kind: transform\nname: empty\ninputs: [source.t]\n"
+                           "transform: SELECT id, city FROM input_0 WHERE false\n",
+        "nodes/p.yml": "kind: profile\nname: p\ninputs: [transform.empty]\n",
+    })
+    res = cli("run", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    assert stats(project, "p") == [
+        ("_table_", "row_count", "0", None),
+        ("id", "null_count", "0", None),
+        ("id", "null_percent", None, None),
+        ("id", "distinct_count", "0", None),
+        ("id", "min", None, None),
+        ("id", "max", None, None),
+        ("id", "avg", None, None),
+        ("id", "stddev", None, None),
+        ("city", "null_count", "0", None),
+        ("city", "null_percent", None, None),
+        ("city", "distinct_count", "0", None),
+        ("city", "min", None, None),
+        ("city", "max", None, None),
+    ]
+
+
+def test_profile_edits_rerun_the_profile_and_its_checks_only(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "data/t.csv": DATA,
+        "nodes/t.yml": SOURCE,
+        "nodes/other.yml": "kind: transform\nname: other\ninputs: [source.t]\ntransform: SELECT id FROM source.t\n",
+        "nodes/p.yml": """\
+            kind: profile
+            name: p
+            description: stats
+            inputs: [source.t]
+            profile:
+              params: {max_top_values: 2}
+            """,
+        "nodes/check.yml": """\
+            kind: rule
+            name: check
+            inputs: [profile.p]
+            rule:
+              type: profile_check
+              checks:
+                - {metric: row_count, fail: "< 1"}
+            """,
+    })
+    assert cli("run", "-p", str(project)).exit_code == 0
+    path = project / "nodes/p.yml"
+    path.write_text(path.read_text().replace("description: stats", "description: column statistics\ntags: [dq]"))
+    res = cli("run", "-p", str(project))
+    assert res.output.startswith("Nothing to do"), res.output
+    path.write_text(path.read_text().replace("max_top_values: 2", "max_top_values: 3"))
+    res = cli("run", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    assert ran(project) == {"profile.p", "rule.check"}
+    results = run_results(project)
+    assert results["profile.p"]["reason"] == "config changed: profile"
+    assert results["rule.check"]["reason"] == "upstream profile.p changed"
+    assert query(project, "SELECT count(*) FROM profile.p WHERE column_name = 'id' AND metric = 'top_value'") == [(3,)]
+
+
+def test_bad_profile_config_is_reported_with_file_and_line(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "data/t.csv": DATA,
+        "nodes/t.yml": SOURCE,
+        "nodes/p.yml": """\
+            kind: profile
+            name: p
+            inputs: [source.t]
+            profile:
+              colums: [id]
+              params:
+                max_top_values: -1
+                top: 3
+            """,
+    })
+    res = cli("run", "-p", str(project))
+    assert res.exit_code == 2, res.output
+    assert "nodes/p.yml:5: profile.p: unknown key 'colums' in profile (did you mean 'columns'?)" in res.output
+    assert "nodes/p.yml:7: profile.p: max_top_values must be a whole number >= 0, not -1" in res.output
+    assert "nodes/p.yml:8: profile.p: unknown profile param 'top'" in res.output
+    assert not (project / "target" / "seekrun.duckdb").exists()

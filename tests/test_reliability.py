@@ -1,0 +1,425 @@
+"""Issue 5: corrupt state, Ctrl-C, the project lock and secrets in env vars.
+
+Real projects, real DuckDB, the real CLI (as a separate process where signals, locks or the
+environment matter).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, cli_proc, ran, run_results, table, target_snapshot, write_project
+
+BASE = Path(__file__).resolve().parent / "bad_inputs" / "_base"
+BASE_IDS = {"source.customers", "source.orders", "source.payments", "transform.clean_orders",
+            "transform.customer_totals", "transform.payment_summary"}
+
+
+def no_traceback(res) -> None:
+    assert "Traceback" not in res.output and "internal error" not in res.output, res.output
+
+
+def all_tables(project: Path) -> dict[str, list[tuple]]:
+    return {nid: table(project, nid) for nid in sorted(BASE_IDS)}
+
+
+def built_base(tmp_path: Path) -> Path:
+    proj = tmp_path / "proj"
+    shutil.copytree(BASE, proj)
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    return proj
+
+
+def clean_build_tables(project: Path, where: Path) -> dict[str, list[tuple]]:
+    fresh = where / "fresh"
+    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
+    res = cli("run", "-p", str(fresh))
+    assert res.exit_code == 0, res.output
+    return all_tables(fresh)
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) corrupt state and caches
+
+CORRUPTIONS = {
+    "truncated": lambda good: good[: len(good) // 2],
+    "not_json": lambda good: b"not json\n",
+    "json_but_not_a_state": lambda good: b"[1, 2, 3]\n",
+    "not_utf8": lambda good: b"\xff\xfe\x00\x81garbage",
+    "empty": lambda good: b"",
+}
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+def test_corrupt_state_is_moved_aside_and_everything_rebuilds(how, tmp_path):
+    proj = built_base(tmp_path)
+    # new data too: a stale table must never be reported as cached
+    (proj / "data" / "orders.csv").write_text(
+        "order_id,customer_id,amount,status\n10,1,12.50,completed\n12,2,30.00,completed\n"
+        "13,3,5.00,completed\n14,3,4.00,completed\n")
+    state = proj / "target" / "state" / "execution_state.json"
+    bad = CORRUPTIONS[how](state.read_bytes())
+    state.write_bytes(bad)
+
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    no_traceback(res)
+    warning = [ln for ln in res.output.splitlines() if "warning" in ln.lower() and "execution_state.json" in ln]
+    assert warning and "corrupt" in warning[0], res.output
+
+    aside = [p for p in state.parent.iterdir() if p.name.startswith("execution_state.json.corrupt-")]
+    assert len(aside) == 1, sorted(p.name for p in state.parent.iterdir())
+    assert re.fullmatch(r"execution_state\.json\.corrupt-[\w:.+-]*\d[\w:.+-]*", aside[0].name), aside[0].name
+    assert aside[0].read_bytes() == bad
+
+    results = run_results(proj)
+    assert set(results) == BASE_IDS
+    assert {nid: r["status"] for nid, r in results.items()} == {nid: "success" for nid in BASE_IDS}
+    assert re.search(r"^\s*cached\s*:\s*0$", res.stdout, re.M), res.stdout
+    assert table(proj, "transform.customer_totals") == [(1, "Ada", 12.5), (2, "Bob", 30.0), (3, "Cy", 9.0)]
+    assert all_tables(proj) == clean_build_tables(proj, tmp_path)
+
+    data = json.loads(state.read_text())
+    assert {nid for nid, e in data["nodes"].items() if e["status"] == "success"} == BASE_IDS
+
+    again = cli("run", "-p", str(proj))
+    assert again.exit_code == 0 and "Nothing to do" in again.stdout, again.output
+    assert "corrupt" not in again.output
+    assert aside[0].read_bytes() == bad
+
+
+def test_corrupt_state_dry_run_leaves_it_in_place_and_plans_everything(tmp_path):
+    proj = built_base(tmp_path)
+    state = proj / "target" / "state" / "execution_state.json"
+    state.write_bytes(b"not json\n")
+    before = target_snapshot(proj)
+    res = cli("run", "-p", str(proj), "--dry-run")
+    assert res.exit_code == 0, res.output
+    no_traceback(res)
+    assert "corrupt" in res.output
+    planned = {ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith("RUN ")}
+    assert planned == BASE_IDS, res.stdout
+    assert target_snapshot(proj) == before
+
+
+@pytest.mark.parametrize("rel", ["manifest.json", "state/parse_cache.json", "state/file_hashes.json"])
+@pytest.mark.parametrize("garbage", [b"not json\n", b'{"version": 1, "files": '])
+def test_corrupt_manifest_or_cache_never_crashes_nor_reruns(rel, garbage, tmp_path):
+    proj = built_base(tmp_path)
+    tables = all_tables(proj)
+    path = proj / "target" / rel
+    assert path.is_file()
+    path.write_bytes(garbage)
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    no_traceback(res)
+    assert ran(proj) == set(), res.output  # the state is intact: nothing needs to run
+    assert all_tables(proj) == tables
+    manifest = json.loads((proj / "target" / "manifest.json").read_text())
+    assert set(manifest["nodes"]) == BASE_IDS
+    again = cli("run", "-p", str(proj))
+    assert again.exit_code == 0 and "Nothing to do" in again.stdout, again.output
+    assert "warning" not in again.output.lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# slow projects for Ctrl-C and the lock
+
+WORK = 50_000_000  # rows scanned per slow node: about 0.3-0.6 s each on 2 cores
+N_SLOW = 4
+
+
+def slow_project(root: Path, n: int = N_SLOW, work: int = WORK) -> tuple[Path, set[str]]:
+    """n independent slow transforms and a `total` over all of them."""
+    files = {}
+    for k in range(n):
+        files[f"nodes/slow_{k}.yml"] = (
+            f"kind: transform\nname: slow_{k}\n"
+            f"transform: SELECT count(*) AS c FROM range({work}) t(i) WHERE i % 7 = {k % 7}\n")
+    refs = "".join(f"  - ref: transform.slow_{k}\n" for k in range(n))
+    union = " UNION ALL ".join(f"SELECT c FROM input_{k}" for k in range(n))
+    files["nodes/total.yml"] = (f"kind: transform\nname: total\ninputs:\n{refs}"
+                                f"transform: SELECT sum(c) AS c FROM ({union})\n")
+    return write_project(root, files), {*(f"transform.slow_{k}" for k in range(n)), "transform.total"}
+
+
+def expected_slow_tables(n: int = N_SLOW, work: int = WORK) -> dict[str, list[tuple]]:
+    counts = [work // 7 + (1 if k % 7 < work % 7 else 0) for k in range(n)]
+    out = {f"transform.slow_{k}": [(counts[k],)] for k in range(n)}
+    out["transform.total"] = [(sum(counts),)]
+    return out
+
+
+def journal_successes(project: Path) -> list[str]:
+    path = project / "target" / "state" / "execution_state.journal"
+    if not path.exists():
+        return []
+    out = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        entry = rec.get("entry") if isinstance(rec, dict) else None
+        if isinstance(entry, dict) and entry.get("status") == "success":
+            out.append(rec["id"])
+    return out
+
+
+def start_run(project: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "seekrun", "run", "-p", str(project), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for(cond, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"seekrun exited ({proc.returncode}) before {what}: make the slow nodes slower\n{out}{err}")
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) Ctrl-C
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_rest(threads, tmp_path):
+    proj, ids = slow_project(tmp_path / "proj")
+    proc = start_run(proj, "--threads", threads)
+    try:
+        wait_for(lambda: len(journal_successes(proj)) >= 1, proc, "a node finished")
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=15)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    shown = f"exit {proc.returncode}\n--- stdout\n{out}--- stderr\n{err}"
+    assert proc.returncode == 130, shown
+    assert elapsed < 5, f"took {elapsed:.1f}s to stop\n{shown}"
+    assert "Traceback" not in out + err, shown
+
+    results = run_results(proj)
+    assert set(results) == ids
+    done = {nid for nid, r in results.items() if r["status"] == "success"}
+    undone = ids - done
+    assert done and "transform.total" in undone, shown
+    assert all(results[nid]["status"] != "success" for nid in undone)
+    assert json.loads((proj / "target" / "run_results.json").read_text())["metadata"]["interrupted"] is True
+    # a message says what was left undone, naming every such node
+    lines = [ln for ln in (out + err).splitlines() if all(nid in ln for nid in undone)]
+    assert any(("undone" in ln or "interrupted" in ln.lower()) for ln in lines), shown
+
+    state = json.loads((proj / "target" / "state" / "execution_state.json").read_text())
+    recorded = {nid for nid, e in state["nodes"].items() if e.get("status") == "success"}
+    assert recorded == done, (recorded, done)
+
+    res = cli("run", "-p", str(proj), "--threads", "2")
+    assert res.exit_code == 0, res.output
+    assert ran(proj) == undone, res.output
+    assert {nid: table(proj, nid) for nid in ids} == expected_slow_tables()
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) the project lock
+
+
+def test_second_run_or_parse_is_refused_while_one_runs_and_a_dead_holder_is_taken_over(tmp_path):
+    proj, ids = slow_project(tmp_path / "proj", n=30)  # far longer than the test lets it run
+    lock = proj / "target" / ".seekrun.lock"
+    proc = start_run(proj, "--threads", "1")
+    try:
+        wait_for(lambda: lock.exists() and lock.read_text().startswith(f"{proc.pid} "), proc, "the lock was taken")
+        for args in (["run"], ["parse"], ["run", "--full"]):
+            # as a separate process: the real refusal...
+            res = cli_proc(*args, "-p", str(proj), timeout=30)
+            shown = f"$ seekrun {' '.join(args)}: exit {res.exit_code}\n{res.output}"
+            assert res.exit_code == 2, shown
+            assert re.search(rf"project is locked by pid {proc.pid} since \S", res.stderr), shown
+            assert "Traceback" not in res.output, shown
+            # ...and in-process, timed without the interpreter's start-up: refused at once
+            t0 = time.monotonic()
+            res = cli(*args, "-p", str(proj))
+            elapsed = time.monotonic() - t0
+            assert res.exit_code == 2 and f"project is locked by pid {proc.pid} since" in res.stderr, res.output
+            assert elapsed < 2, f"$ seekrun {' '.join(args)} took {elapsed:.2f}s to refuse"
+        assert proc.poll() is None, "the first run was disturbed"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert lock.read_text().startswith(f"{proc.pid} ")  # the dead process's lock is still on disk
+
+    slow_project(proj, n=30, work=1000)  # the same nodes made cheap: the takeover run is quick
+    res = cli_proc("run", "-p", str(proj), "--threads", "2")
+    assert res.exit_code == 0, res.output
+    assert "locked" not in res.output
+    assert {nid: table(proj, nid) for nid in ids} == expected_slow_tables(n=30, work=1000)
+    assert {nid: r["status"] for nid, r in run_results(proj).items()} == {nid: "success" for nid in ids}
+
+
+def test_dry_run_while_a_run_is_going_is_refused_too(tmp_path):
+    """`seekrun run --dry-run` is a second `seekrun run`: refused with the lock message, never a crash."""
+    proj, ids = slow_project(tmp_path / "proj", n=30)
+    lock = proj / "target" / ".seekrun.lock"
+    proc = start_run(proj, "--threads", "1")
+    try:
+        wait_for(lambda: lock.exists() and lock.read_text().startswith(f"{proc.pid} "), proc, "the lock was taken")
+        res = cli_proc("run", "-p", str(proj), "--dry-run", timeout=30)
+        alive = proc.poll() is None
+    finally:
+        proc.kill()
+        proc.communicate()
+    shown = f"exit {res.exit_code}\n{res.output}"
+    assert alive, "the first run was disturbed (or finished before the dry run was refused)"
+    assert res.exit_code == 2, shown
+    assert re.search(rf"project is locked by pid {proc.pid} since \S", res.stderr), shown
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) secrets in env vars
+
+
+def secret_project(root: Path) -> Path:
+    return write_project(root, {
+        "data/people.csv": "id,name,score\n1,ann,10\n2,bob,NA\n3,cy,n/a\n",
+        "nodes/people.yml": "kind: source\nname: people\nsource: csv\ntable: data/people.csv\n",
+        "nodes/filtered.yml": """\
+            kind: transform
+            name: filtered
+            inputs:
+              - ref: source.people
+            transform: |
+              SELECT id, name FROM input_0 WHERE name <> '{{ env_var('SEEKRUN_TEST_SECRET') }}'
+            """,
+        "nodes/leaky.yml": """\
+            kind: transform
+            name: leaky
+            transform: SELECT CAST('{{ env_var('SEEKRUN_TEST_SECRET') }}' AS INTEGER) AS n
+            """,
+    })
+
+
+def assert_secret_nowhere(project: Path, secret: str, *outputs) -> None:
+    """Not in any file under target/ but the database itself, nor in any command's output."""
+    target = project / "target"
+    checked = []
+    for path in sorted(target.rglob("*")):
+        if not path.is_file() or path.name.startswith("seekrun.duckdb"):
+            continue
+        checked.append(path.relative_to(project).as_posix())
+        assert secret.encode() not in path.read_bytes(), f"the secret is in {path}"
+    assert {"target/manifest.json", "target/run_results.json", "target/state/execution_state.json",
+            "target/state/parse_cache.json"} <= set(checked), checked
+    for res in outputs:
+        assert secret not in res.output, f"the secret is in the output:\n{res.output}"
+
+
+def test_env_var_secret_in_sql_never_leaks_and_a_change_reruns(tmp_path, monkeypatch):
+    monkeypatch.delenv("SEEKRUN_TEST_SECRET", raising=False)
+    proj = secret_project(tmp_path / "proj")
+    first = f"tok-{uuid.uuid4().hex}"
+    env = {"SEEKRUN_TEST_SECRET": first}
+
+    res = cli_proc("run", "-p", str(proj), "--continue-on-error", env=env)
+    assert res.exit_code == 1, res.output  # transform.leaky fails
+    no_traceback(res)
+    results = run_results(proj)
+    assert results["transform.leaky"]["status"] == "failed"
+    # DuckDB's message quotes the string it could not convert: the value must be redacted from it
+    assert "Could not convert string" in results["transform.leaky"]["error"], results["transform.leaky"]
+    assert "transform.leaky" in res.stdout and "Could not convert string" in res.output, res.output
+    assert results["transform.filtered"]["status"] == "success", res.output
+    assert table(proj, "transform.filtered") == [(1, "ann"), (2, "bob"), (3, "cy")]
+    monkeypatch.setenv("SEEKRUN_TEST_SECRET", first)
+    parse = cli("parse", "-p", str(proj), "--json")
+    assert parse.exit_code == 0, parse.output
+    dry = cli("run", "-p", str(proj), "--dry-run", "-v")
+    assert dry.exit_code == 0, dry.output
+    assert_secret_nowhere(proj, first, res, parse, dry)
+
+    # a new value reruns the node that uses it
+    second = f"tok-{uuid.uuid4().hex}"
+    monkeypatch.setenv("SEEKRUN_TEST_SECRET", second)
+    res = cli("run", "-p", str(proj), "--continue-on-error")
+    assert res.exit_code == 1, res.output
+    results = run_results(proj)
+    assert results["transform.filtered"]["status"] == "success", res.output
+    assert "environment variable" in results["transform.filtered"]["reason"], results["transform.filtered"]
+    assert results["source.people"]["status"] == "cached"
+    assert_secret_nowhere(proj, first, res)
+    assert_secret_nowhere(proj, second, res)
+
+    # the same value again: nothing that succeeded reruns
+    res = cli("run", "-p", str(proj), "--continue-on-error")
+    assert res.exit_code == 1, res.output
+    assert ran(proj) == {"transform.leaky"}, res.output
+
+    # unset, with no default: a project error naming the variable; nothing changes
+    monkeypatch.delenv("SEEKRUN_TEST_SECRET")
+    before = target_snapshot(proj)
+    res = cli_proc("run", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    no_traceback(res)
+    assert re.search(r"^nodes/(filtered|leaky)\.yml:\d+: .*SEEKRUN_TEST_SECRET is not set", res.stderr, re.M), \
+        res.output
+    assert target_snapshot(proj) == before
+    assert_secret_nowhere(proj, second, res)
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_env_var_with_default_in_source_params(quote, tmp_path, monkeypatch):
+    """`{{ env_var('NAME', 'default') }}` in a reader param: the default when unset, the value when
+    set (a change reruns the source), and the value never leaks."""
+    monkeypatch.delenv("SEEKRUN_TEST_NULLSTR", raising=False)
+    q = quote
+    outer = '"' if q == "'" else "'"
+    proj = write_project(tmp_path / "proj", {
+        "data/people.csv": "id,name,score\n1,ann,10\n2,bob,NA\n3,cy,n/a\n",
+        "nodes/people.yml": (
+            "kind: source\nname: people\nsource: csv\ntable: data/people.csv\n"
+            f"params:\n  nullstr: {outer}{{{{ env_var({q}SEEKRUN_TEST_NULLSTR{q}, {q}NA{q}) }}}}{outer}\n"),
+        "nodes/scores.yml": ("kind: transform\nname: scores\ninputs:\n  - ref: source.people\n"
+                             "transform: SELECT name, score FROM input_0 WHERE score IS NOT NULL\n"),
+    })
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert table(proj, "source.people") == [(1, "ann", "10"), (2, "bob", None), (3, "cy", "n/a")]
+
+    value = f"nul-{uuid.uuid4().hex[:8]}"
+    (proj / "data" / "people.csv").write_text(f"id,name,score\n1,ann,10\n2,bob,NA\n3,cy,{value}\n")
+    monkeypatch.setenv("SEEKRUN_TEST_NULLSTR", "n/a")
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    monkeypatch.setenv("SEEKRUN_TEST_NULLSTR", value)
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    results = run_results(proj)
+    assert results["source.people"]["status"] == "success"
+    assert "environment variable" in results["source.people"]["reason"], results["source.people"]
+    assert table(proj, "source.people") == [(1, "ann", "10"), (2, "bob", "NA"), (3, "cy", None)]
+    assert table(proj, "transform.scores") == [("ann", "10"), ("bob", "NA")]
+    for path in (proj / "target").rglob("*"):
+        if path.is_file() and not path.name.startswith("seekrun.duckdb"):
+            assert value.encode() not in path.read_bytes(), f"the value is in {path}"
+    assert value not in res.output

@@ -1,0 +1,169 @@
+"""Issue 3: kill -9 in the middle of a run loses at most the nodes in flight.
+
+A real `python -m seekrun run` process is SIGKILLed after some nodes have finished
+(as recorded in target/state/execution_state.journal); the next run must not redo
+those, and must converge to the tables of a clean build.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from conftest import cli, ran, run_results, target_snapshot, write_project
+
+N_SLOW = 8
+WORK = 80_000_000  # rows scanned per slow node: about 0.2-0.5 s each
+
+
+def slow_project(root: Path) -> tuple[Path, set[str]]:
+    files = {
+        "data/s.csv": "id,v\n1,1\n2,2\n3,3\n",
+        "nodes/s.yml": "kind: source\nname: s\nsource: csv\ntable: data/s.csv\n",
+    }
+    ids = {"source.s"}
+    for k in range(N_SLOW):
+        # pairs form short chains: slow_0 -> slow_1, slow_2 -> slow_3, ...
+        parent = "source.s" if k % 2 == 0 else f"transform.slow_{k - 1}"
+        files[f"nodes/slow_{k}.yml"] = (
+            f"kind: transform\nname: slow_{k}\ninputs:\n  - ref: {parent}\n"
+            f"transform: \"SELECT id, v + {k} + (SELECT count(*) FROM range({WORK}) t(i) WHERE i % 7 = 0) % 2 "
+            f"AS v FROM input_0\"\n")
+        ids.add(f"transform.slow_{k}")
+    refs = "".join(f"  - ref: transform.slow_{k}\n" for k in range(1, N_SLOW, 2))
+    union = " UNION ALL ".join(f"SELECT id, v FROM input_{i}" for i in range(N_SLOW // 2))
+    files["nodes/total.yml"] = (f"kind: transform\nname: total\ninputs:\n{refs}"
+                                f"transform: \"SELECT id, sum(v) AS v FROM ({union}) GROUP BY id\"\n")
+    ids.add("transform.total")
+    return write_project(root, files), ids
+
+
+def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
+    try:
+        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                            "WHERE database_name = current_database()").fetchall()
+        out = {}
+        for schema, name in names:
+            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
+            out[f"{schema}.{name}"] = ([d[0] for d in cur.description], sorted(cur.fetchall(), key=repr))
+        return out
+    finally:
+        con.close()
+
+
+def clean_build(project: Path, where: Path) -> dict:
+    fresh = where / "fresh_copy"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
+    res = cli("run", "-p", str(fresh), "--full")
+    assert res.exit_code == 0, res.output
+    return all_tables(fresh)
+
+
+def journal_successes(project: Path) -> list[str]:
+    """Node ids recorded as finished successfully in the journal, in order (torn lines ignored)."""
+    path = project / "target" / "state" / "execution_state.journal"
+    if not path.exists():
+        return []
+    out = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        entry = rec.get("entry") if isinstance(rec, dict) else None
+        if isinstance(entry, dict) and entry.get("status") == "success":
+            out.append(rec["id"])
+    return out
+
+
+def run_and_kill(project: Path, finished_before_kill: int) -> list[str]:
+    """Start a real seekrun process; SIGKILL it once N nodes are recorded as finished."""
+    proc = subprocess.Popen([sys.executable, "-m", "seekrun", "run", "-p", str(project), "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while len(journal_successes(project)) < finished_before_kill:
+            assert proc.poll() is None, (
+                "seekrun finished before it could be killed: make the slow nodes slower "
+                f"(exit {proc.returncode}: {proc.stderr.read().decode()[-2000:]})")
+            assert time.monotonic() < deadline, "no progress recorded in the journal"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    return journal_successes(project)
+
+
+def assert_state_file_valid(project: Path, ids: set[str]) -> None:
+    data = json.loads((project / "target" / "state" / "execution_state.json").read_text())
+    nodes = data.get("nodes", data)
+    assert set(nodes) == ids
+    assert all(e["status"] == "success" for e in nodes.values())
+
+
+def test_kill_during_first_build_then_rerun_converges(tmp_path):
+    p, ids = slow_project(tmp_path / "proj")
+    finished = run_and_kill(p, finished_before_kill=3)
+    assert len(finished) >= 3
+    assert len(finished) < len(ids), "everything finished before the kill"
+    # a state file, if the killed run left one, is whole JSON (atomic writes)
+    state = p / "target" / "state" / "execution_state.json"
+    if state.exists():
+        json.loads(state.read_text())
+
+    # a dry run now plans exactly the unfinished nodes, and writes nothing (even with a WAL left over)
+    before = target_snapshot(p)
+    res = cli("run", "-p", str(p), "--dry-run")
+    assert res.exit_code == 0, res.output
+    planned = {nid for nid in ids if any(nid in ln.split() for ln in res.stdout.splitlines())}
+    assert planned == ids - set(finished), res.stdout
+    assert target_snapshot(p) == before
+
+    res = cli("run", "-p", str(p), "--threads", "1")
+    assert res.exit_code == 0, res.output
+    # the finished nodes were kept; exactly the rest ran
+    assert not (ran(p) & set(finished)), (finished, ran(p))
+    assert ran(p) == ids - set(finished)
+    for nid in finished:
+        assert run_results(p)[nid]["status"] == "cached"
+    assert_state_file_valid(p, ids)
+    assert all_tables(p) == clean_build(p, tmp_path)
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0 and "Nothing to do" in res.stdout, res.output
+
+
+def test_kill_during_incremental_build_then_rerun_converges(tmp_path):
+    p, ids = slow_project(tmp_path / "proj")
+    res = cli("run", "-p", str(p), "--threads", "2")
+    assert res.exit_code == 0, res.output
+    assert ran(p) == ids
+    # a data change: everything downstream of source.s must rebuild
+    (p / "data" / "s.csv").write_text("id,v\n1,10\n2,20\n3,30\n4,40\n")
+    finished = run_and_kill(p, finished_before_kill=4)
+    assert len(finished) >= 4
+    assert len(finished) < len(ids), "everything finished before the kill"
+    json.loads((p / "target" / "state" / "execution_state.json").read_text())  # still whole
+
+    res = cli("run", "-p", str(p), "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert not (ran(p) & set(finished)), (finished, ran(p))
+    assert ran(p) == ids - set(finished)
+    assert_state_file_valid(p, ids)
+    assert all_tables(p) == clean_build(p, tmp_path)
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0 and "Nothing to do" in res.stdout, res.output
