@@ -72,7 +72,8 @@ def _load_old(path: Path, warnings: list):
 class Compiled:
     """A parsed project, its diff against the current manifest, and how to persist both."""
 
-    def __init__(self, project_dir: Path, strict: bool):
+    def __init__(self, project_dir, strict: bool):
+        """project_dir: a folder, or a Project already found."""
         from seekrun.diff import ManifestDiff
         from seekrun.parser.parse import parse_project
 
@@ -119,7 +120,7 @@ def parse(project_dir: Path = ProjectDir,
     try:
         project = find_project(project_dir)
         with ProjectLock(project.target_dir):
-            compiled = Compiled(project_dir, strict)
+            compiled = Compiled(project, strict)
             compiled.save()
             compiled.report(verbose)
         result, old, diff = compiled.result, compiled.old, compiled.diff
@@ -260,7 +261,7 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
 
     from seekrun.selection import select
 
-    compiled = Compiled(project_dir, strict)
+    compiled = Compiled(project, strict)
     # bad filter values are refused before anything is written
     select(compiled.manifest, node_types=types, nodes=nodes, tags=tags, exclude_tags=exclude_tags)
     compiled.report()

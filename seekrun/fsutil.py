@@ -40,8 +40,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def dump_json(obj, *, indent: int | None = 1) -> bytes:
-    """Deterministic JSON: sorted keys, stable separators, trailing newline."""
+def dump_json(obj, *, indent: int | None = None) -> bytes:
+    """Deterministic JSON: sorted keys, stable separators, trailing newline. Compact by default:
+    Python's json module only uses its C encoder without indent (5-10x faster on big files)."""
     if indent is None:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     else:
@@ -49,5 +50,5 @@ def dump_json(obj, *, indent: int | None = 1) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def atomic_write_json(path: Path, obj, *, indent: int | None = 1) -> None:
+def atomic_write_json(path: Path, obj, *, indent: int | None = None) -> None:
     atomic_write_bytes(path, dump_json(obj, indent=indent))

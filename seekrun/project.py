@@ -44,27 +44,26 @@ class Project:
 
     def node_files(self) -> tuple[list[Path], list[Path]]:
         """All node YAML files and Python pipeline files below the node paths, sorted."""
-        yml: list[Path] = []
-        py: list[Path] = []
+        yml: list[str] = []
+        py: list[str] = []
         excluded = {os.path.normpath(self.root / e) for e in self.excluded}
         for node_path in self.node_paths:
-            base = self.root / node_path
-            if not base.is_dir():
+            base = os.path.join(self.root, node_path)
+            if not os.path.isdir(base):
                 continue
             for dirpath, dirnames, filenames in os.walk(base):
                 if os.path.normpath(dirpath) in excluded:
                     dirnames[:] = []
                     continue
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "target"
-                                     and d != "__pycache__")
+                dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("target", "__pycache__")]
                 for fn in filenames:
                     if fn.startswith("."):
                         continue
                     if fn.endswith(NODE_SUFFIXES):
-                        yml.append(Path(dirpath) / fn)
+                        yml.append(os.path.join(dirpath, fn))
                     elif fn.endswith(".py") and not fn.startswith("_"):
-                        py.append(Path(dirpath) / fn)
-        return sorted(set(yml)), sorted(set(py))
+                        py.append(os.path.join(dirpath, fn))
+        return [Path(p) for p in sorted(set(yml))], [Path(p) for p in sorted(set(py))]
 
 
 def find_project(project_dir: Path | str) -> Project:

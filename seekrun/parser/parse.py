@@ -9,21 +9,23 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
 from seekrun import __version__
 from seekrun.errors import Diagnostic, ProjectError
 from seekrun.fsutil import atomic_write_json
-from seekrun.hashing import RACY_SECONDS, FileHashCache, hash_obj, hash_parts
+from seekrun.hashing import RACY_SECONDS, FileHashCache, hash_bytes, hash_obj, hash_parts
 from seekrun.manifest import MANIFEST_VERSION, Manifest
 from seekrun.parser.graph import find_cycles
+from seekrun.parser.parallel import map_forked
 from seekrun.parser.records import read_file, suggest
 from seekrun.project import Project, find_project
 
 __all__ = ["parse_project", "ParseResult", "suggest"]
 FILE_FORMATS = {"csv", "parquet", "json", "jsonl", "excel", "sqlite"}
-PARSE_CACHE_VERSION = 3
+PARSE_CACHE_VERSION = 4
 
 
 @dataclass
@@ -82,7 +84,7 @@ class ParseCache:
 
 def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                   file_cache: FileHashCache | None = None, use_cache: bool = True) -> ParseResult:
-    project = find_project(project_dir)
+    project = project_dir if isinstance(project_dir, Project) else find_project(project_dir)
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     notes: list[str] = []
@@ -96,29 +98,30 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         cache.meta["common"] = common_digest
     yml_files, py_files = project.node_files()
     root_prefix = str(project.root) + os.sep
+    # 1. stat every file; cached records for unchanged ones, the rest read (in parallel when many)
+    entries: list[tuple[str, list, int, dict | None]] = []
     for path in [*yml_files, *py_files]:
         spath = str(path)
         rel = spath[len(root_prefix):].replace(os.sep, "/") if spath.startswith(root_prefix) else spath
         st = os.stat(path)
         sig = [st.st_size, st.st_mtime_ns, st.st_ino]
         cache.seen.add(rel)
-        entry = cache.get(rel, sig)
+        entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
+    misses = [rel for rel, _, _, entry in entries if entry is None]
+    cache.reads += len(misses)
+    read = dict(zip(misses, map_forked(partial(_read_one, project.root, common), misses)))
+    # 2. collect, in file order
+    for rel, sig, mtime_ns, entry in entries:
         if entry is None:
-            cache.reads += 1
-            if path.suffix == ".py":
-                from seekrun.parser.python_nodes import read_python_file
-
-                recs, errs, warns, file_notes = read_python_file(path.read_bytes(), rel, project.root)
-            else:
-                recs, errs, warns, file_notes = read_file(path.read_bytes(), rel, common, project.root)
+            recs, errs, warns, file_notes, digest = read[rel]
             if errs:
                 broken.append(rel)
                 errors.extend(errs)
                 warnings.extend(warns)
                 continue
             entry = {"records": recs, "warnings": [[w.line, w.message] for w in warns], "notes": file_notes,
-                     "digest": hash_obj(recs)}
-            cache.put(rel, sig, entry, st.st_mtime_ns)
+                     "digest": digest}
+            cache.put(rel, sig, entry, mtime_ns)
         warnings.extend(Diagnostic(rel, line, msg, "warning") for line, msg in entry["warnings"])
         notes.extend(entry["notes"])
         digests.append(entry["digest"])
@@ -142,11 +145,26 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if errors:
         raise ProjectError(errors)
     manifest = _build_manifest(project, records, data, env, live)
-    digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, *digests,
+    digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, common_digest,
+                        *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
                         *(f"{n}~{h}" for n, h in sorted(live.items())))
     return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
+
+
+def _read_one(root: Path, common: dict | None, rel: str):
+    """Parse one node file (YAML, or Python with decorators): records, diagnostics and a digest.
+    Records are a function of the file's bytes (and seeknal/common, whose digest is in the
+    project digest), so the digest is a hash of the bytes."""
+    raw = (root / rel).read_bytes()
+    if rel.endswith(".py"):
+        from seekrun.parser.python_nodes import read_python_file
+
+        out = read_python_file(raw, rel, root)
+    else:
+        out = read_file(raw, rel, common, root)
+    return (*out, hash_parts(rel, hash_bytes(raw)))
 
 
 def _check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str]) -> None:
