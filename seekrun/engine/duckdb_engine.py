@@ -23,6 +23,9 @@ class DuckDBEngine:
         self._duckdb = duckdb
         if db_path is not None and not read_only:
             db_path.parent.mkdir(parents=True, exist_ok=True)
+        import os
+
+        threads = threads or int(os.environ.get("SEEKRUN_DUCKDB_THREADS", "0") or 0)
         config = {"threads": threads} if threads else {}
         self.con = duckdb.connect(":memory:" if db_path is None else str(db_path), read_only=read_only,
                                   config=config)
