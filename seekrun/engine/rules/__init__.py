@@ -1,0 +1,1 @@
+"""Data-quality rules: parse-time specs (spec.py) and run-time checks (checks.py)."""
