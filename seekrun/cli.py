@@ -72,9 +72,9 @@ def _load_old(path: Path, warnings: list):
 class Compiled:
     """A parsed project, its diff against the current manifest, and how to persist both."""
 
-    def __init__(self, project_dir, strict: bool):
-        """project_dir: a folder, or a Project already found."""
-        from seekrun.diff import ManifestDiff
+    def __init__(self, project_dir, strict: bool, diff: bool = True):
+        """project_dir: a folder, or a Project already found. diff=False (for `run`) skips
+        loading the previous manifest when this seekrun wrote it: only `parse` shows a diff."""
         from seekrun.parser.parse import parse_project
 
         self.result = result = parse_project(project_dir, strict=strict)
@@ -82,16 +82,30 @@ class Compiled:
         self.manifest = result.manifest
         self.path = self.project.target_dir / "manifest.json"
         cache = result.parse_cache
-        if cache.meta.get("digest") == result.digest and cache.meta.get("manifest_sig") == _sig(self.path):
-            self.old = self.manifest  # the manifest on disk was written from exactly this content
+        ours = cache.meta.get("manifest_sig") == _sig(self.path) and self.path.exists()
+        self.changed = True
+        if ours and cache.meta.get("digest") == result.digest:
+            self.old, self.changed = self.manifest, False  # written from exactly this content
+        elif ours and not diff:
+            self.old = None  # ours (so not from a newer seekrun), and out of date: no need to read it
         else:
             self.old = _load_old(self.path, result.warnings)
-        self.diff = ManifestDiff(self.old, self.manifest)
+            if self.old is not None:
+                self.changed = self.old.content_bytes() != self.manifest.content_bytes()
+        self._diff = None
+
+    @property
+    def diff(self):
+        from seekrun.diff import ManifestDiff
+
+        if self._diff is None:
+            self._diff = ManifestDiff(self.old, self.manifest)
+        return self._diff
 
     def save(self) -> None:
         """Write the manifest (only if its content changed) and the caches, atomically."""
-        result, manifest, old, cache = self.result, self.manifest, self.old, self.result.parse_cache
-        if old is not manifest and (old is None or old.content_bytes() != manifest.content_bytes()):
+        result, manifest, cache = self.result, self.manifest, self.result.parse_cache
+        if self.changed:
             manifest.save(self.path)
         root = self.project.root
         result.file_cache.save({str(root / f) for n in manifest.nodes.values()
@@ -148,7 +162,10 @@ def parse(project_dir: Path = ProjectDir,
     else:
         for line in lines:
             console.print(line, markup=False)
-    console.print(f"Wrote {result.project.rel(result.project.target_dir / 'manifest.json')}")
+    if compiled.changed:
+        console.print(f"Wrote {result.project.rel(result.project.target_dir / 'manifest.json')}")
+    else:
+        console.print("target/manifest.json is up to date.")
 
 
 @app.command()
@@ -261,7 +278,7 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
 
     from seekrun.selection import select
 
-    compiled = Compiled(project, strict)
+    compiled = Compiled(project, strict, diff=False)
     # bad filter values are refused before anything is written
     select(compiled.manifest, node_types=types, nodes=nodes, tags=tags, exclude_tags=exclude_tags)
     compiled.report()

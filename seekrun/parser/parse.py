@@ -69,8 +69,12 @@ class ParseCache:
     def put(self, rel: str, sig: list, entry: dict, mtime_ns: int) -> None:
         entry["sig"] = sig
         entry["racy"] = (time.time_ns() - mtime_ns) < RACY_SECONDS * 1e9
+        old = self.files.get(rel)
         self.files[rel] = entry
-        self.dirty = True
+        # A racy entry re-read with the same stat and bytes only clears its flag: that is kept in
+        # memory (and written with the next real change) rather than rewriting the whole cache.
+        if not (isinstance(old, dict) and old.get("sig") == sig and old.get("digest") == entry["digest"]):
+            self.dirty = True
 
     def save(self, keep: set[str]) -> None:
         for rel in [r for r in self.files if r not in keep]:
