@@ -111,7 +111,6 @@ class Compiled:
         result.file_cache.save({str(root / f) for n in manifest.nodes.values()
                                 for f in [*(n.get("data_files") or []), *(n.get("live_files") or [])]})
         cache.meta.update(digest=result.digest, manifest_sig=_sig(self.path))
-        cache.dirty = cache.dirty or cache.meta != cache.loaded_meta
         cache.save(cache.seen)
 
     def report(self, verbose: bool = False) -> None:

@@ -77,8 +77,7 @@ class FileHashCache:
         new = [*sig, digest, racy]
         if entry != new:
             self.entries[key] = new
-            # only clearing the racy flag (same stat, same bytes) is not worth a rewrite
-            self.dirty = self.dirty or entry is None or entry[:4] != new[:4]
+            self.dirty = True
         return digest
 
     def save(self, keep: set[str] | None = None) -> None:

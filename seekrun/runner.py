@@ -75,12 +75,13 @@ class DAGRunner:
             return None
         return [st.st_size, st.st_mtime_ns, st.st_ino]
 
-    def _existing(self, store: StateStore, engine=None) -> set[str] | None:
-        """Tables known to be in the database without opening it: when the file is exactly as
-        the last run left it (same size, mtime and inode, no WAL). None: open it and look."""
-        sig = self._db_signature()
-        if sig is not None and sig == store.meta.get("database"):
-            return {nid for nid, r in store.nodes.items() if r.get("output_hash")}
+    def _existing(self, store: StateStore) -> set[str] | None:
+        """Tables known to be in the database without opening it: the set the last run left,
+        trusted only while the file (and its WAL) are exactly as that run left them.
+        None: open the database and look."""
+        known = store.meta.get("database")
+        if isinstance(known, dict) and known.get("sig") is not None and known.get("sig") == self._db_signature():
+            return set(known.get("tables") or [])
         if not self.db_path.exists():
             return set()
         return None
@@ -116,8 +117,9 @@ class DAGRunner:
         removed = sorted(nid for nid in records if nid not in self.manifest.nodes)
         engine = None
         writing = False
+        tables: set[str] | None = None
         try:
-            tables = self._existing(store, None)
+            tables = self._existing(store)
             if tables is None:
                 tables = self._read_tables()
             items = plan(self.manifest, records, self._present(tables), full=full, selected=selected)
@@ -148,7 +150,11 @@ class DAGRunner:
             if engine is not None:
                 engine.close()
             if writing:
-                store.meta["database"] = self._db_signature()
+                # tables now: those there before, plus the ones built, minus the ones dropped
+                built = {r.node_id for r in summary.results if r.status is NodeStatus.SUCCESS}
+                now = (tables | built) - set(removed) if tables is not None else None
+                store.meta["database"] = ({"sig": self._db_signature(), "tables": sorted(now)}
+                                          if now is not None else None)
                 store.compact()
             store.close()
             self.reporter.close()

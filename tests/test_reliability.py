@@ -113,7 +113,7 @@ def test_corrupt_state_dry_run_leaves_it_in_place_and_plans_everything(tmp_path)
     assert target_snapshot(proj) == before
 
 
-@pytest.mark.parametrize("rel", ["manifest.json", "state/parse_cache.json", "state/file_hashes.json"])
+@pytest.mark.parametrize("rel", ["manifest.json", "state/parse_cache/meta.json", "state/file_hashes.json"])
 @pytest.mark.parametrize("garbage", [b"not json\n", b'{"version": 1, "files": '])
 def test_corrupt_manifest_or_cache_never_crashes_nor_reruns(rel, garbage, tmp_path):
     proj = built_base(tmp_path)
@@ -330,7 +330,7 @@ def assert_secret_nowhere(project: Path, secret: str, *outputs) -> None:
         checked.append(path.relative_to(project).as_posix())
         assert secret.encode() not in path.read_bytes(), f"the secret is in {path}"
     assert {"target/manifest.json", "target/run_results.json", "target/state/execution_state.json",
-            "target/state/parse_cache.json"} <= set(checked), checked
+            "target/state/parse_cache/meta.json"} <= set(checked), checked
     for res in outputs:
         assert secret not in res.output, f"the secret is in the output:\n{res.output}"
 

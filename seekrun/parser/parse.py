@@ -7,7 +7,6 @@ from __future__ import annotations
 import glob as globmod
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timezone
@@ -15,9 +14,9 @@ from pathlib import Path
 
 from seekrun import __version__
 from seekrun.errors import Diagnostic, ProjectError
-from seekrun.fsutil import atomic_write_json
-from seekrun.hashing import RACY_SECONDS, FileHashCache, hash_bytes, hash_obj, hash_parts
+from seekrun.hashing import FileHashCache, hash_bytes, hash_obj, hash_parts
 from seekrun.manifest import MANIFEST_VERSION, Manifest
+from seekrun.parser.cache import ParseCache
 from seekrun.parser.graph import find_cycles
 from seekrun.parser.parallel import map_forked
 from seekrun.parser.records import read_file, suggest
@@ -25,7 +24,6 @@ from seekrun.project import Project, find_project
 
 __all__ = ["parse_project", "ParseResult", "suggest"]
 FILE_FORMATS = {"csv", "parquet", "json", "jsonl", "excel", "sqlite"}
-PARSE_CACHE_VERSION = 4
 
 
 @dataclass
@@ -39,53 +37,6 @@ class ParseResult:
     digest: str = ""  # fingerprint of the manifest content
 
 
-class ParseCache:
-    """Records per node file, keyed by (size, mtime_ns, inode): unchanged files are not re-read."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.files: dict[str, dict] = {}
-        self.meta: dict = {}
-        self.loaded_meta: dict = {}
-        self.dirty = False
-        self.reads = 0
-        self.seen: set[str] = set()  # files present in this parse
-        if path is not None and path.is_file():
-            try:
-                data = json.loads(path.read_bytes())
-                if data.get("version") == PARSE_CACHE_VERSION and data.get("seekrun") == __version__:
-                    self.files, self.meta = data["files"], data.get("meta", {})
-                    self.loaded_meta = dict(self.meta)
-            except (ValueError, OSError, KeyError, AttributeError, TypeError):
-                self.files, self.meta = {}, {}
-
-    def get(self, rel: str, sig: list) -> dict | None:
-        entry = self.files.get(rel)
-        if (isinstance(entry, dict) and entry.get("sig") == sig and not entry.get("racy")
-                and all(k in entry for k in ("records", "warnings", "notes", "digest"))):
-            return entry
-        return None
-
-    def put(self, rel: str, sig: list, entry: dict, mtime_ns: int) -> None:
-        entry["sig"] = sig
-        entry["racy"] = (time.time_ns() - mtime_ns) < RACY_SECONDS * 1e9
-        old = self.files.get(rel)
-        self.files[rel] = entry
-        # A racy entry re-read with the same stat and bytes only clears its flag: that is kept in
-        # memory (and written with the next real change) rather than rewriting the whole cache.
-        if not (isinstance(old, dict) and old.get("sig") == sig and old.get("digest") == entry["digest"]):
-            self.dirty = True
-
-    def save(self, keep: set[str]) -> None:
-        for rel in [r for r in self.files if r not in keep]:
-            del self.files[rel]
-            self.dirty = True
-        if self.path is not None and self.dirty:
-            atomic_write_json(self.path, {"version": PARSE_CACHE_VERSION, "seekrun": __version__,
-                                          "meta": self.meta, "files": self.files}, indent=None)
-            self.dirty = False
-
-
 def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                   file_cache: FileHashCache | None = None, use_cache: bool = True) -> ParseResult:
     project = project_dir if isinstance(project_dir, Project) else find_project(project_dir)
@@ -95,10 +46,10 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     records: dict[str, dict] = {}
     digests: list[str] = []  # one per file, in path order
     broken: list[str] = []  # files with errors: their nodes are unknown
-    cache = ParseCache(project.state_dir / "parse_cache.json" if use_cache else None)
+    cache = ParseCache(project.state_dir / "parse_cache" if use_cache else None)
     common, common_digest = load_common(project, errors)
     if cache.meta.get("common") != common_digest:
-        cache.files = {}  # shared config changed: templates may render differently
+        cache.clear()  # shared config changed: templates may render differently
         cache.meta["common"] = common_digest
     yml_files, py_files = project.node_files()
     root_prefix = str(project.root) + os.sep

@@ -5,7 +5,6 @@ inputs with their line numbers, SQL analysis and the build-field hashes.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

@@ -1,0 +1,96 @@
+"""The parse cache: node-file records keyed by (size, mtime_ns, inode), in target/state/parse_cache/.
+
+Unchanged files are never re-read.  Entries are spread over shards (by file path), so a
+change rewrites one small shard, not the whole cache.  An entry cached within
+RACY_SECONDS of its file's mtime is "racy" (the file could change again within the same
+mtime tick) and is re-read next time; once re-read safely, its shard is rewritten.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import xxhash
+
+from seekrun import __version__
+from seekrun.fsutil import atomic_write_json
+from seekrun.hashing import RACY_SECONDS
+
+VERSION = 5
+SHARDS = 32
+_KEYS = ("records", "warnings", "notes", "digest")
+
+
+def shard_of(rel: str) -> int:
+    return xxhash.xxh32_intdigest(rel.encode("utf-8")) % SHARDS
+
+
+class ParseCache:
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.files: dict[str, dict] = {}
+        self.meta: dict = {}
+        self.loaded_meta: dict = {}
+        self.dirty_shards: set[int] = set()
+        self.meta_dirty = False
+        self.reads = 0
+        self.seen: set[str] = set()  # files present in this parse
+        if folder is None or not folder.is_dir():
+            return
+        try:
+            meta = json.loads((folder / "meta.json").read_bytes())
+            if meta.get("version") != VERSION or meta.get("seekrun") != __version__:
+                return
+            self.meta, self.loaded_meta = dict(meta.get("meta") or {}), dict(meta.get("meta") or {})
+        except (ValueError, OSError, AttributeError, TypeError):
+            return
+        for i in range(SHARDS):
+            try:
+                part = json.loads((folder / f"{i:02d}.json").read_bytes())
+                if isinstance(part, dict):
+                    self.files.update(part)
+            except (ValueError, OSError):
+                self.dirty_shards.add(i)  # a lost or broken shard only costs re-reading its files
+
+    def clear(self) -> None:
+        """Forget every entry (e.g. seeknal/common changed, so templates may render differently)."""
+        if self.files:
+            self.files = {}
+            self.dirty_shards = set(range(SHARDS))
+
+    def get(self, rel: str, sig: list) -> dict | None:
+        entry = self.files.get(rel)
+        if (isinstance(entry, dict) and entry.get("sig") == sig and not entry.get("racy")
+                and all(k in entry for k in _KEYS)):
+            return entry
+        return None
+
+    def put(self, rel: str, sig: list, entry: dict, mtime_ns: int) -> None:
+        entry["sig"] = sig
+        entry["racy"] = (time.time_ns() - mtime_ns) < RACY_SECONDS * 1e9
+        self.files[rel] = entry
+        self.dirty_shards.add(shard_of(rel))
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.dirty_shards) or self.meta_dirty or self.meta != self.loaded_meta
+
+    def save(self, keep: set[str]) -> None:
+        for rel in [r for r in self.files if r not in keep]:
+            del self.files[rel]
+            self.dirty_shards.add(shard_of(rel))
+        if self.folder is None or not self.dirty:
+            return
+        if self.dirty_shards:
+            shards: dict[int, dict] = {i: {} for i in self.dirty_shards}
+            for rel, entry in self.files.items():
+                part = shards.get(shard_of(rel))
+                if part is not None:
+                    part[rel] = entry
+            for i, part in sorted(shards.items()):
+                atomic_write_json(self.folder / f"{i:02d}.json", part)
+        atomic_write_json(self.folder / "meta.json", {"version": VERSION, "seekrun": __version__, "meta": self.meta})
+        self.dirty_shards.clear()
+        self.meta_dirty = False
+        self.loaded_meta = dict(self.meta)
