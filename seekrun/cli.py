@@ -223,8 +223,11 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
     from seekrun.errors import ProjectError
     from seekrun.runner import DAGRunner
 
+    from seekrun.lock import ProjectLock
+
     try:
         compiled = Compiled(project_dir, strict=False)
+        ProjectLock(compiled.project.target_dir).check()
         manifest = compiled.manifest
         ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
         if len(ids) != 1:

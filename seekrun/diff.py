@@ -98,6 +98,16 @@ def node_changes(old: dict, new: dict) -> list[FieldChange]:
             changes.append(FieldChange(key, label if build else f"{label}, formatting only", build))
         else:
             changes.append(FieldChange(key, f"{key}, not used by seekrun", False))
+    reported = {c.field for c in changes}
+    for key in sorted(set(old_fields) | set(new_fields)):
+        # build inputs that the raw config does not show: Python code, env var values, config
+        # rendered from seeknal/common, generated SQL
+        if key in reported or key in ("inputs", "seekrun_engine") or old_fields.get(key) == new_fields.get(key):
+            continue
+        label = field_label(kind, key)
+        if key in old_cfg or key in new_cfg:
+            label += " (via seeknal/common)"
+        changes.append(FieldChange(key, label, True))
     if old.get("inputs") != new.get("inputs"):
         changes.append(FieldChange("inputs", "inputs", True))
     if old.get("hashes", {}).get("data") != new.get("hashes", {}).get("data"):

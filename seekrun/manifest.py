@@ -27,6 +27,7 @@ class Manifest:
             {"from": src, "to": nid} for nid in sorted(nodes) for src in dict.fromkeys(nodes[nid]["inputs"])
         ]
         self._children: dict[str, list[str]] | None = None
+        self.path: Path | None = None
 
     # ---- persistence -------------------------------------------------------------
     @classmethod
@@ -47,7 +48,9 @@ class Manifest:
             raise ProjectError([Diagnostic(str(path), None,
                 f"manifest_version {version} is newer than this seekrun understands ({MANIFEST_VERSION}): "
                 f"{NEWER_HINT}")])
-        return cls(data["metadata"], data["nodes"], data.get("edges"))
+        manifest = cls(data["metadata"], data["nodes"], data.get("edges"))
+        manifest.path = path.resolve()  # target/manifest.json: tells a runner where the project is
+        return manifest
 
     def to_dict(self) -> dict:
         return {"metadata": self.metadata, "nodes": self.nodes, "edges": self.edges}

@@ -47,8 +47,13 @@ class DAGRunner:
                  engine_factory: Callable[[Path], object] | None = None):
         self.manifest = manifest
         self.old_manifest = old_manifest
-        if project_dir is None:
-            project_dir = Path(state_dir).resolve().parent.parent if state_dir else Path.cwd()
+        if project_dir is None:  # the project that holds the loaded manifest, else target/state's
+            if getattr(manifest, "path", None) is not None:
+                project_dir = manifest.path.parent.parent
+            elif state_dir:
+                project_dir = Path(state_dir).resolve().parent.parent
+            else:
+                project_dir = Path.cwd()
         self.root = Path(project_dir).resolve()
         self.state_dir = Path(state_dir) if state_dir else self.root / "target" / "state"
         db = manifest.metadata.get("database") or "target/seekrun.duckdb"
@@ -59,12 +64,23 @@ class DAGRunner:
         self.plan_items: dict[str, PlanItem] = {}
 
     # ---- engine --------------------------------------------------------------------
-    def _open_engine(self):
+    def _open_engine(self, read_only: bool = False):
         if self.engine_factory is not None:
             return self.engine_factory(self.db_path)
         from seekrun.engine.duckdb_engine import DuckDBEngine
 
-        return DuckDBEngine(self.db_path)
+        try:
+            return DuckDBEngine(self.db_path, read_only=read_only)
+        except Exception as exc:  # not a DuckDB file, another version's file, held by another program
+            raise ProjectError([Diagnostic(self._rel(self.db_path), None,
+                f"cannot open the database ({' '.join(str(exc).split())[:200]}): close other programs "
+                "using it, or delete it to rebuild everything")]) from None
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
 
     def _db_signature(self) -> list | None:
         try:
@@ -163,24 +179,22 @@ class DAGRunner:
         return summary
 
     def _remove_files(self, record: dict) -> None:
-        """Delete the files a removed node wrote (only inside the project)."""
+        """Delete the files a removed node wrote (only inside the project, and never a file the
+        project now reads or another node now writes)."""
         from seekrun.engine.base import inside
 
+        in_use = {f for n in self.manifest.nodes.values()
+                  for f in [*(n.get("data_files") or []), *(n.get("live_files") or []), *(n.get("output_files") or [])]}
         for rel in record.get("output_files") or []:
             path = self.root / rel
-            if inside(self.root, path):
+            if rel not in in_use and inside(self.root, path):
                 path.unlink(missing_ok=True)
 
     def _read_tables(self) -> set[str]:
         """Tables in the database, read without writing to it (none if there is no database)."""
         if not self.db_path.exists():
             return set()
-        if self.engine_factory is not None:
-            engine = self.engine_factory(self.db_path)
-        else:
-            from seekrun.engine.duckdb_engine import DuckDBEngine
-
-            engine = DuckDBEngine(self.db_path, read_only=True)
+        engine = self._open_engine(read_only=True)
         try:
             return engine.existing_outputs()
         finally:

@@ -55,21 +55,22 @@ class DuckDBEngine:
         return BuildContext(root, node, nodes, cur, self._duckdb)
 
     def check(self, node: dict, root: Path, nodes: dict[str, dict]) -> str | None:
-        """Before anything runs: UnsupportedNode propagates; a SQL syntax error is returned."""
+        """Before anything runs: UnsupportedNode/BadInput propagate; a SQL problem is returned.
+        A kind's check() gives the SQL it will run (one statement, or a list of them)."""
         ctx = self.context(node, root, nodes, self.con)
         mod = self._executor(node)
         check = getattr(mod, "check", None)
         sql = check(node, ctx) if check else None
-        if not sql:
-            return None
-        secrets: list[str] = []
-        try:
-            sql, secrets = substitute_env(sql)
-            self.con.extract_statements(sql)
-        except self._duckdb.Error as exc:
-            return redact(" ".join(str(exc).split()), secrets)
-        except (NodeFailure, TemplateError):
-            return None
+        for one in ([sql] if isinstance(sql, str) else sql or []):
+            secrets: list[str] = []
+            try:
+                one, secrets = substitute_env(one)
+                if len(self.con.extract_statements(one)) != 1:
+                    return "expected exactly one SELECT statement"
+            except self._duckdb.Error as exc:
+                return redact(" ".join(str(exc).split()), [*ctx.secrets, *secrets])
+            except (NodeFailure, TemplateError):
+                return None
         return None
 
     @staticmethod

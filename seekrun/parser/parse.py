@@ -58,7 +58,12 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     for path in [*yml_files, *py_files]:
         spath = str(path)
         rel = spath[len(root_prefix):].replace(os.sep, "/") if spath.startswith(root_prefix) else spath
-        st = os.stat(path)
+        try:
+            st = os.stat(path)
+        except OSError as exc:  # e.g. a broken symlink
+            errors.append(Diagnostic(rel, None, f"cannot read this file ({exc.strerror}): fix or remove it"))
+            broken.append(rel)
+            continue
         sig = [st.st_size, st.st_mtime_ns, st.st_ino]
         cache.seen.add(rel)
         entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
@@ -92,6 +97,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")
     data = _check_sources(project, records, errors, warnings, file_cache)
+    _check_outputs(project, records, data, errors)
     if strict:
         errors.extend(Diagnostic(w.path, w.line, w.message + " (an error under --strict)") for w in warnings
                       if w.message.startswith("unknown key"))
@@ -162,7 +168,8 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
     root = str(project.root)
     out: dict[str, tuple[list[str], str | None]] = {}
     for rec in records.values():
-        if rec["kind"] != "source" or rec["source_format"] not in FILE_FORMATS:
+        if rec["kind"] != "source" or rec.get("python") or rec.get("source_format") not in FILE_FORMATS \
+                or not isinstance(rec.get("table"), str):
             continue
         nid, table, line = rec["id"], rec["table"], rec["table_line"]
         pattern = table if os.path.isabs(table) else os.path.join(root, table)
@@ -190,6 +197,34 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
             parts += [relm, cache.hash(Path(os.path.normpath(m)))]
         out[nid] = (rels, hash_parts(*parts))
     return out
+
+
+def _check_outputs(project: Project, records: dict[str, dict], data, errors: list[Diagnostic]) -> None:
+    """Files written by nodes (exposures) must not be seekrun's own files, another node's
+    inputs or code, or written by two nodes."""
+    readers = {f: nid for nid, (files, _) in data.items() for f in files}
+    readers.update({f: nid for nid, rec in records.items() for f in rec.get("live_files") or []})
+    database = project.rel(project.database_path)
+    owners: dict[str, str] = {}
+    for nid in sorted(records):
+        rec = records[nid]
+        for f in rec.get("output_files") or []:
+            why = None
+            if rec["kind"] != "feature_group" and (f == "target" or f.startswith("target/")):
+                why = "target/ holds seekrun's own files"
+            elif f == database:
+                why = "it is seekrun's database"
+            elif f in readers:
+                why = f"{readers[f]} reads it"
+            elif f in owners:
+                why = f"{owners[f]} writes it too"
+            elif f.endswith((".yml", ".yaml", ".py")) and any(f.startswith(p.rstrip("/") + "/")
+                                                              for p in project.node_paths):
+                why = "it would be read as a node file"
+            if why:
+                errors.append(Diagnostic(rec["file"], rec["line"],
+                    f"{nid}: cannot write '{f}': {why}; choose another path"))
+            owners.setdefault(f, nid)
 
 
 def _within(path: str, root: str) -> bool:

@@ -196,6 +196,9 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
     sql = generate_sql(rec["id"], built, table_name(rec["inputs"][0]))
     rec["generated_sql"] = sql
     pc.fields["generated_sql"] = sql
+    if isinstance(built.get("features"), list):  # a feature's description is documentation only
+        pc.fields["features"] = [{k: v for k, v in f.items() if k != "description"} if isinstance(f, dict) else f
+                                 for f in built["features"]]
 
 
 # ---- run time --------------------------------------------------------------------------------

@@ -126,15 +126,14 @@ def _specs(node: dict) -> tuple[list[dict], dict]:
     return specs or [], cfg.get("params") or {}
 
 
-def check(node: dict, ctx: BuildContext) -> str | None:
+def check(node: dict, ctx: BuildContext) -> list[str] | None:
     specs, _ = _specs(node)
     for s in specs:
         if s["type"] == "custom" and s["sql"] is None:
             raise UnsupportedNode(f"{node['id']}: check '{s['label']}' is a 'custom' rule without 'sql': "
                                   "seekrun runs custom rules only as SQL (add 'sql: SELECT ...' returning "
                                   "the bad rows)")
-    sqls = [s["sql"] for s in specs if s["sql"] is not None]
-    return ";\n".join(sqls) or None
+    return [s["sql"] for s in specs if s["sql"] is not None] or None
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:

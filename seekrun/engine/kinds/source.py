@@ -8,13 +8,27 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 from seekrun.engine.base import (BadInput, BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config,
                                  sql_literal)
 
 ENGINE_VERSION = 1
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "jsonl": "read_json"}
+
+
+def prepare(rec: dict, built: dict, pc) -> None:
+    """Reader params become named arguments of DuckDB's reader: their names must be plain
+    identifiers (values are always passed as quoted literals)."""
+    params = built.get("params") or {}
+    if not isinstance(params, dict):
+        pc.error(("params",), "params must be a mapping of reader options, e.g. {header: true}")
+        return
+    for key in params:
+        if not isinstance(key, str) or not _PARAM_NAME.match(key):
+            pc.error(("params", key), f"reader param '{key}' is not a valid option name: use letters, digits and _")
 
 
 def select_sql(node: dict, root: Path, fill=lambda text: text) -> str:
