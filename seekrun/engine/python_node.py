@@ -32,6 +32,7 @@ from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, Unsuppo
                                  quote_ident, table_name)
 
 _import_lock = threading.Lock()
+_path_lock = threading.Lock()
 _modules: dict[tuple[str, str], Any] = {}  # (real path, content hash) -> imported module
 _SEEKRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -122,7 +123,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
         pc.error(("python",), f"python file '{rel}' has no function '{func}'")
         return
     rec["python"] = f"{rel}:{func}"
-    rec["live_files"] = [rel]
+    from seekrun.parser.imports import local_imports
+
+    rec["live_files"] = [rel, *local_imports(tree, path, pc.root)]
 
 
 # ---- run time ------------------------------------------------------------------------------
@@ -206,7 +209,9 @@ def load_function(node: dict, root: Path):
         raise NodeFailure(f"cannot read python file '{rel}': {exc.strerror or exc}") from None
     from seekrun.hashing import hash_bytes
 
-    digest = hash_bytes(source)
+    # the node's code hash covers the helper modules it imports, so an edited helper is
+    # imported afresh in a long-lived process too
+    digest = hash_bytes(source + str(node.get("hashes", {}).get("fields", {}).get("code")).encode())
     key = (os.path.realpath(path), digest)
     with _import_lock:
         module = _modules.get(key)
@@ -229,12 +234,11 @@ def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_i
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     # Compiled from the bytes just hashed, not through the loader: no stale or new __pycache__.
-    added = [p for p in dict.fromkeys([str(Path(root).resolve()), str(path.parent.resolve())]) if p not in sys.path]
-    sys.path[:0] = added
     before = set(sys.modules)
     sys.modules[name] = module
     try:
-        exec(compile(source, str(path), "exec"), module.__dict__)
+        with _project_path(root, path):
+            exec(compile(source, str(path), "exec"), module.__dict__)
     except KeyboardInterrupt:
         sys.modules.pop(name, None)
         raise
@@ -242,13 +246,40 @@ def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_i
         sys.modules.pop(name, None)
         raise NodeFailure(f"importing {rel} failed: {_describe(exc, root)}") from None
     finally:
-        for p in added:
-            try:
-                sys.path.remove(p)
-            except ValueError:
-                pass
         _forget_project_modules(before, root)
     return module
+
+
+_path_users: dict[str, int] = {}
+
+
+class _project_path:
+    """The project's folders at the front of sys.path while a node imports or runs (imports in
+    the function body work), removed when no running node needs them, so another project's
+    same-named packages never shadow them (a regular package anywhere on sys.path beats a
+    namespace package found earlier).  Reference-counted: safe with parallel workers."""
+
+    def __init__(self, root: Path, file: Path):
+        self.paths = list(dict.fromkeys([str(Path(root).resolve()), str(Path(file).parent.resolve())]))
+
+    def __enter__(self):
+        with _path_lock:
+            for p in reversed(self.paths):
+                if _path_users.get(p, 0) == 0 and p in sys.path:
+                    sys.path.remove(p)
+                if p not in sys.path:
+                    sys.path.insert(0, p)
+                _path_users[p] = _path_users.get(p, 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        with _path_lock:
+            for p in self.paths:
+                _path_users[p] -= 1
+                if _path_users[p] == 0:
+                    del _path_users[p]
+                    while p in sys.path:
+                        sys.path.remove(p)
 
 
 def _forget_project_modules(before: set[str], root: Path) -> None:
@@ -327,12 +358,16 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     pctx = PythonContext(ctx)
     fn = load_function(node, ctx.root)
     func = node["python"].rpartition(":")[2]
+    before = set(sys.modules)
     try:
-        result = fn(pctx)
+        with _project_path(ctx.root, ctx.root / node["python"].rpartition(":")[0]):
+            result = fn(pctx)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the user's error: this node fails, seekrun goes on
         raise NodeFailure(ctx.redact(f"{func}() raised {_describe(exc, ctx.root)}")) from None
+    finally:
+        _forget_project_modules(before, ctx.root)  # helpers imported at call time are re-read next time
     obj = _tabular(result, ctx, func)
     is_relation = isinstance(obj, ctx.duckdb.DuckDBPyRelation)
     tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"

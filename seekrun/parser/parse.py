@@ -210,9 +210,9 @@ def _check_outputs(project: Project, records: dict[str, dict], data, errors: lis
         rec = records[nid]
         for f in rec.get("output_files") or []:
             why = None
-            if rec["kind"] != "feature_group" and (f == "target" or f.startswith("target/")):
-                why = "target/ holds seekrun's own files"
-            elif f == database:
+            if rec["kind"] != "feature_group" and _seekrun_owned(f):
+                why = "it is one of seekrun's own files in target/"
+            elif f == database or f == database + ".wal":
                 why = "it is seekrun's database"
             elif f in readers:
                 why = f"{readers[f]} reads it"
@@ -225,6 +225,14 @@ def _check_outputs(project: Project, records: dict[str, dict], data, errors: lis
                 errors.append(Diagnostic(rec["file"], rec["line"],
                     f"{nid}: cannot write '{f}': {why}; choose another path"))
             owners.setdefault(f, nid)
+
+
+_OWNED_FILES = {"target/manifest.json", "target/manifest.json.old", "target/run_results.json",
+                "target/seekrun.duckdb", "target/seekrun.duckdb.wal", "target/.seekrun.lock"}
+
+
+def _seekrun_owned(rel: str) -> bool:
+    return rel in _OWNED_FILES or rel.startswith(("target/state/", "target/feature_store/"))
 
 
 def _within(path: str, root: str) -> bool:

@@ -76,6 +76,12 @@ def read_python_file(raw: bytes, rel: str, root: Path
         rec = _record(kind, fn, dec, label, rel, root, errors, warnings)
         if rec is not None:
             records.append(rec)
+    if records:  # helper modules this file imports from the project are part of every node's hash
+        from seekrun.parser.imports import local_imports
+
+        helpers = local_imports(tree, Path(root) / rel, root)
+        for rec in records:
+            rec["live_files"] = [rel, *helpers]
     if not records and not errors:
         return [], [], warnings, [f"{rel}: imports {PIPELINE_MODULE} but declares no node"]
     return records, errors, warnings, []

@@ -25,6 +25,11 @@ _TOKEN = re.compile(
     re.S | re.X,
 )
 
+# Functions that read files or the environment behind seekrun's back: what they read would not
+# be hashed, so a change to it would never rerun the node.
+FILE_READERS = {"read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
+                "read_ndjson", "read_ndjson_auto", "read_json_objects", "read_text", "read_blob", "read_xlsx",
+                "st_read", "sniff_csv", "glob", "iceberg_scan", "delta_scan"}
 STATEMENT_STARTS = {"select", "with", "from", "values", "pivot", "unpivot", "table", "("}
 
 
@@ -136,6 +141,18 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
         canon.append(tok[TEXT])
         prev_text = tok[TEXT]
         i += 1
+    for k, tok in enumerate(toks):
+        nxt = toks[k + 1][TEXT] if k + 1 < len(toks) else ""
+        low = tok[TEXT].lower()
+        if tok[KIND] == "id" and nxt == "(" and (k == 0 or toks[k - 1][TEXT] != "."):
+            if low in FILE_READERS:
+                out.problems.append(f"SQL reads a file with {tok[TEXT]}(): declare the file as a source node "
+                                    "and use it as an input (so a change to it reruns this node)")
+            elif low == "getenv":
+                out.problems.append("SQL calls getenv(): use {{ env_var('NAME') }} so a change reruns the node")
+        elif tok[KIND] == "str" and k > 0 and toks[k - 1][TEXT].lower() in ("from", "join"):
+            out.problems.append(f"SQL reads the file {tok[TEXT]} directly: declare it as a source node and use "
+                                "it as an input")
     while canon and canon[-1] == ";":
         canon.pop()
     out.canonical = " ".join(canon)

@@ -1,0 +1,127 @@
+"""Regressions found in review: each test failed (or could not pass) before its fix."""
+from __future__ import annotations
+
+import os
+
+from conftest import cli, ran, table, target_snapshot, write_project
+
+BASE = {
+    "data/a.csv": "id,v\n1,10\n2,20\n",
+    "nodes/a.yml": "kind: source\nname: a\nsource: csv\ntable: data/a.csv\n",
+    "nodes/b.yml": "kind: transform\nname: b\ntags: [x]\ninputs: [{ref: source.a}]\n"
+                   "transform: SELECT id, v * 2 AS v FROM input_0\n",
+}
+
+
+def _ok(*args):
+    res = cli(*args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def test_a_table_deleted_and_left_out_by_a_filter_is_rebuilt_by_the_next_plain_run(tmp_path):
+    proj = write_project(tmp_path / "p", BASE)
+    _ok("run", "-p", str(proj))
+    (proj / "target" / "seekrun.duckdb").unlink()
+    _ok("run", "-p", str(proj), "--exclude-tags", "x")
+    assert ran(proj) == {"source.a"}
+    res = _ok("run", "-p", str(proj))
+    assert "Nothing to do" not in res.stdout
+    assert ran(proj) == {"transform.b"}
+    assert table(proj, "transform.b") == [(1, 20), (2, 40)]
+
+
+def test_editing_a_helper_module_reruns_the_python_node(tmp_path):
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "lib/__init__.py": "",
+        "lib/helpers.py": "FACTOR = 2\n",
+        "nodes/scaled.py": (
+            "from seekrun.pipeline import transform\n"
+            "from lib.helpers import FACTOR\n\n\n"
+            "@transform(name='scaled', inputs=['source.a'])\n"
+            "def scaled(ctx):\n"
+            "    from lib import helpers  # an import at call time works too\n"
+            "    return ctx.con.sql(f'SELECT id, v * {FACTOR} + {helpers.FACTOR} AS v FROM source.a')\n"),
+    })
+    _ok("run", "-p", str(proj))
+    assert table(proj, "transform.scaled") == [(1, 22), (2, 42)]
+    (proj / "lib" / "helpers.py").write_text("FACTOR = 3\n")
+    diff = _ok("parse", "-p", str(proj))
+    assert "~ transform.scaled (Python code)" in diff.stdout
+    _ok("run", "-p", str(proj))
+    assert ran(proj) == {"transform.scaled"}
+    assert table(proj, "transform.scaled") == [(1, 33), (2, 63)]
+
+
+def test_a_reader_param_name_cannot_smuggle_sql(tmp_path):
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "nodes/a.yml": ("kind: source\nname: a\nsource: csv\ntable: data/a.csv\nparams:\n"
+                        "  \"header=true); DROP TABLE x; SELECT (1\": true\n"),
+    })
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 2
+    assert "nodes/a.yml:6: source.a: reader param" in res.stderr
+    assert not (proj / "target" / "seekrun.duckdb").exists()
+
+
+def test_an_exposure_cannot_overwrite_the_database_or_a_source_file(tmp_path):
+    proj = write_project(tmp_path / "p", BASE)
+    _ok("run", "-p", str(proj))
+    before = target_snapshot(proj)
+    (proj / "nodes" / "e.yml").write_text(
+        "kind: exposure\nname: e\ntype: file\ninputs: [{ref: transform.b}]\npath: target/seekrun.duckdb\n"
+        "format: csv\n---\nkind: exposure\nname: f\ntype: file\ninputs: [{ref: transform.b}]\npath: data/a.csv\n")
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 2
+    assert "nodes/e.yml:1: exposure.e: cannot write 'target/seekrun.duckdb'" in res.stderr
+    assert "nodes/e.yml:8: exposure.f: cannot write 'data/a.csv': source.a reads it" in res.stderr
+    assert target_snapshot(proj) == before
+    assert (proj / "data" / "a.csv").read_text() == "id,v\n1,10\n2,20\n"
+
+
+def test_sql_that_reads_files_or_the_environment_directly_is_refused(tmp_path):
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "nodes/c.yml": ("kind: transform\nname: c\ninputs: [{ref: source.a}]\n"
+                        "transform: SELECT * FROM read_csv('data/a.csv')\n---\n"
+                        "kind: transform\nname: d\ninputs: [{ref: source.a}]\n"
+                        "transform: SELECT getenv('HOME') AS h FROM input_0\n---\n"
+                        "kind: transform\nname: e\ninputs: [{ref: source.a}]\n"
+                        "transform: SELECT * FROM 'data/a.csv'\n"),
+    })
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2
+    assert "nodes/c.yml:4: transform.c: SQL reads a file with read_csv()" in res.stderr
+    assert "nodes/c.yml:9: transform.d: SQL calls getenv()" in res.stderr
+    assert "nodes/c.yml:14: transform.e: SQL reads the file 'data/a.csv' directly" in res.stderr
+
+
+def test_unreadable_node_file_and_database_get_clean_errors(tmp_path):
+    proj = write_project(tmp_path / "p", BASE)
+    _ok("run", "-p", str(proj))
+    os.symlink(tmp_path / "nowhere.yml", proj / "nodes" / "gone.yml")
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2 and "nodes/gone.yml: cannot read this file" in res.stderr
+    (proj / "nodes" / "gone.yml").unlink()
+    (proj / "target" / "seekrun.duckdb").write_bytes(b"not a database")
+    (proj / "nodes" / "b.yml").write_text(BASE["nodes/b.yml"].replace("v * 2", "v * 3"))
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 2
+    assert "target/seekrun.duckdb: cannot open the database" in res.stderr
+    assert "Traceback" not in res.output and "internal error" not in res.output
+
+
+def test_an_aggregation_feature_description_is_metadata(tmp_path):
+    agg = ("kind: aggregation\nname: g\ninputs: [{ref: source.e}]\nid_col: id\nfeature_date_col: d\n"
+           "features:\n  - name: v\n    description: {desc}\n    basic: [sum]\n")
+    proj = write_project(tmp_path / "p", {
+        "data/e.csv": "id,d,v\n1,2024-01-01,5\n1,2024-01-02,7\n",
+        "nodes/e.yml": "kind: source\nname: e\nsource: csv\ntable: data/e.csv\n",
+        "nodes/g.yml": agg.replace("{desc}", "first"),
+    })
+    _ok("run", "-p", str(proj))
+    (proj / "nodes" / "g.yml").write_text(agg.replace("{desc}", "second wording"))
+    res = _ok("run", "-p", str(proj))
+    assert "Nothing to do" in res.stdout
