@@ -232,7 +232,7 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
         ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
         if len(ids) != 1:
             from seekrun.errors import Diagnostic, UsageError
-            from seekrun.parser.parse import suggest
+            from seekrun.errors import suggest
 
             why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
                    f"unknown node '{node}'{suggest(node, manifest.nodes)}")

@@ -16,6 +16,14 @@ class Diagnostic:
         return f"{where}: {self.message}" if where else self.message
 
 
+def suggest(word, choices) -> str:
+    """' (did you mean 'x'?)' for the closest of choices, or ''."""
+    import difflib
+
+    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
 class ProjectError(Exception):
     """The project (or the command line) cannot be used as it is. Exit code 2."""
 

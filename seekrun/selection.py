@@ -21,7 +21,7 @@ def split_values(values: Iterable[str] | str | None) -> list[str]:
 
 
 def _unknown(flag: str, value: str, choices) -> Diagnostic:
-    from seekrun.parser.parse import suggest
+    from seekrun.errors import suggest
 
     return Diagnostic("", None, f"{flag}: unknown value '{value}'{suggest(value, choices)}")
 

@@ -125,3 +125,38 @@ def test_an_aggregation_feature_description_is_metadata(tmp_path):
     (proj / "nodes" / "g.yml").write_text(agg.replace("{desc}", "second wording"))
     res = _ok("run", "-p", str(proj))
     assert "Nothing to do" in res.stdout
+
+
+def test_a_freshness_rule_measured_against_now_is_rechecked_each_day(tmp_path):
+    import json
+    from datetime import datetime, timezone
+
+    rule = ("kind: rule\nname: fresh\ninputs: [{ref: source.e}]\n"
+            "rule: {type: freshness, column: d, params: {max_age: 36500d{extra}}}\n")
+    proj = write_project(tmp_path / "p", {
+        "data/e.csv": "id,d\n1,2024-01-01\n",
+        "nodes/e.yml": "kind: source\nname: e\nsource: csv\ntable: data/e.csv\n",
+        "nodes/r.yml": rule.replace("{extra}", ""),
+        "nodes/r2.yml": rule.replace("name: fresh", "name: pinned").replace("{extra}", ", reference_time: '2024-02-01'"),
+    })
+    _ok("parse", "-p", str(proj))
+    nodes = json.loads((proj / "target" / "manifest.json").read_text())["nodes"]
+    assert nodes["rule.fresh"]["hashes"]["fields"]["clock"] == datetime.now(timezone.utc).date().isoformat()
+    assert "clock" not in nodes["rule.pinned"]["hashes"]["fields"]
+
+
+def test_every_config_key_of_a_python_node_is_part_of_its_hash(tmp_path):
+    node = ("kind: model\nname: m\ninputs: [{ref: source.a}]\npython: models/m.py:fit\nthreshold: {t}\n")
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "models/m.py": "def fit(ctx):\n    t = ctx.config['threshold']\n"
+                       "    return ctx.con.sql(f'SELECT id, v > {t} AS hot FROM source.a')\n",
+        "nodes/m.yml": node.replace("{t}", "15"),
+    })
+    res = _ok("run", "-p", str(proj))
+    assert "passed to the Python function as ctx.config" in res.stderr
+    assert table(proj, "model.m") == [(1, False), (2, True)]
+    (proj / "nodes" / "m.yml").write_text(node.replace("{t}", "5"))
+    _ok("run", "-p", str(proj))
+    assert ran(proj) == {"model.m"}
+    assert table(proj, "model.m") == [(1, True), (2, True)]

@@ -25,4 +25,6 @@ def field_label(kind: str, key: str) -> str:
         return "environment variable value"
     if key == "code":
         return "Python code"
+    if key == "clock":
+        return "a new day (freshness is measured against today)"
     return FIELD_LABELS.get((kind, key), key)

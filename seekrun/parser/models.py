@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS, field_label  # noqa: F401 (re-exported)
+from seekrun.parser.kinds import KINDS
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 

@@ -13,13 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from seekrun import __version__
-from seekrun.errors import Diagnostic, ProjectError
+from seekrun.errors import Diagnostic, ProjectError, suggest  # noqa: F401 (suggest: re-exported)
 from seekrun.hashing import FileHashCache, hash_bytes, hash_obj, hash_parts
 from seekrun.manifest import MANIFEST_VERSION, Manifest
 from seekrun.parser.cache import ParseCache
 from seekrun.parser.graph import find_cycles
 from seekrun.parser.parallel import map_forked
-from seekrun.parser.records import read_file, suggest
+from seekrun.parser.records import read_file
 from seekrun.project import Project, find_project
 
 __all__ = ["parse_project", "ParseResult", "suggest"]
@@ -110,7 +110,9 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
-                        *(f"{n}~{h}" for n, h in sorted(live.items())))
+                        *(f"{n}~{h}" for n, h in sorted(live.items())),
+                        datetime.now(timezone.utc).date().isoformat() if any(
+                            r.get("volatile") for r in records.values()) else "")
     return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
 
 
@@ -312,6 +314,7 @@ def _live_files(project: Project, records: dict[str, dict], errors, cache: FileH
 
 def _build_manifest(project: Project, records: dict[str, dict], data, env, live) -> Manifest:
     nodes: dict[str, dict] = {}
+    today = datetime.now(timezone.utc).date().isoformat()
     for nid in sorted(records):
         rec = records[nid]
         fields = rec["field_hashes"]
@@ -319,6 +322,8 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live)
             fields = {**fields, "env": env[nid]}
         if nid in live:
             fields = {**fields, "code": live[nid]}
+        if rec.get("volatile") == "day":  # e.g. a freshness rule measured against now
+            fields = {**fields, "clock": today}
         node = {
             "id": nid, "name": rec["name"], "kind": rec["kind"], "description": rec["description"],
             "owner": rec["owner"], "tags": rec["tags"], "file": rec["file"], "line": rec["line"],

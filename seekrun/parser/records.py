@@ -8,19 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seekrun.errors import Diagnostic, ProjectError
+from seekrun.errors import Diagnostic, ProjectError, suggest
 from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
 from seekrun.parser.templating import render_config
 from seekrun.parser.yaml_load import Document, decode, line_of, load_documents
-
-
-def suggest(word: str, choices) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | None = None
@@ -89,9 +82,10 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
         return None
     node_id = f"{kind}.{model.name}"
     unknown = sorted(model.model_extra or {})
+    use = "passed to the Python function as ctx.config" if model.python else "not used by seekrun"
     for key in unknown:
         warnings.append(Diagnostic(rel, line_of(doc.node, (key,)),
-            f"unknown key '{key}' in {node_id} (kept in config, not used by seekrun)", "warning"))
+            f"unknown key '{key}' in {node_id} (kept in config, {use})", "warning"))
     config = data  # plain JSON types already (the loader keeps dates as text)
     if templated:
         built, env_refs, problems = render_config(config, common)  # what is built: templates rendered
@@ -162,8 +156,10 @@ def _prepare(kind, rec, built, fields, doc, rel, errors, root) -> bool:
 def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, Any]:
     """The build-relevant config, canonicalised: metadata and unknown keys never enter it."""
     declared = type(model).model_fields
+    # a Python node's function can read any key (ctx.config), so every non-metadata key counts
     fields: dict[str, Any] = {k: v for k, v in config.items()
-                              if k not in METADATA_KEYS and k not in ("inputs", "depends_on") and k in declared}
+                              if k not in METADATA_KEYS and k not in ("inputs", "depends_on")
+                              and (k in declared or model.python)}
     if sql_key and canonical is not None:
         fields[sql_key] = canonical
     fields["inputs"] = inputs

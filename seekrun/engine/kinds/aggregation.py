@@ -24,6 +24,8 @@ so the exact query that runs is visible before anything runs.
 """
 from __future__ import annotations
 
+from seekrun.errors import suggest
+
 from seekrun.engine.base import (BuildContext, BuildResult, PrepareContext, UnsupportedNode, build_config,
                                  quote_ident, table_name)
 
@@ -46,13 +48,6 @@ def canonical_agg(agg) -> str | None:
     low = agg.strip().lower()
     low = ALIASES.get(low, low)
     return low if low in FUNCS else None
-
-
-def _suggest(word: str) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(str(word).lower(), AGG_NAMES, n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def _where(path: tuple) -> str:
@@ -162,7 +157,7 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
                                    "or 'rolling: [{window: [7], aggs: [sum]}]'")
         for j, agg in enumerate(feat.get("basic") or []):
             if canonical_agg(agg) is None:
-                error(("features", i, "basic", j), f"unknown aggregation '{agg}' in {where}.basic{_suggest(agg)}: "
+                error(("features", i, "basic", j), f"unknown aggregation '{agg}' in {where}.basic{suggest(str(agg).lower(), AGG_NAMES)}: "
                                                    f"use one of {', '.join(AGG_NAMES)}")
         for k, roll in enumerate(feat.get("rolling") or []):
             rwhere = f"{where}.rolling[{k}]"
@@ -181,7 +176,7 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
             for j, agg in enumerate(roll.get("aggs") or []):
                 if canonical_agg(agg) is None:
                     error(("features", i, "rolling", k, "aggs", j),
-                          f"unknown aggregation '{agg}' in {rwhere}.aggs{_suggest(agg)}: "
+                          f"unknown aggregation '{agg}' in {rwhere}.aggs{suggest(str(agg).lower(), AGG_NAMES)}: "
                           f"use one of {', '.join(AGG_NAMES)}")
     if not ok:
         return

@@ -19,6 +19,8 @@ profiled in table order.
 """
 from __future__ import annotations
 
+from seekrun.errors import suggest
+
 import math
 import re
 from decimal import Decimal
@@ -47,7 +49,7 @@ def prepare(rec: dict, built: dict, pc) -> None:
         return
     for key in spec:
         if key not in PROFILE_KEYS:
-            pc.error(("profile", key), f"unknown key '{key}' in profile{_hint(key, PROFILE_KEYS)}: "
+            pc.error(("profile", key), f"unknown key '{key}' in profile{suggest(key, PROFILE_KEYS)}: "
                                        "use columns or params")
     cols = spec.get("columns")
     if cols is not None:
@@ -62,18 +64,11 @@ def prepare(rec: dict, built: dict, pc) -> None:
         return
     for key in params:
         if key not in PARAMS:
-            pc.error(("profile", "params", key), f"unknown profile param '{key}'{_hint(key, PARAMS)} "
+            pc.error(("profile", "params", key), f"unknown profile param '{key}'{suggest(key, PARAMS)} "
                                                  f"(allowed: {', '.join(PARAMS)})")
     if "max_top_values" in params and top_values(params) is None:
         pc.error(("profile", "params", "max_top_values"),
                  f"max_top_values must be a whole number >= 0, not {params['max_top_values']!r}")
-
-
-def _hint(word: str, choices) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def top_values(params: dict) -> int | None:

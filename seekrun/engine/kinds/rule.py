@@ -42,8 +42,8 @@ from __future__ import annotations
 
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config)
 
-from seekrun.engine.rules.spec import (COLUMN_TYPES, SQL_TYPES, _without_descriptions, _line, seeknal_names, _node_params, parse_checks)  # noqa: F401
-from seekrun.engine.rules.checks import (_summary, _write, _describe, _need_columns, _null, _range, _uniqueness, _freshness, _assertion, _profile_check)  # noqa: F401
+from seekrun.engine.rules.spec import (COLUMN_TYPES, SQL_TYPES, _without_descriptions, _line, seeknal_names, _node_params, parse_checks)
+from seekrun.engine.rules.checks import (_summary, _write, _describe, _need_columns, _null, _range, _uniqueness, _freshness, _assertion, _profile_check)
 
 ENGINE_VERSION = 1
 
@@ -79,6 +79,8 @@ def prepare(rec: dict, built: dict, pc) -> None:
     canonical = [_without_descriptions(c) for c in raw]
     executable = [dict(c) for c in raw]
     pc.fields["rule"] = canonical[0] if single else canonical
+    if any(c.get("type") == "freshness" and "reference_time" not in (c.get("params") or {}) for c in raw):
+        rec["volatile"] = "day"  # measured against now: re-checked when the date changes
     refs: list[str] = []
     maybe: list[str] = []
     first_sql: tuple | None = None

@@ -8,7 +8,8 @@ from typing import Any
 from seekrun.engine.base import (BuildContext, NodeFailure, quote_ident, sql_literal, table_name)
 
 
-from seekrun.engine.rules.spec import (TABLE_COLUMN, _hint, _number, matches)  # noqa: F401
+from seekrun.engine.rules.spec import TABLE_COLUMN, _number, matches
+from seekrun.errors import suggest
 
 
 def _summary(rows: list[tuple], total: int, verb: str, limit: int = 5) -> str:
@@ -40,7 +41,7 @@ def _need_columns(node: dict, spec: dict, columns: dict[str, str], input_id: str
     for col in spec["columns"]:
         if col.lower() not in lower:
             raise NodeFailure(f"check '{spec['label']}': column '{col}' is not in {input_id}"
-                              f"{_hint(col, columns)} (columns: {', '.join(columns)})")
+                              f"{suggest(col, columns)} (columns: {', '.join(columns)})")
 
 
 def _pct(x: float) -> str:

@@ -2,6 +2,8 @@
 line numbers and hints (used by seekrun/engine/kinds/rule.py)."""
 from __future__ import annotations
 
+from seekrun.errors import suggest
+
 import calendar
 import re
 from datetime import datetime
@@ -113,7 +115,7 @@ def _node_params(params: Any, err: Callable) -> None:
         return
     for key in params:
         if key not in NODE_PARAMS:
-            err(("params", key), f"unknown rule param '{key}'{_hint(key, NODE_PARAMS)}: "
+            err(("params", key), f"unknown rule param '{key}'{suggest(key, NODE_PARAMS)}: "
                                  f"a rule's params are {', '.join(NODE_PARAMS)} (check params go under "
                                  "the check: rule: {type: ..., params: {...}})")
     sev = params.get("severity", "error")
@@ -122,13 +124,6 @@ def _node_params(params: Any, err: Callable) -> None:
     msg = params.get("error_message")
     if msg is not None and not isinstance(msg, str):
         err(("params", "error_message"), "error_message must be text")
-
-
-def _hint(word: str, choices) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def parse_checks(raw: list, inputs: list[str], err: Callable, at: Callable) -> list[dict] | None:
@@ -146,13 +141,13 @@ def parse_checks(raw: list, inputs: list[str], err: Callable, at: Callable) -> l
             continue
         ctype = "null" if chk.get("type") is None else chk.get("type")  # `type: null` unquoted
         if ctype not in TYPES:
-            e(at(i, "type"), f"unknown check type {ctype!r}{_hint(ctype, TYPES)}: use one of {', '.join(TYPES)}")
+            e(at(i, "type"), f"unknown check type {ctype!r}{suggest(ctype, TYPES)}: use one of {', '.join(TYPES)}")
             continue
         spec: dict[str, Any] = {"type": ctype, "name": chk.get("name"), "columns": [], "params": {},
                                 "sql": None, "checks": [], "profile": None}
         for key in chk:
             if key not in CHECK_KEYS[ctype]:
-                e(at(i, key), f"unknown key '{key}' in a {ctype} check{_hint(key, CHECK_KEYS[ctype])}: "
+                e(at(i, key), f"unknown key '{key}' in a {ctype} check{suggest(key, CHECK_KEYS[ctype])}: "
                               f"use {', '.join(k for k in CHECK_KEYS[ctype] if k != 'type')}")
         if spec["name"] is not None and not isinstance(spec["name"], str):
             e(at(i, "name"), "a check's name must be text")
@@ -165,7 +160,7 @@ def parse_checks(raw: list, inputs: list[str], err: Callable, at: Callable) -> l
                 if key not in PARAMS[ctype]:
                     allowed = ", ".join(PARAMS[ctype]) or "none"
                     e(at(i, "params", key), f"unknown param '{key}' for a {ctype} check"
-                                            f"{_hint(key, PARAMS[ctype])} (allowed: {allowed})")
+                                            f"{suggest(key, PARAMS[ctype])} (allowed: {allowed})")
         if ctype in COLUMN_TYPES:
             spec["columns"] = _columns(chk, ctype, e, lambda *p: at(i, *p))
             _type_params(ctype, params, spec, e, lambda *p: at(i, "params", *p))
@@ -345,13 +340,13 @@ def _subchecks(raw: Any, e: Callable, at: Callable) -> list[dict]:
             continue
         for key in sub:
             if key not in SUBCHECK_KEYS:
-                e(at(j, key), f"unknown key '{key}' in a profile check{_hint(key, SUBCHECK_KEYS)}: "
+                e(at(j, key), f"unknown key '{key}' in a profile check{suggest(key, SUBCHECK_KEYS)}: "
                               f"use {', '.join(SUBCHECK_KEYS)}")
         metric, column = sub.get("metric"), sub.get("column")
         if metric not in PROFILE_METRICS:
             what = "is missing" if metric is None else f"{metric!r} is not one seekrun profiles compute"
             e(at(j, "metric") if metric is not None else at(j),
-              f"metric {what}{_hint(str(metric), PROFILE_METRICS)}: use one of {', '.join(PROFILE_METRICS)}")
+              f"metric {what}{suggest(str(metric), PROFILE_METRICS)}: use one of {', '.join(PROFILE_METRICS)}")
         if column is not None and not isinstance(column, str):
             e(at(j, "column"), "column must be a column name")
         if metric in PROFILE_METRICS and metric != "row_count" and column in (None, TABLE_COLUMN):
