@@ -62,6 +62,7 @@ class DAGRunner:
         self.reporter = reporter or _Quiet()
         self.engine_factory = engine_factory
         self.plan_items: dict[str, PlanItem] = {}
+        self._in_use: set[str] | None = None
 
     # ---- engine --------------------------------------------------------------------
     def _open_engine(self, read_only: bool = False):
@@ -183,9 +184,15 @@ class DAGRunner:
         project now reads or another node now writes)."""
         from seekrun.engine.base import inside
 
-        in_use = {f for n in self.manifest.nodes.values()
-                  for f in [*(n.get("data_files") or []), *(n.get("live_files") or []), *(n.get("output_files") or [])]}
-        for rel in record.get("output_files") or []:
+        files = record.get("output_files")
+        if not files:
+            return
+        if self._in_use is None:  # once per run, and only when something is to be deleted
+            self._in_use = {f for n in self.manifest.nodes.values() for key in ("data_files", "live_files",
+                                                                               "output_files")
+                            for f in n.get(key) or []}
+        in_use = self._in_use
+        for rel in files:
             path = self.root / rel
             if rel not in in_use and inside(self.root, path):
                 path.unlink(missing_ok=True)
@@ -292,8 +299,9 @@ class DAGRunner:
                 inputs = {p: items[p].expected_output if items[p].runs else
                           (store.nodes.get(p) or {}).get("output_hash") for p in manifest.parents(nid)}
                 entry = trace(node, inputs, items[nid].expected_output)
-                stale = set((store.nodes.get(nid) or {}).get("output_files") or []) - set(entry.get("output_files", []))
-                self._remove_files({"output_files": sorted(stale)})  # e.g. an exposure whose path changed
+                old_files = (store.nodes.get(nid) or {}).get("output_files")
+                if old_files:  # e.g. an exposure whose path changed: the old file goes
+                    self._remove_files({"output_files": sorted(set(old_files) - set(entry.get("output_files", [])))})
             else:
                 res.status = NodeStatus.FAILED
                 entry = dict(store.nodes.get(nid) or {})
