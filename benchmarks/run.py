@@ -193,6 +193,9 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="append the results as markdown to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     a = ap.parse_args()
+    if not (SHARED / "bench" / "graphspec.py").is_file():
+        raise SystemExit(f"run.py: {SHARED}/bench/graphspec.py not found: put the shared/ folder beside the "
+                         "repository, or set SEEKRUN_SHARED=/path/to/shared")
     text = header() + "\n"
     for n in a.nodes:
         work = Path(tempfile.mkdtemp(prefix=f"seekrun-bench-{n}-"))
