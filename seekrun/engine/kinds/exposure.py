@@ -20,6 +20,7 @@ import os
 import uuid
 from pathlib import Path
 
+from seekrun.fsutil import commit_file
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, inside,
                                  sql_literal, table_name)
 
@@ -152,13 +153,7 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
                           f"({', '.join(_options(fmt, str(path), params))})").fetchone()
         if not tmp.is_file():
             raise NodeFailure(f"DuckDB did not write {rel}")
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        commit_file(tmp, final)
     finally:
         if tmp.exists():
             try:
@@ -166,17 +161,3 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
             except OSError:
                 pass
     return BuildResult(int(row[0]) if row and row[0] is not None else None)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-

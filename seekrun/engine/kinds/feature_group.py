@@ -25,6 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from seekrun.fsutil import fsync_path
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, PrepareContext, UnsupportedNode,
                                  build_config, quote_ident, sql_literal)
 
@@ -297,7 +298,7 @@ def _build_checked(node: dict, ctx: BuildContext, spec: Spec, source: str) -> in
         _check_keys(node, ctx, spec, ctx.table, columns)
         if tmp is not None:
             ctx.execute(f"COPY (SELECT * FROM {ctx.table}) TO {sql_literal(str(tmp))} (FORMAT parquet)")
-            _fsync(tmp)
+            fsync_path(tmp)
         ctx.execute("COMMIT")
         committed = True
     finally:
@@ -314,22 +315,9 @@ def _build_checked(node: dict, ctx: BuildContext, spec: Spec, source: str) -> in
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise NodeFailure(f"{node['id']}: cannot write {parquet_rel(node['name'])}: {exc}") from None
-        _fsync(folder)
+        fsync_path(folder)
     elif final.exists():
         final.unlink()  # offline turned off: a stale feature file would no longer match the table
     if spec.online:
         ctx.warn(f"{node['id']}: materialization.online is not supported by seekrun (ignored)")
     return rows
-
-
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
