@@ -160,3 +160,15 @@ def test_every_config_key_of_a_python_node_is_part_of_its_hash(tmp_path):
     _ok("run", "-p", str(proj))
     assert ran(proj) == {"model.m"}
     assert table(proj, "model.m") == [(1, True), (2, True)]
+
+
+def test_a_database_qualified_ref_is_refused(tmp_path):
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "nodes/c.yml": ("kind: transform\nname: c\ninputs: [{ref: source.a}]\n"
+                        "transform: SELECT * FROM input_0 JOIN seekrun.transform.b USING (id)\n"),
+    })
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2
+    assert ("nodes/c.yml:4: transform.c: SQL names seekrun.transform.b with a database prefix: "
+            "refer to it as transform.b") in res.stderr

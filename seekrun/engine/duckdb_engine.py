@@ -94,6 +94,14 @@ class DuckDBEngine:
             result = self._executor(node).build(node, ctx)
         except self._duckdb.Error as exc:
             raise NodeFailure(ctx.redact(str(exc).strip())) from None
+        except (NodeFailure, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # anything else: still only this node fails, and no secret leaks
+            from seekrun.engine.base import UnsupportedNode
+
+            if isinstance(exc, UnsupportedNode):
+                raise
+            raise NodeFailure(ctx.redact(f"{exc.__class__.__name__}: {exc}")) from None
         result.warnings = [*ctx.warnings, *result.warnings]
         return result
 

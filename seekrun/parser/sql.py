@@ -150,6 +150,12 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
                                     "and use it as an input (so a change to it reruns this node)")
             elif low == "getenv":
                 out.problems.append("SQL calls getenv(): use {{ env_var('NAME') }} so a change reruns the node")
+        elif (tok[KIND] in ("id", "qid") and k + 3 < len(toks) and nxt == "." and k > 0
+              and toks[k - 1][TEXT].lower() in ("from", "join", ",")
+              and (_ident(toks[k + 2]) or "").lower() in kinds and toks[k + 3][TEXT] == "."):
+            name = f"{_ident(toks[k + 2]).lower()}.{_ident(toks[k + 4]) if k + 4 < len(toks) else ''}"
+            out.problems.append(f"SQL names {tok[TEXT]}.{name} with a database prefix: refer to it as {name} "
+                                "(declared in inputs) so seekrun knows the dependency")
         elif tok[KIND] == "str" and k > 0 and toks[k - 1][TEXT].lower() in ("from", "join"):
             out.problems.append(f"SQL reads the file {tok[TEXT]} directly: declare it as a source node and use "
                                 "it as an input")
