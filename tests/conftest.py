@@ -106,6 +106,33 @@ def target_snapshot(project: Path) -> dict[str, bytes]:
     return out
 
 
+def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every table of a project: {"kind.name": (column names, sorted rows)}."""
+    import duckdb
+
+    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
+    try:
+        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                            "WHERE database_name = current_database()").fetchall()
+        out = {}
+        for schema, name in names:
+            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
+            out[f"{schema}.{name}"] = ([d[0] for d in cur.description], sorted(cur.fetchall(), key=repr))
+        return out
+    finally:
+        con.close()
+
+
+def clean_build(project: Path, where: Path) -> dict:
+    """The tables a clean --full build of a fresh copy of the project (without target/) gives."""
+    fresh = where / "fresh_copy"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
+    res = cli("run", "-p", str(fresh), "--full")
+    assert res.exit_code == 0, res.output
+    return all_tables(fresh)
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     """A fresh copy of sample_project (without any target/)."""

@@ -15,11 +15,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import cli, ran, run_results
+from conftest import all_tables, cli, ran, run_results
 
 
 @dataclass
@@ -231,20 +230,6 @@ def apply_edit(draw, m: Model, root: Path, kind: str) -> tuple[str, set[str]] | 
 
 
 # ---- checks ------------------------------------------------------------------------------------
-
-def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
-    try:
-        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                            "WHERE database_name = current_database()").fetchall()
-        out = {}
-        for schema, name in names:
-            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
-            out[f"{schema}.{name}"] = ([d[0] for d in cur.description], sorted(cur.fetchall(), key=repr))
-        return out
-    finally:
-        con.close()
-
 
 def clean_tables(project: Path, scratch: Path) -> dict:
     fresh = scratch / "fresh"

@@ -5,13 +5,11 @@ run_results.json entries.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from conftest import cli, query, ran, run_results, table, write_project
+from conftest import all_tables, clean_build, cli, query, ran, run_results, table, write_project
 
 BAD_SQL = "SELECT id, CAST('x' AS INT) AS v FROM input_0"
 
@@ -62,29 +60,6 @@ ALL = {"source.s", "transform.a_bad", "transform.b_child", "transform.c_grandchi
        "transform.z_ok", "transform.z_next"}
 DEPENDENTS = {"transform.b_child", "transform.c_grandchild", "transform.m_mixed"}
 RESULT_KEYS = {"node_id", "status", "reason", "duration", "row_count", "attempts", "error"}
-
-
-def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
-    try:
-        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                            "WHERE database_name = current_database()").fetchall()
-        out = {}
-        for schema, name in names:
-            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
-            out[f"{schema}.{name}"] = ([d[0] for d in cur.description], sorted(cur.fetchall(), key=repr))
-        return out
-    finally:
-        con.close()
-
-
-def clean_build(project: Path, where: Path) -> dict:
-    fresh = where / "fresh_copy"
-    shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
-    res = cli("run", "-p", str(fresh), "--full")
-    assert res.exit_code == 0, res.output
-    return all_tables(fresh)
 
 
 def tables_present(project: Path) -> set[str]:

@@ -5,13 +5,11 @@ Also: unknown filter values are usage errors with a suggestion (exit 2, nothing 
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from conftest import cli, ran, run_results, table, target_snapshot, write_project
+from conftest import all_tables, clean_build, cli, ran, run_results, table, target_snapshot, write_project
 
 #   source.a -> transform.a1 (daily) -> transform.a2 (nightly) --\
 #                                                                  > transform.ab (nightly)
@@ -58,29 +56,6 @@ FILES = {
         """,
 }
 ALL = {"source.a", "source.b", "transform.a1", "transform.a2", "transform.b1", "transform.b2", "transform.ab"}
-
-
-def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
-    try:
-        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                            "WHERE database_name = current_database()").fetchall()
-        out = {}
-        for schema, name in names:
-            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
-            out[f"{schema}.{name}"] = ([d[0] for d in cur.description], sorted(cur.fetchall(), key=repr))
-        return out
-    finally:
-        con.close()
-
-
-def clean_build(project: Path, where: Path) -> dict:
-    fresh = where / "fresh_copy"
-    shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
-    res = cli("run", "-p", str(fresh), "--full")
-    assert res.exit_code == 0, res.output
-    return all_tables(fresh)
 
 
 def reasons(project: Path) -> dict[str, str | None]:

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import duckdb
 
-from conftest import cli, ran, run_results, target_snapshot, write_project
+from conftest import all_tables, clean_build, cli, ran, run_results, target_snapshot, write_project
 
 N_SLOW = 8
 WORK = 80_000_000  # rows scanned per slow node: about 0.2-0.5 s each
@@ -43,29 +41,6 @@ def slow_project(root: Path) -> tuple[Path, set[str]]:
                                 f"transform: \"SELECT id, sum(v) AS v FROM ({union}) GROUP BY id\"\n")
     ids.add("transform.total")
     return write_project(root, files), ids
-
-
-def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
-    try:
-        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                            "WHERE database_name = current_database()").fetchall()
-        out = {}
-        for schema, name in names:
-            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
-            out[f"{schema}.{name}"] = ([d[0] for d in cur.description], sorted(cur.fetchall(), key=repr))
-        return out
-    finally:
-        con.close()
-
-
-def clean_build(project: Path, where: Path) -> dict:
-    fresh = where / "fresh_copy"
-    shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
-    res = cli("run", "-p", str(fresh), "--full")
-    assert res.exit_code == 0, res.output
-    return all_tables(fresh)
 
 
 def journal_successes(project: Path) -> list[str]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from conftest import cli, query, ran, run_results, table, write_project
+from conftest import all_tables, clean_build, cli, query, ran, run_results, table, write_project
 
 ALL = {"source.a", "source.b", "transform.t1", "transform.t2", "transform.t3", "transform.tb"}
 
@@ -71,32 +70,6 @@ FILES = {
         transform: SELECT id, w FROM source.b WHERE w > 150
         """,
 }
-
-
-def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    """Every table in the project's database: (column names, sorted rows)."""
-    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
-    try:
-        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                            "WHERE database_name = current_database()").fetchall()
-        out = {}
-        for schema, name in names:
-            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
-            cols = [d[0] for d in cur.description]
-            out[f"{schema}.{name}"] = (cols, sorted(cur.fetchall(), key=repr))
-        return out
-    finally:
-        con.close()
-
-
-def clean_build(project: Path, where: Path) -> dict:
-    """Tables of a clean --full build of a fresh copy of the project (no target/)."""
-    fresh = where / "fresh_copy"
-    shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
-    res = cli("run", "-p", str(fresh), "--full")
-    assert res.exit_code == 0, res.output
-    return all_tables(fresh)
 
 
 def reasons(project: Path) -> dict[str, str | None]:

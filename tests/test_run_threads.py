@@ -4,23 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import duckdb
 
-from conftest import cli, ran, run_results, write_project
-
-
-def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
-    try:
-        names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                            "WHERE database_name = current_database()").fetchall()
-        out = {}
-        for schema, name in names:
-            cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')
-            out[f"{schema}.{name}"] = ([d[0] for d in cur.description], sorted(cur.fetchall(), key=repr))
-        return out
-    finally:
-        con.close()
+from conftest import all_tables, cli, ran, run_results, write_project
 
 
 def wide_project(root: Path) -> tuple[Path, set[str]]:
