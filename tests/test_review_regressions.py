@@ -172,3 +172,20 @@ def test_a_database_qualified_ref_is_refused(tmp_path):
     assert res.exit_code == 2
     assert ("nodes/c.yml:4: transform.c: SQL names seekrun.transform.b with a database prefix: "
             "refer to it as transform.b") in res.stderr
+
+
+def test_env_var_where_it_would_not_be_filled_in_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEEKRUN_TEST_OUT", "exports")
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "nodes/e.yml": ("kind: exposure\nname: e\ntype: file\ninputs: [{ref: transform.b}]\n"
+                        "path: \"{{ env_var('SEEKRUN_TEST_OUT') }}/b.csv\"\n"),
+    })
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2
+    assert "nodes/e.yml:5: exposure.e: env_var() is filled in only in SQL, source params and Python nodes" in res.stderr
+    (proj / "nodes" / "e.yml").unlink()
+    (proj / "nodes" / "b.yml").write_text(BASE["nodes/b.yml"].replace(
+        "v * 2 AS v", "v * 2 AS v, '{{ env_var('SEEKRUN_TEST_OUT') }}' AS folder"))
+    _ok("run", "-p", str(proj))
+    assert table(proj, "transform.b") == [(1, 20, "exports"), (2, 40, "exports")]

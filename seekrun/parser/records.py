@@ -89,6 +89,9 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
     config = data  # plain JSON types already (the loader keeps dates as text)
     if templated:
         built, env_refs, problems = render_config(config, common)  # what is built: templates rendered
+        if env_refs and not model.python:
+            problems += [(path, "env_var() is filled in only in SQL, source params and Python nodes: "
+                                "move this value there") for path in _env_outside_sql(kind, built)]
     else:
         built, env_refs, problems = config, [], []
     for path, problem in problems:
@@ -151,6 +154,33 @@ def _prepare(kind, rec, built, fields, doc, rel, errors, root) -> bool:
     prepare(rec, built, pc)
     fields.update(pc.fields)
     return len(errors) == before
+
+
+def _env_outside_sql(kind: str, built: dict) -> list[tuple]:
+    """Key paths holding env_var() where seekrun would not fill the value in at run time."""
+    found: list[tuple] = []
+
+    def walk(value, path):
+        if isinstance(value, str):
+            if "env_var(" in value and "{{" in value and not _env_allowed(kind, path):
+                found.append(path)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*path, i))
+
+    walk(built, ())
+    return found
+
+
+def _env_allowed(kind: str, path: tuple) -> bool:
+    if SQL_KEYS.get(kind) and path == (SQL_KEYS[kind],):
+        return True  # node SQL
+    if kind == "source" and path[:1] == ("params",):
+        return True  # reader params
+    return kind == "rule" and bool(path) and path[0] == "rule" and path[-1] == "sql"  # assertion SQL
 
 
 def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, Any]:
