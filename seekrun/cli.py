@@ -44,11 +44,9 @@ def _print_warnings(warnings) -> None:
 
 
 def _sig(path: Path) -> list | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    from seekrun.hashing import file_sig
+
+    return file_sig(path)
 
 
 def _load_old(path: Path, warnings: list):

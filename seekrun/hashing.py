@@ -19,6 +19,19 @@ CACHE_VERSION = 1
 RACY_SECONDS = 2.0  # a file modified this recently may change again within the same mtime tick
 
 
+def stat_sig(st: os.stat_result) -> list:
+    """What says a file is unchanged without reading it: size, mtime (ns) and inode."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def file_sig(path) -> list | None:
+    """stat_sig of a path, or None if it does not exist."""
+    try:
+        return stat_sig(os.stat(path))
+    except FileNotFoundError:
+        return None
+
+
 def hash_bytes(data: bytes) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
@@ -67,7 +80,7 @@ class FileHashCache:
     def hash(self, path: Path, st: os.stat_result | None = None) -> str:
         st = st or os.stat(path)
         key = os.path.normpath(str(path))
-        sig = [st.st_size, st.st_mtime_ns, st.st_ino]
+        sig = stat_sig(st)
         entry = self.entries.get(key)
         if entry is not None and entry[:3] == sig and not entry[4]:
             return entry[3]

@@ -84,13 +84,12 @@ class DAGRunner:
             return str(path)
 
     def _db_signature(self) -> list | None:
-        try:
-            st = os.stat(self.db_path)
-        except FileNotFoundError:
-            return None
+        """The database file's stat signature; None while a WAL holds changes not in the file."""
+        from seekrun.hashing import file_sig
+
         if os.path.exists(str(self.db_path) + ".wal"):
             return None
-        return [st.st_size, st.st_mtime_ns, st.st_ino]
+        return file_sig(self.db_path)
 
     def _existing(self, store: StateStore) -> set[str] | None:
         """Tables known to be in the database without opening it: the set the last run left,

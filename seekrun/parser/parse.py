@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seekrun import __version__
 from seekrun.errors import Diagnostic, ProjectError, suggest  # noqa: F401 (suggest: re-exported)
-from seekrun.hashing import FileHashCache, hash_bytes, hash_obj, hash_parts
+from seekrun.hashing import FileHashCache, hash_bytes, hash_obj, hash_parts, stat_sig
 from seekrun.manifest import MANIFEST_VERSION, Manifest
 from seekrun.parser.cache import ParseCache
 from seekrun.parser.graph import find_cycles
@@ -64,7 +64,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
             errors.append(Diagnostic(rel, None, f"cannot read this file ({exc.strerror}): fix or remove it"))
             broken.append(rel)
             continue
-        sig = [st.st_size, st.st_mtime_ns, st.st_ino]
+        sig = stat_sig(st)
         cache.seen.add(rel)
         entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
     misses = [rel for rel, _, _, entry in entries if entry is None]

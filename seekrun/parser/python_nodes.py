@@ -244,7 +244,13 @@ def _record(kind: str, fn: ast.FunctionDef, dec: ast.expr, label: str, rel: str,
     from seekrun.engine.kinds import engine_version
 
     fields["seekrun_engine"] = engine_version(kind)
-    if not _prepare(kind, rec, config, fields, lines, line, rel, root, errors):
+    from seekrun.parser.records import run_prepare
+
+    def line_of_key(path: tuple) -> int:  # decorator keywords have their own lines
+        key = path[0] if path else None
+        return lines.get(key, line) if isinstance(key, str) else line
+
+    if not run_prepare(kind, rec, config, fields, rel, errors, root, line_of_key):
         return None
     rec["field_hashes"] = {k: hash_obj(v) for k, v in fields.items()}
     return rec
@@ -269,23 +275,3 @@ def _check_refs(fn: ast.FunctionDef, node_id: str, inputs: list[str], rel: str, 
         seen.add(ref)
         errors.append(Diagnostic(rel, call.lineno,
             f"{node_id}: {ctx_name}.ref('{ref}') is not declared in inputs: add '{ref}' to inputs=[...]"))
-
-
-def _prepare(kind, rec, config, fields, lines, line, rel, root, errors) -> bool:
-    """The kind's own parse-time hook, as for YAML nodes (records._prepare)."""
-    from seekrun.engine.base import PrepareContext
-    from seekrun.engine.kinds import executor
-
-    prepare = getattr(executor(kind), "prepare", None)
-    if prepare is None:
-        return True
-    before = len(errors)
-
-    def error(path: tuple, msg: str) -> None:
-        key = path[0] if path else None
-        errors.append(Diagnostic(rel, lines.get(key, line) if isinstance(key, str) else line, f"{rec['id']}: {msg}"))
-
-    pc = PrepareContext(rec["id"], root or Path("."), error)
-    prepare(rec, config, pc)
-    fields.update(pc.fields)
-    return len(errors) == before

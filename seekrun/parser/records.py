@@ -133,14 +133,15 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             canonical = result.canonical
     rec["built_config"] = built if built is not config and built != config else None
     fields = _build_fields(kind, built, model, inputs, sql_key, canonical)
-    if not _prepare(kind, rec, built, fields, doc, rel, errors, root):
+    if not run_prepare(kind, rec, built, fields, rel, errors, root, lambda path: line_of(doc.node, path)):
         return None
     rec["field_hashes"] = {k: hash_obj(v) for k, v in fields.items()}
     return rec
 
 
-def _prepare(kind, rec, built, fields, doc, rel, errors, root) -> bool:
-    """The kind's own parse-time checks and facts (seekrun/engine/kinds/<kind>.py: prepare)."""
+def run_prepare(kind, rec, built, fields, rel, errors, root, line) -> bool:
+    """The kind's own parse-time checks and facts (seekrun/engine/kinds/<kind>.py: prepare).
+    ``line(key_path)`` gives the line of a key in the node's definition."""
     from seekrun.engine.base import PrepareContext
     from seekrun.engine.kinds import executor
 
@@ -149,8 +150,8 @@ def _prepare(kind, rec, built, fields, doc, rel, errors, root) -> bool:
         return True
     before = len(errors)
     pc = PrepareContext(rec["id"], root or Path("."),
-                        lambda path, msg: errors.append(Diagnostic(rel, line_of(doc.node, path), f"{rec['id']}: {msg}")),
-                        line=lambda path: line_of(doc.node, path))
+                        lambda path, msg: errors.append(Diagnostic(rel, line(path), f"{rec['id']}: {msg}")),
+                        line=line)
     prepare(rec, built, pc)
     fields.update(pc.fields)
     return len(errors) == before
