@@ -276,11 +276,7 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
-    from seekrun.selection import select
-
     compiled = Compiled(project, strict, diff=False)
-    # bad filter values are refused before anything is written
-    select(compiled.manifest, node_types=types, nodes=nodes, tags=tags, exclude_tags=exclude_tags)
     compiled.report()
     reporter = None if dry_run else ConsoleReporter(quiet=as_json)
     runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
