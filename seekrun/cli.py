@@ -299,15 +299,38 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
     except KeyboardInterrupt:
         print("seekrun: interrupted", file=sys.stderr)
-        sys.exit(130)
+        code = 130
     except Exception as exc:  # a bug in seekrun: say so plainly; the traceback is opt-in
         if os.environ.get("SEEKRUN_DEBUG"):
             raise
         print(f"seekrun: internal error: {exc.__class__.__name__}: {exc}. "
               "Set SEEKRUN_DEBUG=1 for the traceback, and please report it.", file=sys.stderr)
-        sys.exit(3)
+        code = 3
+    _leave(code)
+
+
+def _leave(code) -> None:
+    """Exit without tearing the interpreter down object by object (about 0.1 s after a
+    1,000-node run). Safe because everything seekrun writes is already durable by now:
+    files are written atomically and closed, the database is closed, workers have stopped."""
+    import os
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # e.g. `seekrun ... | head` closed the pipe
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

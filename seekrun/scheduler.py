@@ -1,15 +1,15 @@
 """The scheduler: Kahn order over the nodes that must run, on a pool of worker threads.
 
 The queue owns ordering (ready nodes leave in node-id order); the caller's ``execute``
-callback owns running one node; ``on_done`` hears each completion.  The loop waits on
-completions (never polls).  After a failure the default is to start nothing new;
+callback owns running one node; ``on_done`` hears each completion.  Workers wait on
+completions (never poll).  After a failure the default is to start nothing new;
 with continue_on_error the independent branches go on and every dependent of a
 failed node is skipped without running.
 """
 from __future__ import annotations
 
 import heapq
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -62,11 +62,19 @@ class KahnQueue:
 def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Callable[[str], None],
               on_done: Callable[[str, Outcome], None], on_skip: Callable[[str, str], None], *,
               threads: int, continue_on_error: bool, on_interrupt: Callable[[], None] = lambda: None) -> bool:
-    """Run everything the queue releases. Returns False if it stopped early after a failure."""
-    stopped = False
+    """Run everything the queue releases. Returns False if it stopped early after a failure.
+
+    Each worker takes the next ready node itself when it finishes one (no round trip through
+    a dispatcher thread, which costs a thread switch per node).  Bookkeeping (the queue and
+    the callbacks) happens under one lock, so callbacks never run concurrently and a node's
+    on_done always comes before any dependent starts.  Idle workers wait on a condition
+    that every completion signals: nothing polls or sleeps.
+    """
+    cond = threading.Condition()
+    state = {"stopped": False, "interrupted": False, "running": 0, "error": None, "workers": 0}
+    all_done = threading.Event()
 
     def finish(node: str, outcome: Outcome) -> None:
-        nonlocal stopped
         on_done(node, outcome)
         if outcome.ok:
             queue.done(node)
@@ -74,29 +82,64 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
             for s in queue.failed(node):
                 on_skip(s, node)
             if not continue_on_error:
-                stopped = True
+                state["stopped"] = True
 
-    # Even with one thread the node runs on a worker: the main thread only waits, so Ctrl-C
-    # always arrives here as KeyboardInterrupt (not inside a DuckDB query).
-    running: dict[Future, str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="seekrun") as pool:
-        try:
-            while True:
-                while not stopped and queue and len(running) < max(1, threads):
-                    node = queue.pop()
-                    if node in queue.skipped:
-                        continue
+    def next_node() -> str | None:
+        """Under the lock: a node to run now, or None when this worker should leave."""
+        while True:
+            if state["stopped"] or state["error"] is not None:
+                return None
+            if queue:
+                node = queue.pop()
+                if node in queue.skipped:
+                    continue
+                return node
+            if state["running"] == 0:
+                return None  # nothing ready and nothing running: the queue is drained
+            cond.wait()
+
+    def worker() -> None:
+        with cond:
+            try:
+                while (node := next_node()) is not None:
+                    state["running"] += 1
                     on_start(node)
-                    running[pool.submit(execute, node)] = node
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in sorted(done, key=lambda f: running[f]):
-                    node = running.pop(fut)
-                    finish(node, fut.result())
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            on_interrupt()  # e.g. cancel the queries in flight, so the pool can shut down
-            raise
-    return not stopped
+                    cond.release()
+                    try:
+                        outcome = execute(node)
+                    finally:
+                        cond.acquire()
+                    state["running"] -= 1
+                    if outcome.ok or not state["interrupted"]:  # a failure after Ctrl-C: interrupted
+                        finish(node, outcome)
+                    cond.notify_all()
+            except BaseException as exc:  # a bug or e.g. a full disk in a callback: stop everything
+                if state["error"] is None:
+                    state["error"] = exc
+                    on_interrupt()  # the running nodes stop too
+            finally:
+                state["workers"] -= 1
+                if state["workers"] == 0:
+                    all_done.set()
+                cond.notify_all()
+
+    # Even with one thread the nodes run on workers: the main thread only waits (on an Event:
+    # an interrupted Thread.join can wrongly mark a running thread finished on Python 3.11),
+    # so Ctrl-C always arrives here as KeyboardInterrupt, never inside a DuckDB query.
+    workers = [threading.Thread(target=worker, name=f"seekrun-{i}", daemon=True)
+               for i in range(max(1, threads))]
+    state["workers"] = len(workers)
+    for w in workers:
+        w.start()
+    try:
+        all_done.wait()
+    except BaseException:
+        with cond:
+            state["stopped"] = state["interrupted"] = True
+            cond.notify_all()
+        on_interrupt()  # e.g. cancel the queries in flight, so the workers can finish
+        all_done.wait()
+        raise
+    if state["error"] is not None:
+        raise state["error"]
+    return not state["stopped"]

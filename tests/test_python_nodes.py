@@ -508,9 +508,9 @@ def test_returning_a_polars_dataframe(tmp_path: Path):
 
 def test_optional_libraries_are_not_imported_for_a_relation(tmp_path: Path):
     proj = project(tmp_path)
-    probe = ("import sys, runpy\n"
-             "sys.argv = ['seekrun', 'run', '-p', sys.argv[1]]\n"
-             "try:\n    runpy.run_module('seekrun', run_name='__main__')\n"
+    probe = ("import sys\n"
+             "from seekrun.cli import app\n"
+             "try:\n    app(['run', '-p', sys.argv[1]])\n"
              "except SystemExit as exc:\n    code = exc.code\n"
              "print('LOADED', sorted(m for m in ('pandas', 'polars', 'pyarrow') if m in sys.modules))\n"
              "sys.exit(code)\n")
