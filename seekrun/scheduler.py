@@ -71,8 +71,7 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
     that every completion signals: nothing polls or sleeps.
     """
     cond = threading.Condition()
-    state = {"stopped": False, "interrupted": False, "running": 0, "error": None, "workers": 0}
-    all_done = threading.Event()
+    state = {"stopped": False, "interrupted": False, "running": 0, "error": None, "live": 0}
 
     def finish(node: str, outcome: Outcome) -> None:
         on_done(node, outcome)
@@ -100,6 +99,7 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
 
     def worker() -> None:
         with cond:
+            state["live"] += 1
             try:
                 while (node := next_node()) is not None:
                     state["running"] += 1
@@ -110,7 +110,9 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
                     finally:
                         cond.acquire()
                     state["running"] -= 1
-                    if outcome.ok or not state["interrupted"]:  # a failure after Ctrl-C: interrupted
+                    # a failure after Ctrl-C (or after a callback error, which also interrupts the
+                    # running nodes) was most likely caused by that interrupt: it is left undone
+                    if outcome.ok or not (state["interrupted"] or state["error"] is not None):
                         finish(node, outcome)
                     cond.notify_all()
             except BaseException as exc:  # a bug or e.g. a full disk in a callback: stop everything
@@ -118,27 +120,29 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
                     state["error"] = exc
                     on_interrupt()  # the running nodes stop too
             finally:
-                state["workers"] -= 1
-                if state["workers"] == 0:
-                    all_done.set()
+                state["live"] -= 1
                 cond.notify_all()
 
-    # Even with one thread the nodes run on workers: the main thread only waits (on an Event:
-    # an interrupted Thread.join can wrongly mark a running thread finished on Python 3.11),
-    # so Ctrl-C always arrives here as KeyboardInterrupt, never inside a DuckDB query.
+    # Even with one thread the nodes run on workers: the main thread only waits, so Ctrl-C
+    # always arrives here as KeyboardInterrupt, never inside a DuckDB query.
     workers = [threading.Thread(target=worker, name=f"seekrun-{i}", daemon=True)
-               for i in range(max(1, threads))]
-    state["workers"] = len(workers)
-    for w in workers:
-        w.start()
+               for i in range(max(1, min(threads, len(queue.waiting))))]
     try:
-        all_done.wait()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
     except BaseException:
+        # Wait on our own count, not join(): an interrupted join can mark a running thread
+        # finished (Python 3.11).  A worker started but not yet counted sees `stopped` and
+        # leaves without touching anything.
         with cond:
             state["stopped"] = state["interrupted"] = True
             cond.notify_all()
         on_interrupt()  # e.g. cancel the queries in flight, so the workers can finish
-        all_done.wait()
+        with cond:
+            while state["live"]:
+                cond.wait()
         raise
     if state["error"] is not None:
         raise state["error"]

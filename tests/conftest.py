@@ -1,6 +1,7 @@
 """Test helpers: real files in tmp_path, real DuckDB, the real CLI (in-process or as a process)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -139,3 +140,20 @@ def sample(tmp_path: Path) -> Path:
     dest = tmp_path / "sample_project"
     shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("target"))
     return dest
+
+
+def journal_successes(project: Path) -> list[str]:
+    """Node ids recorded as finished successfully in the journal, in order (torn lines ignored)."""
+    path = project / "target" / "state" / "execution_state.journal"
+    if not path.exists():
+        return []
+    out = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        entry = rec.get("entry") if isinstance(rec, dict) else None
+        if isinstance(entry, dict) and entry.get("status") == "success":
+            out.append(rec["id"])
+    return out

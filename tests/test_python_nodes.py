@@ -561,3 +561,21 @@ def test_env_var_params_reach_the_function_and_are_redacted_in_errors(tmp_path: 
     error = run_results(proj)["model.scorer"]["error"]
     assert error == "train() raised RuntimeError: bad token *** (at lib/train.py:3 in train)"
     assert "s3cr3t" not in res.output
+
+
+def test_a_python_node_gets_a_regular_shutdown(tmp_path: Path):
+    """seekrun skips interpreter teardown for speed, but not once user code has run in the
+    process: the user's atexit handlers run and the files it left open are flushed."""
+    out = tmp_path / "atexit.txt"
+    code = CALC_PY.replace("from seekrun.pipeline import transform\n", f'''import atexit
+from seekrun.pipeline import transform
+
+_log = open({str(tmp_path / "buffered.txt")!r}, "w")  # left open: flushed at shutdown
+_log.write("buffered by the node")
+atexit.register(lambda: open({str(out)!r}, "w").write("atexit ran"))
+''')
+    proj = project(tmp_path, {"nodes/pipelines/calc.py": code})
+    res = cli_proc("run", "-p", str(proj))
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert out.read_text() == "atexit ran"
+    assert (tmp_path / "buffered.txt").read_text() == "buffered by the node"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, cli_proc, ran, run_results, table, target_snapshot, write_project
+from conftest import cli, cli_proc, journal_successes, ran, run_results, table, target_snapshot, write_project
 
 BASE = Path(__file__).resolve().parent / "bad_inputs" / "_base"
 BASE_IDS = {"source.customers", "source.orders", "source.payments", "transform.clean_orders",
@@ -158,22 +158,6 @@ def expected_slow_tables(n: int = N_SLOW, work: int = WORK) -> dict[str, list[tu
     counts = [work // 7 + (1 if k % 7 < work % 7 else 0) for k in range(n)]
     out = {f"transform.slow_{k}": [(counts[k],)] for k in range(n)}
     out["transform.total"] = [(sum(counts),)]
-    return out
-
-
-def journal_successes(project: Path) -> list[str]:
-    path = project / "target" / "state" / "execution_state.journal"
-    if not path.exists():
-        return []
-    out = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue
-        entry = rec.get("entry") if isinstance(rec, dict) else None
-        if isinstance(entry, dict) and entry.get("status") == "success":
-            out.append(rec["id"])
     return out
 
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 
-from conftest import all_tables, clean_build, cli, ran, run_results, target_snapshot, write_project
+from conftest import (all_tables, clean_build, cli, journal_successes, ran, run_results, target_snapshot,
+                      write_project)
 
 N_SLOW = 8
 WORK = 80_000_000  # rows scanned per slow node: about 0.2-0.5 s each
@@ -41,23 +42,6 @@ def slow_project(root: Path) -> tuple[Path, set[str]]:
                                 f"transform: \"SELECT id, sum(v) AS v FROM ({union}) GROUP BY id\"\n")
     ids.add("transform.total")
     return write_project(root, files), ids
-
-
-def journal_successes(project: Path) -> list[str]:
-    """Node ids recorded as finished successfully in the journal, in order (torn lines ignored)."""
-    path = project / "target" / "state" / "execution_state.journal"
-    if not path.exists():
-        return []
-    out = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue
-        entry = rec.get("entry") if isinstance(rec, dict) else None
-        if isinstance(entry, dict) and entry.get("status") == "success":
-            out.append(rec["id"])
-    return out
 
 
 def run_and_kill(project: Path, finished_before_kill: int) -> list[str]:

@@ -109,3 +109,27 @@ def test_an_error_in_a_callback_reaches_the_caller_after_the_workers_stop():
         t.join(timeout=5)
     assert not any(t.is_alive() for t in workers)
     assert len(started) < len(parents)  # it stopped instead of running everything
+
+
+def test_nodes_stopped_by_a_callback_error_are_not_reported_as_failures():
+    interrupted = threading.Event()
+    failures = []
+
+    def execute(n):
+        if n == "a_fast":
+            return Outcome(True)
+        interrupted.wait(10)  # a long query, cancelled by on_interrupt
+        return Outcome(False, "INTERRUPT Error: Interrupted!")
+
+    def on_done(n, outcome):
+        if not outcome.ok:
+            failures.append(n)
+        if n == "a_fast":
+            raise OSError("No space left on device")
+
+    parents = {"a_fast": [], "slow_1": [], "slow_2": []}
+    with pytest.raises(OSError):
+        run_queue(KahnQueue(list(parents), parents), execute, lambda n: None, on_done, lambda n, f: None,
+                  threads=3, continue_on_error=False, on_interrupt=interrupted.set)
+    assert interrupted.is_set()
+    assert failures == []
