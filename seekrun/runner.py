@@ -319,7 +319,8 @@ class DAGRunner:
         try:
             finished = run_queue(queue, execute, on_start, on_done, on_skip, threads=self.threads,
                                  continue_on_error=continue_on_error,
-                                 on_interrupt=lambda: (stop.set(), engine.interrupt()))
+                                 on_interrupt=lambda: (stop.set(), engine.interrupt()),
+                                 on_running=getattr(engine, "fit_threads", lambda n: None))
         except KeyboardInterrupt:
             summary.interrupted = True
             finished = False

@@ -61,14 +61,17 @@ class KahnQueue:
 
 def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Callable[[str], None],
               on_done: Callable[[str, Outcome], None], on_skip: Callable[[str, str], None], *,
-              threads: int, continue_on_error: bool, on_interrupt: Callable[[], None] = lambda: None) -> bool:
+              threads: int, continue_on_error: bool, on_interrupt: Callable[[], None] = lambda: None,
+              on_running: Callable[[int], None] = lambda n: None) -> bool:
     """Run everything the queue releases. Returns False if it stopped early after a failure.
 
     Each worker takes the next ready node itself when it finishes one (no round trip through
     a dispatcher thread, which costs a thread switch per node).  Bookkeeping (the queue and
     the callbacks) happens under one lock, so callbacks never run concurrently and a node's
     on_done always comes before any dependent starts.  Idle workers wait on a condition
-    that every completion signals: nothing polls or sleeps.
+    that every completion signals: nothing polls or sleeps.  ``on_running(k)`` hears how many
+    nodes run at once whenever that changes for longer than a hand-over (a node starts, or a
+    worker finds nothing to start), e.g. to share the cores among them.
     """
     cond = threading.Condition()
     state = {"stopped": False, "interrupted": False, "running": 0, "error": None, "live": 0}
@@ -95,6 +98,7 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
                 return node
             if state["running"] == 0:
                 return None  # nothing ready and nothing running: the queue is drained
+            on_running(state["running"])  # this worker idles: fewer nodes now share the cores
             cond.wait()
 
     def worker() -> None:
@@ -103,6 +107,7 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
             try:
                 while (node := next_node()) is not None:
                     state["running"] += 1
+                    on_running(state["running"])
                     on_start(node)
                     cond.release()
                     try:

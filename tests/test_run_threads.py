@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 
-from conftest import all_tables, cli, ran, run_results, write_project
+from conftest import all_tables, cli, ran, run_results, table, write_project
 
 
 def wide_project(root: Path) -> tuple[Path, set[str]]:
@@ -112,3 +112,31 @@ def test_threads_4_failure_handling_matches_threads_1(tmp_path):
     assert s1["transform.b1_l4"] == "skipped"
     assert s1["transform.b0_l0"] == "success"
     assert all_tables(p1) == all_tables(p4)
+
+
+def test_nodes_running_at_once_share_duckdbs_threads(tmp_path):
+    """Two nodes at once get half of DuckDB's threads each; a node running alone gets them all.
+    Each node records the thread count it ran with (current_setting('threads') in its SQL)."""
+    import duckdb
+
+    all_threads = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
+    slow = "(SELECT count(*) FROM range(60000000) t(i) WHERE i % 7 = 3)"
+    proj = write_project(tmp_path / "p", {
+        "nodes/a_slow.yml": "kind: transform\nname: a_slow\n"
+                            f"transform: SELECT current_setting('threads') AS t, {slow} AS c\n",
+        "nodes/b_quick.yml": "kind: transform\nname: b_quick\ntransform: SELECT current_setting('threads') AS t\n",
+        "nodes/c_last.yml": "kind: transform\nname: c_last\ninputs:\n  - ref: transform.a_slow\n"
+                            "  - ref: transform.b_quick\n"
+                            "transform: SELECT current_setting('threads') AS t FROM input_0\n",
+    })
+    res = cli("run", "-p", str(proj), "--threads", "2")
+    assert res.exit_code == 0, res.output
+    t = {name: table(proj, f"transform.{name}")[0][0] for name in ("a_slow", "b_quick", "c_last")}
+    # b_quick starts while a_slow runs (a_slow itself may start before or after b_quick is
+    # counted); c_last runs alone at the end and gets every thread back
+    assert t["b_quick"] == max(1, all_threads // 2)
+    assert t["c_last"] == all_threads
+
+    one = cli("run", "-p", str(proj), "--threads", "1", "--full")
+    assert one.exit_code == 0, one.output
+    assert {table(proj, f"transform.{n}")[0][0] for n in ("a_slow", "b_quick", "c_last")} == {all_threads}

@@ -32,6 +32,8 @@ class DuckDBEngine:
         if db_path is not None and not read_only:
             # One checkpoint at the end instead of one per 16 MB of WAL during the build.
             self.con.execute("SET checkpoint_threshold = '1GB'")
+        self._fixed_threads = bool(threads)
+        self._all_threads = self._threads_now = 0  # read on first use
         self._local = threading.local()
         self._cursors: list = []
         self._lock = threading.Lock()
@@ -44,6 +46,21 @@ class DuckDBEngine:
             with self._lock:
                 self._cursors.append(cur)
         return cur
+
+    def fit_threads(self, running: int) -> None:
+        """Share DuckDB's threads among the nodes running at once: a node running alone gets
+        all of them, k nodes get 1/k each.  Without this, k concurrent queries each fan out
+        over every core and small queries spend their time handing work between threads.
+        Called by the scheduler (one call at a time); a fixed thread count is left alone."""
+        if self._fixed_threads:
+            return
+        cur = self._cursor()
+        if not self._all_threads:
+            self._all_threads = self._threads_now = int(cur.execute("SELECT current_setting('threads')").fetchone()[0])
+        want = max(1, self._all_threads // max(1, running))
+        if want != self._threads_now:
+            cur.execute(f"SET threads = {want}")
+            self._threads_now = want
 
     def existing_outputs(self) -> set[str]:
         rows = self.con.execute(
