@@ -579,3 +579,16 @@ atexit.register(lambda: open({str(out)!r}, "w").write("atexit ran"))
     assert res.exit_code == 0, res.stdout + res.stderr
     assert out.read_text() == "atexit ran"
     assert (tmp_path / "buffered.txt").read_text() == "buffered by the node"
+
+
+@pytest.mark.parametrize("before", [
+    "kind: profile\nname: a_prof\ninputs:\n  - ref: source.a\n",
+    "kind: rule\nname: a_rule\ninputs:\n  - ref: source.a\nrule:\n  type: \"null\"\n  columns: [id]\n",
+])
+def test_a_python_node_runs_after_a_node_that_read_single_rows(tmp_path: Path, before: str):
+    """One worker runs a profile/rule (single-row queries) and then the Python node on the same
+    DuckDB cursor: no result may be left unfinished on it."""
+    proj = project(tmp_path, {"nodes/checks/before.yml": before})
+    res = cli("run", "-p", str(proj), "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert table(proj, "transform.scaled") == [(1, 10), (2, 20), (3, 30)]

@@ -55,11 +55,11 @@ class DuckDBEngine:
         if self._fixed_threads:
             return
         cur = self._cursor()
-        if not self._all_threads:
-            self._all_threads = self._threads_now = int(cur.execute("SELECT current_setting('threads')").fetchone()[0])
+        if not self._all_threads:  # fetchall: the cursor must hold no unfinished result
+            self._all_threads = self._threads_now = int(cur.execute("SELECT current_setting('threads')").fetchall()[0][0])
         want = max(1, self._all_threads // max(1, running))
         if want != self._threads_now:
-            cur.execute(f"SET threads = {want}")
+            cur.execute(f"SET threads = {want}").fetchall()
             self._threads_now = want
 
     def existing_outputs(self) -> set[str]:
