@@ -142,7 +142,13 @@ class DAGRunner:
             self.plan_items = items
             to_run = [nid for nid, it in items.items() if it.runs]
             if not dry_run and to_run:
-                self._preflight(to_run)
+                if self.engine_factory is None and self.db_path.exists():
+                    # Check on the database the build will use: opening and closing it
+                    # unchanged writes nothing, and it saves starting a second DuckDB.
+                    engine = self._open_engine()
+                    self._preflight_with(engine, to_run)
+                else:
+                    self._preflight(to_run)
             results = self._initial_results(items, dry_run)
             summary.results = list(results.values())
             summary.removed_nodes = removed
@@ -154,7 +160,7 @@ class DAGRunner:
                 on_commit()
             self.reporter.plan(to_run, len(items))
             if to_run or removed:
-                engine = self._open_engine()
+                engine = engine or self._open_engine()
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
                 for nid in removed:
                     engine.drop(nid)
