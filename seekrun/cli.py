@@ -103,6 +103,11 @@ class Compiled:
     def save(self) -> None:
         """Write the manifest (only if its content changed) and the caches, atomically."""
         result, manifest, cache = self.result, self.manifest, self.result.parse_cache
+        if result.new_env_key is not None:  # before the manifest whose hashes it keys
+            from seekrun.parser.parse import write_env_key
+
+            write_env_key(self.project.state_dir, result.new_env_key)
+            result.new_env_key = None
         if self.changed:
             manifest.save(self.path)
         root = self.project.root

@@ -371,6 +371,54 @@ def test_env_var_secret_in_sql_never_leaks_and_a_change_reruns(tmp_path, monkeyp
     assert_secret_nowhere(proj, second, res)
 
 
+def test_env_var_hash_in_the_manifest_is_keyed_per_project(tmp_path, monkeypatch):
+    """manifest.json gets shared and uploaded: the hash it holds of a secret must not let anyone
+    test guesses offline. It is a keyed hash, with a key kept in target/state (owner-only), so the
+    same secret gives unrelated hashes in two projects, and trying the value without the key fails."""
+    import hashlib
+    import stat
+
+    import xxhash
+
+    from seekrun.hashing import hash_parts
+
+    secret = "hunter2"  # short on purpose: easy to guess if the hash were unkeyed
+    monkeypatch.setenv("SEEKRUN_TEST_SECRET", secret)
+
+    def env_field(proj: Path) -> str:
+        node = json.loads((proj / "target" / "manifest.json").read_text())["nodes"]["transform.filtered"]
+        found = [v for k, v in node["hashes"]["fields"].items() if "env" in k]
+        assert len(found) == 1, node["hashes"]
+        return found[0]
+
+    hashes = []
+    for name in ("one", "two"):
+        proj = secret_project(tmp_path / name)
+        res = cli("parse", "-p", str(proj))
+        assert res.exit_code == 0, res.output
+        key_file = proj / "target" / "state" / "env_key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        key = bytes.fromhex(key_file.read_text().strip())
+        assert len(key) == 32
+        hashes.append(env_field(proj))
+        # no unkeyed hash of the value is in the manifest
+        manifest = (proj / "target" / "manifest.json").read_text()
+        for unkeyed in (hash_parts("env", "SEEKRUN_TEST_SECRET", secret),  # the first version's scheme
+                        xxhash.xxh3_64_hexdigest(secret.encode()),
+                        hashlib.blake2b(secret.encode(), digest_size=16).hexdigest(),
+                        hashlib.sha256(secret.encode()).hexdigest()):
+            assert unkeyed not in manifest
+    assert hashes[0] != hashes[1]
+
+    # the key is kept: parsing again (and a run) gives the same hash, so nothing reruns for it
+    proj = tmp_path / "one"
+    assert cli("parse", "-p", str(proj)).exit_code == 0
+    assert env_field(proj) == hashes[0]
+    assert cli("run", "-p", str(proj), "--continue-on-error").exit_code == 1  # transform.leaky fails
+    again = cli("run", "-p", str(proj), "--continue-on-error")
+    assert ran(proj) == {"transform.leaky"}, again.output
+
+
 @pytest.mark.parametrize("quote", ["'", '"'])
 def test_env_var_with_default_in_source_params(quote, tmp_path, monkeypatch):
     """`{{ env_var('NAME', 'default') }}` in a reader param: the default when unset, the value when

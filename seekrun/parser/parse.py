@@ -35,6 +35,7 @@ class ParseResult:
     parse_cache: "ParseCache"
     notes: list[str] = field(default_factory=list)  # verbose-only remarks
     digest: str = ""  # fingerprint of the manifest content
+    new_env_key: bytes | None = None  # made by this parse: save it with the manifest
 
 
 def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
@@ -101,7 +102,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if strict:
         errors.extend(Diagnostic(w.path, w.line, w.message + " (an error under --strict)") for w in warnings
                       if w.message.startswith("unknown key"))
-    env = _env_hashes(records, errors)
+    env, new_env_key = _env_hashes(project, records, errors)
     live = _live_files(project, records, errors, file_cache)
     if errors:
         raise ProjectError(errors)
@@ -113,7 +114,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *(f"{n}~{h}" for n, h in sorted(live.items())),
                         datetime.now(timezone.utc).date().isoformat() if any(
                             r.get("volatile") for r in records.values()) else "")
-    return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
+    return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest, new_env_key)
 
 
 def _read_one(root: Path, common: dict | None, rel: str):
@@ -277,20 +278,46 @@ def load_common(project: Project, errors: list[Diagnostic]) -> tuple[dict | None
     return common, hash_parts(*parts)
 
 
-def _env_hashes(records: dict[str, dict], errors: list[Diagnostic]) -> dict[str, str]:
-    """Live hashes of the env vars each node uses (never the values themselves)."""
+def _env_hashes(project: Project, records: dict[str, dict],
+                errors: list[Diagnostic]) -> tuple[dict[str, str], bytes | None]:
+    """Keyed hashes of the env vars each node uses (never the values themselves); and the key,
+    if this parse had to make one (no target/state/env_key yet)."""
     from seekrun.parser.templating import env_hash
 
+    users = [(nid, rec) for nid, rec in records.items() if rec.get("env")]
+    if not users:
+        return {}, None
+    key, new_key = read_env_key(project.state_dir), None
+    if key is None:
+        key = new_key = os.urandom(32)
     out: dict[str, str] = {}
-    for nid, rec in records.items():
-        if rec.get("env"):
-            digest, missing = env_hash(rec["env"])
-            for name in missing:
-                errors.append(Diagnostic(rec["file"], rec["line"],
-                    f"{nid}: environment variable {name} is not set: set it, or give a default "
-                    f"with env_var('{name}', 'default')"))
-            out[nid] = digest
-    return out
+    for nid, rec in users:
+        digest, missing = env_hash(rec["env"], key)
+        for name in missing:
+            errors.append(Diagnostic(rec["file"], rec["line"],
+                f"{nid}: environment variable {name} is not set: set it, or give a default "
+                f"with env_var('{name}', 'default')"))
+        out[nid] = digest
+    return out, new_key
+
+
+ENV_KEY_FILE = "env_key"
+
+
+def read_env_key(state_dir: Path) -> bytes | None:
+    """The project's key for env var hashes (32 random bytes, hex), or None if there is none yet."""
+    try:
+        key = bytes.fromhex((state_dir / ENV_KEY_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return key if len(key) == 32 else None
+
+
+def write_env_key(state_dir: Path, key: bytes) -> None:
+    """Readable by the owner only; atomic like every other write to target/."""
+    from seekrun.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(state_dir / ENV_KEY_FILE, key.hex().encode() + b"\n", mode=0o600)
 
 
 def _live_files(project: Project, records: dict[str, dict], errors, cache: FileHashCache) -> dict[str, str]:

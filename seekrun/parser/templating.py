@@ -13,7 +13,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from seekrun.hashing import hash_parts
 
 _EXPR = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
 _ENV = re.compile(r"""env_var\(\s*(['"])(?P<name>[^'"]+)\1\s*(?:,\s*(['"])(?P<default>.*?)\3\s*)?\)\Z""", re.S)
@@ -36,15 +35,25 @@ def env_value(name: str, default: str | None) -> str | None:
     return default if value is None else value
 
 
-def env_hash(refs: list) -> tuple[str, list[str]]:
-    """Hash of the current values of env vars (name, default); and the names that are unset."""
-    parts, missing = [], []
+def env_hash(refs: list, key: bytes) -> tuple[str, list[str]]:
+    """Keyed hash of the current values of env vars (name, default); and the names that are unset.
+
+    Keyed BLAKE2b (stdlib), not xxhash: the hash lands in manifest.json, which gets shared and
+    uploaded, and an unkeyed fast hash of a short secret can be reversed by trying values.
+    The key is the project's own (target/state/env_key), so the hash is useless without it."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16, key=key)
+    missing = []
     for name, default in refs:
         value = env_value(name, default)
         if value is None:
             missing.append(name)
-        parts += [name, value]
-    return hash_parts("env", *parts), missing
+        for part in (name, value):
+            data = b"" if part is None else part.encode("utf-8")
+            h.update(b"N" if part is None else b"%d:" % len(data))
+            h.update(data)
+    return h.hexdigest(), missing
 
 
 def render_config(config, common: dict | None):
