@@ -103,11 +103,10 @@ class Compiled:
     def save(self) -> None:
         """Write the manifest (only if its content changed) and the caches, atomically."""
         result, manifest, cache = self.result, self.manifest, self.result.parse_cache
-        if result.new_env_key is not None:  # before the manifest whose hashes it keys
-            from seekrun.parser.parse import write_env_key
+        if getattr(manifest, "new_env_key", None) is not None:  # before the manifest it keys
+            from seekrun.parser.parse import save_env_key
 
-            write_env_key(self.project.state_dir, result.new_env_key)
-            result.new_env_key = None
+            save_env_key(manifest, self.project.state_dir)
         if self.changed:
             manifest.save(self.path)
         root = self.project.root

@@ -158,6 +158,10 @@ class DAGRunner:
             writing = True
             if on_commit is not None:
                 on_commit()
+            if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
+                from seekrun.parser.parse import save_env_key
+
+                save_env_key(self.manifest, self.state_dir)
             self.reporter.plan(to_run, len(items))
             if to_run or removed:
                 engine = engine or self._open_engine()

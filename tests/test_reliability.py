@@ -455,3 +455,17 @@ def test_env_var_with_default_in_source_params(quote, tmp_path, monkeypatch):
         if path.is_file() and not path.name.startswith("seekrun.duckdb"):
             assert value.encode() not in path.read_bytes(), f"the value is in {path}"
     assert value not in res.output
+
+
+def test_env_var_key_is_kept_when_the_python_api_runs_without_parse(tmp_path, monkeypatch):
+    """parse_project + DAGRunner (no `seekrun parse`): the run saves the key it hashed with, so the
+    next parse hashes the same value the same way and nothing reruns for it."""
+    from seekrun import DAGRunner, parse_project
+
+    monkeypatch.setenv("SEEKRUN_TEST_SECRET", "hunter2")
+    proj = secret_project(tmp_path / "p")
+    first = DAGRunner(parse_project(proj).manifest, project_dir=proj).run(continue_on_error=True)
+    assert first.failed_nodes == 1  # transform.leaky
+    assert (proj / "target" / "state" / "env_key").is_file()
+    second = DAGRunner(parse_project(proj).manifest, project_dir=proj).run(continue_on_error=True)
+    assert {r.node_id for r in second.results if r.status.value in ("success", "failed")} == {"transform.leaky"}

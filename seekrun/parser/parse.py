@@ -35,7 +35,6 @@ class ParseResult:
     parse_cache: "ParseCache"
     notes: list[str] = field(default_factory=list)  # verbose-only remarks
     digest: str = ""  # fingerprint of the manifest content
-    new_env_key: bytes | None = None  # made by this parse: save it with the manifest
 
 
 def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
@@ -114,7 +113,8 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *(f"{n}~{h}" for n, h in sorted(live.items())),
                         datetime.now(timezone.utc).date().isoformat() if any(
                             r.get("volatile") for r in records.values()) else "")
-    return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest, new_env_key)
+    manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
+    return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
 
 
 def _read_one(root: Path, common: dict | None, rel: str):
@@ -313,11 +313,16 @@ def read_env_key(state_dir: Path) -> bytes | None:
     return key if len(key) == 32 else None
 
 
-def write_env_key(state_dir: Path, key: bytes) -> None:
-    """Readable by the owner only; atomic like every other write to target/."""
+def save_env_key(manifest: Manifest, state_dir: Path) -> None:
+    """Save the key a parse had to make (before anything that records hashes made with it):
+    readable by the owner only, atomic like every other write to target/."""
+    key = getattr(manifest, "new_env_key", None)
+    if key is None:
+        return
     from seekrun.fsutil import atomic_write_bytes
 
-    atomic_write_bytes(state_dir / ENV_KEY_FILE, key.hex().encode() + b"\n", mode=0o600)
+    atomic_write_bytes(Path(state_dir) / ENV_KEY_FILE, key.hex().encode() + b"\n", mode=0o600)
+    manifest.new_env_key = None
 
 
 def _live_files(project: Project, records: dict[str, dict], errors, cache: FileHashCache) -> dict[str, str]:
