@@ -592,3 +592,44 @@ def test_a_python_node_runs_after_a_node_that_read_single_rows(tmp_path: Path, b
     res = cli("run", "-p", str(proj), "--threads", "1")
     assert res.exit_code == 0, res.output
     assert table(proj, "transform.scaled") == [(1, 10), (2, 20), (3, 30)]
+
+
+def test_env_var_in_decorator_arguments_is_hashed_and_checked(tmp_path: Path, monkeypatch):
+    """env_var() in a decorator argument reaches ctx.config filled in; like a YAML node's, its value
+    is hashed (a new value reruns the node), an unset variable is a parse error, and the value
+    stays out of target/ files."""
+    monkeypatch.delenv("SEEKRUN_TEST_WHO", raising=False)
+    code = '''\
+from seekrun.pipeline import transform
+
+
+@transform(name="greet", inputs=["source.a"],
+           params={"who": "{{ env_var('SEEKRUN_TEST_WHO') }}"})
+def greet(ctx):
+    return ctx.sql("SELECT ? AS who".replace("?", "'" + ctx.params["who"] + "'"))
+'''
+    proj = project(tmp_path, {"nodes/pipelines/calc.py": code}, drop=("nodes/transforms/downstream.yml",))
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    assert "nodes/pipelines/calc.py:4: transform.greet: environment variable SEEKRUN_TEST_WHO is not set" in res.stderr
+
+    import uuid
+
+    first, second = f"ann-{uuid.uuid4().hex[:8]}", f"bob-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("SEEKRUN_TEST_WHO", first)
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert table(proj, "transform.greet") == [(first,)]
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0 and ran(proj) == set(), res.output
+
+    monkeypatch.setenv("SEEKRUN_TEST_WHO", second)
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert ran(proj) == {"transform.greet"}
+    assert "environment variable" in run_results(proj)["transform.greet"]["reason"]
+    assert table(proj, "transform.greet") == [(second,)]
+    for path in (proj / "target").rglob("*"):
+        if path.is_file() and not path.name.startswith("seekrun.duckdb"):
+            data = path.read_bytes()
+            assert first.encode() not in data and second.encode() not in data, path

@@ -54,13 +54,17 @@ class DuckDBEngine:
         Called by the scheduler (one call at a time); a fixed thread count is left alone."""
         if self._fixed_threads:
             return
-        cur = self._cursor()
-        if not self._all_threads:  # fetchall: the cursor must hold no unfinished result
-            self._all_threads = self._threads_now = int(cur.execute("SELECT current_setting('threads')").fetchall()[0][0])
-        want = max(1, self._all_threads // max(1, running))
-        if want != self._threads_now:
-            cur.execute(f"SET threads = {want}").fetchall()
-            self._threads_now = want
+        try:
+            cur = self._cursor()
+            if not self._all_threads:  # fetchall: the cursor must hold no unfinished result
+                self._all_threads = self._threads_now = int(
+                    cur.execute("SELECT current_setting('threads')").fetchall()[0][0])
+            want = max(1, self._all_threads // max(1, running))
+            if want != self._threads_now:
+                cur.execute(f"SET threads = {want}").fetchall()
+                self._threads_now = want
+        except self._duckdb.Error:  # a speed hint only: never fail the build over it
+            self._fixed_threads = True
 
     def existing_outputs(self) -> set[str]:
         rows = self.con.execute(

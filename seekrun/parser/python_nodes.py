@@ -23,6 +23,7 @@ from typing import Any
 
 from seekrun.errors import Diagnostic
 from seekrun.hashing import hash_obj
+from seekrun.parser.templating import env_refs_in
 
 PIPELINE_MODULE = "seekrun.pipeline"
 DECORATOR_KINDS = {"transform": "transform", "source": "source", "feature_group": "feature_group",
@@ -232,7 +233,9 @@ def _record(kind: str, fn: ast.FunctionDef, dec: ast.expr, label: str, rel: str,
         "inputs": inputs,
         "input_lines": [e.lineno for e in elts] if elts is not None else [lines.get(input_key, line)] * len(inputs),
         "inputs_line": lines.get(input_key, line), "python": python, "unknown_keys": unknown,
-        "env": [], "live_files": [rel],
+        # env_var() in an argument is filled in for ctx.config at run time, so its value is hashed
+        # (a change reruns the node) and an unset variable is a parse error, as for YAML nodes
+        "env": [list(e) for e in env_refs_in(config)], "live_files": [rel],
     }
     if kind == "source":  # parse.py's source checks expect these keys
         rec.update(source_format=args.get("source"), table=None, table_line=line)

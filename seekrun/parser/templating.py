@@ -56,6 +56,29 @@ def env_hash(refs: list, key: bytes) -> tuple[str, list[str]]:
     return h.hexdigest(), missing
 
 
+def env_refs_in(value) -> list[tuple[str, str | None]]:
+    """Every env_var('NAME'[, 'default']) in the strings of a config tree, in order, once each.
+    Other {{ ... }} text is left alone (for decorator arguments, which get no shared config)."""
+    found: list = []
+
+    def walk(v):
+        if isinstance(v, str):
+            if "{{" in v:
+                for m in _EXPR.finditer(v):
+                    env = _ENV.match(m.group(1))
+                    if env:
+                        found.append((env.group("name"), env.group("default")))
+        elif isinstance(v, dict):
+            for item in v.values():
+                walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+
+    walk(value)
+    return list(dict.fromkeys(found))
+
+
 def render_config(config, common: dict | None):
     """Render every string in a config tree. Returns (rendered, env refs, [(key path, problem)])."""
     env: list = []
