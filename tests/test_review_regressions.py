@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from conftest import cli, ran, table, target_snapshot, write_project
 
 BASE = {
@@ -189,3 +191,78 @@ def test_env_var_where_it_would_not_be_filled_in_is_refused(tmp_path, monkeypatc
         "v * 2 AS v", "v * 2 AS v, '{{ env_var('SEEKRUN_TEST_OUT') }}' AS folder"))
     _ok("run", "-p", str(proj))
     assert table(proj, "transform.b") == [(1, 20, "exports"), (2, 40, "exports")]
+
+
+@pytest.mark.parametrize("style", ["decorator", "yaml"])
+def test_a_module_newly_imported_by_a_helper_is_tracked(tmp_path, style):
+    """Only a helper changes, and it starts importing another project module: edits to that
+    module must rerun the node too (the node's own file never changed, so it is not re-read)."""
+    code = ("from lib.helpers import factor\n\n\n"
+            "def scaled(ctx):\n"
+            "    return ctx.con.sql(f'SELECT id, v * {factor()} AS v FROM source.a')\n")
+    if style == "decorator":
+        files = {"nodes/scaled.py": ("from seekrun.pipeline import transform\n"
+                                     + code.replace("def scaled", "@transform(name='scaled', inputs=['source.a'])\n"
+                                                                  "def scaled"))}
+    else:
+        files = {"code/scaled.py": code,
+                 "nodes/scaled.yml": ("kind: transform\nname: scaled\ninputs: [{ref: source.a}]\n"
+                                      "python: code/scaled.py:scaled\n")}
+    proj = write_project(tmp_path / "p", {
+        **BASE, **files,
+        "lib/__init__.py": "",
+        "lib/helpers.py": "def factor():\n    return 2\n",
+        "lib/extra.py": "K = 5\n",
+    })
+
+    import time
+
+    def age(*paths: Path) -> None:  # older than the racy window: seekrun trusts its cached parse
+        old = time.time() - 60
+        for path in paths:
+            os.utime(path, (old, old))
+
+    age(*(p for p in proj.rglob("*") if p.is_file()))
+    _ok("run", "-p", str(proj))
+    assert table(proj, "transform.scaled") == [(1, 20), (2, 40)]
+    helpers = proj / "lib" / "helpers.py"
+    helpers.write_text("from lib.extra import K\n\n\ndef factor():\n    return K\n")
+    age(helpers)
+    _ok("run", "-p", str(proj))
+    assert ran(proj) == {"transform.scaled"}
+    assert table(proj, "transform.scaled") == [(1, 50), (2, 100)]
+    extra = proj / "lib" / "extra.py"
+    extra.write_text("K = 7\n")  # only the newly imported module changes
+    age(extra)
+    _ok("run", "-p", str(proj))
+    assert ran(proj) == {"transform.scaled"}
+    assert table(proj, "transform.scaled") == [(1, 70), (2, 140)]
+    _ok("run", "-p", str(proj))
+    assert ran(proj) == set()
+
+
+def test_a_helper_module_no_longer_imported_may_be_deleted(tmp_path):
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "lib/__init__.py": "",
+        "lib/helpers.py": "from lib.extra import K\n\n\ndef factor():\n    return K\n",
+        "lib/extra.py": "K = 5\n",
+        "nodes/scaled.py": ("from seekrun.pipeline import transform\nfrom lib.helpers import factor\n\n\n"
+                            "@transform(name='scaled', inputs=['source.a'])\n"
+                            "def scaled(ctx):\n"
+                            "    return ctx.con.sql(f'SELECT id, v * {factor()} AS v FROM source.a')\n"),
+    })
+    import time
+
+    old = time.time() - 60
+    for path in proj.rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+    _ok("run", "-p", str(proj))
+    helpers = proj / "lib" / "helpers.py"
+    helpers.write_text("def factor():\n    return 3\n")
+    os.utime(helpers, (old + 1, old + 1))
+    (proj / "lib" / "extra.py").unlink()
+    _ok("run", "-p", str(proj))
+    assert ran(proj) == {"transform.scaled"}
+    assert table(proj, "transform.scaled") == [(1, 30), (2, 60)]

@@ -17,7 +17,7 @@ from seekrun import __version__
 from seekrun.fsutil import atomic_write_json
 from seekrun.hashing import RACY_SECONDS
 
-VERSION = 5
+VERSION = 6
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
 
@@ -71,6 +71,11 @@ class ParseCache:
         entry["racy"] = (time.time_ns() - mtime_ns) < RACY_SECONDS * 1e9
         self.files[rel] = entry
         self.dirty_shards.add(shard_of(rel))
+
+    def touch(self, rel: str) -> None:
+        """An entry's records were updated in place (e.g. a Python node's import closure)."""
+        if rel in self.files:
+            self.dirty_shards.add(shard_of(rel))
 
     @property
     def dirty(self) -> bool:

@@ -29,6 +29,16 @@ def local_imports(tree: ast.AST, path: Path, root: Path) -> list[str]:
     return sorted(found)
 
 
+def local_closure(root: Path, code_rel: str) -> list[str]:
+    """[code_rel, *the project files it imports, directly or through each other]."""
+    path = Path(root) / code_rel
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return [code_rel]  # still hashed; running the node will report the problem
+    return [code_rel, *local_imports(tree, path, root)]
+
+
 def _imported_files(tree: ast.AST, file: Path, root: Path) -> list[Path]:
     out = []
     for stmt in ast.walk(tree):

@@ -102,7 +102,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         errors.extend(Diagnostic(w.path, w.line, w.message + " (an error under --strict)") for w in warnings
                       if w.message.startswith("unknown key"))
     env, new_env_key = _env_hashes(project, records, errors)
-    live = _live_files(project, records, errors, file_cache)
+    live = _live_files(project, records, errors, file_cache, cache)
     if errors:
         raise ProjectError(errors)
     manifest = _build_manifest(project, records, data, env, live)
@@ -325,23 +325,47 @@ def save_env_key(manifest: Manifest, state_dir: Path) -> None:
     manifest.new_env_key = None
 
 
-def _live_files(project: Project, records: dict[str, dict], errors, cache: FileHashCache) -> dict[str, str]:
+def _live_files(project: Project, records: dict[str, dict], errors, cache: FileHashCache,
+                parse_cache: ParseCache) -> dict[str, str]:
     """Content hashes of files a node's build reads besides its YAML (e.g. a Python node's
-    source), re-checked on every parse by stat, so editing them reruns the node."""
+    source and the project modules it imports), re-checked on every parse by stat, so editing
+    them reruns the node.  When any of them changed since the import closure was worked out,
+    it is worked out again: an edited module may import a module nothing imported before."""
     out: dict[str, str] = {}
     for nid, rec in records.items():
         files = rec.get("live_files")
         if not files:
             continue
-        parts: list[str | None] = []
-        for relf in files:
-            path = project.root / relf
-            if not path.is_file():
-                errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: file '{relf}' not found"))
-                continue
-            parts += [relf, cache.hash(path)]
-        out[nid] = hash_parts(*parts)
+        hashes, missing = _hash_live(project, files, cache)
+        code = files[0]
+        if (code.endswith(".py") and rec.get("live_hashes") is not None
+                and (missing or rec["live_hashes"] != hashes) and (project.root / code).is_file()):
+            from seekrun.parser.imports import local_closure
+
+            closure = local_closure(project.root, code)
+            if closure != files:
+                files = rec["live_files"] = closure
+                hashes, missing = _hash_live(project, files, cache)
+        if missing:
+            errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: file '{missing[0]}' not found"))
+            continue
+        if rec.get("live_hashes") != hashes:
+            rec["live_hashes"] = hashes  # the closure above was worked out from these contents
+            parse_cache.touch(rec["file"])
+        out[nid] = hash_parts(*(part for relf in files for part in (relf, hashes[relf])))
     return out
+
+
+def _hash_live(project: Project, files: list[str], cache: FileHashCache) -> tuple[dict[str, str], list[str]]:
+    hashes: dict[str, str] = {}
+    missing: list[str] = []
+    for relf in files:
+        path = project.root / relf
+        if path.is_file():
+            hashes[relf] = cache.hash(path)
+        else:
+            missing.append(relf)
+    return hashes, missing
 
 
 def _build_manifest(project: Project, records: dict[str, dict], data, env, live) -> Manifest:
