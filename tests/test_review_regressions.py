@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -193,6 +194,16 @@ def test_env_var_where_it_would_not_be_filled_in_is_refused(tmp_path, monkeypatc
     assert table(proj, "transform.b") == [(1, 20, "exports"), (2, 40, "exports")]
 
 
+def age(*paths: Path) -> None:
+    """Date files a minute back, out of the racy window, so seekrun trusts their cached parse
+    (each call gives a new time, so a file aged again still looks changed)."""
+    import time
+
+    old = time.time() - 60
+    for path in paths:
+        os.utime(path, (old, old))
+
+
 @pytest.mark.parametrize("style", ["decorator", "yaml"])
 def test_a_module_newly_imported_by_a_helper_is_tracked(tmp_path, style):
     """Only a helper changes, and it starts importing another project module: edits to that
@@ -214,13 +225,6 @@ def test_a_module_newly_imported_by_a_helper_is_tracked(tmp_path, style):
         "lib/helpers.py": "def factor():\n    return 2\n",
         "lib/extra.py": "K = 5\n",
     })
-
-    import time
-
-    def age(*paths: Path) -> None:  # older than the racy window: seekrun trusts its cached parse
-        old = time.time() - 60
-        for path in paths:
-            os.utime(path, (old, old))
 
     age(*(p for p in proj.rglob("*") if p.is_file()))
     _ok("run", "-p", str(proj))
@@ -252,16 +256,11 @@ def test_a_helper_module_no_longer_imported_may_be_deleted(tmp_path):
                             "def scaled(ctx):\n"
                             "    return ctx.con.sql(f'SELECT id, v * {factor()} AS v FROM source.a')\n"),
     })
-    import time
-
-    old = time.time() - 60
-    for path in proj.rglob("*"):
-        if path.is_file():
-            os.utime(path, (old, old))
+    age(*(p for p in proj.rglob("*") if p.is_file()))
     _ok("run", "-p", str(proj))
     helpers = proj / "lib" / "helpers.py"
     helpers.write_text("def factor():\n    return 3\n")
-    os.utime(helpers, (old + 1, old + 1))
+    age(helpers)
     (proj / "lib" / "extra.py").unlink()
     _ok("run", "-p", str(proj))
     assert ran(proj) == {"transform.scaled"}
