@@ -130,22 +130,39 @@ def test_an_aggregation_feature_description_is_metadata(tmp_path):
     assert "Nothing to do" in res.stdout
 
 
-def test_a_freshness_rule_measured_against_now_is_rechecked_each_day(tmp_path):
+@pytest.mark.parametrize("max_age, period", [("36500d", 86400), ("7d", 3600), ("24h", 3600), ("2h", 60),
+                                             ("20s", 1)])
+def test_a_freshness_rule_measured_against_now_is_rechecked_as_its_clock_ticks(tmp_path, max_age, period):
+    """Its verdict may change with time alone: it carries a clock field that ticks at most every
+    tenth of max_age (so a verdict is never more than 10% of max_age out of date)."""
     import json
+    import time
     from datetime import datetime, timezone
 
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")  # fresh data: every check passes
     rule = ("kind: rule\nname: fresh\ninputs: [{ref: source.e}]\n"
-            "rule: {type: freshness, column: d, params: {max_age: 36500d{extra}}}\n")
+            "rule: {type: freshness, column: d, params: {max_age: MAX{extra}}}\n").replace("MAX", max_age)
     proj = write_project(tmp_path / "p", {
-        "data/e.csv": "id,d\n1,2024-01-01\n",
+        "data/e.csv": f"id,d\n1,{stamp}\n",
         "nodes/e.yml": "kind: source\nname: e\nsource: csv\ntable: data/e.csv\n",
         "nodes/r.yml": rule.replace("{extra}", ""),
-        "nodes/r2.yml": rule.replace("name: fresh", "name: pinned").replace("{extra}", ", reference_time: '2024-02-01'"),
+        "nodes/r2.yml": rule.replace("name: fresh", "name: pinned").replace("{extra}", f", reference_time: '{stamp}'"),
     })
+    before = time.time()
     _ok("parse", "-p", str(proj))
+    after = time.time()
     nodes = json.loads((proj / "target" / "manifest.json").read_text())["nodes"]
-    assert nodes["rule.fresh"]["hashes"]["fields"]["clock"] == datetime.now(timezone.utc).date().isoformat()
+    ticks = {f"{period}s:{int(t // period)}" for t in (before, after)}
+    assert nodes["rule.fresh"]["hashes"]["fields"]["clock"] in ticks
     assert "clock" not in nodes["rule.pinned"]["hashes"]["fields"]
+    if period == 1:  # a tick passes: only the rule measured against now runs again, and says why
+        _ok("run", "-p", str(proj))
+        time.sleep(1.1)
+        _ok("run", "-p", str(proj))
+        assert ran(proj) == {"rule.fresh"}
+        results = json.loads((proj / "target" / "run_results.json").read_text())["results"]
+        reason = next(r["reason"] for r in results if r["node_id"] == "rule.fresh")
+        assert "time passed" in reason, reason
 
 
 def test_every_config_key_of_a_python_node_is_part_of_its_hash(tmp_path):

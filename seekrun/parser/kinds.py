@@ -26,5 +26,5 @@ def field_label(kind: str, key: str) -> str:
     if key == "code":
         return "Python code"
     if key == "clock":
-        return "a new day (freshness is measured against today)"
+        return "time passed (freshness is measured against now)"
     return FIELD_LABELS.get((kind, key), key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob as globmod
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timezone
@@ -105,14 +106,14 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     live = _live_files(project, records, errors, file_cache, cache)
     if errors:
         raise ProjectError(errors)
-    manifest = _build_manifest(project, records, data, env, live)
+    now = time.time()
+    manifest = _build_manifest(project, records, data, env, live, now)
     digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, common_digest,
                         *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
                         *(f"{n}~{h}" for n, h in sorted(live.items())),
-                        datetime.now(timezone.utc).date().isoformat() if any(
-                            r.get("volatile") for r in records.values()) else "")
+                        *sorted({clock(r["volatile"], now) for r in records.values() if r.get("volatile")}))
     manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
     return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
 
@@ -368,9 +369,14 @@ def _hash_live(project: Project, files: list[str], cache: FileHashCache) -> tupl
     return hashes, missing
 
 
-def _build_manifest(project: Project, records: dict[str, dict], data, env, live) -> Manifest:
+def clock(period: int, now: float) -> str:
+    """The tick of a clock with this period (seconds): a node whose result depends on the time
+    (a freshness rule measured against now) has it among its hashed fields."""
+    return f"{period}s:{int(now // period)}"
+
+
+def _build_manifest(project: Project, records: dict[str, dict], data, env, live, now: float) -> Manifest:
     nodes: dict[str, dict] = {}
-    today = datetime.now(timezone.utc).date().isoformat()
     for nid in sorted(records):
         rec = records[nid]
         fields = rec["field_hashes"]
@@ -378,8 +384,8 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live)
             fields = {**fields, "env": env[nid]}
         if nid in live:
             fields = {**fields, "code": live[nid]}
-        if rec.get("volatile") == "day":  # e.g. a freshness rule measured against now
-            fields = {**fields, "clock": today}
+        if rec.get("volatile"):  # e.g. a freshness rule measured against now
+            fields = {**fields, "clock": clock(rec["volatile"], now)}
         node = {
             "id": nid, "name": rec["name"], "kind": rec["kind"], "description": rec["description"],
             "owner": rec["owner"], "tags": rec["tags"], "file": rec["file"], "line": rec["line"],

@@ -49,6 +49,19 @@ ENGINE_VERSION = 1
 
 
 # ---- parse time -------------------------------------------------------------------------
+CLOCK_PERIODS = (86400, 3600, 60, 1)
+
+
+def clock_period(max_age: float) -> int:
+    """Seconds between re-checks of a freshness verdict measured against now: the coarsest of a
+    day, an hour, a minute and a second that is at most a tenth of max_age, so a verdict is never
+    more than 10% of max_age out of date (max_age 30d: daily; 24h or 7d: hourly; 1h: each minute)."""
+    for period in CLOCK_PERIODS:
+        if period <= max_age / 10:
+            return period
+    return 1
+
+
 def prepare(rec: dict, built: dict, pc) -> None:
     """Validate the checks; analyse assertion SQL (refs, canonical form for the hash)."""
     from seekrun.parser.kinds import KINDS
@@ -79,8 +92,10 @@ def prepare(rec: dict, built: dict, pc) -> None:
     canonical = [_without_descriptions(c) for c in raw]
     executable = [dict(c) for c in raw]
     pc.fields["rule"] = canonical[0] if single else canonical
-    if any(c.get("type") == "freshness" and "reference_time" not in (c.get("params") or {}) for c in raw):
-        rec["volatile"] = "day"  # measured against now: re-checked when the date changes
+    periods = [clock_period(c["params"]["max_age"]) for c in checks
+               if c["type"] == "freshness" and c["params"].get("reference") is None and c["params"].get("max_age")]
+    if periods:  # measured against now: re-checked when its clock ticks (see clock_period)
+        rec["volatile"] = min(periods)
     refs: list[str] = []
     maybe: list[str] = []
     first_sql: tuple | None = None
