@@ -104,7 +104,7 @@ class Compiled:
         """Write the manifest (only if its content changed) and the caches, atomically."""
         result, manifest, cache = self.result, self.manifest, self.result.parse_cache
         if getattr(manifest, "new_env_key", None) is not None:  # before the manifest it keys
-            from seekrun.parser.parse import save_env_key
+            from seekrun.parser.templating import save_env_key
 
             save_env_key(manifest, self.project.state_dir)
         if self.changed:

@@ -68,6 +68,10 @@ class Manifest:
             old_tmp.unlink(missing_ok=True)
             os.link(path, old_tmp)
             os.replace(old_tmp, path.with_name(path.name + ".old"))
+        if getattr(self, "new_env_key", None) is not None:  # the key its env hashes were made with
+            from seekrun.parser.templating import save_env_key
+
+            save_env_key(self, path.parent / "state")
         atomic_write_bytes(path, dump_json(self.to_dict()))
 
     # ---- graph -------------------------------------------------------------------

@@ -142,9 +142,11 @@ class DAGRunner:
             self.plan_items = items
             to_run = [nid for nid, it in items.items() if it.runs]
             if not dry_run and to_run:
-                if self.engine_factory is None and self.db_path.exists():
+                if (self.engine_factory is None and self.db_path.exists()
+                        and not os.path.exists(str(self.db_path) + ".wal")):
                     # Check on the database the build will use: opening and closing it
-                    # unchanged writes nothing, and it saves starting a second DuckDB.
+                    # unchanged writes nothing (but a WAL left by a killed run would be
+                    # replayed into it, so then the checks use a separate in-memory DuckDB).
                     engine = self._open_engine()
                     self._preflight_with(engine, to_run)
                 else:
@@ -159,9 +161,9 @@ class DAGRunner:
             if on_commit is not None:
                 on_commit()
             if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
-                from seekrun.parser.parse import save_env_key
+                from seekrun.parser.templating import save_env_key
 
-                save_env_key(self.manifest, self.state_dir)
+                save_env_key(self.manifest, self.root / "target" / "state")  # where parsing reads it
             self.reporter.plan(to_run, len(items))
             if to_run or removed:
                 engine = engine or self._open_engine()

@@ -125,7 +125,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
     rec["python"] = f"{rel}:{func}"
     from seekrun.parser.imports import local_imports
 
-    rec["live_files"] = [rel, *local_imports(tree, path, pc.root)]
+    watch: set[str] = set()
+    rec["live_files"] = [rel, *local_imports(tree, path, pc.root, watch)]
+    rec["live_watch"] = sorted(watch)
 
 
 # ---- run time ------------------------------------------------------------------------------
@@ -234,10 +236,9 @@ def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_i
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     # Compiled from the bytes just hashed, not through the loader: no stale or new __pycache__.
-    before = set(sys.modules)
     sys.modules[name] = module
     try:
-        with _project_path(root, path):
+        with _project_code(root), _project_path(root, path):
             exec(compile(source, str(path), "exec"), module.__dict__)
     except KeyboardInterrupt:
         sys.modules.pop(name, None)
@@ -245,8 +246,6 @@ def _import(path: Path, rel: str, source: bytes, digest: str, root: Path, node_i
     except BaseException as exc:  # SystemExit at import must fail the node, not end seekrun
         sys.modules.pop(name, None)
         raise NodeFailure(f"importing {rel} failed: {_describe(exc, root)}") from None
-    finally:
-        _forget_project_modules(before, root)
     return module
 
 
@@ -280,6 +279,33 @@ class _project_path:
                     del _path_users[p]
                     while p in sys.path:
                         sys.path.remove(p)
+
+
+_code_lock = threading.Lock()
+_code_users = {"count": 0, "before": set()}
+
+
+class _project_code:
+    """While user code imports or runs on any worker.  When the last one leaves, the project
+    modules imported meanwhile are forgotten (helpers imported at call time are re-read next
+    time); never earlier, since deleting a package from sys.modules while another worker is
+    importing from it breaks that import (KeyError)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __enter__(self):
+        with _code_lock:
+            if _code_users["count"] == 0:
+                _code_users["before"] = set(sys.modules)
+            _code_users["count"] += 1
+        return self
+
+    def __exit__(self, *exc):
+        with _code_lock:
+            _code_users["count"] -= 1
+            if _code_users["count"] == 0:
+                _forget_project_modules(_code_users["before"], self.root)
 
 
 def _forget_project_modules(before: set[str], root: Path) -> None:
@@ -358,16 +384,13 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     pctx = PythonContext(ctx)
     fn = load_function(node, ctx.root)
     func = node["python"].rpartition(":")[2]
-    before = set(sys.modules)
     try:
-        with _project_path(ctx.root, ctx.root / node["python"].rpartition(":")[0]):
+        with _project_code(ctx.root), _project_path(ctx.root, ctx.root / node["python"].rpartition(":")[0]):
             result = fn(pctx)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the user's error: this node fails, seekrun goes on
         raise NodeFailure(ctx.redact(f"{func}() raised {_describe(exc, ctx.root)}")) from None
-    finally:
-        _forget_project_modules(before, ctx.root)  # helpers imported at call time are re-read next time
     obj = _tabular(result, ctx, func)
     is_relation = isinstance(obj, ctx.duckdb.DuckDBPyRelation)
     tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"

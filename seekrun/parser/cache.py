@@ -17,7 +17,7 @@ from seekrun import __version__
 from seekrun.fsutil import atomic_write_json
 from seekrun.hashing import RACY_SECONDS
 
-VERSION = 6
+VERSION = 7
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
 

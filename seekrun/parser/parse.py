@@ -288,6 +288,8 @@ def _env_hashes(project: Project, records: dict[str, dict],
     users = [(nid, rec) for nid, rec in records.items() if rec.get("env")]
     if not users:
         return {}, None
+    from seekrun.parser.templating import read_env_key
+
     key, new_key = read_env_key(project.state_dir), None
     if key is None:
         key = new_key = os.urandom(32)
@@ -302,30 +304,6 @@ def _env_hashes(project: Project, records: dict[str, dict],
     return out, new_key
 
 
-ENV_KEY_FILE = "env_key"
-
-
-def read_env_key(state_dir: Path) -> bytes | None:
-    """The project's key for env var hashes (32 random bytes, hex), or None if there is none yet."""
-    try:
-        key = bytes.fromhex((state_dir / ENV_KEY_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return key if len(key) == 32 else None
-
-
-def save_env_key(manifest: Manifest, state_dir: Path) -> None:
-    """Save the key a parse had to make (before anything that records hashes made with it):
-    readable by the owner only, atomic like every other write to target/."""
-    key = getattr(manifest, "new_env_key", None)
-    if key is None:
-        return
-    from seekrun.fsutil import atomic_write_bytes
-
-    atomic_write_bytes(Path(state_dir) / ENV_KEY_FILE, key.hex().encode() + b"\n", mode=0o600)
-    manifest.new_env_key = None
-
-
 def _live_files(project: Project, records: dict[str, dict], errors, cache: FileHashCache,
                 parse_cache: ParseCache) -> dict[str, str]:
     """Content hashes of files a node's build reads besides its YAML (e.g. a Python node's
@@ -333,17 +311,20 @@ def _live_files(project: Project, records: dict[str, dict], errors, cache: FileH
     them reruns the node.  When any of them changed since the import closure was worked out,
     it is worked out again: an edited module may import a module nothing imported before."""
     out: dict[str, str] = {}
+    appeared: dict[str, bool] = {}  # watched paths, looked at once per parse
     for nid, rec in records.items():
         files = rec.get("live_files")
         if not files:
             continue
         hashes, missing = _hash_live(project, files, cache)
         code = files[0]
-        if (code.endswith(".py") and rec.get("live_hashes") is not None
-                and (missing or rec["live_hashes"] != hashes) and (project.root / code).is_file()):
+        if (code.endswith(".py") and rec.get("live_hashes") is not None and (project.root / code).is_file()
+                and (missing or rec["live_hashes"] != hashes
+                     or any(_exists(project.root, w, appeared) for w in rec.get("live_watch") or ()))):
             from seekrun.parser.imports import local_closure
 
-            closure = local_closure(project.root, code)
+            closure, rec["live_watch"] = local_closure(project.root, code)
+            parse_cache.touch(rec["file"])
             if closure != files:
                 files = rec["live_files"] = closure
                 hashes, missing = _hash_live(project, files, cache)
@@ -355,6 +336,13 @@ def _live_files(project: Project, records: dict[str, dict], errors, cache: FileH
             parse_cache.touch(rec["file"])
         out[nid] = hash_parts(*(part for relf in files for part in (relf, hashes[relf])))
     return out
+
+
+def _exists(root: Path, rel: str, seen: dict[str, bool]) -> bool:
+    found = seen.get(rel)
+    if found is None:
+        found = seen[rel] = os.path.exists(root / rel)
+    return found
 
 
 def _hash_live(project: Project, files: list[str], cache: FileHashCache) -> tuple[dict[str, str], list[str]]:

@@ -80,9 +80,11 @@ def read_python_file(raw: bytes, rel: str, root: Path
     if records:  # helper modules this file imports from the project are part of every node's hash
         from seekrun.parser.imports import local_imports
 
-        helpers = local_imports(tree, Path(root) / rel, root)
+        watch: set[str] = set()
+        helpers = local_imports(tree, Path(root) / rel, root, watch)
         for rec in records:
             rec["live_files"] = [rel, *helpers]
+            rec["live_watch"] = sorted(watch)
     if not records and not errors:
         return [], [], warnings, [f"{rel}: imports {PIPELINE_MODULE} but declares no node"]
     return records, errors, warnings, []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 
 
@@ -199,3 +200,27 @@ def redact(message: str, secrets: list[str]) -> str:
         if s:
             message = message.replace(s, "***")
     return message
+
+
+ENV_KEY_FILE = "env_key"
+
+
+def read_env_key(state_dir: Path) -> bytes | None:
+    """The project's key for env var hashes (32 random bytes, hex), or None if there is none yet."""
+    try:
+        key = bytes.fromhex((state_dir / ENV_KEY_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return key if len(key) == 32 else None
+
+
+def save_env_key(manifest, state_dir: Path) -> None:
+    """Save the key a parse had to make (before anything that records hashes made with it):
+    readable by the owner only, atomic like every other write to target/."""
+    key = getattr(manifest, "new_env_key", None)
+    if key is None:
+        return
+    from seekrun.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(Path(state_dir) / ENV_KEY_FILE, key.hex().encode() + b"\n", mode=0o600)
+    manifest.new_env_key = None
