@@ -221,6 +221,21 @@ def age(*paths: Path) -> None:
         os.utime(path, (old, old))
 
 
+SCALED_BY_FACTOR = ("from seekrun.pipeline import transform\nfrom lib.helpers import factor\n\n\n"
+                    "@transform(name='scaled', inputs=['source.a'])\n"
+                    "def scaled(ctx):\n"
+                    "    return ctx.con.sql(f'SELECT id, v * {factor()} AS v FROM source.a')\n")
+
+
+def rerun_scaled(proj: Path, path: Path, text: str, rows: list) -> None:
+    """Edit one file (dated outside the racy window), run: only transform.scaled reruns."""
+    path.write_text(text)
+    age(path)
+    _ok("run", "-p", str(proj))
+    assert ran(proj) == {"transform.scaled"}
+    assert table(proj, "transform.scaled") == rows
+
+
 @pytest.mark.parametrize("style", ["decorator", "yaml"])
 def test_a_module_newly_imported_by_a_helper_is_tracked(tmp_path, style):
     """Only a helper changes, and it starts importing another project module: edits to that
@@ -247,17 +262,9 @@ def test_a_module_newly_imported_by_a_helper_is_tracked(tmp_path, style):
     _ok("run", "-p", str(proj))
     assert table(proj, "transform.scaled") == [(1, 20), (2, 40)]
     helpers = proj / "lib" / "helpers.py"
-    helpers.write_text("from lib.extra import K\n\n\ndef factor():\n    return K\n")
-    age(helpers)
-    _ok("run", "-p", str(proj))
-    assert ran(proj) == {"transform.scaled"}
-    assert table(proj, "transform.scaled") == [(1, 50), (2, 100)]
+    rerun_scaled(proj, helpers, "from lib.extra import K\n\n\ndef factor():\n    return K\n", [(1, 50), (2, 100)])
     extra = proj / "lib" / "extra.py"
-    extra.write_text("K = 7\n")  # only the newly imported module changes
-    age(extra)
-    _ok("run", "-p", str(proj))
-    assert ran(proj) == {"transform.scaled"}
-    assert table(proj, "transform.scaled") == [(1, 70), (2, 140)]
+    rerun_scaled(proj, extra, "K = 7\n", [(1, 70), (2, 140)])  # only the newly imported module changes
     _ok("run", "-p", str(proj))
     assert ran(proj) == set()
 
@@ -268,10 +275,7 @@ def test_a_helper_module_no_longer_imported_may_be_deleted(tmp_path):
         "lib/__init__.py": "",
         "lib/helpers.py": "from lib.extra import K\n\n\ndef factor():\n    return K\n",
         "lib/extra.py": "K = 5\n",
-        "nodes/scaled.py": ("from seekrun.pipeline import transform\nfrom lib.helpers import factor\n\n\n"
-                            "@transform(name='scaled', inputs=['source.a'])\n"
-                            "def scaled(ctx):\n"
-                            "    return ctx.con.sql(f'SELECT id, v * {factor()} AS v FROM source.a')\n"),
+        "nodes/scaled.py": SCALED_BY_FACTOR,
     })
     age(*(p for p in proj.rglob("*") if p.is_file()))
     _ok("run", "-p", str(proj))
@@ -344,25 +348,14 @@ def test_a_module_that_appears_later_is_tracked(tmp_path):
         "lib/__init__.py": "",
         "lib/helpers.py": ("try:\n    from lib.tuning import K\nexcept ImportError:\n    K = 1\n\n\n"
                            "def factor():\n    return K\n"),
-        "nodes/scaled.py": ("from seekrun.pipeline import transform\nfrom lib.helpers import factor\n\n\n"
-                            "@transform(name='scaled', inputs=['source.a'])\n"
-                            "def scaled(ctx):\n"
-                            "    return ctx.con.sql(f'SELECT id, v * {factor()} AS v FROM source.a')\n"),
+        "nodes/scaled.py": SCALED_BY_FACTOR,
     })
     age(*(p for p in proj.rglob("*") if p.is_file()))
     _ok("run", "-p", str(proj))
     assert table(proj, "transform.scaled") == [(1, 10), (2, 20)]
     tuning = proj / "lib" / "tuning.py"
-    tuning.write_text("K = 4\n")
-    age(tuning)
-    _ok("run", "-p", str(proj))
-    assert ran(proj) == {"transform.scaled"}
-    assert table(proj, "transform.scaled") == [(1, 40), (2, 80)]
-    tuning.write_text("K = 5\n")
-    age(tuning)
-    _ok("run", "-p", str(proj))
-    assert ran(proj) == {"transform.scaled"}
-    assert table(proj, "transform.scaled") == [(1, 50), (2, 100)]
+    rerun_scaled(proj, tuning, "K = 4\n", [(1, 40), (2, 80)])
+    rerun_scaled(proj, tuning, "K = 5\n", [(1, 50), (2, 100)])
     _ok("run", "-p", str(proj))
     assert ran(proj) == set()
 
