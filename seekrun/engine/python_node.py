@@ -133,13 +133,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
 # ---- run time ------------------------------------------------------------------------------
 def _with_env(value: Any, ctx: BuildContext) -> Any:
     """The config with env_var() values put in (remembered by ctx, so messages are redacted)."""
-    if isinstance(value, str):
-        return ctx.sql(value) if "{{" in value else value
-    if isinstance(value, dict):
-        return {k: _with_env(v, ctx) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_with_env(v, ctx) for v in value]
-    return value
+    from seekrun.parser.templating import map_strings
+
+    return map_strings(value, lambda path, text: ctx.sql(text) if "{{" in text else text)
 
 
 class PythonContext:

@@ -12,7 +12,7 @@ from seekrun.errors import Diagnostic, ProjectError, suggest
 from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
-from seekrun.parser.templating import render_config
+from seekrun.parser.templating import iter_strings, render_config
 from seekrun.parser.yaml_load import Document, decode, line_of, load_documents
 
 
@@ -159,21 +159,8 @@ def run_prepare(kind, rec, built, fields, rel, errors, root, line) -> bool:
 
 def _env_outside_sql(kind: str, built: dict) -> list[tuple]:
     """Key paths holding env_var() where seekrun would not fill the value in at run time."""
-    found: list[tuple] = []
-
-    def walk(value, path):
-        if isinstance(value, str):
-            if "env_var(" in value and "{{" in value and not _env_allowed(kind, path):
-                found.append(path)
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, (*path, k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, (*path, i))
-
-    walk(built, ())
-    return found
+    return [path for path, text in iter_strings(built)
+            if "env_var(" in text and "{{" in text and not _env_allowed(kind, path)]
 
 
 def _env_allowed(kind: str, path: tuple) -> bool:

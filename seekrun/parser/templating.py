@@ -57,26 +57,36 @@ def env_hash(refs: list, key: bytes) -> tuple[str, list[str]]:
     return h.hexdigest(), missing
 
 
+def map_strings(value, fn, path: tuple = ()):
+    """A copy of a config tree (dicts, lists, scalars) with fn(key path, text) applied to
+    every string."""
+    if isinstance(value, str):
+        return fn(path, value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(v, fn, (*path, i)) for i, v in enumerate(value)]
+    return value
+
+
+def iter_strings(value, path: tuple = ()):
+    """(key path, text) for every string in a config tree."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from iter_strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from iter_strings(v, (*path, i))
+
+
 def env_refs_in(value) -> list[tuple[str, str | None]]:
     """Every env_var('NAME'[, 'default']) in the strings of a config tree, in order, once each.
     Other {{ ... }} text is left alone (for decorator arguments, which get no shared config)."""
-    found: list = []
-
-    def walk(v):
-        if isinstance(v, str):
-            if "{{" in v:
-                for m in _EXPR.finditer(v):
-                    env = _ENV.match(m.group(1))
-                    if env:
-                        found.append((env.group("name"), env.group("default")))
-        elif isinstance(v, dict):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, list):
-            for item in v:
-                walk(item)
-
-    walk(value)
+    found = [(env.group("name"), env.group("default"))
+             for _, text in iter_strings(value) if "{{" in text
+             for m in _EXPR.finditer(text) if (env := _ENV.match(m.group(1)))]
     return list(dict.fromkeys(found))
 
 
@@ -85,24 +95,18 @@ def render_config(config, common: dict | None):
     env: list = []
     problems: list = []
 
-    def walk(value, path):
-        if isinstance(value, str):
-            if "{{" not in value:
-                return value
-            try:
-                r = render(value, common)
-            except TemplateError as exc:
-                problems.append((path, str(exc)))
-                return value
-            env.extend(r.env)
-            return r.text
-        if isinstance(value, dict):
-            return {k: walk(v, (*path, k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v, (*path, i)) for i, v in enumerate(value)]
-        return value
+    def one(path, value):
+        if "{{" not in value:
+            return value
+        try:
+            r = render(value, common)
+        except TemplateError as exc:
+            problems.append((path, str(exc)))
+            return value
+        env.extend(r.env)
+        return r.text
 
-    rendered = walk(config, ())
+    rendered = map_strings(config, one)
     return rendered, list(dict.fromkeys(env)), problems
 
 
