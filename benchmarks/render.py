@@ -40,12 +40,13 @@ def render(graph_dir: Path, out: Path, node_dir: str = "nodes",
     return len(g["nodes"])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(render_fn=render, doc: str = __doc__) -> None:
+    """The command line of this renderer, and of the others built on it (peers/)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("graph_dir", type=Path)
     ap.add_argument("out", type=Path)
     a = ap.parse_args()
-    n = render(a.graph_dir, a.out)
+    n = render_fn(a.graph_dir, a.out)
     print(f"{n} nodes -> {a.out}")
 
 

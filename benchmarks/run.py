@@ -198,19 +198,26 @@ def main() -> None:
                          "repository, or set SEEKRUN_SHARED=/path/to/shared")
     text = header() + "\n"
     for n in a.nodes:
-        work = Path(tempfile.mkdtemp(prefix=f"seekrun-bench-{n}-"))
-        try:
-            b = Bench(n, a.rounds, a.rows, work)
-            b.run_all()
-            md = b.markdown()
-            print(md)
-            text += md + "\n"
-        finally:
-            if not a.keep:
-                shutil.rmtree(work, ignore_errors=True)
+        text += run_one(lambda work: Bench(n, a.rounds, a.rows, work), f"seekrun-bench-{n}-", a.keep)
     if a.markdown:
         with open(a.markdown, "a") as f:
             f.write(text)
+
+
+def run_one(make_bench, prefix: str, keep: bool, workdir: Path | None = None) -> str:
+    """Run one benchmark in a fresh work folder; print and return its markdown."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
+    try:
+        b = make_bench(work)
+        b.run_all()
+        md = b.markdown()
+        print(md)
+        return md + "\n"
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ shape benchmarks/render.py writes for seekrun (checked against Seeknal 2.13).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from render import render as render_project  # noqa: E402
+from render import main as render_main, render as render_project  # noqa: E402
 
 
 SEEKNAL_MARKER = ("seeknal_project.yml",
@@ -28,12 +27,7 @@ def render(graph_dir: Path, out: Path) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("graph_dir", type=Path)
-    ap.add_argument("out", type=Path)
-    a = ap.parse_args()
-    n = render(a.graph_dir, a.out)
-    print(f"{n} nodes -> {a.out}")
+    render_main(render, __doc__)
 
 
 if __name__ == "__main__":

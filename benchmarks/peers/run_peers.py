@@ -24,14 +24,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(HERE))
-from run import Bench, header, measure  # noqa: E402
+from run import Bench, header, measure, run_one  # noqa: E402
 import render_dbt  # noqa: E402
 import render_seeknal  # noqa: E402
 
@@ -342,18 +341,8 @@ def main() -> None:
     for n in a.nodes:
         for peer in runnable:
             tool, cls = PEERS[peer]
-            work = Path(tempfile.mkdtemp(prefix=f"seekrun-peer-{peer}-{n}-", dir=a.workdir))
-            try:
-                b = cls(n, a.rounds, a.rows, work, exes[tool])
-                b.run_all()
-                md = b.markdown()
-                print(md)
-                text += md + "\n"
-            finally:
-                if a.keep:
-                    print(f"kept {work}")
-                else:
-                    shutil.rmtree(work, ignore_errors=True)
+            text += run_one(lambda work: cls(n, a.rounds, a.rows, work, exes[tool]),
+                            f"seekrun-peer-{peer}-{n}-", a.keep, a.workdir)
     if a.markdown:
         with open(a.markdown, "a") as f:
             f.write(text)
