@@ -10,15 +10,15 @@ and the nodes that ran must lie inside the downstream closure of the changed nod
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import all_tables, cli, ran, run_results
+from conftest import all_tables, clean_build, cli, ran, run_results
 
 
 @dataclass
@@ -231,26 +231,24 @@ def apply_edit(draw, m: Model, root: Path, kind: str) -> tuple[str, set[str]] | 
 
 # ---- checks ------------------------------------------------------------------------------------
 
-def clean_tables(project: Path, scratch: Path) -> dict:
-    fresh = scratch / "fresh"
-    shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
-    res = cli("run", "-p", str(fresh), "--full")
-    assert res.exit_code == 0, res.output
-    return all_tables(fresh)
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=dags(), data=st.data())
-def test_incremental_run_equals_clean_build(model: Model, data):
+@contextmanager
+def first_build(model: Model):
+    """The model written to a scratch folder and built once: (scratch folder, project)."""
     with tempfile.TemporaryDirectory(prefix="seekrun-prop-") as tmp:
         scratch = Path(tmp)
         root = scratch / "proj"
         model.write_all(root)
         res = cli("run", "-p", str(root))
         assert res.exit_code == 0, res.output
+        yield scratch, root
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=dags(), data=st.data())
+def test_incremental_run_equals_clean_build(model: Model, data):
+    with first_build(model) as (scratch, root):
         assert ran(root) == set(model.nodes)
-        assert all_tables(root) == clean_tables(root, scratch)
+        assert all_tables(root) == clean_build(root, scratch)
 
         history: list[str] = []
         n_steps = data.draw(st.integers(1, 5), label="steps")
@@ -282,7 +280,7 @@ def test_incremental_run_equals_clean_build(model: Model, data):
             assert all(r["status"] in ("success", "cached") for r in results.values()), (history, results)
             if not changed and set(model.nodes) == set(before):
                 assert "Nothing to do" in res.stdout, (history, res.output)
-            assert all_tables(root) == clean_tables(root, scratch), history
+            assert all_tables(root) == clean_build(root, scratch), history
 
 
 # ---- filtered runs never leave anything stale ----------------------------------------------------
@@ -308,12 +306,7 @@ def draw_filter(draw, m: Model) -> tuple[list[str], set[str]]:
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=dags(), data=st.data())
 def test_filtered_runs_then_a_plain_run_equal_a_clean_build(model: Model, data):
-    with tempfile.TemporaryDirectory(prefix="seekrun-prop-") as tmp:
-        scratch = Path(tmp)
-        root = scratch / "proj"
-        model.write_all(root)
-        res = cli("run", "-p", str(root))
-        assert res.exit_code == 0, res.output
+    with first_build(model) as (scratch, root):
 
         history: list[str] = []
         built = {nid: node.build_signature() for nid, node in model.nodes.items()}
@@ -342,7 +335,7 @@ def test_filtered_runs_then_a_plain_run_equal_a_clean_build(model: Model, data):
             res = cli("run", "-p", str(root))
             assert res.exit_code == 0, (history, res.output)
             assert ran(root) <= allowed, (history, ran(root) - allowed)
-            assert all_tables(root) == clean_tables(root, scratch), history
+            assert all_tables(root) == clean_build(root, scratch), history
             built = {nid: node.build_signature() for nid, node in model.nodes.items()}
             res = cli("run", "-p", str(root))
             assert res.exit_code == 0 and "Nothing to do" in res.stdout, (history, res.output)

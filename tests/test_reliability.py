@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, cli_proc, journal_successes, ran, run_results, table, target_snapshot, write_project
+from conftest import (all_tables, clean_build, cli, cli_proc, journal_successes, ran, run_results, table,
+                      target_snapshot, write_project)
 
 BASE = Path(__file__).resolve().parent / "bad_inputs" / "_base"
 BASE_IDS = {"source.customers", "source.orders", "source.payments", "transform.clean_orders",
@@ -29,24 +30,12 @@ def no_traceback(res) -> None:
     assert "Traceback" not in res.output and "internal error" not in res.output, res.output
 
 
-def all_tables(project: Path) -> dict[str, list[tuple]]:
-    return {nid: table(project, nid) for nid in sorted(BASE_IDS)}
-
-
 def built_base(tmp_path: Path) -> Path:
     proj = tmp_path / "proj"
     shutil.copytree(BASE, proj)
     res = cli("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
     return proj
-
-
-def clean_build_tables(project: Path, where: Path) -> dict[str, list[tuple]]:
-    fresh = where / "fresh"
-    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("target"))
-    res = cli("run", "-p", str(fresh))
-    assert res.exit_code == 0, res.output
-    return all_tables(fresh)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,7 +77,7 @@ def test_corrupt_state_is_moved_aside_and_everything_rebuilds(how, tmp_path):
     assert {nid: r["status"] for nid, r in results.items()} == {nid: "success" for nid in BASE_IDS}
     assert re.search(r"^\s*cached\s*:\s*0$", res.stdout, re.M), res.stdout
     assert table(proj, "transform.customer_totals") == [(1, "Ada", 12.5), (2, "Bob", 30.0), (3, "Cy", 9.0)]
-    assert all_tables(proj) == clean_build_tables(proj, tmp_path)
+    assert all_tables(proj) == clean_build(proj, tmp_path)
 
     data = json.loads(state.read_text())
     assert {nid for nid, e in data["nodes"].items() if e["status"] == "success"} == BASE_IDS
