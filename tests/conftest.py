@@ -96,6 +96,11 @@ def run_results(project: Path) -> dict[str, dict]:
     return {r["node_id"]: r for r in data["results"]}
 
 
+def reasons(project: Path) -> dict[str, str | None]:
+    """Why each node that ran (success or failed) in the last run ran."""
+    return {nid: r["reason"] for nid, r in run_results(project).items() if r["status"] in ("success", "failed")}
+
+
 def target_snapshot(project: Path) -> dict[str, bytes]:
     """Bytes of every file under target/ (to prove a failed command changed nothing)."""
     out = {}

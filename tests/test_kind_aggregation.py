@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, query, ran, run_results, table, target_snapshot, write_project
+from conftest import cli, query, ran, reasons, run_results, table, target_snapshot, write_project
 
 TX = """\
 cust,day,amount,shop
@@ -147,10 +147,6 @@ def colnames(project: Path, node_id: str) -> list[str]:
 def latest_rows(project: Path) -> list[tuple]:
     cols = ", ".join("round(amount_stddev, 6)" if c == "amount_stddev" else c for c in LATEST_COLUMNS)
     return query(project, f"SELECT {cols} FROM aggregation.latest ORDER BY cust")
-
-
-def reasons(project: Path) -> dict[str, str | None]:
-    return {nid: r["reason"] for nid, r in run_results(project).items() if r["status"] in ("success", "failed")}
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import cli, query, ran, run_results, table, target_snapshot, write_project
+from conftest import cli, query, ran, reasons, run_results, table, target_snapshot, write_project
 
 CSV = """\
 customer_id,day,amount,channel
@@ -119,10 +119,6 @@ def parquet_rows(path: Path) -> tuple[list[str], list[tuple]]:
 
 def daily_rows(project: Path) -> list[tuple]:
     return [(c, str(d), s, n) for c, d, s, n in table(project, "feature_group.daily")]
-
-
-def reasons(project: Path) -> dict[str, str | None]:
-    return {nid: r["reason"] for nid, r in run_results(project).items() if r["status"] in ("success", "failed")}
 
 
 @pytest.fixture

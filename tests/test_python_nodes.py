@@ -478,29 +478,15 @@ def _returning(tmp_path: Path, body: str) -> Path:
     return project(tmp_path, {"nodes/pipelines/calc.py": code})
 
 
-def test_returning_a_pandas_dataframe(tmp_path: Path):
-    pytest.importorskip("pandas")
-    proj = _returning(tmp_path, "    import pandas as pd\n"
-                                "    return pd.DataFrame({'id': [1, 2], 'v10': [10, 20]})")
-    res = run(proj)
-    assert res.exit_code == 0, res.output
-    assert table(proj, "transform.scaled") == [(1, 10), (2, 20)]
-
-
-def test_returning_a_pyarrow_table(tmp_path: Path):
-    pytest.importorskip("pyarrow")
-    proj = _returning(tmp_path, "    import pyarrow as pa\n"
-                                "    return pa.table({'id': [1, 2], 'v10': [10, 20]})")
-    res = run(proj)
-    assert res.exit_code == 0, res.output
-    assert table(proj, "transform.scaled") == [(1, 10), (2, 20)]
-
-
-def test_returning_a_polars_dataframe(tmp_path: Path):
-    pytest.importorskip("polars")
-    pytest.importorskip("pyarrow")
-    proj = _returning(tmp_path, "    import polars as pl\n"
-                                "    return pl.DataFrame({'id': [1, 2], 'v10': [10, 20]})")
+@pytest.mark.parametrize("libs, body", [
+    (["pandas"], "    import pandas as pd\n    return pd.DataFrame({'id': [1, 2], 'v10': [10, 20]})"),
+    (["pyarrow"], "    import pyarrow as pa\n    return pa.table({'id': [1, 2], 'v10': [10, 20]})"),
+    (["polars", "pyarrow"], "    import polars as pl\n    return pl.DataFrame({'id': [1, 2], 'v10': [10, 20]})"),
+], ids=["pandas DataFrame", "pyarrow Table", "polars DataFrame"])
+def test_returning_a_data_frame(tmp_path: Path, libs: list[str], body: str):
+    for lib in libs:
+        pytest.importorskip(lib)
+    proj = _returning(tmp_path, body)
     res = run(proj)
     assert res.exit_code == 0, res.output
     assert table(proj, "transform.scaled") == [(1, 10), (2, 20)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_tables, clean_build, cli, ran, run_results, table, target_snapshot, write_project
+from conftest import all_tables, clean_build, cli, ran, reasons, table, target_snapshot, write_project
 
 #   source.a -> transform.a1 (daily) -> transform.a2 (nightly) --\
 #                                                                  > transform.ab (nightly)
@@ -56,10 +56,6 @@ FILES = {
         """,
 }
 ALL = {"source.a", "source.b", "transform.a1", "transform.a2", "transform.b1", "transform.b2", "transform.ab"}
-
-
-def reasons(project: Path) -> dict[str, str | None]:
-    return {nid: r["reason"] for nid, r in run_results(project).items() if r["status"] in ("success", "failed")}
 
 
 def edit(project: Path, rel: str, old: str, new: str) -> None:

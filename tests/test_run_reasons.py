@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import all_tables, clean_build, cli, query, ran, run_results, table, write_project
+from conftest import all_tables, clean_build, cli, query, ran, reasons, run_results, table, write_project
 
 ALL = {"source.a", "source.b", "transform.t1", "transform.t2", "transform.t3", "transform.tb"}
 
@@ -70,11 +70,6 @@ FILES = {
         transform: SELECT id, w FROM source.b WHERE w > 150
         """,
 }
-
-
-def reasons(project: Path) -> dict[str, str | None]:
-    """node id -> reason, for the nodes that ran in the last run."""
-    return {nid: r["reason"] for nid, r in run_results(project).items() if r["status"] in ("success", "failed")}
 
 
 def state(project: Path) -> dict:
