@@ -103,11 +103,7 @@ class Compiled:
     def save(self) -> None:
         """Write the manifest (only if its content changed) and the caches, atomically."""
         result, manifest, cache = self.result, self.manifest, self.result.parse_cache
-        if getattr(manifest, "new_env_key", None) is not None:  # before the manifest it keys
-            from seekrun.parser.templating import save_env_key
-
-            save_env_key(manifest, self.project.state_dir)
-        if self.changed:
+        if self.changed:  # Manifest.save also saves a new env key, before the hashes it keys
             manifest.save(self.path)
         root = self.project.root
         result.file_cache.save({str(root / f) for n in manifest.nodes.values()
@@ -331,8 +327,8 @@ def _leave(code) -> None:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    python_node = sys.modules.get("seekrun.engine.python_node")
-    if python_node is not None and getattr(python_node, "_modules", None):
+    user_code = sys.modules.get("seekrun.engine.user_code")
+    if user_code is not None and user_code.any_ran():
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -43,7 +43,12 @@ class project_path:
 
 
 _code_lock = threading.Lock()
-_code_users = {"count": 0, "before": set()}
+_code_users = {"count": 0, "before": set(), "ever": False}
+
+
+def any_ran() -> bool:
+    """Whether user code has been imported or run in this process."""
+    return _code_users["ever"]
 
 
 class project_code:
@@ -60,6 +65,7 @@ class project_code:
             if _code_users["count"] == 0:
                 _code_users["before"] = set(sys.modules)
             _code_users["count"] += 1
+            _code_users["ever"] = True
         return self
 
     def __exit__(self, *exc):
