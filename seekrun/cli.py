@@ -29,18 +29,24 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _fail(exc) -> None:
-    """Report project/usage errors: one line each, exit code 2, no traceback."""
+    """Report project/usage errors: one line each (with detail lines under it, such as a SQL
+    line and a caret), exit code 2, no traceback."""
+    from seekrun.secrets import redact
+
     for d in exc.diagnostics:
-        print(str(d), file=sys.stderr)
+        for line in d.lines():
+            print(redact(line), file=sys.stderr)
     n = len(exc.diagnostics)
     print(f"seekrun: {n} error{'s' if n != 1 else ''}; nothing was changed in target/", file=sys.stderr)
     raise typer.Exit(2)
 
 
 def _print_warnings(warnings) -> None:
+    from seekrun.secrets import redact
+
     for w in warnings:
         where = w.path if w.line is None else f"{w.path}:{w.line}"
-        print(f"{where}: warning: {w.message}", file=sys.stderr)
+        print(redact(f"{where}: warning: {w.message}"), file=sys.stderr)
 
 
 def _sig(path: Path) -> list | None:
@@ -308,8 +314,10 @@ def main() -> None:
     except Exception as exc:  # a bug in seekrun: say so plainly; the traceback is opt-in
         if os.environ.get("SEEKRUN_DEBUG"):
             raise
-        print(f"seekrun: internal error: {exc.__class__.__name__}: {exc}. "
-              "Set SEEKRUN_DEBUG=1 for the traceback, and please report it.", file=sys.stderr)
+        from seekrun.secrets import redact
+
+        print(redact(f"seekrun: internal error: {exc.__class__.__name__}: {exc}. "
+                     "Set SEEKRUN_DEBUG=1 for the traceback, and please report it."), file=sys.stderr)
         code = 3
     _leave(code)
 

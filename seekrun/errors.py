@@ -10,10 +10,15 @@ class Diagnostic:
     line: int | None
     message: str
     severity: str = "error"  # "error" or "warning"
+    detail: tuple[str, ...] = ()  # extra lines shown under the message (e.g. a SQL line and a caret)
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}: {self.message}" if where else self.message
+
+    def lines(self) -> list[str]:
+        """The message, then its detail lines (indented)."""
+        return [str(self), *(f"    {d}" for d in self.detail)]
 
 
 def suggest(word, choices) -> str:

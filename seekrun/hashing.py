@@ -1,7 +1,9 @@
 """Hashing with xxhash: canonical JSON for config, content hashes for data files.
 
-File content hashes are cached by (size, mtime_ns, inode), so a file whose stat has
-not changed is never re-read, and a touched file with the same bytes keeps its hash.
+File content hashes are cached by (size, mtime_ns, inode, ctime_ns), so a file whose stat
+has not changed is never re-read, and a touched file with the same bytes keeps its hash.
+ctime is in the signature because it cannot be set by hand: an in-place edit that keeps the
+size and puts the old mtime back (touch -d, rsync -t) still changes it.
 Checks run cheapest first: stat, then content.
 """
 from __future__ import annotations
@@ -13,15 +15,13 @@ from pathlib import Path
 
 import xxhash
 
-from seekrun.fsutil import atomic_write_json
-
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 RACY_SECONDS = 2.0  # a file modified this recently may change again within the same mtime tick
 
 
 def stat_sig(st: os.stat_result) -> list:
-    """What says a file is unchanged without reading it: size, mtime (ns) and inode."""
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    """What says a file is unchanged without reading it: size, mtime (ns), inode and ctime (ns)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
 def file_sig(path) -> list | None:
@@ -61,34 +61,51 @@ def hash_file_content(path: Path) -> str:
     return h.hexdigest()
 
 
+SIG_LEN = 4  # stat_sig's length
+
+
+def _valid_entry(entry) -> bool:
+    return (isinstance(entry, list) and len(entry) == SIG_LEN + 2
+            and all(type(v) is int for v in entry[:SIG_LEN])
+            and isinstance(entry[SIG_LEN], str) and isinstance(entry[SIG_LEN + 1], bool))
+
+
 class FileHashCache:
-    """Content hashes of data files keyed by stat, persisted in target/state/file_hashes.json."""
+    """Content hashes of files keyed by stat, persisted in target/state/file_hashes.json.
+    An entry is [*stat_sig, digest, racy]; a racy entry (hashed within RACY_SECONDS of the
+    file's mtime, so the file could still change within the same mtime tick) is never trusted."""
 
     def __init__(self, path: Path | None):
         self.path = path
         self.entries: dict[str, list] = {}
         self.dirty = False
         self.reads = 0  # how many files were actually read (for tests and -d explain)
-        if path is not None and path.is_file():
-            try:
-                data = json.loads(path.read_bytes())
-                if data.get("version") == CACHE_VERSION and isinstance(data.get("files"), dict):
-                    self.entries = data["files"]
-            except (ValueError, OSError, AttributeError):
-                self.entries = {}  # a broken cache only costs a re-hash
+        if path is not None:
+            from seekrun.fsutil import read_checked
+
+            data = read_checked(path)  # a damaged or foreign file only costs a re-hash
+            if isinstance(data, dict) and data.get("version") == CACHE_VERSION and isinstance(data.get("files"), dict):
+                self.entries = {k: v for k, v in data["files"].items() if _valid_entry(v)}
+
+    def known(self, path: Path, st: os.stat_result) -> str | None:
+        """The cached digest if the file's stat is the one it was hashed at (and not racy)."""
+        entry = self.entries.get(os.path.normpath(str(path)))
+        if entry is not None and entry[:SIG_LEN] == stat_sig(st) and not entry[SIG_LEN + 1]:
+            return entry[SIG_LEN]
+        return None
 
     def hash(self, path: Path, st: os.stat_result | None = None) -> str:
         st = st or os.stat(path)
+        digest = self.known(path, st)
+        if digest is not None:
+            return digest
         key = os.path.normpath(str(path))
         sig = stat_sig(st)
-        entry = self.entries.get(key)
-        if entry is not None and entry[:3] == sig and not entry[4]:
-            return entry[3]
         digest = hash_file_content(path)
         self.reads += 1
         racy = (time.time_ns() - st.st_mtime_ns) < RACY_SECONDS * 1e9
         new = [*sig, digest, racy]
-        if entry != new:
+        if self.entries.get(key) != new:
             self.entries[key] = new
             self.dirty = True
         return digest
@@ -100,5 +117,7 @@ class FileHashCache:
                 del self.entries[k]
             self.dirty = self.dirty or bool(stale)
         if self.path is not None and self.dirty:
-            atomic_write_json(self.path, {"version": CACHE_VERSION, "files": self.entries}, indent=None)
+            from seekrun.fsutil import write_checked
+
+            write_checked(self.path, {"version": CACHE_VERSION, "files": self.entries})
             self.dirty = False

@@ -1,7 +1,15 @@
-"""Project discovery: the marker file, the project config and the node files."""
+"""Project discovery: the marker file, the project config and the node files.
+
+Every node folder must exist and be readable: a typo in ``node_paths`` is an error, never
+a project with no nodes (whose next run would drop every table).  Node folders and files
+may be symlinks to places inside the project (followed, loops cut); anything whose real
+path is outside the project, and anything that is not a regular file (a FIFO would block
+the read forever), is refused.  All problems are reported together.
+"""
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +18,7 @@ from seekrun.errors import Diagnostic, ProjectError
 SEEKRUN_MARKER = "seekrun_project.yml"
 SEEKNAL_MARKER = "seeknal_project.yml"
 NODE_SUFFIXES = (".yml", ".yaml")
+DEFAULT_DATABASE = "target/seekrun.duckdb"
 
 
 @dataclass
@@ -20,8 +29,10 @@ class Project:
     marker: str
     node_paths: list[str]
     excluded: list[str] = field(default_factory=list)  # relative folders that hold no nodes
-    database: str = "target/seekrun.duckdb"
+    database: str = DEFAULT_DATABASE
     common_dir: str | None = None  # seeknal/common
+    exposure_paths: list[str] = field(default_factory=list)  # folders exposures may write to, besides target/
+    allow_external_database: bool = False
 
     @property
     def target_dir(self) -> Path:
@@ -36,34 +47,144 @@ class Project:
         path = Path(self.database)
         return path if path.is_absolute() else self.root / path
 
+    @property
+    def external_database(self) -> bool:
+        return not inside(self.root, self.database_path)
+
     def rel(self, path: Path | str) -> str:
         try:
             return Path(path).resolve().relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
 
-    def node_files(self) -> tuple[list[Path], list[Path]]:
-        """All node YAML files and Python pipeline files below the node paths, sorted."""
-        yml: list[str] = []
-        py: list[str] = []
-        excluded = {os.path.normpath(self.root / e) for e in self.excluded}
+    def node_files(self, errors: list[Diagnostic] | None = None) -> tuple[list[Path], list[Path]]:
+        """All node YAML files and Python pipeline files below the node paths, sorted.
+        Problems (a missing or unreadable folder, a file outside the project, a special file)
+        go to ``errors`` (raised as a ProjectError when no list is given)."""
+        problems: list[Diagnostic] = [] if errors is None else errors
+        walker = _Walker(self, problems)
         for node_path in self.node_paths:
-            base = os.path.join(self.root, node_path)
-            if not os.path.isdir(base):
+            walker.walk(node_path)
+        if errors is None and problems:
+            raise ProjectError(problems)
+        return [Path(p) for p in sorted(set(walker.yml))], [Path(p) for p in sorted(set(walker.py))]
+
+
+class _Walker:
+    """os.walk with symlinks followed inside the project (each real folder once) and every
+    entry's type taken from the directory listing (no stat per file)."""
+
+    def __init__(self, project: Project, errors: list[Diagnostic]):
+        self.project, self.errors = project, errors
+        self.root = str(project.root)
+        self.excluded = {os.path.normpath(os.path.join(self.root, e)) for e in project.excluded}
+        self.seen: set[str] = set()
+        self.yml: list[str] = []
+        self.py: list[str] = []
+
+    def _err(self, rel: str, message: str) -> None:
+        self.errors.append(Diagnostic(rel, None, message))
+
+    def walk(self, node_path: str) -> None:
+        base = os.path.join(self.root, node_path)
+        where = self.project.marker
+        if not os.path.lexists(base):
+            self._err(where, f"node path '{node_path}' does not exist: create the folder, or fix node_paths "
+                             f"in {self.project.marker}" if self.project.flavour == "seekrun" else
+                      f"node folder '{node_path}' does not exist: create it")
+            return
+        if not os.path.isdir(base):
+            self._err(where, f"node path '{node_path}' is not a folder: node_paths lists folders")
+            return
+        if not inside(self.project.root, base):
+            self._err(where, f"node path '{node_path}' resolves outside the project: use a folder inside it")
+            return
+        self._walk_dir(base, node_path)
+
+    def _walk_dir(self, path: str, rel: str) -> None:
+        real = os.path.realpath(path)
+        if real in self.seen:
+            return  # a loop, or a folder reached twice through links
+        self.seen.add(real)
+        if os.path.normpath(path) in self.excluded:
+            return
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self._err(rel, f"cannot read this folder ({exc.strerror}): fix its permissions or remove it "
+                           "from node_paths")
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
-            for dirpath, dirnames, filenames in os.walk(base):
-                if os.path.normpath(dirpath) in excluded:
-                    dirnames[:] = []
+            child = f"{rel}/{name}"
+            try:
+                link = entry.is_symlink()
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                link, is_dir = True, False
+            if is_dir:
+                if name in ("target", "__pycache__"):
                     continue
-                dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("target", "__pycache__")]
-                for fn in filenames:
-                    if fn.startswith("."):
-                        continue
-                    if fn.endswith(NODE_SUFFIXES):
-                        yml.append(os.path.join(dirpath, fn))
-                    elif fn.endswith(".py") and not fn.startswith("_"):
-                        py.append(os.path.join(dirpath, fn))
-        return [Path(p) for p in sorted(set(yml))], [Path(p) for p in sorted(set(py))]
+                if link and not inside(self.project.root, entry.path):
+                    self._err(child, "folder is a symlink to outside the project: node files must be inside "
+                                     "the project (copy them in, or link to a folder inside it)")
+                    continue
+                self._walk_dir(entry.path, child)
+                continue
+            if name.endswith(NODE_SUFFIXES):
+                bucket = self.yml
+            elif name.endswith(".py") and not name.startswith("_"):
+                bucket = self.py
+            else:
+                continue
+            if link:
+                if not os.path.exists(entry.path):
+                    self._err(child, "cannot read this file (a broken symlink): fix or remove it")
+                    continue
+                if not inside(self.project.root, entry.path):
+                    self._err(child, "file is a symlink to outside the project: node files must be inside "
+                                     "the project")
+                    continue
+            try:
+                regular = entry.is_file()
+                if not regular:
+                    kind = _kind_of(os.stat(entry.path).st_mode)
+            except OSError as exc:
+                self._err(child, f"cannot read this file ({exc.strerror}): fix or remove it")
+                continue
+            if not regular:
+                self._err(child, f"is a {kind}, not a regular file: node files must be plain files")
+                continue
+            bucket.append(entry.path)
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def regular_file_problem(path: str | Path, root: Path) -> str | None:
+    """Why a file a node reads cannot be used (outside the project, not a regular file,
+    unreadable), or None."""
+    if not inside(root, path):
+        return "resolves outside the project directory: keep data files inside the project"
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"is a {_kind_of(st.st_mode)}, not a regular file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
 
 
 def find_project(project_dir: Path | str) -> Project:
@@ -71,8 +192,8 @@ def find_project(project_dir: Path | str) -> Project:
     if not root.is_dir():
         raise ProjectError([Diagnostic(str(project_dir), None,
                                        "project directory does not exist: pass an existing folder with -p")])
-    has_seekrun = (root / SEEKRUN_MARKER).is_file()
-    has_seeknal = (root / SEEKNAL_MARKER).is_file()
+    has_seekrun = os.path.lexists(root / SEEKRUN_MARKER)
+    has_seeknal = os.path.lexists(root / SEEKNAL_MARKER)
     if not has_seekrun and not has_seeknal:
         raise ProjectError([Diagnostic(str(project_dir), None,
             f"not a seekrun project: no {SEEKRUN_MARKER} or {SEEKNAL_MARKER} found; "
@@ -81,29 +202,68 @@ def find_project(project_dir: Path | str) -> Project:
         raise ProjectError([Diagnostic(SEEKRUN_MARKER, None,
             f"both {SEEKRUN_MARKER} and {SEEKNAL_MARKER} are present: keep only one marker file")])
     marker = SEEKRUN_MARKER if has_seekrun else SEEKNAL_MARKER
+    why = regular_file_problem(root / marker, root)
+    if why is not None:
+        raise ProjectError([Diagnostic(marker, None, f"the project file {why.replace('data files', 'it')}: "
+                                                     "make it a plain, readable YAML file")])
     from seekrun.parser.yaml_load import load_marker
 
     cfg, line = load_marker(root / marker, marker)
+    errors: list[Diagnostic] = []
     if has_seekrun:
         node_paths = cfg.get("node_paths") or ["nodes"]
-        if not isinstance(node_paths, list) or any(not isinstance(p, str) for p in node_paths):
+        if not isinstance(node_paths, list) or any(not isinstance(p, str) or not p.strip() for p in node_paths):
             raise ProjectError([Diagnostic(marker, line("node_paths"), "node_paths must be a list of folder names")])
         for p in node_paths:
-            if not _inside(root, root / p):
-                raise ProjectError([Diagnostic(marker, line("node_paths"),
-                    f"node path '{p}' is outside the project: use a folder inside {root.name}")])
-        database = cfg.get("database", "target/seekrun.duckdb")
-        if not isinstance(database, str):
-            raise ProjectError([Diagnostic(marker, line("database"), "database must be a file path string")])
-        return Project(root, str(cfg.get("name") or root.name), "seekrun", marker, list(node_paths),
-                       database=database)
-    return Project(root, str(cfg.get("name") or root.name), "seeknal", marker, ["seeknal"],
-                   excluded=["seeknal/common"], common_dir="seeknal/common")
+            if not inside(root, root / p):
+                errors.append(Diagnostic(marker, line("node_paths"),
+                    f"node path '{p}' is outside the project: use a folder inside {root.name}"))
+        project = Project(root, str(cfg.get("name") or root.name), "seekrun", marker, list(node_paths))
+    else:
+        project = Project(root, str(cfg.get("name") or root.name), "seeknal", marker, ["seeknal"],
+                          excluded=["seeknal/common"], common_dir="seeknal/common")
+    _read_outputs_config(project, cfg, line, errors)
+    if errors:
+        raise ProjectError(errors)
+    return project
 
 
-def _inside(root: Path, path: Path) -> bool:
-    try:
-        Path(os.path.realpath(path)).relative_to(root)
-        return True
-    except ValueError:
-        return False
+def _read_outputs_config(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:
+    """database, allow_external_database and exposure_paths: where seekrun may write."""
+    marker, root = project.marker, project.root
+    allow = cfg.get("allow_external_database", False)
+    if not isinstance(allow, bool):
+        errors.append(Diagnostic(marker, line("allow_external_database"), "allow_external_database must be true or false"))
+        allow = False
+    project.allow_external_database = allow
+    database = cfg.get("database", DEFAULT_DATABASE)
+    if not isinstance(database, str) or not database.strip():
+        errors.append(Diagnostic(marker, line("database"),
+            f"database must be a file path, e.g. {DEFAULT_DATABASE}"))
+    else:
+        project.database = database
+        path = project.database_path
+        if os.path.isdir(path) or database.endswith(("/", os.sep)):
+            errors.append(Diagnostic(marker, line("database"), f"database '{database}' is a folder: give a file path"))
+        elif project.external_database and not allow:
+            errors.append(Diagnostic(marker, line("database"),
+                f"database '{database}' is outside the project: keep it inside (default {DEFAULT_DATABASE}), "
+                "or set 'allow_external_database: true' in the project file"))
+    paths = cfg.get("exposure_paths") or []
+    if not isinstance(paths, list) or any(not isinstance(p, str) or not p.strip() for p in paths):
+        errors.append(Diagnostic(marker, line("exposure_paths"), "exposure_paths must be a list of folder names"))
+        return
+    for p in paths:
+        norm = os.path.normpath(p).replace(os.sep, "/")
+        if os.path.isabs(p) or not inside(root, root / p) or norm in (".", ""):
+            errors.append(Diagnostic(marker, line("exposure_paths"),
+                f"exposure path '{p}' must be a folder inside the project (not the project folder itself)"))
+        elif norm.split("/")[0] in ("target",) and norm != "target":
+            continue  # already allowed
+        else:
+            project.exposure_paths.append(norm.rstrip("/"))
+
+
+def inside(root: Path | str, path: Path | str) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)

@@ -604,5 +604,5 @@ def test_sql_assertion_syntax_error_is_refused_before_anything_runs(tmp_path):
         """})
     res = cli("run", "-p", str(project))
     assert res.exit_code == 2, res.output
-    assert "nodes/r.yml:6: rule.r: SQL does not parse: Parser Error: syntax error at or near \">\"" in res.output
+    assert "nodes/r.yml:6: rule.r: check sql_assertion: SQL does not parse: syntax error at or near \">\"" in res.output
     assert not (project / "target" / "seekrun.duckdb").exists()

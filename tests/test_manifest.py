@@ -321,6 +321,7 @@ def test_seeknal_project(tmp_path):
 
 def test_seekrun_marker_does_not_read_seeknal_folder(tmp_path):
     files = {k: v for k, v in SEEKNAL.items() if k != "seeknal_project.yml"}
+    files["nodes/.keep"] = ""  # an empty nodes/ folder (a missing one is an error)
     proj = write_project(tmp_path / "sr", files)  # seekrun_project.yml: node path nodes/
     res = cli("parse", "-p", str(proj))
     assert res.exit_code == 0, res.output

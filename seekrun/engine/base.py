@@ -46,6 +46,10 @@ class PrepareContext:
     error: Callable[[tuple, str], None]  # (key path in the YAML, message)
     fields: dict[str, Any] = field(default_factory=dict)  # extra build fields to hash
     line: Callable[[tuple], int | None] = lambda path: None  # line of a key path in the YAML
+    text_line: Callable[[tuple], int | None] | None = None  # file line of line 1 of a text value
+
+    def text_start(self, path: tuple) -> int | None:
+        return self.text_line(path) if self.text_line is not None else self.line(path)
 
 
 @dataclass
@@ -58,6 +62,12 @@ class BuildContext:
     duckdb: Any = None  # the duckdb module
     secrets: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The build runs in one transaction (DuckDBEngine.build): work that must wait for its
+    # commit (renaming a finished file into place) goes here; on_abort undoes what a failed
+    # build left (temp files).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    on_abort: list[Callable[[], None]] = field(default_factory=list)
+    commit_on_failure: bool = False  # e.g. a failing rule still writes its results table
 
     @property
     def table(self) -> str:
@@ -70,11 +80,19 @@ class BuildContext:
         return table_name(inputs[i])
 
     def sql(self, text: str) -> str:
-        """Put env_var() values in (remembering them, so messages can be redacted)."""
+        """SQL with env_var() values put in: as data inside quotes (quotes doubled), as written
+        outside them.  The values are remembered, so messages can be redacted."""
+        return self._fill(text, True)
+
+    def value(self, text: str) -> str:
+        """A config value (a reader param, a Python node's config) with env_var() values put in."""
+        return self._fill(text, False)
+
+    def _fill(self, text: str, sql: bool) -> str:
         from seekrun.parser.templating import TemplateError, substitute_env
 
         try:
-            text, secrets = substitute_env(text)
+            text, secrets = substitute_env(text, sql=sql)
         except TemplateError as exc:
             raise NodeFailure(str(exc)) from None
         self.secrets.extend(secrets)

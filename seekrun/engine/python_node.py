@@ -135,7 +135,7 @@ def _with_env(value: Any, ctx: BuildContext) -> Any:
     """The config with env_var() values put in (remembered by ctx, so messages are redacted)."""
     from seekrun.parser.templating import map_strings
 
-    return map_strings(value, lambda path, text: ctx.sql(text) if "{{" in text else text)
+    return map_strings(value, lambda path, text: ctx.value(text) if "{{" in text else text)
 
 
 class PythonContext:

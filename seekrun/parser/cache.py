@@ -1,23 +1,25 @@
-"""The parse cache: node-file records keyed by (size, mtime_ns, inode), in target/state/parse_cache/.
+"""The parse cache: node-file records keyed by stat (size, mtime_ns, inode, ctime_ns), in
+target/state/parse_cache/.
 
 Unchanged files are never re-read.  Entries are spread over shards (by file path), so a
 change rewrites one small shard, not the whole cache.  An entry cached within
 RACY_SECONDS of its file's mtime is "racy" (the file could change again within the same
 mtime tick) and is re-read next time; once re-read safely, its shard is rewritten.
+Every file carries a checksum line (fsutil.write_checked): a damaged shard is ignored (its
+files are read again), never half-trusted.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import xxhash
 
 from seekrun import __version__
-from seekrun.fsutil import atomic_write_json
+from seekrun.fsutil import read_checked, write_checked
 from seekrun.hashing import RACY_SECONDS
 
-VERSION = 7
+VERSION = 8
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
 
@@ -38,19 +40,16 @@ class ParseCache:
         self.seen: set[str] = set()  # files present in this parse
         if folder is None or not folder.is_dir():
             return
-        try:
-            meta = json.loads((folder / "meta.json").read_bytes())
-            if meta.get("version") != VERSION or meta.get("seekrun") != __version__:
-                return
-            self.meta, self.loaded_meta = dict(meta.get("meta") or {}), dict(meta.get("meta") or {})
-        except (ValueError, OSError, AttributeError, TypeError):
+        meta = read_checked(folder / "meta.json")
+        if (not isinstance(meta, dict) or meta.get("version") != VERSION or meta.get("seekrun") != __version__
+                or not isinstance(meta.get("meta") or {}, dict)):
             return
+        self.meta, self.loaded_meta = dict(meta.get("meta") or {}), dict(meta.get("meta") or {})
         for i in range(SHARDS):
-            try:
-                part = json.loads((folder / f"{i:02d}.json").read_bytes())
-                if isinstance(part, dict):
-                    self.files.update(part)
-            except (ValueError, OSError):
+            part = read_checked(folder / f"{i:02d}.json")
+            if isinstance(part, dict):
+                self.files.update(part)
+            else:
                 self.dirty_shards.add(i)  # a lost or broken shard only costs re-reading its files
 
     def clear(self) -> None:
@@ -94,8 +93,8 @@ class ParseCache:
                 if part is not None:
                     part[rel] = entry
             for i, part in sorted(shards.items()):
-                atomic_write_json(self.folder / f"{i:02d}.json", part)
-        atomic_write_json(self.folder / "meta.json", {"version": VERSION, "seekrun": __version__, "meta": self.meta})
+                write_checked(self.folder / f"{i:02d}.json", part)
+        write_checked(self.folder / "meta.json", {"version": VERSION, "seekrun": __version__, "meta": self.meta})
         self.dirty_shards.clear()
         self.meta_dirty = False
         self.loaded_meta = dict(self.meta)

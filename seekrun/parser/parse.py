@@ -53,7 +53,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if cache.meta.get("common") != common_digest:
         cache.clear()  # shared config changed: templates may render differently
         cache.meta["common"] = common_digest
-    yml_files, py_files = project.node_files()
+    yml_files, py_files = project.node_files(errors)
     root_prefix = str(project.root) + os.sep
     # 1. stat every file; cached records for unchanged ones, the rest read (in parallel when many)
     entries: list[tuple[str, list, int, dict | None]] = []
@@ -72,7 +72,11 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     misses = [rel for rel, _, _, entry in entries if entry is None]
     cache.reads += len(misses)
     read = dict(zip(misses, map_forked(partial(_read_one, project.root, common), misses)))
+    from seekrun.parser.sql_check import check_files
+
+    check_files(read)  # the new files' SQL through DuckDB's parser (after the fork: duckdb is loaded now)
     # 2. collect, in file order
+    folded: dict[str, dict] = {}  # lower-cased id -> record: DuckDB names ignore case
     for rel, sig, mtime_ns, entry in entries:
         if entry is None:
             recs, errs, warns, file_notes, digest = read[rel]
@@ -88,13 +92,16 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         notes.extend(entry["notes"])
         digests.append(entry["digest"])
         for rec in entry["records"]:
-            other = records.get(rec["id"])
+            other = records.get(rec["id"]) or folded.get(rec["id"].lower())
             if other is not None:
+                same = "" if other["id"] == rec["id"] else (
+                    f" as '{other['id']}' (table names ignore case, so both would be one table)")
                 errors.append(Diagnostic(rel, rec["line"],
-                    f"duplicate node id '{rec['id']}': also defined in {other['file']}:{other['line']}; "
+                    f"duplicate node id '{rec['id']}': also defined in {other['file']}:{other['line']}{same}; "
                     "rename one of them"))
                 continue
             records[rec["id"]] = rec
+            folded[rec["id"].lower()] = rec
     _check_graph(records, errors, broken)
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")
@@ -123,7 +130,14 @@ def _read_one(root: Path, common: dict | None, rel: str):
     """Parse one node file (YAML, or Python with decorators): records, diagnostics and a digest.
     Records are a function of the file's bytes (and seeknal/common, whose digest is in the
     project digest), so the digest is a hash of the bytes."""
-    raw = (root / rel).read_bytes()
+    try:
+        raw = (root / rel).read_bytes()
+    except OSError as exc:
+        return [], [Diagnostic(rel, None, f"cannot read this file ({exc.strerror or exc}): fix its permissions "
+                                          "or remove it")], [], [], ""
+    if b"\x00" in raw and not rel.endswith(".py"):
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        return [], [Diagnostic(rel, line, "file holds a NUL byte: node files are text; remove it")], [], [], ""
     if rel.endswith(".py"):
         from seekrun.parser.python_nodes import read_python_file
 
@@ -135,6 +149,7 @@ def _read_one(root: Path, common: dict | None, rel: str):
 
 def _check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str]) -> None:
     known = records.keys()
+    folded = {k.lower(): k for k in known}  # DuckDB resolves table names ignoring case
     maybe = " (or it is in a file that failed to parse above)" if broken else ""
     for rec in records.values():
         seen: set[str] = set()
@@ -146,21 +161,29 @@ def _check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: lis
             if ref not in known:
                 errors.append(Diagnostic(rel, line,
                     f"{nid}: ref '{ref}' does not exist{maybe or suggest(ref, known)}"))
+        declared = {r.lower() for r in seen}
         ref_lines = rec.get("sql_ref_lines") or {}
-        for ref in rec.get("sql_maybe_refs", ()):
-            if ref in known and ref not in seen:
-                errors.append(Diagnostic(rel, ref_lines.get(ref, rec["sql_line"]),
-                    f"{nid}: SQL uses '{ref}' but it is not declared in inputs: add '- ref: {ref}' to inputs"))
-                seen.add(ref)
-        for ref in rec.get("sql_refs", ()):
-            if ref in seen:
-                continue
-            if ref in known:
-                errors.append(Diagnostic(rel, ref_lines.get(ref, rec["sql_line"]),
-                    f"{nid}: SQL uses '{ref}' but it is not declared in inputs: add '- ref: {ref}' to inputs"))
-            else:
-                errors.append(Diagnostic(rel, ref_lines.get(ref, rec["sql_line"]),
+
+        def undeclared(ref: str, exists_only: bool = False) -> None:
+            low = ref.lower()
+            if low in declared:
+                return
+            real = folded.get(low)
+            line = ref_lines.get(ref, rec.get("sql_line"))
+            if real is not None:
+                errors.append(Diagnostic(rel, line, f"{nid}: SQL uses '{real}' but it is not declared in inputs: "
+                                                    f"add '- ref: {real}' to inputs"))
+            elif not exists_only:
+                errors.append(Diagnostic(rel, line,
                     f"{nid}: SQL refers to '{ref}', which does not exist{maybe or suggest(ref, known)}"))
+            else:
+                return
+            declared.add(low)
+
+        for ref in rec.get("sql_maybe_refs", ()):
+            undeclared(ref, exists_only=True)  # kind.name outside FROM/JOIN may be alias.column
+        for ref in [*rec.get("sql_refs", ()), *rec.get("sql_tables", ())]:
+            undeclared(ref)
     for cycle in find_cycles({nid: [r for r in rec["inputs"] if r in known] for nid, rec in records.items()}):
         first = records[cycle[0]]
         errors.append(Diagnostic(first["file"], first["inputs_line"],

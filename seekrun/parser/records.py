@@ -13,7 +13,7 @@ from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
 from seekrun.parser.templating import iter_strings, render_config
-from seekrun.parser.yaml_load import Document, decode, line_of, load_documents
+from seekrun.parser.yaml_load import Document, decode, line_of, load_documents, text_start
 
 
 def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | None = None
@@ -131,17 +131,27 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             rec["sql_maybe_refs"] = list(dict.fromkeys(result.candidates))
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
+            if not result.problems and not result.bad_inputs:  # DuckDB's own parse (parser/sql_check.py)
+                rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs)]
     rec["built_config"] = built if built is not config and built != config else None
     fields = _build_fields(kind, built, model, inputs, sql_key, canonical)
-    if not run_prepare(kind, rec, built, fields, rel, errors, root, lambda path: line_of(doc.node, path)):
+    if not run_prepare(kind, rec, built, fields, rel, errors, root, lambda path: line_of(doc.node, path),
+                       lambda path: text_start(doc.node, path)):
         return None
     rec["field_hashes"] = {k: hash_obj(v) for k, v in fields.items()}
     return rec
 
 
-def run_prepare(kind, rec, built, fields, rel, errors, root, line) -> bool:
+def sql_check_entry(result, original: str, line: int | None, inputs: list[str], label: str = "") -> dict:
+    """What parser/sql_check.py needs to check one SQL text and point into the file."""
+    return {"sql": result.executable, "orig": original, "spans": result.spans, "lead": result.lead,
+            "line": line, "inputs": list(inputs), "label": label}
+
+
+def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=None) -> bool:
     """The kind's own parse-time checks and facts (seekrun/engine/kinds/<kind>.py: prepare).
-    ``line(key_path)`` gives the line of a key in the node's definition."""
+    ``line(key_path)`` gives the line of a key in the node's definition, ``text_line`` that of
+    line 1 of a text value."""
     from seekrun.engine.base import PrepareContext
     from seekrun.engine.kinds import executor
 
@@ -151,7 +161,7 @@ def run_prepare(kind, rec, built, fields, rel, errors, root, line) -> bool:
     before = len(errors)
     pc = PrepareContext(rec["id"], root or Path("."),
                         lambda path, msg: errors.append(Diagnostic(rel, line(path), f"{rec['id']}: {msg}")),
-                        line=line)
+                        line=line, text_line=text_line)
     prepare(rec, built, pc)
     fields.update(pc.fields)
     return len(errors) == before

@@ -25,11 +25,8 @@ _TOKEN = re.compile(
     re.S | re.X,
 )
 
-# Functions that read files or the environment behind seekrun's back: what they read would not
-# be hashed, so a change to it would never rerun the node.
-FILE_READERS = {"read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
-                "read_ndjson", "read_ndjson_auto", "read_json_objects", "read_text", "read_blob", "read_xlsx",
-                "st_read", "sniff_csv", "glob", "iceberg_scan", "delta_scan"}
+# What SQL reads besides its inputs (files, other tables, the environment) is found in DuckDB's
+# own parse tree: seekrun/parser/sql_check.py.
 STATEMENT_STARTS = {"select", "with", "from", "values", "pivot", "unpivot", "table", "("}
 
 
@@ -53,7 +50,10 @@ class SqlAnalysis:
     problems: list[str] = field(default_factory=list)  # messages, no location
     bad_inputs: list[str] = field(default_factory=list)  # input_N out of range
     candidates: list[str] = field(default_factory=list)  # kind.name outside FROM/JOIN
-
+    # where executable text came from: [exec start, exec end, original start, original end]
+    # for each rewritten span, with positions in executable measured after its leading strip
+    spans: list[list[int]] = field(default_factory=list)
+    lead: int = 0  # characters stripped from the start of the original text
 
 def tokenize(sql: str) -> list[tuple[str, str, int, int]]:
     """Tokens without whitespace and comments, as (kind, text, start, end)."""
@@ -141,24 +141,6 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
         canon.append(tok[TEXT])
         prev_text = tok[TEXT]
         i += 1
-    for k, tok in enumerate(toks):
-        nxt = toks[k + 1][TEXT] if k + 1 < len(toks) else ""
-        low = tok[TEXT].lower()
-        if tok[KIND] == "id" and nxt == "(" and (k == 0 or toks[k - 1][TEXT] != "."):
-            if low in FILE_READERS:
-                out.problems.append(f"SQL reads a file with {tok[TEXT]}(): declare the file as a source node "
-                                    "and use it as an input (so a change to it reruns this node)")
-            elif low == "getenv":
-                out.problems.append("SQL calls getenv(): use {{ env_var('NAME') }} so a change reruns the node")
-        elif (tok[KIND] in ("id", "qid") and k + 3 < len(toks) and nxt == "." and k > 0
-              and toks[k - 1][TEXT].lower() in ("from", "join", ",")
-              and (_ident(toks[k + 2]) or "").lower() in kinds and toks[k + 3][TEXT] == "."):
-            name = f"{_ident(toks[k + 2]).lower()}.{_ident(toks[k + 4]) if k + 4 < len(toks) else ''}"
-            out.problems.append(f"SQL names {tok[TEXT]}.{name} with a database prefix: refer to it as {name} "
-                                "(declared in inputs) so seekrun knows the dependency")
-        elif tok[KIND] == "str" and k > 0 and toks[k - 1][TEXT].lower() in ("from", "join"):
-            out.problems.append(f"SQL reads the file {tok[TEXT]} directly: declare it as a source node and use "
-                                "it as an input")
     while canon and canon[-1] == ";":
         canon.pop()
     out.canonical = " ".join(canon)
@@ -178,11 +160,32 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
     semis = [t for t in toks if t[TEXT] == ";"]
     if semis and all(t[TEXT] == ";" for t in toks[toks.index(semis[0]):]):
         limit = semis[0][START]
-    pieces, last = [], 0
+    pieces, last, pos = [], 0, 0
     for start, end, text in replace:
         pieces.append(sql[last:start])
+        pos += start - last
+        out.spans.append([pos, pos + len(text), start, end])
         pieces.append(text)
+        pos += len(text)
         last = end
     pieces.append(sql[last:limit])
-    out.executable = "".join(pieces).strip()
+    joined = "".join(pieces)
+    out.executable = joined.strip()
+    out.lead = len(joined) - len(joined.lstrip())
+    for span in out.spans:
+        span[0] -= out.lead
+        span[1] -= out.lead
     return out
+
+
+def origin(pos: int, spans: list[list[int]], lead: int = 0) -> int:
+    """The position in the original text of position ``pos`` of a rewritten text (see
+    SqlAnalysis.spans): inside a rewritten span, its start."""
+    shift = lead
+    for new_start, new_end, old_start, old_end in spans:
+        if pos < new_start:
+            break
+        if pos < new_end:
+            return old_start
+        shift = old_end - new_end
+    return pos + shift

@@ -44,12 +44,16 @@ def env_hash(refs: list, key: bytes) -> tuple[str, list[str]]:
     The key is the project's own (target/state/env_key), so the hash is useless without it."""
     import hashlib
 
+    from seekrun import secrets as registry
+
     h = hashlib.blake2b(digest_size=16, key=key)
     missing = []
     for name, default in refs:
         value = env_value(name, default)
         if value is None:
             missing.append(name)
+        else:
+            registry.register(value)
         for part in (name, value):
             data = b"" if part is None else part.encode("utf-8")
             h.update(b"N" if part is None else b"%d:" % len(data))
@@ -179,31 +183,72 @@ def lookup(common: dict[str, dict], expr: str):
     return node
 
 
-def substitute_env(text: str) -> tuple[str, list[str]]:
-    """Run time: put env_var values in; returns (text, secret values to redact)."""
+def substitute_env(text: str, sql: bool = False) -> tuple[str, list[str]]:
+    """Run time: put env_var values in; returns (text, the values put in).
+
+    With ``sql``, a value inside a quoted SQL literal ('...') has its quotes doubled, and one
+    inside a quoted identifier ("...") its double quotes: the value is always data, never
+    SQL.  Outside quotes it is put in as written.  Every value is registered for redaction."""
     secrets: list[str] = []
     if "{{" not in text:
         return text, secrets
-
-    def sub(m: re.Match) -> str:
+    matches = [m for m in _EXPR.finditer(text) if _ENV.match(m.group(1))]
+    if not matches:
+        return text, secrets
+    contexts = _quote_contexts(text, matches) if sql else [None] * len(matches)
+    out, last = [], 0
+    for m, quote in zip(matches, contexts):
         env = _ENV.match(m.group(1))
-        if not env:
-            return m.group(0)
         value = env_value(env.group("name"), env.group("default"))
         if value is None:
             raise TemplateError(f"environment variable {env.group('name')} is not set")
         if value:
             secrets.append(value)
-        return value
+        if quote is not None:
+            value = value.replace(quote, quote + quote)
+        out += [text[last:m.start()], value]
+        last = m.end()
+    out.append(text[last:])
+    from seekrun import secrets as registry
 
-    return _EXPR.sub(sub, text), secrets
+    registry.register(*secrets)
+    return "".join(out), secrets
+
+
+def _quote_contexts(text: str, matches: list) -> list[str | None]:
+    """For each placeholder: the SQL quote it sits inside (' or "), or None. Placeholders are
+    skipped as opaque (their own quotes do not count); -- and /* */ comments are honoured."""
+    out: list[str | None] = []
+    quote: str | None = None
+    i, k, n = 0, 0, len(text)
+    while k < len(matches):
+        start = matches[k].start()
+        while i < start:
+            ch = text[i]
+            if quote is not None:
+                if ch == quote:
+                    quote = None  # a doubled quote closes and reopens: same net state
+            elif ch in "'\"":
+                quote = ch
+            elif text.startswith("--", i):
+                j = text.find("\n", i)
+                i = n if j < 0 else j
+                continue
+            elif text.startswith("/*", i):
+                j = text.find("*/", i + 2)
+                i = n if j < 0 else j + 2
+                continue
+            i += 1
+        out.append(quote)
+        i = matches[k].end()
+        k += 1
+    return out
 
 
 def redact(message: str, secrets: list[str]) -> str:
-    for s in sorted(set(secrets), key=len, reverse=True):
-        if s:
-            message = message.replace(s, "***")
-    return message
+    from seekrun import secrets as registry
+
+    return registry.redact(message, secrets)
 
 
 ENV_KEY_FILE = "env_key"

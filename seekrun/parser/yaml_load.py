@@ -138,6 +138,31 @@ def line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
     return line
 
 
+def text_start(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
+    """The file line where line 1 of the text value at a key path is: the line after the key
+    for a literal block (``|``), the value's own line otherwise (folded and multi-line flow
+    scalars join lines, so later lines are approximate there)."""
+    if node is None:
+        return None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if getattr(key_node, "value", None) == str(part):
+                    node = value_node
+                    break
+            else:
+                return None
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return None
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    if node.style in ("|", ">"):
+        return node.start_mark.line + 2
+    return node.start_mark.line + 1
+
+
 def load_marker(path: Path, rel: str) -> tuple[dict, Any]:
     """The project file's mapping and a line finder: line(key) -> its line number."""
     raw = path.read_bytes()

@@ -103,7 +103,13 @@ def prepare(rec: dict, built: dict, pc) -> None:
     for i, chk in enumerate(checks):
         if chk["sql"] is None:
             continue
-        result = analyse(seeknal_names(chk["sql"], inputs), inputs, KINDS)
+        named = seeknal_names(chk["sql"], inputs)
+        result = analyse(named, inputs, KINDS)
+        if not result.problems and not result.bad_inputs:  # DuckDB's own parse (parser/sql_check.py)
+            from seekrun.parser.records import sql_check_entry
+
+            rec.setdefault("sql_checks", []).append(
+                sql_check_entry(result, named, pc.text_start(at(i, "sql")), inputs, f"check {chk['label']}"))
         for problem in result.problems:
             pc.error(at(i, "sql"), problem)
         for bad in dict.fromkeys(result.bad_inputs):

@@ -80,7 +80,7 @@ def _check_csv(path: Path, rel: str, params: dict) -> None:
 
 def check(node: dict, ctx: BuildContext) -> str | None:
     """Refuse unusable data before anything runs; return the SELECT for a syntax check."""
-    sql = select_sql(node, ctx.root, ctx.sql)
+    sql = select_sql(node, ctx.root, ctx.value)
     cfg = build_config(node)
     params = cfg.get("params") or {}
     for rel in node.get("data_files") or []:
@@ -99,4 +99,4 @@ def check(node: dict, ctx: BuildContext) -> str | None:
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    return BuildResult(ctx.materialize(select_sql(node, ctx.root, ctx.sql)))
+    return BuildResult(ctx.materialize(select_sql(node, ctx.root, ctx.value)))

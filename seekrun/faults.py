@@ -1,0 +1,37 @@
+"""Crash points for the reliability tests: SEEKRUN_FAULT=<point>[:<node id>][#<n>] makes the
+process SIGKILL itself the n-th time (default: the first) it reaches that point (for that
+node).  Unset, as it always is outside the tests, a point costs one comparison.
+
+Points: ``after_commit`` (a node's table and files are committed, its journal line is not
+written yet), ``before_build`` (a node is about to start), ``state_fold`` (the journal is
+being folded into execution_state.json), ``manifest_write`` (manifest.json's temp file is
+written, not renamed), ``exposure_write`` (an exposure's temp file is written, not renamed).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+_SPEC = os.environ.get("SEEKRUN_FAULT") or None
+_lock = threading.Lock()
+_seen: dict[str, int] = {}
+
+
+def _parse(spec: str) -> tuple[str, str | None, int]:
+    where, _, nth = spec.partition("#")
+    point, _, node = where.partition(":")
+    return point, node or None, int(nth) if nth.isdigit() else 1
+
+
+def point(name: str, node: str | None = None) -> None:
+    if _SPEC is None:
+        return
+    want, want_node, nth = _parse(_SPEC)
+    if want != name or (want_node is not None and want_node != node):
+        return
+    with _lock:
+        _seen[name] = _seen.get(name, 0) + 1
+        if _seen[name] == nth:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
