@@ -113,7 +113,8 @@ class Compiled:
             manifest.save(self.path)
         root = self.project.root
         result.file_cache.save({str(root / f) for n in manifest.nodes.values()
-                                for f in [*(n.get("data_files") or []), *(n.get("live_files") or [])]})
+                                for f in [*(n.get("data_files") or []), *(n.get("live_files") or []),
+                                          *(n.get("output_files") or [])]})
         cache.meta.update(digest=result.digest, manifest_sig=_sig(self.path))
         cache.save(cache.seen)
 
@@ -134,9 +135,13 @@ def parse(project_dir: Path = ProjectDir,
     from seekrun.lock import ProjectLock
     from seekrun.project import find_project
 
+    from seekrun import target
+
     try:
         project = find_project(project_dir)
+        target.check(project.root, project.database_path)
         with ProjectLock(project.target_dir):
+            target.tidy(project.root)
             compiled = Compiled(project, strict)
             compiled.save()
             compiled.report(verbose)
@@ -181,7 +186,9 @@ def run(project_dir: Path = ProjectDir,
         exclude_tags: Optional[List[str]] = typer.Option(None, "--exclude-tags", help="Leave out these tags."),
         continue_on_error: bool = typer.Option(False, "--continue-on-error",
                                                help="Keep running independent branches after a failure."),
-        retry: int = typer.Option(0, "--retry", help="Retry a failed node up to N times (backoff)."),
+        retry: int = typer.Option(0, "--retry", help="Retry a failed node up to N times (backoff, at most 30 s a wait)."),
+        allow_removals: bool = typer.Option(False, "--allow-removals",
+                                            help="Allow a run that drops more than half of the built nodes."),
         threads: Optional[int] = typer.Option(None, "--threads", help="Worker threads (default: cores, max 8)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
@@ -196,7 +203,12 @@ def run(project_dir: Path = ProjectDir,
             raise UsageError([Diagnostic("", None, "--threads must be at least 1")])
         if retry < 0:
             raise UsageError([Diagnostic("", None, "--retry must be 0 or more")])
+        if retry > MAX_RETRY:
+            raise UsageError([Diagnostic("", None, f"--retry must be at most {MAX_RETRY}")])
         project = find_project(project_dir)
+        from seekrun import target
+
+        target.check(project.root, project.database_path)
         if dry_run:
             ProjectLock(project.target_dir).check()
             summary = _run(project, dry_run=True, **locals_for_run(locals()))
@@ -230,8 +242,13 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
     from seekrun.lock import ProjectLock
 
     try:
-        compiled = Compiled(project_dir, strict=False)
-        ProjectLock(compiled.project.target_dir).check()
+        from seekrun import target
+        from seekrun.project import find_project
+
+        project = find_project(project_dir)
+        target.check(project.root, project.database_path)
+        ProjectLock(project.target_dir).check()
+        compiled = Compiled(project, strict=False)
         manifest = compiled.manifest
         ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
         if len(ids) != 1:
@@ -242,8 +259,8 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
                    f"unknown node '{node}'{suggest(node, manifest.nodes)}")
             raise UsageError([Diagnostic("", None, why)])
         nid = next(iter(ids))
-        summary = DAGRunner(manifest, compiled.old, compiled.project.state_dir,
-                            project_dir=compiled.project.root).run(dry_run=True)
+        summary = DAGRunner(manifest, compiled.old, compiled.project.state_dir, project_dir=compiled.project.root,
+                            file_cache=compiled.result.file_cache).run(dry_run=True)
     except ProjectError as exc:
         _fail(exc)
     entry = manifest.nodes[nid]
@@ -271,27 +288,34 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
             print(f"    {line}")
 
 
+MAX_RETRY = 100
+
+
 def locals_for_run(ns: dict) -> dict:
     keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
-            "strict", "as_json", "project_dir")
+            "strict", "as_json", "project_dir", "allow_removals")
     return {k: ns[k] for k in keys}
 
 
 def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, continue_on_error, retry,
-         threads, strict, as_json, project_dir):
+         threads, strict, as_json, project_dir, allow_removals):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
     compiled = Compiled(project, strict, diff=False)
     compiled.report()
+    if not dry_run:
+        from seekrun import target
+
+        target.tidy(project.root, [f for n in compiled.manifest.nodes.values() for f in n.get("output_files") or []])
     reporter = None if dry_run else ConsoleReporter(quiet=as_json)
     runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
-                       threads=threads, reporter=reporter)
+                       threads=threads, reporter=reporter, file_cache=compiled.result.file_cache)
     args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
             "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
     return runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
                       exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
-                      on_commit=None if dry_run else compiled.save)
+                      on_commit=None if dry_run else compiled.save, allow_removals=allow_removals)
 
 
 def _terminate(signum, frame):

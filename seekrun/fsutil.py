@@ -100,13 +100,16 @@ def read_checked(path: Path):
         return None
 
 
-def remove_stale_temps(folder: Path, prefix: str = ".", mark: str = TEMP_MARK) -> int:
-    """Delete temp files a killed process left in folder and below (only names this module or
-    seekrun's writers give them). Call under the project lock: no other seekrun writes them then."""
+def remove_stale_temps(folder: Path, prefix: str = ".", mark: str = TEMP_MARK, recursive: bool = True) -> int:
+    """Delete temp files a killed process left in folder (and below, when recursive; only names
+    this module or seekrun's writers give them). Call under the project lock: no other seekrun
+    writes them then."""
     removed = 0
     if not os.path.isdir(folder):
         return 0
     for dirpath, dirnames, filenames in os.walk(folder):
+        if not recursive:
+            dirnames[:] = []
         for fn in filenames:
             if fn.startswith(prefix) and mark in fn:
                 try:

@@ -83,6 +83,10 @@ class ConsoleReporter:
         names = ", ".join(f"{n} {now - t:.1f}s" for n, t in list(self.running.items())[:3])
         return Text(f"[{self.done}/{self.total}] {names}  elapsed {now - self.t0:.1f}s", style="cyan")
 
+    def removed(self, node_id: str) -> None:
+        if not self.quiet:
+            self.console.print(f"DROP   {node_id}  (removed from the project)", markup=False)
+
     def start(self, node_id: str) -> None:
         self.running[node_id] = time.perf_counter()
 

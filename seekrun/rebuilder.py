@@ -9,6 +9,7 @@ output hash (its dependents stay cached).  Reasons are data, checked cheapest fi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from seekrun.hashing import hash_parts
 from seekrun.manifest import Manifest
@@ -18,7 +19,7 @@ from seekrun.parser.kinds import field_label
 @dataclass(frozen=True)
 class Reason:
     code: str  # new | full | previous_run_failed | config_changed | source_data_changed
-    #            | upstream_changed | output_missing
+    #            | upstream_changed | output_missing | output_changed
     detail: str = ""
 
     def __str__(self) -> str:
@@ -30,6 +31,8 @@ class Reason:
             "source_data_changed": "source data changed",
             "upstream_changed": f"upstream {self.detail} changed",
             "output_missing": "output missing",
+            "output_changed": "output does not match its last build (an interrupted run, or changed "
+                              "outside seekrun)",
         }.get(self.code, self.code)
 
 
@@ -40,8 +43,10 @@ def output_hash(node: dict, input_outputs: list[str | None]) -> str:
 
 
 def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None], *,
-           full: bool, output_exists: bool) -> Reason | None:
-    """Why node must run now, or None if its recorded build is still valid."""
+           full: bool, output_problem: Callable[[], str | None] = lambda: None) -> Reason | None:
+    """Why node must run now, or None if its recorded build is still valid.
+    ``output_problem()`` (asked last: it may have to hash files) says whether the outputs
+    there now are the recorded ones: None, "missing" or "changed"."""
     if full:
         return Reason("full")
     if record is None:
@@ -63,8 +68,9 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
     for input_id, out in input_outputs.items():
         if recorded_inputs.get(input_id) != out:
             return Reason("upstream_changed", input_id)
-    if not output_exists:
-        return Reason("output_missing")
+    problem = output_problem()
+    if problem is not None:
+        return Reason("output_missing" if problem == "missing" else "output_changed")
     return None
 
 
@@ -81,8 +87,8 @@ class PlanItem:
         return self.reason is not None and self.selected and self.blocked_by is None
 
 
-def plan(manifest: Manifest, records: dict[str, dict], existing: set[str], *, full: bool,
-         selected: set[str]) -> dict[str, PlanItem]:
+def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[[str], str | None], *,
+         full: bool, selected: set[str]) -> dict[str, PlanItem]:
     """Decide every node in topological order.
 
     A node that runs will have its expected output hash; one that does not keeps the
@@ -96,14 +102,21 @@ def plan(manifest: Manifest, records: dict[str, dict], existing: set[str], *, fu
         node = manifest.nodes[nid]
         record = records.get(nid)
         inputs = {p: actual[p] for p in manifest.parents(nid)}
-        reason = decide(node, record, inputs, full=full, output_exists=nid in existing)
+        checked: list = []
+
+        def problem(nid=nid) -> str | None:
+            if not checked:
+                checked.append(output_problem(nid))
+            return checked[0]
+
+        reason = decide(node, record, inputs, full=full, output_problem=problem)
         expected = output_hash(node, [actual[p] for p in manifest.parents(nid)])
         item = PlanItem(nid, reason, nid in selected, expected)
         if item.reason is not None and item.selected:
             item.blocked_by = next((p for p in inputs if actual[p] is None), None)
         if item.runs:
             actual[nid] = expected
-        elif record is not None and record.get("output_hash") and nid in existing:
+        elif record is not None and record.get("output_hash") and problem() is None:
             actual[nid] = record["output_hash"]
         else:
             actual[nid] = None
@@ -111,11 +124,17 @@ def plan(manifest: Manifest, records: dict[str, dict], existing: set[str], *, fu
     return items
 
 
-def trace(node: dict, input_outputs: dict[str, str | None], expected: str) -> dict:
-    """The record stored after a successful build (output files too, to clean up on removal)."""
+def trace(node: dict, input_outputs: dict[str, str | None], output: str,
+          output_hashes: dict[str, str] | None = None, data_hash: str | None = "") -> dict:
+    """The record stored after a successful build: what it was built from (the inputs' output
+    hashes as they were when it ran), its own output hash, and the files it wrote with their
+    content hashes (to see them changed, and to clean them up on removal).  ``data_hash``
+    overrides the node's (None: the data read is not known to be the hashed data)."""
     h = node["hashes"]
-    out = {"config_hash": h["config"], "fields": h["fields"], "data_hash": h.get("data"),
-           "inputs": input_outputs, "output_hash": expected}
+    out = {"config_hash": h["config"], "fields": h["fields"],
+           "data_hash": h.get("data") if data_hash == "" else data_hash,
+           "inputs": input_outputs, "output_hash": output}
     if node.get("output_files"):
         out["output_files"] = node["output_files"]
+        out["output_hashes"] = output_hashes or {}
     return out

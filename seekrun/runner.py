@@ -13,15 +13,19 @@ from seekrun import __version__
 from seekrun.errors import Diagnostic, ProjectError
 from seekrun.fsutil import atomic_write_json
 from seekrun.manifest import Manifest
-from seekrun.rebuilder import PlanItem, plan, trace
+from seekrun.database import Database
+from seekrun.execute import NodeRunner
+from seekrun.outputs import has_table, problem
+from seekrun.rebuilder import PlanItem, plan
 from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
-from seekrun.scheduler import KahnQueue, Outcome, run_queue
+from seekrun.scheduler import KahnQueue, run_queue
 from seekrun.selection import select
 from seekrun.state import StateStore
 
 
 class Reporter(Protocol):
     def plan(self, to_run: list[str], total: int) -> None: ...
+    def removed(self, node_id: str) -> None: ...
     def start(self, node_id: str) -> None: ...
     def result(self, result: NodeResult) -> None: ...
     def close(self) -> None: ...
@@ -29,6 +33,7 @@ class Reporter(Protocol):
 
 class _Quiet:
     def plan(self, to_run, total): pass
+    def removed(self, node_id): pass
     def start(self, node_id): pass
     def result(self, result): pass
     def close(self): pass
@@ -40,11 +45,12 @@ def default_threads() -> int:
 
 class DAGRunner:
     retry_base_delay = 0.2  # seconds; doubled on each retry
+    retry_max_delay = 30.0  # no wait between attempts is longer than this
 
     def __init__(self, manifest: Manifest, old_manifest: Manifest | None = None,
                  state_dir: Path | str | None = None, *, project_dir: Path | str | None = None,
                  threads: int | None = None, reporter: Reporter | None = None,
-                 engine_factory: Callable[[Path], object] | None = None):
+                 engine_factory: Callable[[Path], object] | None = None, file_cache=None):
         self.manifest = manifest
         self.old_manifest = old_manifest
         if project_dir is None:  # the project that holds the loaded manifest, else target/state's
@@ -58,11 +64,15 @@ class DAGRunner:
         self.state_dir = Path(state_dir) if state_dir else self.root / "target" / "state"
         db = manifest.metadata.get("database") or "target/seekrun.duckdb"
         self.db_path = Path(db) if os.path.isabs(db) else self.root / db
+        from seekrun.project import inside
+
+        self.db = Database(self.db_path, self.root, str(manifest.metadata.get("project_name") or self.root.name),
+                           not inside(self.root, self.db_path), self._rel(self.db_path))
         self.threads = threads or default_threads()
         self.reporter = reporter or _Quiet()
         self.engine_factory = engine_factory
+        self.file_cache = file_cache
         self.plan_items: dict[str, PlanItem] = {}
-        self._in_use: set[str] | None = None
 
     # ---- engine --------------------------------------------------------------------
     def _open_engine(self, read_only: bool = False):
@@ -71,11 +81,15 @@ class DAGRunner:
         from seekrun.engine.duckdb_engine import DuckDBEngine
 
         try:
-            return DuckDBEngine(self.db_path, read_only=read_only)
+            return DuckDBEngine(self.db_path, read_only=read_only, root=self.root)
         except Exception as exc:  # not a DuckDB file, another version's file, held by another program
+            text = " ".join(str(exc).split())
+            if "lock" in text.lower():
+                hint = "another program has it open: close it (or wait for it), then run again"
+            else:
+                hint = "it is not a database this DuckDB can open: move it away to rebuild from scratch"
             raise ProjectError([Diagnostic(self._rel(self.db_path), None,
-                f"cannot open the database ({' '.join(str(exc).split())[:200]}): close other programs "
-                "using it, or delete it to rebuild everything")]) from None
+                f"cannot open the database ({text[:200]}): {hint}")]) from None
 
     def _rel(self, path: Path) -> str:
         try:
@@ -83,44 +97,18 @@ class DAGRunner:
         except ValueError:
             return str(path)
 
-    def _db_signature(self) -> list | None:
-        """The database file's stat signature; None while a WAL holds changes not in the file."""
-        from seekrun.hashing import file_sig
+    def _hash_cache(self):
+        if self.file_cache is None:
+            from seekrun.hashing import FileHashCache
 
-        if os.path.exists(str(self.db_path) + ".wal"):
-            return None
-        return file_sig(self.db_path)
-
-    def _existing(self, store: StateStore) -> set[str] | None:
-        """Tables known to be in the database without opening it: the set the last run left,
-        trusted only while the file (and its WAL) are exactly as that run left them.
-        None: open the database and look."""
-        known = store.meta.get("database")
-        if isinstance(known, dict) and known.get("sig") is not None and known.get("sig") == self._db_signature():
-            return set(known.get("tables") or [])
-        if not self.db_path.exists():
-            return set()
-        return None
-
-    def _present(self, tables: set[str]) -> set[str]:
-        """Nodes whose outputs are all there: their table (if the kind has one) and files."""
-        from seekrun.engine.kinds import executor
-
-        present = set()
-        for nid, node in self.manifest.nodes.items():
-            mod = executor(node["kind"])
-            ok = nid in tables if getattr(mod, "HAS_TABLE", True) else True
-            files = getattr(mod, "output_files", None)
-            if ok and files is not None:
-                ok = all(p.exists() for p in files(node, self.root))
-            if ok:
-                present.add(nid)
-        return present
+            self.file_cache = FileHashCache(self.state_dir / "file_hashes.json")
+        return self.file_cache
 
     # ---- run -----------------------------------------------------------------------
     def run(self, full: bool = False, dry_run: bool = False, node_types=None, nodes=None,
             exclude_tags=None, continue_on_error: bool = False, retry: int = 0, tags=None,
-            args: dict | None = None, on_commit: Callable[[], None] | None = None) -> ExecutionSummary:
+            args: dict | None = None, on_commit: Callable[[], None] | None = None,
+            allow_removals: bool = False) -> ExecutionSummary:
         """Plan, check, then build. Nothing under target/ is written until the plan has passed
         its checks; ``on_commit`` (e.g. saving the manifest) is called at that point."""
         started = time.perf_counter()
@@ -133,15 +121,23 @@ class DAGRunner:
         removed = sorted(nid for nid in records if nid not in self.manifest.nodes)
         engine = None
         writing = False
-        tables: set[str] | None = None
+        tables: dict[str, str | None] | None = None
+        node_runner = None
         try:
-            tables = self._existing(store)
-            if tables is None:
-                tables = self._read_tables()
-            items = plan(self.manifest, records, self._present(tables), full=full, selected=selected)
+            tables = self.db.inspect(lambda read_only: self._open_engine(read_only=read_only), store.meta)
+            if self.db.replaced:
+                summary.warnings.append(f"{self._rel(self.db_path)} is not the database the last run left "
+                                        "(replaced, or an older copy put back): every table is checked "
+                                        "against its recorded build")
+            cache = self._hash_cache()
+            items = plan(self.manifest, records,
+                         lambda nid: problem(self.manifest.nodes[nid], records[nid], tables, self.root, cache),
+                         full=full, selected=selected)
             self.plan_items = items
             to_run = [nid for nid, it in items.items() if it.runs]
+            self._guard_removals(removed, records, allow_removals, dry_run, summary)
             if not dry_run and to_run:
+                self._check_overwrites(to_run, records, store.claims())
                 if (self.engine_factory is None and self.db_path.exists()
                         and not os.path.exists(str(self.db_path) + ".wal")):
                     # Check on the database the build will use: opening and closing it
@@ -167,22 +163,26 @@ class DAGRunner:
             self.reporter.plan(to_run, len(items))
             if to_run or removed:
                 engine = engine or self._open_engine()
+                self.db.adopt(engine)
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
-                for nid in removed:
+                node_runner = NodeRunner(self, engine, store, results, retry, cache)
+                for nid in removed:  # said node by node, before each table goes
+                    self.reporter.removed(nid)
                     engine.drop(nid)
-                    self._remove_files(store.nodes.get(nid) or {})
+                    node_runner.remove_files((store.nodes.get(nid) or {}).get("output_files"))
                     store.remove(nid)
             if to_run:
-                self._execute(engine, store, items, to_run, results, continue_on_error, retry, summary)
+                self._execute(node_runner, items, to_run, results, continue_on_error, summary)
         finally:
+            final = tables
             if engine is not None:
+                if writing:
+                    final = self._verify_tables(engine, store, summary)
                 engine.close()
             if writing:
-                # tables now: those there before, plus the ones built, minus the ones dropped
-                built = {r.node_id for r in summary.results if r.status is NodeStatus.SUCCESS}
-                now = (tables | built) - set(removed) if tables is not None else None
-                store.meta["database"] = ({"sig": self._db_signature(), "tables": sorted(now)}
-                                          if now is not None else None)
+                self.db.record(store.meta, final)
+                if self.file_cache is not None:
+                    self.file_cache.save()
                 store.compact()
             store.close()
             self.reporter.close()
@@ -190,40 +190,66 @@ class DAGRunner:
         self._write_results(summary, started_at, args or {})
         return summary
 
-    def _remove_files(self, record: dict) -> None:
-        """Delete the files a removed node wrote (only inside the project, and never a file the
-        project now reads or another node now writes)."""
-        from seekrun.engine.base import inside
-
-        files = record.get("output_files")
-        if not files:
+    def _guard_removals(self, removed: list[str], records: dict, allow: bool, dry_run: bool,
+                        summary: ExecutionSummary) -> None:
+        """A run that would drop more than half of the built nodes (or all of them) is most
+        likely a mistake (a node_paths typo, a folder moved away): refuse unless allowed."""
+        built = len(records)
+        if allow or not removed or not (len(removed) * 2 > built or len(removed) == built):
             return
-        if self._in_use is None:  # once per run, and only when something is to be deleted
-            self._in_use = {f for n in self.manifest.nodes.values() for key in ("data_files", "live_files",
-                                                                               "output_files")
-                            for f in n.get(key) or []}
-        in_use = self._in_use
-        for rel in files:
-            path = self.root / rel
-            if rel not in in_use and inside(self.root, path):
-                path.unlink(missing_ok=True)
+        shown = ", ".join(removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
+        message = (f"this run would remove {len(removed)} of the {built} built nodes ({shown}) and drop their "
+                   "tables: if that is intended, run again with --allow-removals; otherwise check node_paths "
+                   "and that the node files are where they were")
+        if dry_run:
+            summary.warnings.append(message)
+            return
+        raise ProjectError([Diagnostic("", None, message)])
 
-    def _read_tables(self) -> set[str]:
-        """Tables in the database, read without writing to it (none if there is no database)."""
-        if not self.db_path.exists():
-            return set()
-        engine = self._open_engine(read_only=True)
+    def _check_overwrites(self, to_run: list[str], records: dict, claims: dict) -> None:
+        """A node never writes over a file that seekrun did not write (a hand-made file that
+        happens to sit where an exposure writes)."""
+        from seekrun.outputs import owned_files
+
+        owned = None
+        errors = []
+        for nid in to_run:
+            node = self.manifest.nodes[nid]
+            for rel in node.get("output_files") or []:
+                if not os.path.lexists(self.root / rel):
+                    continue
+                if owned is None:
+                    owned = owned_files(records, claims)
+                if rel not in owned:
+                    errors.append(Diagnostic(node["file"], node.get("line"),
+                        f"{nid}: '{rel}' exists and was not written by seekrun: move it away (or delete it) "
+                        "so it is not overwritten, or choose another path"))
+        if errors:
+            raise ProjectError(errors)
+
+    def _verify_tables(self, engine, store: StateStore, summary: ExecutionSummary) -> dict | None:
+        """The tables really there after the run (a Python node may have dropped or replaced
+        another node's table): recorded, and any recorded node whose table is not its build
+        is said so (it rebuilds on the next run)."""
         try:
-            return engine.existing_outputs()
-        finally:
-            engine.close()
+            final = engine.existing_outputs()
+        except Exception:
+            return None
+        lost = sorted(nid for nid, rec in store.nodes.items() if nid in self.manifest.nodes
+                      and rec.get("status") == "success" and has_table(self.manifest.nodes[nid]["kind"])
+                      and final.get(nid, "-") != rec.get("output_hash"))
+        if lost:
+            summary.warnings.append(f"the table{'s' if len(lost) > 1 else ''} of {', '.join(lost[:5])}"
+                                    f"{' and more' if len(lost) > 5 else ''} changed or disappeared during this "
+                                    "run (dropped by a Python node?): rebuilt on the next run")
+        return final
 
     def _preflight(self, to_run: list[str]) -> None:
         """Refuse, before anything runs, what cannot run: missing or unusable data, unsupported
         kinds, SQL that does not parse. Uses an in-memory DuckDB, so it writes nothing."""
         from seekrun.engine.duckdb_engine import DuckDBEngine
 
-        engine = DuckDBEngine(None)
+        engine = DuckDBEngine(None, root=self.root)
         try:
             self._preflight_with(engine, to_run)
         finally:
@@ -269,70 +295,15 @@ class DAGRunner:
                                           error="not selected (still needs to run)")
         return results
 
-    def _execute(self, engine, store: StateStore, items, to_run, results, continue_on_error, retry,
+    def _execute(self, node_runner: NodeRunner, items, to_run, results, continue_on_error,
                  summary: ExecutionSummary) -> None:
-        from seekrun.engine.base import NodeFailure, UnsupportedNode
-
-        import threading
-
         manifest = self.manifest
-        stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
-
-        def execute(nid: str) -> Outcome:
-            node = manifest.nodes[nid]
-            attempts, error, t0 = 0, None, time.perf_counter()
-            while True:
-                attempts += 1
-                try:
-                    built = engine.build(node, self.root, manifest.nodes)
-                    return Outcome(True, (built.rows, time.perf_counter() - t0, attempts, None,
-                                          built.warnings))
-                except (NodeFailure, UnsupportedNode) as exc:
-                    error = str(exc)
-                except Exception as exc:  # a bug or an engine error: still only this node fails
-                    error = f"{exc.__class__.__name__}: {exc}"
-                if attempts > retry or stop.wait(self.retry_base_delay * 2 ** (attempts - 1)):
-                    return Outcome(False, (None, time.perf_counter() - t0, attempts, error, []))
-
-        def on_start(nid: str) -> None:
-            results[nid].status = NodeStatus.RUNNING
-            self.reporter.start(nid)
-
-        def on_done(nid: str, outcome: Outcome) -> None:
-            rows, duration, attempts, error, warnings = outcome.value
-            res = results[nid]
-            res.duration, res.attempts, res.row_count, res.error = duration, attempts, rows, error
-            res.warnings = warnings
-            node = manifest.nodes[nid]
-            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            if outcome.ok:
-                res.status = NodeStatus.SUCCESS
-                inputs = {p: items[p].expected_output if items[p].runs else
-                          (store.nodes.get(p) or {}).get("output_hash") for p in manifest.parents(nid)}
-                entry = trace(node, inputs, items[nid].expected_output)
-                old_files = (store.nodes.get(nid) or {}).get("output_files")
-                if old_files:  # e.g. an exposure whose path changed: the old file goes
-                    self._remove_files({"output_files": sorted(set(old_files) - set(entry.get("output_files", [])))})
-            else:
-                res.status = NodeStatus.FAILED
-                entry = dict(store.nodes.get(nid) or {})
-                entry["error"] = error
-            entry.update(status=res.status.value, duration=round(duration, 6), row_count=rows,
-                         last_run=now, reason=res.reason, warnings=warnings)
-            store.record(nid, entry)
-            self.reporter.result(res)
-
-        def on_skip(nid: str, failed: str) -> None:
-            res = results[nid]
-            res.status, res.error = NodeStatus.SKIPPED, f"upstream {failed} failed"
-            self.reporter.result(res)
-
         queue = KahnQueue(to_run, {n: manifest.parents(n) for n in to_run})
         try:
-            finished = run_queue(queue, execute, on_start, on_done, on_skip, threads=self.threads,
-                                 continue_on_error=continue_on_error,
-                                 on_interrupt=lambda: (stop.set(), engine.interrupt()),
-                                 on_running=getattr(engine, "fit_threads", lambda n: None))
+            finished = run_queue(queue, node_runner.execute, node_runner.on_start, node_runner.on_done,
+                                 node_runner.on_skip, threads=self.threads, continue_on_error=continue_on_error,
+                                 on_interrupt=node_runner.interrupt,
+                                 on_running=getattr(node_runner.engine, "fit_threads", lambda n: None))
         except KeyboardInterrupt:
             summary.interrupted = True
             finished = False

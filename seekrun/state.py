@@ -2,9 +2,11 @@
 
 execution_state.json holds node id -> trace.  While a run is going, each finished
 node is appended as one JSON line to execution_state.journal (one write syscall, so
-a killed run leaves at most one torn last line, which is ignored).  At the end of
-the run the journal is folded into execution_state.json atomically and removed.
-Loading replays the journal, so a killed run keeps every node that finished.
+a killed run leaves at most one torn last line, which is ignored; the next append starts
+on a new line, so the torn one never swallows it).  At the end of the run the journal is
+folded into execution_state.json atomically and removed.  Loading replays the journal, so
+a killed run keeps every node that finished.  A record of the wrong shape (a damaged or
+hand-edited file) is dropped, with a warning: that node is rebuilt, never half-trusted.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from seekrun import faults
 from seekrun.errors import Diagnostic, ProjectError
 from seekrun.fsutil import atomic_write_json
 
@@ -49,20 +52,39 @@ class StateStore:
                 raise ProjectError([Diagnostic(str(self.path), None,
                     f"state version {version} is newer than this seekrun understands ({STATE_VERSION}): "
                     "upgrade seekrun, or delete target/state to rebuild from scratch")])
-            self.nodes = {k: v for k, v in data["nodes"].items() if isinstance(v, dict)}
+            self.nodes = {k: v for k, v in data["nodes"].items()}
             self.meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
         if self.journal_path.exists():
             self._pending = True
-            for raw in self.journal_path.read_bytes().splitlines():
+            try:
+                raw_journal = self.journal_path.read_bytes()
+            except OSError as exc:
+                raise ProjectError([Diagnostic(str(self.journal_path), None,
+                    f"cannot read the journal ({exc.strerror or exc}): fix its permissions, or remove it "
+                    "(the nodes of the interrupted run it holds then rebuild)")]) from None
+            for raw in raw_journal.splitlines():
                 try:
                     rec = json.loads(raw)
                     node_id = rec["id"]
+                    if not isinstance(node_id, str):
+                        raise TypeError
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line from a killed run
                 if rec.get("removed"):
                     self.nodes.pop(node_id, None)
-                elif isinstance(rec.get("entry"), dict):
+                elif "claim" in rec and isinstance(rec["claim"], list):
+                    self.claims()[node_id] = [f for f in rec["claim"] if isinstance(f, str)]
+                elif "entry" in rec:
                     self.nodes[node_id] = rec["entry"]
+                    if isinstance(rec["entry"], dict) and rec["entry"].get("status") == "success":
+                        self.claims().pop(node_id, None)
+        bad = sorted(k for k, v in self.nodes.items() if not valid_record(v))
+        for k in bad:
+            del self.nodes[k]
+        if bad:
+            self.warnings.append(f"{self.path}: {len(bad)} damaged record(s) ignored ({', '.join(bad[:5])}"
+                                 f"{', ...' if len(bad) > 5 else ''}): those nodes are rebuilt")
+            self._pending = self._pending or repair
         self._loaded_meta = dict(self.meta)
         return self.nodes
 
@@ -79,15 +101,33 @@ class StateStore:
 
     # ---- writing -----------------------------------------------------------------
     def _append(self, rec: dict) -> None:
+        line = (json.dumps(rec, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
         if self._journal_fd is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        line = (json.dumps(rec, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
+            self._journal_fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            size = os.fstat(self._journal_fd).st_size
+            if size and os.pread(self._journal_fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a killed run's torn last line: start on a line of our own
         os.write(self._journal_fd, line)  # O_APPEND: one atomic append per node
         self._pending = True
 
+    def claims(self) -> dict[str, list[str]]:
+        """Files a node was about to write when its run stopped (so they are seekrun's)."""
+        claims = self.meta.get("claimed")
+        if not isinstance(claims, dict):
+            claims = self.meta["claimed"] = {}
+        return claims
+
+    def claim(self, node_id: str, files: list[str]) -> None:
+        """Journal, before a node writes its files, that they are seekrun's: a run killed
+        between writing a file and recording the node still knows the file is its own."""
+        self.claims()[node_id] = list(files)
+        self._append({"id": node_id, "claim": list(files)})
+
     def record(self, node_id: str, entry: dict) -> None:
         self.nodes[node_id] = entry
+        if entry.get("status") == "success" and node_id in self.claims():
+            del self.claims()[node_id]
         self._append({"id": node_id, "entry": entry})
 
     def remove(self, node_id: str) -> None:
@@ -102,8 +142,10 @@ class StateStore:
             self._journal_fd = None
         if not self._pending and self.path.exists() and self.meta == self._loaded_meta:
             return
+        faults.point("state_fold")
         atomic_write_json(self.path, {"version": STATE_VERSION, "meta": self.meta, "nodes": self.nodes},
                           indent=None)
+        faults.point("state_folded")
         self.journal_path.unlink(missing_ok=True)
         self._pending = False
 
@@ -111,3 +153,25 @@ class StateStore:
         if self._journal_fd is not None:
             os.close(self._journal_fd)
             self._journal_fd = None
+
+
+_OPTIONAL_STR = (str, type(None))
+
+
+def valid_record(entry) -> bool:
+    """Whether a trace has the shape seekrun writes (anything else is ignored and rebuilt)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
+        return False
+    if not isinstance(entry.get("config_hash"), _OPTIONAL_STR) or not isinstance(entry.get("output_hash"), _OPTIONAL_STR):
+        return False
+    if not isinstance(entry.get("data_hash"), _OPTIONAL_STR):
+        return False
+    fields, inputs = entry.get("fields", {}), entry.get("inputs", {})
+    if not isinstance(fields, dict) or not isinstance(inputs, dict):
+        return False
+    if not all(isinstance(v, _OPTIONAL_STR) for v in inputs.values()):
+        return False
+    files, hashes = entry.get("output_files", []), entry.get("output_hashes", {})
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return False
+    return isinstance(hashes, dict) and all(isinstance(v, str) for v in hashes.values())

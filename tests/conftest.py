@@ -119,7 +119,7 @@ def all_tables(project: Path) -> dict[str, tuple[list[str], list[tuple]]]:
     con = duckdb.connect(str(project / "target" / "seekrun.duckdb"), read_only=True)
     try:
         names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                            "WHERE database_name = current_database()").fetchall()
+                            "WHERE database_name = current_database() AND schema_name <> '_seekrun'").fetchall()
         out = {}
         for schema, name in names:
             cur = con.execute(f'SELECT * FROM "{schema}"."{name}"')

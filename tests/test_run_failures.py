@@ -64,7 +64,7 @@ RESULT_KEYS = {"node_id", "status", "reason", "duration", "row_count", "attempts
 
 def tables_present(project: Path) -> set[str]:
     return {t for (t,) in query(project, "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-                                         "WHERE database_name = current_database()")}
+                                         "WHERE database_name = current_database() AND schema_name <> '_seekrun'")}
 
 
 def set_sql(project: Path, name: str, sql: str) -> None:

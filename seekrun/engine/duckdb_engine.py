@@ -1,30 +1,42 @@
 """The DuckDB engine: node kind.name becomes table "kind"."name" in one database file.
 
-Each worker thread gets its own cursor.  A node's table is built with CREATE OR REPLACE
-TABLE in its own transaction: DuckDB builds the new table and swaps it in at commit, so
-a failed or killed build leaves the last good table in place.  What a kind builds is up
-to its executor module (seekrun/engine/kinds/).
+Each worker thread gets its own cursor.  A node's build runs in one transaction: DuckDB
+builds the new table and swaps it in at commit, so a failed or killed build leaves the last
+good table in place.  In the same transaction the table gets the hash of what it was built
+from as its comment (``seekrun:<output hash>``): the table says what it holds, so a kill
+between the commit and the journal line, or an older database file put back, is seen on
+the next run (the comment does not match the recorded build) instead of trusted.
+
+Node SQL can read no file: the connection allows file access under the project folder only
+(``allowed_directories``), and node SQL is checked to read nothing but its inputs anyway.
+What a kind builds is up to its executor module (seekrun/engine/kinds/).
 """
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
+import os
+
+from seekrun import faults
 from seekrun.engine.base import BuildContext, BuildResult, NodeFailure, quote_ident, table_name
 from seekrun.engine.kinds import executor
 from seekrun.parser.templating import TemplateError, redact, substitute_env
 
+STAMP = "seekrun:"  # table comment: STAMP + the output hash the table was built from
+META_SCHEMA = "_seekrun"  # seekrun's own tables in the database (the database's identity)
+
 
 class DuckDBEngine:
-    def __init__(self, db_path: Path | None, threads: int | None = None, read_only: bool = False):
-        """db_path None: an in-memory database (for checks that must write nothing)."""
+    def __init__(self, db_path: Path | None, threads: int | None = None, read_only: bool = False,
+                 root: Path | None = None):
+        """db_path None: an in-memory database (for checks that must write nothing). With
+        ``root``, the connection may touch files under that folder only (and its own)."""
         import duckdb
 
         self._duckdb = duckdb
         if db_path is not None and not read_only:
             db_path.parent.mkdir(parents=True, exist_ok=True)
-        import os
-
         threads = threads or int(os.environ.get("SEEKRUN_DUCKDB_THREADS", "0") or 0)
         config = {"threads": threads} if threads else {}
         self.con = duckdb.connect(":memory:" if db_path is None else str(db_path), read_only=read_only,
@@ -32,12 +44,28 @@ class DuckDBEngine:
         if db_path is not None and not read_only:
             # One checkpoint at the end instead of one per 16 MB of WAL during the build.
             self.con.execute("SET checkpoint_threshold = '1GB'")
+        if root is not None:
+            self._confine(Path(root), db_path)
         self._fixed_threads = bool(threads)
         self._all_threads = self._threads_now = 0  # read on first use
         self._local = threading.local()
         self._cursors: list = []
         self._lock = threading.Lock()
         self._schemas: set[str] = set()
+
+    def _confine(self, root: Path, db_path: Path | None) -> None:
+        """Files only under the project (and the database's own temp folder): SQL that names a
+        file outside fails in DuckDB itself, whatever the spelling."""
+        allowed = [str(root.resolve()) + os.sep]
+        temp = self.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        if not temp or not os.path.isabs(temp):
+            temp = str(root.resolve() / "target" / ".duckdb_tmp")
+            self.con.execute(f"SET temp_directory = '{temp}'")
+        if not temp.startswith(allowed[0]):
+            allowed.append(temp.rstrip(os.sep) + os.sep)
+        listed = ", ".join("'" + a.replace("'", "''") + "'" for a in allowed)
+        self.con.execute(f"SET allowed_directories = [{listed}]")
+        self.con.execute("SET enable_external_access = false")
 
     def _cursor(self):
         cur = getattr(self._local, "cur", None)
@@ -66,11 +94,34 @@ class DuckDBEngine:
         except self._duckdb.Error:  # a speed hint only: never fail the build over it
             self._fixed_threads = True
 
-    def existing_outputs(self) -> set[str]:
+    def existing_outputs(self) -> dict[str, str | None]:
+        """Every node table in the database: "kind.name" -> the output hash it was built from
+        (None for a table without seekrun's comment)."""
         rows = self.con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-        return {f"{s}.{t}" for s, t in rows}
+            "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = current_database()"
+            f" AND schema_name <> '{META_SCHEMA}'").fetchall()
+        return {f"{s}.{t}": (c[len(STAMP):] if isinstance(c, str) and c.startswith(STAMP) else None)
+                for s, t, c in rows}
+
+    def identity(self) -> dict[str, str] | None:
+        """The database's identity (id, project root, project name), or None if it has none."""
+        try:
+            rows = self.con.execute(f"SELECT key, value FROM {META_SCHEMA}.identity").fetchall()
+        except self._duckdb.Error:
+            return None
+        return {k: v for k, v in rows} or None
+
+    def set_identity(self, values: dict[str, str]) -> None:
+        cur = self.con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
+            cur.execute(f"CREATE OR REPLACE TABLE {META_SCHEMA}.identity (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            cur.execute(f"INSERT INTO {META_SCHEMA}.identity VALUES " + ", ".join(["(?, ?)"] * len(values)),
+                        [x for kv in sorted(values.items()) for x in kv])
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
 
     def context(self, node: dict, root: Path, nodes: dict[str, dict], cur=None) -> BuildContext:
         return BuildContext(root, node, nodes, cur, self._duckdb)
@@ -109,10 +160,26 @@ class DuckDBEngine:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(kind)}")
             self._schemas.add(kind)
 
-    def build(self, node: dict, root: Path, nodes: dict[str, dict]) -> BuildResult:
+    def build(self, node: dict, root: Path, nodes: dict[str, dict], stamp: str | None = None) -> BuildResult:
+        """Build one node in one transaction; its table (if its kind has one) is stamped with
+        ``stamp`` in that transaction."""
         ctx = self.context(node, root, nodes, self._cursor())
+        mod = self._executor(node)
+        has_table = getattr(executor(node["kind"]), "HAS_TABLE", True)
+        cur = ctx.cur
+        committed = False
         try:
-            result = self._executor(node).build(node, ctx)
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                result = mod.build(node, ctx)
+            except NodeFailure:
+                if not ctx.commit_on_failure:
+                    raise
+                self._commit(ctx, node, has_table, stamp)  # e.g. a failing rule's results table
+                committed = True
+                raise
+            self._commit(ctx, node, has_table, stamp)
+            committed = True
         except self._duckdb.Error as exc:
             raise NodeFailure(ctx.redact(str(exc).strip())) from None
         except (NodeFailure, KeyboardInterrupt):
@@ -123,8 +190,32 @@ class DuckDBEngine:
             if isinstance(exc, UnsupportedNode):
                 raise
             raise NodeFailure(ctx.redact(f"{exc.__class__.__name__}: {exc}")) from None
+        finally:
+            if not committed:
+                try:
+                    cur.execute("ROLLBACK")
+                except Exception:  # nothing open (the error was before BEGIN), or interrupted
+                    pass
+                for undo in ctx.on_abort:
+                    try:
+                        undo()
+                    except Exception:
+                        pass
+        for then in ctx.after_commit:  # e.g. rename a finished file into place
+            try:
+                then()
+            except OSError as exc:
+                raise NodeFailure(ctx.redact(f"{node['id']}: cannot put its output file in place: "
+                                             f"{exc.strerror or exc}")) from None
+        faults.point("after_commit", node["id"])
         result.warnings = [*ctx.warnings, *result.warnings]
         return result
+
+    @staticmethod
+    def _commit(ctx: BuildContext, node: dict, has_table: bool, stamp: str | None) -> None:
+        if has_table and stamp is not None:
+            ctx.cur.execute(f"COMMENT ON TABLE {table_name(node['id'])} IS '{STAMP}{stamp}'")
+        ctx.cur.execute("COMMIT")
 
     def drop(self, node_id: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {table_name(node_id)}")

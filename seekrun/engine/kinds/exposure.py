@@ -20,6 +20,7 @@ import os
 import uuid
 from pathlib import Path
 
+from seekrun import faults
 from seekrun.fsutil import commit_file
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, inside,
                                  sql_literal, table_name)
@@ -153,6 +154,7 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
                           f"({', '.join(_options(fmt, str(path), params))})").fetchone()
         if not tmp.is_file():
             raise NodeFailure(f"DuckDB did not write {rel}")
+        faults.point("exposure_write", node["id"])
         commit_file(tmp, final)
     finally:
         if tmp.exists():

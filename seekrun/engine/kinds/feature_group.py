@@ -1,7 +1,7 @@
 """feature_group: a feature table keyed by an entity's join keys.
 
-Build steps (all inside one DuckDB transaction, so the last good table survives any
-failure):
+Build steps (all inside the engine's one DuckDB transaction, so the last good table
+survives any failure):
 
 1. run the node's SQL (``transform``; or its Python function, into a staging table),
 2. check that the join keys (and the event time column) exist, then cast the declared
@@ -10,7 +10,7 @@ failure):
 3. check that no join key is NULL and that the keys are unique per event time (or per
    key when there is no event time column); a violation names some duplicate keys,
 4. with ``materialization.offline.enabled`` write ``target/feature_store/<name>.parquet``
-   (temp file in the same folder, then ``os.replace`` after the commit).
+   (temp file in the same folder, then ``os.replace`` after the commit, see after_commit).
 
 Seeknal shorthands are accepted: ``entity: customer`` (join key ``customer_id``),
 ``offline: true``, and ``features`` as a list of column names.
@@ -290,34 +290,28 @@ def _build_checked(node: dict, ctx: BuildContext, spec: Spec, source: str) -> in
         for stale in folder.glob(f".{node['name']}.parquet.*.tmp"):  # left by a killed run
             stale.unlink(missing_ok=True)
         tmp = folder / f".{node['name']}.parquet.{os.getpid()}-{threading.get_ident()}.tmp"
-    ctx.execute("BEGIN TRANSACTION")
-    committed = False
-    try:
-        sep = ",\n    "
-        rows = ctx.materialize(f"SELECT\n    {sep.join(select)}\nFROM (\n{source}\n) AS seekrun_src")
-        _check_keys(node, ctx, spec, ctx.table, columns)
-        if tmp is not None:
-            ctx.execute(f"COPY (SELECT * FROM {ctx.table}) TO {sql_literal(str(tmp))} (FORMAT parquet)")
-            fsync_path(tmp)
-        ctx.execute("COMMIT")
-        committed = True
-    finally:
-        if not committed:
-            try:
-                ctx.cur.execute("ROLLBACK")
-            except Exception:
-                pass
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+    # The engine runs the build in one transaction; the parquet file is renamed into place
+    # only after the commit (after_commit), and a failed build removes its temp file.
     if tmp is not None:
-        try:
-            os.replace(tmp, final)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise NodeFailure(f"{node['id']}: cannot write {parquet_rel(node['name'])}: {exc}") from None
-        fsync_path(folder)
+        ctx.on_abort.append(lambda: tmp.unlink(missing_ok=True))
+    sep = ",\n    "
+    rows = ctx.materialize(f"SELECT\n    {sep.join(select)}\nFROM (\n{source}\n) AS seekrun_src")
+    _check_keys(node, ctx, spec, ctx.table, columns)
+    if tmp is not None:
+        ctx.execute(f"COPY (SELECT * FROM {ctx.table}) TO {sql_literal(str(tmp))} (FORMAT parquet)")
+        fsync_path(tmp)
+
+        def put_in_place() -> None:
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+            fsync_path(folder)
+
+        ctx.after_commit.append(put_in_place)
     elif final.exists():
-        final.unlink()  # offline turned off: a stale feature file would no longer match the table
+        ctx.after_commit.append(lambda: final.unlink(missing_ok=True))  # offline turned off: a stale file goes
     if spec.online:
         ctx.warn(f"{node['id']}: materialization.online is not supported by seekrun (ignored)")
     return rows

@@ -189,6 +189,7 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     prefix = f"{params['error_message']}: " if params.get("error_message") else ""
     where = f"(results in table {ctx.table.replace(chr(34), '')})"
     if fails:
+        ctx.commit_on_failure = True  # the verdicts are the node's output: keep them, fail the node
         ctx.fail(f"{prefix}{_summary(fails, len(rows), 'failed')} {where}")
     if warns:
         verb = "warned" if severity == "error" else "failed (severity warn)"

@@ -1,0 +1,165 @@
+"""Running the planned nodes: the scheduler's callbacks (execute on a worker; on_start,
+on_done, on_skip under the scheduler's lock).
+
+- A node is built from its inputs' outputs as recorded when it starts (a parent that just
+  ran has recorded its own by then), and its output hash is worked out from those: what the
+  state says a table was built from is what it was built from, even when a parent's data
+  turned out not to be the hashed data.
+- Retries wait ``retry_base_delay * 2**k`` seconds, at most ``retry_max_delay`` a wait.
+- Every message that is shown or stored is redacted first (seekrun/secrets.py).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from seekrun import secrets
+from seekrun.hashing import hash_parts, stat_sig
+from seekrun.rebuilder import output_hash, trace
+from seekrun.results import NodeStatus
+from seekrun.scheduler import Outcome
+
+
+@dataclass
+class Built:
+    """What one node's build gave (the value of its Outcome)."""
+    rows: int | None
+    duration: float
+    attempts: int
+    error: str | None
+    warnings: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)  # input -> its output hash when this node started
+    output: str | None = None  # this build's output hash (its table's stamp)
+    read_sigs: dict | None = None  # source data files: stat after the load (None: unstable)
+
+
+class NodeRunner:
+    def __init__(self, runner, engine, store, results, retry: int, file_cache):
+        self.runner, self.engine, self.store, self.results = runner, engine, store, results
+        self.manifest, self.root, self.reporter = runner.manifest, runner.root, runner.reporter
+        self.retry, self.file_cache = retry, file_cache
+        self.stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
+        self._in_use: set[str] | None = None
+
+    # ---- on a worker ------------------------------------------------------------------
+    def execute(self, nid: str) -> Outcome:
+        node = self.manifest.nodes[nid]
+        parents = self.manifest.parents(nid)
+        inputs = {p: (self.store.nodes.get(p) or {}).get("output_hash") for p in parents}
+        out = output_hash(node, [inputs[p] for p in parents])
+        attempts, t0 = 0, time.perf_counter()
+        while True:
+            attempts += 1
+            try:
+                before = _data_sigs(node, self.root)
+                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=out)
+                after = _data_sigs(node, self.root)
+                return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
+                                           [secrets.redact(w) for w in built.warnings], inputs, out,
+                                           after if after == before else None))
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
+                from seekrun.engine.base import NodeFailure, UnsupportedNode
+
+                error = str(exc) if isinstance(exc, (NodeFailure, UnsupportedNode)) else \
+                    f"{exc.__class__.__name__}: {exc}"
+                error = secrets.redact(error)
+            runner = self.runner
+            wait = min(runner.retry_base_delay * 2 ** (attempts - 1), runner.retry_max_delay)
+            if attempts > self.retry or self.stop.wait(wait):
+                return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out))
+
+    # ---- under the scheduler's lock -----------------------------------------------------
+    def on_start(self, nid: str) -> None:
+        self.results[nid].status = NodeStatus.RUNNING
+        files = self.manifest.nodes[nid].get("output_files")
+        if files:
+            self.store.claim(nid, files)
+        self.reporter.start(nid)
+
+    def on_done(self, nid: str, outcome: Outcome) -> None:
+        b: Built = outcome.value
+        res, store = self.results[nid], self.store
+        res.duration, res.attempts, res.row_count, res.error = b.duration, b.attempts, b.rows, b.error
+        res.warnings = list(b.warnings)
+        node = self.manifest.nodes[nid]
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        old = store.nodes.get(nid) or {}
+        if outcome.ok:
+            res.status = NodeStatus.SUCCESS
+            output, data_hash = b.output, ""
+            if node.get("data_files") and not self._read_what_was_hashed(node, b.read_sigs):
+                # the files changed while they were read: what the table holds is not known to
+                # be the hashed data, so this node and what is built from it now rebuild next run
+                output, data_hash = f"unverified-{uuid.uuid4().hex}", None
+                res.warnings.append(f"{', '.join(node['data_files'])} changed while {nid} read it: {nid} "
+                                    "and what depends on it will be rebuilt on the next run")
+            from seekrun.outputs import hashes_after_build
+
+            entry = trace(node, b.inputs, output, hashes_after_build(node, self.root, self.file_cache),
+                          data_hash)
+            if old.get("output_files"):  # e.g. an exposure whose path changed: the old file goes
+                self.remove_files(sorted(set(old["output_files"]) - set(entry.get("output_files", []))))
+        else:
+            res.status = NodeStatus.FAILED
+            entry = dict(old)
+            entry["error"] = b.error
+        entry.update(status=res.status.value, duration=round(b.duration, 6), row_count=b.rows,
+                     last_run=now, reason=res.reason, warnings=res.warnings)
+        store.record(nid, entry)
+        self.reporter.result(res)
+
+    def on_skip(self, nid: str, failed: str) -> None:
+        res = self.results[nid]
+        res.status, res.error = NodeStatus.SKIPPED, f"upstream {failed} failed"
+        self.reporter.result(res)
+
+    def interrupt(self) -> None:
+        self.stop.set()
+        self.engine.interrupt()
+
+    # ---- helpers ----------------------------------------------------------------------
+    def _read_what_was_hashed(self, node: dict, sigs: dict | None) -> bool:
+        """Whether the data files a source just loaded hold the bytes that were hashed at parse:
+        unchanged during the load (same stat before and after) and, now, of the same content
+        (the file-hash cache answers from the stat when it can)."""
+        if sigs is None:
+            return False
+        parts: list[str | None] = []
+        for rel in node["data_files"]:
+            path = self.root / rel
+            try:
+                st = os.stat(path)
+                if stat_sig(st) != sigs.get(rel):
+                    return False
+                parts += [rel, self.file_cache.hash(path, st)]
+            except OSError:
+                return False
+        return hash_parts(*parts) == node["hashes"].get("data")
+
+    def remove_files(self, files) -> None:
+        from seekrun.outputs import files_in_use, remove_files
+
+        if not files:
+            return
+        if self._in_use is None:  # once per run, and only when something is to be deleted
+            self._in_use = files_in_use(self.manifest)
+        remove_files(self.root, files, self._in_use)
+
+
+def _data_sigs(node: dict, root) -> dict | None:
+    files = node.get("data_files")
+    if not files:
+        return None
+    out = {}
+    for rel in files:
+        try:
+            out[rel] = stat_sig(os.stat(root / rel))
+        except OSError:
+            out[rel] = None
+    return out

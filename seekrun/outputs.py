@@ -1,0 +1,90 @@
+"""What a node's build left behind, checked against what the state says it left.
+
+A table carries the output hash it was built from (its comment, see the DuckDB engine); a
+file a node writes (an exposure, a feature-store parquet) is recorded with its content hash
+after each build.  Before planning, each recorded node's outputs are compared with that
+record: a missing one means "output missing", a different one "output changed" (a run killed
+between its commit and its journal line, an older database put back, a file edited by hand).
+Files are compared through the file-hash cache: stat first, content only when the stat moved.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from seekrun.hashing import FileHashCache
+
+MISSING, CHANGED = "missing", "changed"
+
+
+def has_table(kind: str) -> bool:
+    from seekrun.engine.kinds import executor
+
+    return getattr(executor(kind), "HAS_TABLE", True)
+
+
+def problem(node: dict, record: dict, tables: dict[str, str | None], root: Path,
+            cache: FileHashCache) -> str | None:
+    """Why a node's recorded outputs are not what is there now (MISSING, CHANGED), or None."""
+    nid = node["id"]
+    if has_table(node["kind"]):
+        if nid not in tables:
+            return MISSING
+        if tables[nid] != record.get("output_hash"):
+            return CHANGED
+    files = node.get("output_files") or []
+    if files:
+        recorded = record.get("output_hashes")
+        for rel in files:
+            path = root / rel
+            try:
+                st = os.stat(path)
+            except OSError:
+                return MISSING
+            if not isinstance(recorded, dict) or recorded.get(rel) is None:
+                return CHANGED  # written by a seekrun that did not record it: write it again
+            try:
+                if cache.hash(path, st) != recorded.get(rel):
+                    return CHANGED
+            except OSError:
+                return MISSING
+    return None
+
+
+def hashes_after_build(node: dict, root: Path, cache: FileHashCache) -> dict[str, str]:
+    """The content hash of every file a node has just written."""
+    out = {}
+    for rel in node.get("output_files") or []:
+        path = root / rel
+        try:
+            out[rel] = cache.hash(path)
+        except OSError:
+            pass  # not written after all: the next run sees it missing
+    return out
+
+
+def owned_files(records: dict[str, dict], claims: dict | None = None) -> set[str]:
+    """Every file the state says seekrun wrote (or was about to write when a run stopped)."""
+    out = {f for r in records.values() for f in (r.get("output_files") or []) if isinstance(f, str)}
+    for files in (claims or {}).values():
+        out.update(f for f in files if isinstance(f, str))
+    return out
+
+
+def remove_files(root: Path, files, in_use: set[str]) -> None:
+    """Delete files a node wrote and no longer writes (only inside the project, and never a
+    file the project now reads or another node now writes)."""
+    from seekrun.project import inside
+
+    for rel in files or ():
+        path = root / rel
+        if rel not in in_use and inside(root, path):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def files_in_use(manifest) -> set[str]:
+    return {f for n in manifest.nodes.values() for key in ("data_files", "live_files", "output_files")
+            for f in n.get(key) or []}
