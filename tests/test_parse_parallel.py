@@ -1,9 +1,63 @@
-"""A cold parse of many files runs on several processes; the result must not depend on it."""
+"""A cold parse of many files runs on several processes; the result must not depend on it.
+
+Whether the work really ran in other processes is observed from outside seekrun's code: a
+small launcher runs the real CLI (seekrun.cli.main) with a profile hook that logs the pid of
+every call to the parser's per-file reader, so a parse whose workers failed (and whose parent
+then read their files itself) is told apart from one whose workers did the reading.
+"""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
 
-from conftest import cli_proc, write_project
+from conftest import Result, cli_proc, write_project
+
+N_FILES = 241  # nodes/s.yml and 240 transforms: a cold parse reads every one
+
+# Runs `seekrun ARGS...` through seekrun.cli.main, logging "<pid> <file>" for each call of
+# seekrun.parser.parse._read_one in whichever process makes it (a profile hook is inherited
+# by forked children). The log is appended to by one write per line.
+LAUNCHER = textwrap.dedent("""\
+    import os, sys
+
+    log = sys.argv[1]
+
+    def hook(frame, event, arg):
+        code = frame.f_code
+        if event == "call" and code.co_name == "_read_one" and code.co_filename.endswith("parse.py"):
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(fd, f"{os.getpid()} {frame.f_locals.get('rel')}\\n".encode())
+            os.close(fd)
+
+    sys.argv = ["seekrun", *sys.argv[2:]]
+    sys.setprofile(hook)
+    from seekrun.cli import main
+    main()
+    """)
+
+
+def parse_logged(project: Path, workers: str, tmp_path: Path) -> tuple[Result, int, list[tuple[int, str]]]:
+    """`seekrun parse` as a process with SEEKRUN_PARSE_WORKERS=workers: its result, its pid and
+    who read which file."""
+    launcher = tmp_path / "launch_seekrun.py"
+    launcher.write_text(LAUNCHER)
+    log = tmp_path / f"reads-{project.name}.log"
+    proc = subprocess.Popen([sys.executable, str(launcher), str(log), "parse", "-p", str(project)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SEEKRUN_PARSE_WORKERS": workers})
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    reads = [(int(pid), rel) for pid, rel in (ln.split(" ", 1) for ln in log.read_text().splitlines())]
+    return Result(proc.returncode, out, err), proc.pid, reads
 
 
 def _project(root, broken: bool = False):
@@ -27,10 +81,18 @@ def _manifest(project):
 
 def test_parallel_and_sequential_parse_write_the_same_manifest(tmp_path):
     a, b = _project(tmp_path / "a"), _project(tmp_path / "b")
-    ra = cli_proc("parse", "-p", str(a), env={"SEEKRUN_PARSE_WORKERS": "2"})
-    rb = cli_proc("parse", "-p", str(b), env={"SEEKRUN_PARSE_WORKERS": "1"})
+    ra, pid_a, reads_a = parse_logged(a, "2", tmp_path)
+    rb, pid_b, reads_b = parse_logged(b, "1", tmp_path)
     assert ra.exit_code == 0 and rb.exit_code == 0, ra.output + rb.output
     assert "241 nodes" in ra.stdout
+    # the parallel parse read each file exactly once, some of them in another process
+    # (a failed worker would have made the parent read its files again: counted twice here)
+    assert sorted(rel for _, rel in reads_a) == sorted(rel for _, rel in reads_b)
+    assert len(reads_a) == len(set(reads_a)) == N_FILES
+    by_pid = Counter(pid for pid, _ in reads_a)
+    assert len(by_pid) == 2 and pid_a in by_pid, by_pid  # the parent and one worker, each a share
+    # the sequential one read them all itself
+    assert Counter(pid for pid, _ in reads_b) == {pid_b: N_FILES}
     assert _manifest(a) == _manifest(b)
     assert (a / "target" / "manifest.json").read_bytes().split(b'"generated_at"')[0] == \
         (b / "target" / "manifest.json").read_bytes().split(b'"generated_at"')[0]
@@ -38,11 +100,61 @@ def test_parallel_and_sequential_parse_write_the_same_manifest(tmp_path):
 
 def test_parallel_parse_reports_every_error_like_a_sequential_one(tmp_path):
     a, b = _project(tmp_path / "a", broken=True), _project(tmp_path / "b", broken=True)
-    ra = cli_proc("parse", "-p", str(a), env={"SEEKRUN_PARSE_WORKERS": "2"})
+    ra, pid_a, reads_a = parse_logged(a, "2", tmp_path)
     rb = cli_proc("parse", "-p", str(b), env={"SEEKRUN_PARSE_WORKERS": "1"})
     assert ra.exit_code == rb.exit_code == 2
+    assert {pid for pid, _ in reads_a} - {pid_a}, "no file was read by a worker process"
     assert ra.stderr == rb.stderr
     assert "nodes/t005.yml:3: transform.t005: ref 'transform.nope' does not exist" in ra.stderr
     assert "nodes/t230.yml:4: YAML syntax error" in ra.stderr
     assert "Traceback" not in ra.output
     assert not (a / "target" / "manifest.json").exists()
+
+
+# ---- map_forked itself, in a fresh interpreter (in this one duckdb is loaded: no fork) ----------
+
+MAP_SCRIPT = textwrap.dedent("""\
+    import json, os, sys
+
+    from seekrun.parser.parallel import map_forked
+
+    parent = os.getpid()
+    fail_in_children = sys.argv[1] == "fail"
+
+    def job(j):
+        if fail_in_children and os.getpid() != parent:
+            raise RuntimeError("a worker fails")
+        return [j * j, os.getpid()]
+
+    print(json.dumps({"parent": parent, "out": map_forked(job, list(range(10)))}))
+    """)
+
+
+def map_forked_in_a_process(tmp_path: Path, workers: str, mode: str) -> dict:
+    script = tmp_path / "map_forked_run.py"
+    script.write_text(MAP_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SEEKRUN_PARSE_WORKERS": workers})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_map_forked_computes_the_later_slices_in_child_processes(tmp_path):
+    data = map_forked_in_a_process(tmp_path, "2", "ok")
+    out, parent = data["out"], data["parent"]
+    assert [v for v, _ in out] == [j * j for j in range(10)]  # every result, in order
+    assert [pid for _, pid in out[:5]] == [parent] * 5  # the parent does the first slice
+    child = out[5][1]
+    assert child != parent and [pid for _, pid in out[5:]] == [child] * 5  # a worker the rest
+
+
+def test_map_forked_recomputes_a_failed_workers_slice_in_the_parent(tmp_path):
+    data = map_forked_in_a_process(tmp_path, "2", "fail")
+    out, parent = data["out"], data["parent"]
+    assert [v for v, _ in out] == [j * j for j in range(10)]
+    assert [pid for _, pid in out] == [parent] * 10
+
+
+def test_map_forked_with_one_worker_does_not_fork(tmp_path):
+    data = map_forked_in_a_process(tmp_path, "1", "ok")
+    assert [pid for _, pid in data["out"]] == [data["parent"]] * 10

@@ -27,6 +27,8 @@ BASE_IDS = {"source.customers", "source.orders", "source.payments", "transform.c
 
 
 def no_traceback(res) -> None:
+    """For a cli_proc result: only a real process runs seekrun.cli.main, whose handler turns a
+    crash into "internal error" (in-process, cli() would raise the exception instead)."""
     assert "Traceback" not in res.output and "internal error" not in res.output, res.output
 
 
@@ -61,7 +63,7 @@ def test_corrupt_state_is_moved_aside_and_everything_rebuilds(how, tmp_path):
     bad = CORRUPTIONS[how](state.read_bytes())
     state.write_bytes(bad)
 
-    res = cli("run", "-p", str(proj))
+    res = cli_proc("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
     no_traceback(res)
     warning = [ln for ln in res.output.splitlines() if "warning" in ln.lower() and "execution_state.json" in ln]
@@ -93,7 +95,7 @@ def test_corrupt_state_dry_run_leaves_it_in_place_and_plans_everything(tmp_path)
     state = proj / "target" / "state" / "execution_state.json"
     state.write_bytes(b"not json\n")
     before = target_snapshot(proj)
-    res = cli("run", "-p", str(proj), "--dry-run")
+    res = cli_proc("run", "-p", str(proj), "--dry-run")
     assert res.exit_code == 0, res.output
     no_traceback(res)
     assert "corrupt" in res.output
@@ -110,7 +112,7 @@ def test_corrupt_manifest_or_cache_never_crashes_nor_reruns(rel, garbage, tmp_pa
     path = proj / "target" / rel
     assert path.is_file()
     path.write_bytes(garbage)
-    res = cli("run", "-p", str(proj))
+    res = cli_proc("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
     no_traceback(res)
     assert ran(proj) == set(), res.output  # the state is intact: nothing needs to run

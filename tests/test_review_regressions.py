@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, ran, table, target_snapshot, write_project
+from conftest import cli, cli_proc, ran, table, target_snapshot, write_project
 
 BASE = {
     "data/a.csv": "id,v\n1,10\n2,20\n",
@@ -110,7 +110,7 @@ def test_unreadable_node_file_and_database_get_clean_errors(tmp_path):
     (proj / "nodes" / "gone.yml").unlink()
     (proj / "target" / "seekrun.duckdb").write_bytes(b"not a database")
     (proj / "nodes" / "b.yml").write_text(BASE["nodes/b.yml"].replace("v * 2", "v * 3"))
-    res = cli("run", "-p", str(proj))
+    res = cli_proc("run", "-p", str(proj))
     assert res.exit_code == 2
     assert "target/seekrun.duckdb: cannot open the database" in res.stderr
     assert "Traceback" not in res.output and "internal error" not in res.output
