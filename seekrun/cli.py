@@ -26,6 +26,9 @@ def _version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                         help="Print the version and exit.")) -> None:
     """Incremental builds for data pipelines."""
+    from seekrun import secrets
+
+    secrets.reset()  # each command redacts the values it uses (a long-lived caller runs many)
 
 
 def _fail(exc) -> None:
@@ -336,12 +339,16 @@ def main() -> None:
         print("seekrun: interrupted", file=sys.stderr)
         code = 130
     except Exception as exc:  # a bug in seekrun: say so plainly; the traceback is opt-in
-        if os.environ.get("SEEKRUN_DEBUG"):
-            raise
         from seekrun.secrets import redact
 
+        if os.environ.get("SEEKRUN_DEBUG"):
+            import traceback
+
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
+
         print(redact(f"seekrun: internal error: {exc.__class__.__name__}: {exc}. "
-                     "Set SEEKRUN_DEBUG=1 for the traceback, and please report it."), file=sys.stderr)
+                     + ("Please report it, with the traceback above." if os.environ.get("SEEKRUN_DEBUG") else
+                        "Set SEEKRUN_DEBUG=1 for the traceback, and please report it.")), file=sys.stderr)
         code = 3
     _leave(code)
 

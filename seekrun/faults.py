@@ -1,11 +1,13 @@
 """Crash points for the reliability tests: SEEKRUN_FAULT=<point>[:<node id>][#<n>] makes the
 process SIGKILL itself the n-th time (default: the first) it reaches that point (for that
-node).  Unset, as it always is outside the tests, a point costs one comparison.
+node); SEEKRUN_FAULT=raise@<point>... raises an exception there instead (an internal error).
+Unset, as it always is outside the tests, a point costs one comparison.
 
 Points: ``after_commit`` (a node's table and files are committed, its journal line is not
 written yet), ``before_build`` (a node is about to start), ``state_fold`` (the journal is
 being folded into execution_state.json), ``manifest_write`` (manifest.json's temp file is
-written, not renamed), ``exposure_write`` (an exposure's temp file is written, not renamed).
+written, not renamed), ``exposure_write`` (an exposure's temp file is written, not renamed),
+``plan`` (a run has made its plan, before anything is checked or written).
 """
 from __future__ import annotations
 
@@ -17,21 +19,25 @@ _lock = threading.Lock()
 _seen: dict[str, int] = {}
 
 
-def _parse(spec: str) -> tuple[str, str | None, int]:
+def _parse(spec: str) -> tuple[str, str, str | None, int]:
+    action, _, spec = spec.rpartition("@")
     where, _, nth = spec.partition("#")
     point, _, node = where.partition(":")
-    return point, node or None, int(nth) if nth.isdigit() else 1
+    return action or "kill", point, node or None, int(nth) if nth.isdigit() else 1
 
 
 def point(name: str, node: str | None = None) -> None:
     if _SPEC is None:
         return
-    want, want_node, nth = _parse(_SPEC)
+    action, want, want_node, nth = _parse(_SPEC)
     if want != name or (want_node is not None and want_node != node):
         return
     with _lock:
         _seen[name] = _seen.get(name, 0) + 1
-        if _seen[name] == nth:
-            import signal
+        if _seen[name] != nth:
+            return
+    if action == "raise":
+        raise RuntimeError(f"fault injected at {name}")
+    import signal
 
-            os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)

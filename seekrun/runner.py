@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Protocol
 
-from seekrun import __version__
+from seekrun import __version__, faults
 from seekrun.errors import Diagnostic, ProjectError
 from seekrun.fsutil import atomic_write_json
 from seekrun.manifest import Manifest
@@ -134,6 +134,7 @@ class DAGRunner:
                          lambda nid: problem(self.manifest.nodes[nid], records[nid], tables, self.root, cache),
                          full=full, selected=selected)
             self.plan_items = items
+            faults.point("plan")
             to_run = [nid for nid, it in items.items() if it.runs]
             self._guard_removals(removed, records, allow_removals, dry_run, summary)
             if not dry_run and to_run:

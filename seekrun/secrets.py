@@ -9,11 +9,14 @@ DuckDB does not echo a value whole: it cuts long lines with "...", breaks the SQ
 and doubles quotes inside literals; Python's repr escapes tabs and newlines.  So besides every
 spelling of a value (as is, with whitespace collapsed, SQL-quoted, escaped), every fragment of
 8 or more characters of a value of 8 or more characters is redacted: a message never holds a
-run of 8 characters that appears in a secret.
+run of 8 characters that appears in a secret.  A shorter value is redacted where it stands as
+a word of its own (not inside a longer word or number): so the value ``3`` does not turn
+"pid 27321" into "pid 27***21", and ``hunter2`` is still masked in "password=hunter2;".
 """
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 MASK = "***"
@@ -23,6 +26,7 @@ _lock = threading.Lock()
 _values: set[str] = set()
 _grams: set[str] = set()  # every FRAGMENT-long substring of every spelling of a long value
 _spellings: list[str] = []  # every spelling, longest first
+_short: list[re.Pattern] = []  # spellings shorter than FRAGMENT, as whole words
 
 
 def _variants(value: str) -> set[str]:
@@ -43,9 +47,11 @@ def register(*values: str) -> None:
                 continue
             _values.add(value)
             for spelling in _variants(value):
-                _spellings.append(spelling)
                 if len(spelling) >= FRAGMENT:
+                    _spellings.append(spelling)
                     _grams.update(spelling[i:i + FRAGMENT] for i in range(len(spelling) - FRAGMENT + 1))
+                else:
+                    _short.append(re.compile(r"(?<![A-Za-z0-9_])" + re.escape(spelling) + r"(?![A-Za-z0-9_])"))
         _spellings.sort(key=len, reverse=True)
 
 
@@ -62,12 +68,14 @@ def redact(text, extra=()):
     if not _values:
         return text
     with _lock:
-        spellings, grams = list(_spellings), _grams
+        spellings, grams, short = list(_spellings), _grams, list(_short)
     for spelling in spellings:
         if spelling in text:
             text = text.replace(spelling, MASK)
     if grams and len(text) >= FRAGMENT:
         text = _mask_fragments(text, grams)
+    for pattern in short:
+        text = pattern.sub(MASK, text)
     return text
 
 
@@ -111,3 +119,4 @@ def reset() -> None:
         _values.clear()
         _grams.clear()
         _spellings.clear()
+        _short.clear()

@@ -139,6 +139,16 @@ def clean_build(project: Path, where: Path) -> dict:
     return all_tables(fresh)
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets():
+    """Each test starts with no env_var() values registered for redaction (the CLI resets them
+    per command too; Python API calls in tests do not)."""
+    from seekrun import secrets
+
+    secrets.reset()
+    yield
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     """A fresh copy of sample_project (without any target/)."""

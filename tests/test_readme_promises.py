@@ -346,40 +346,28 @@ def test_seekrun_duckdb_threads_fixes_duckdbs_thread_count(n, tmp_path):
     assert table(proj, "transform.u") == [(int(n),)]
 
 
-def make_internal_error(proj: Path) -> None:
-    """Put the built project in a state that makes seekrun crash (an internal error) today.
-
-    The trigger is a bug, so it may be fixed: then replace it here with another input that
-    still crashes seekrun (the test below says so by failing on its first assertion).
-    Today: target/state/file_hashes.json holding valid JSON of the wrong shape (each entry
-    an int instead of a [size, mtime, inode, hash, racy] list)."""
-    path = proj / "target" / "state" / "file_hashes.json"
-    data = json.loads(path.read_text())
-    assert data["files"], "no file hashes were recorded to break"
-    data["files"] = {key: 5 for key in data["files"]}
-    path.write_text(json.dumps(data))
+INTERNAL_ERROR = {"SEEKRUN_FAULT": "raise@plan"}  # seekrun's test hook: an exception after planning
 
 
 def test_an_internal_error_is_one_line_with_exit_3_and_seekrun_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.delenv("SEEKRUN_DEBUG", raising=False)
     proj = small_project(tmp_path / "p")
     run_ok(proj)
-    make_internal_error(proj)
 
-    res = cli_proc("run", "-p", str(proj))
+    res = cli_proc("run", "-p", str(proj), env=INTERNAL_ERROR)
     shown = f"exit {res.exit_code}\n--- stdout\n{res.stdout}--- stderr\n{res.stderr}"
-    assert res.exit_code == 3, "make_internal_error no longer crashes seekrun: give it a new trigger\n" + shown
+    assert res.exit_code == 3, shown
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, shown
     assert lines[0].startswith("seekrun: internal error: ") and "SEEKRUN_DEBUG=1" in lines[0], shown
     assert "Traceback" not in res.output, shown
 
-    res = cli_proc("run", "-p", str(proj), env={"SEEKRUN_DEBUG": "1"})
+    res = cli_proc("run", "-p", str(proj), env={**INTERNAL_ERROR, "SEEKRUN_DEBUG": "1"})
     shown = f"exit {res.exit_code}\n--- stdout\n{res.stdout}--- stderr\n{res.stderr}"
-    assert res.exit_code != 0, shown
+    assert res.exit_code == 3, shown  # still "an internal error", not "a node failed"
     assert "Traceback (most recent call last):" in res.stderr, shown
     assert re.search(r'File ".*seekrun[/\\]', res.stderr), shown  # frames inside seekrun
-    assert "internal error" not in res.stderr, shown
+    assert "RuntimeError: fault injected at plan" in res.stderr, shown
 
 
 # ---------------------------------------------------------------------------------------------
