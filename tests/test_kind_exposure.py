@@ -19,6 +19,7 @@ from conftest import cli, ran, run_results, target_snapshot, write_project
 CSV_TEXT = "id,name,v\n1,ann,10\n2,bob,20\n3,\"c, d\",30\n"
 
 FILES = {
+    "seekrun_project.yml": "name: testproj\nexposure_paths: [output]\n",
     "data/a.csv": CSV_TEXT,
     "nodes/sources/a.yml": """\
         kind: source
@@ -158,12 +159,12 @@ def test_tsv_extension_and_csv_options(tmp_path: Path):
         type: file
         depends_on: [transform.t]
         params:
-          path: out.tsv
+          path: output/out.tsv
           header: false
         """})
     res = run(proj)
     assert res.exit_code == 0, res.output
-    assert (proj / "out.tsv").read_text() == "1\tann\t20\n2\tbob\t40\n3\tc, d\t60\n"
+    assert (proj / "output" / "out.tsv").read_text() == "1\tann\t20\n2\tbob\t40\n3\tc, d\t60\n"
 
 
 # ---- what reruns ----------------------------------------------------------------------------
@@ -297,10 +298,10 @@ def test_a_path_outside_the_project_is_a_parse_error(tmp_path: Path, how: str):
 
 def test_a_path_that_goes_up_and_back_inside_is_fine(tmp_path: Path):
     proj = write_project(tmp_path / "proj", FILES)
-    (proj / "nodes" / "exposures" / "leak.yml").write_text(ESCAPE_YML.format(path="output/../proj_out.csv"))
+    (proj / "nodes" / "exposures" / "leak.yml").write_text(ESCAPE_YML.format(path="target/../output/proj_out.csv"))
     res = run(proj)
     assert res.exit_code == 0, res.output
-    assert (proj / "proj_out.csv").read_text().startswith("id,name,v2\n")
+    assert (proj / "output" / "proj_out.csv").read_text().startswith("id,name,v2\n")
 
 
 @pytest.mark.parametrize("body, line, message", [

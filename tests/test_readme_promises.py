@@ -24,6 +24,7 @@ from conftest import cli, cli_proc, journal_successes, ran, run_results, table, 
 # a small project: source.a -> transform.clean -> transform.report, source.a -> transform.other
 
 SMALL = {
+    "seekrun_project.yml": "name: testproj\nexposure_paths: [output]\n",
     "data/a.csv": "id,v\n1,10\n2,20\n3,30\n",
     "nodes/a.yml": "kind: source\nname: a\nsource: csv\ntable: data/a.csv\n",
     "nodes/clean.yml": ("kind: transform\nname: clean\ninputs: [{ref: source.a}]\n"

@@ -78,8 +78,8 @@ def test_an_exposure_cannot_overwrite_the_database_or_a_source_file(tmp_path):
         "format: csv\n---\nkind: exposure\nname: f\ntype: file\ninputs: [{ref: transform.b}]\npath: data/a.csv\n")
     res = cli("run", "-p", str(proj))
     assert res.exit_code == 2
-    assert "nodes/e.yml:1: exposure.e: cannot write 'target/seekrun.duckdb'" in res.stderr
-    assert "nodes/e.yml:8: exposure.f: cannot write 'data/a.csv': source.a reads it" in res.stderr
+    assert "nodes/e.yml:5: exposure.e: cannot write 'target/seekrun.duckdb'" in res.stderr
+    assert "nodes/e.yml:12: exposure.f: cannot write 'data/a.csv': source.a reads it" in res.stderr
     assert target_snapshot(proj) == before
     assert (proj / "data" / "a.csv").read_text() == "id,v\n1,10\n2,20\n"
 

@@ -18,11 +18,11 @@ from seekrun.errors import Diagnostic, ProjectError, suggest  # noqa: F401 (sugg
 from seekrun.hashing import FileHashCache, hash_bytes, hash_obj, hash_parts, stat_sig
 from seekrun.manifest import MANIFEST_VERSION, Manifest
 from seekrun.parser.cache import ParseCache
-from seekrun.parser.graph import find_cycles
+from seekrun.parser.checks import check_graph, check_input_tables, check_outputs
 from seekrun.parser.live import live_files
 from seekrun.parser.parallel import map_forked
 from seekrun.parser.records import read_file
-from seekrun.project import Project, find_project
+from seekrun.project import Project, find_project, inside
 
 __all__ = ["parse_project", "ParseResult", "suggest"]
 FILE_FORMATS = {"csv", "parquet", "json", "jsonl", "excel", "sqlite"}
@@ -102,11 +102,12 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                 continue
             records[rec["id"]] = rec
             folded[rec["id"].lower()] = rec
-    _check_graph(records, errors, broken)
+    check_graph(records, errors, broken)
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")
     data = _check_sources(project, records, errors, warnings, file_cache)
-    _check_outputs(project, records, data, errors)
+    check_outputs(project, records, data, errors)
+    check_input_tables(records, errors)
     if strict:
         errors.extend(Diagnostic(w.path, w.line, w.message + " (an error under --strict)") for w in warnings
                       if w.message.startswith("unknown key"))
@@ -147,49 +148,6 @@ def _read_one(root: Path, common: dict | None, rel: str):
     return (*out, hash_parts(rel, hash_bytes(raw)))
 
 
-def _check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str]) -> None:
-    known = records.keys()
-    folded = {k.lower(): k for k in known}  # DuckDB resolves table names ignoring case
-    maybe = " (or it is in a file that failed to parse above)" if broken else ""
-    for rec in records.values():
-        seen: set[str] = set()
-        nid, rel = rec["id"], rec["file"]
-        for ref, line in zip(rec["inputs"], rec["input_lines"]):
-            if ref in seen:
-                errors.append(Diagnostic(rel, line, f"{nid}: input '{ref}' is listed twice"))
-            seen.add(ref)
-            if ref not in known:
-                errors.append(Diagnostic(rel, line,
-                    f"{nid}: ref '{ref}' does not exist{maybe or suggest(ref, known)}"))
-        declared = {r.lower() for r in seen}
-        ref_lines = rec.get("sql_ref_lines") or {}
-
-        def undeclared(ref: str, exists_only: bool = False) -> None:
-            low = ref.lower()
-            if low in declared:
-                return
-            real = folded.get(low)
-            line = ref_lines.get(ref, rec.get("sql_line"))
-            if real is not None:
-                errors.append(Diagnostic(rel, line, f"{nid}: SQL uses '{real}' but it is not declared in inputs: "
-                                                    f"add '- ref: {real}' to inputs"))
-            elif not exists_only:
-                errors.append(Diagnostic(rel, line,
-                    f"{nid}: SQL refers to '{ref}', which does not exist{maybe or suggest(ref, known)}"))
-            else:
-                return
-            declared.add(low)
-
-        for ref in rec.get("sql_maybe_refs", ()):
-            undeclared(ref, exists_only=True)  # kind.name outside FROM/JOIN may be alias.column
-        for ref in [*rec.get("sql_refs", ()), *rec.get("sql_tables", ())]:
-            undeclared(ref)
-    for cycle in find_cycles({nid: [r for r in rec["inputs"] if r in known] for nid, rec in records.items()}):
-        first = records[cycle[0]]
-        errors.append(Diagnostic(first["file"], first["inputs_line"],
-            f"dependency cycle: {' -> '.join(cycle)}: remove one of these refs"))
-
-
 def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
                    cache: FileHashCache) -> dict[str, tuple[list[str], str | None]]:
     """Resolve each file source's data files (inside the project only) and hash them."""
@@ -206,7 +164,7 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
         else:
             matches = [pattern] if os.path.exists(pattern) else []
         candidates = matches or [os.path.normpath(pattern)]
-        if any(not _within(os.path.realpath(m), root) for m in candidates):
+        if any(not inside(root, m) for m in candidates):
             errors.append(Diagnostic(rec["file"], line,
                 f"{nid}: table path '{table}' resolves outside the project directory: "
                 "keep data files inside the project"))
@@ -225,46 +183,6 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
             parts += [relm, cache.hash(Path(os.path.normpath(m)))]
         out[nid] = (rels, hash_parts(*parts))
     return out
-
-
-def _check_outputs(project: Project, records: dict[str, dict], data, errors: list[Diagnostic]) -> None:
-    """Files written by nodes (exposures) must not be seekrun's own files, another node's
-    inputs or code, or written by two nodes."""
-    readers = {f: nid for nid, (files, _) in data.items() for f in files}
-    readers.update({f: nid for nid, rec in records.items() for f in rec.get("live_files") or []})
-    database = project.rel(project.database_path)
-    owners: dict[str, str] = {}
-    for nid in sorted(records):
-        rec = records[nid]
-        for f in rec.get("output_files") or []:
-            why = None
-            if rec["kind"] != "feature_group" and _seekrun_owned(f):
-                why = "it is one of seekrun's own files in target/"
-            elif f == database or f == database + ".wal":
-                why = "it is seekrun's database"
-            elif f in readers:
-                why = f"{readers[f]} reads it"
-            elif f in owners:
-                why = f"{owners[f]} writes it too"
-            elif f.endswith((".yml", ".yaml", ".py")) and any(f.startswith(p.rstrip("/") + "/")
-                                                              for p in project.node_paths):
-                why = "it would be read as a node file"
-            if why:
-                errors.append(Diagnostic(rec["file"], rec["line"],
-                    f"{nid}: cannot write '{f}': {why}; choose another path"))
-            owners.setdefault(f, nid)
-
-
-_OWNED_FILES = {"target/manifest.json", "target/manifest.json.old", "target/run_results.json",
-                "target/seekrun.duckdb", "target/seekrun.duckdb.wal", "target/.seekrun.lock"}
-
-
-def _seekrun_owned(rel: str) -> bool:
-    return rel in _OWNED_FILES or rel.startswith(("target/state/", "target/feature_store/"))
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def load_common(project: Project, errors: list[Diagnostic]) -> tuple[dict | None, str | None]:

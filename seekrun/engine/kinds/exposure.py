@@ -96,6 +96,7 @@ def prepare(rec: dict, built: dict, pc) -> None:
         pc.error(fmt_key, f"format '{fmt}' is not supported: use one of {', '.join(FORMATS)}")
         return
     rec["output_files"] = [rel]
+    rec["output_lines"] = {rel: pc.line(path_key)}
 
 
 def output_files(node: dict, root: Path) -> list[Path]:

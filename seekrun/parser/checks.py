@@ -1,0 +1,113 @@
+"""Checks across nodes, after every file is read: refs and the graph, and the files nodes write."""
+from __future__ import annotations
+
+from seekrun.errors import Diagnostic, suggest
+from seekrun.parser.graph import find_cycles
+from seekrun.project import Project
+
+
+def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str]) -> None:
+    known = records.keys()
+    folded = {k.lower(): k for k in known}  # DuckDB resolves table names ignoring case
+    maybe = " (or it is in a file that failed to parse above)" if broken else ""
+    for rec in records.values():
+        seen: set[str] = set()
+        nid, rel = rec["id"], rec["file"]
+        for ref, line in zip(rec["inputs"], rec["input_lines"]):
+            if ref in seen:
+                errors.append(Diagnostic(rel, line, f"{nid}: input '{ref}' is listed twice"))
+            seen.add(ref)
+            if ref not in known:
+                errors.append(Diagnostic(rel, line,
+                    f"{nid}: ref '{ref}' does not exist{maybe or suggest(ref, known)}"))
+        declared = {r.lower() for r in seen}
+        ref_lines = rec.get("sql_ref_lines") or {}
+
+        def undeclared(ref: str, exists_only: bool = False) -> None:
+            low = ref.lower()
+            if low in declared:
+                return
+            real = folded.get(low)
+            line = ref_lines.get(ref, rec.get("sql_line"))
+            if real is not None:
+                errors.append(Diagnostic(rel, line, f"{nid}: SQL uses '{real}' but it is not declared in inputs: "
+                                                    f"add '- ref: {real}' to inputs"))
+            elif not exists_only:
+                errors.append(Diagnostic(rel, line,
+                    f"{nid}: SQL refers to '{ref}', which does not exist{maybe or suggest(ref, known)}"))
+            else:
+                return
+            declared.add(low)
+
+        for ref in rec.get("sql_maybe_refs", ()):
+            undeclared(ref, exists_only=True)  # kind.name outside FROM/JOIN may be alias.column
+        for ref in [*rec.get("sql_refs", ()), *rec.get("sql_tables", ())]:
+            undeclared(ref)
+    for cycle in find_cycles({nid: [r for r in rec["inputs"] if r in known] for nid, rec in records.items()}):
+        first = records[cycle[0]]
+        errors.append(Diagnostic(first["file"], first["inputs_line"],
+            f"dependency cycle: {' -> '.join(cycle)}: remove one of these refs"))
+
+
+def check_outputs(project: Project, records: dict[str, dict], data, errors: list[Diagnostic]) -> None:
+    """Files written by nodes (exposures) go under target/ or a folder the project file lists in
+    exposure_paths, and must not be seekrun's own files, another node's inputs or code, or
+    written by two nodes."""
+    roots = ["target", *project.exposure_paths]
+    readers = {f: nid for nid, (files, _) in data.items() for f in files}
+    readers.update({f: nid for nid, rec in records.items() for f in rec.get("live_files") or []})
+    database = project.rel(project.database_path)
+    owners: dict[str, str] = {}
+    for nid in sorted(records):
+        rec = records[nid]
+        for f in rec.get("output_files") or []:
+            why = None
+            if rec["kind"] != "feature_group" and _seekrun_owned(f):
+                why = "it is one of seekrun's own files in target/"
+            elif f == database or f == database + ".wal":
+                why = "it is seekrun's database"
+            elif f in readers:
+                why = f"{readers[f]} reads it"
+            elif f in owners:
+                why = f"{owners[f]} writes it too"
+            elif f.endswith((".yml", ".yaml", ".py")) and any(f.startswith(p.rstrip("/") + "/")
+                                                              for p in project.node_paths):
+                why = "it would be read as a node file"
+            if why is None and not any(f.startswith(r + "/") for r in roots):
+                folder = f.split("/")[0] if "/" in f else None
+                fix = (f"add 'exposure_paths: [{folder}]' to {project.marker}, or write under target/" if folder
+                       else "write it under target/ or a folder listed in exposure_paths")
+                errors.append(Diagnostic(rec["file"], (rec.get("output_lines") or {}).get(f, rec["line"]),
+                    f"{nid}: cannot write '{f}': files are written only under target/ and the folders listed "
+                    f"in exposure_paths in {project.marker}: {fix}"))
+                owners.setdefault(f, nid)
+                continue
+            if why:
+                errors.append(Diagnostic(rec["file"], (rec.get("output_lines") or {}).get(f, rec["line"]),
+                    f"{nid}: cannot write '{f}': {why}; choose another path"))
+            owners.setdefault(f, nid)
+
+
+_OWNED_FILES = {"target/manifest.json", "target/manifest.json.old", "target/run_results.json",
+                "target/seekrun.duckdb", "target/seekrun.duckdb.wal", "target/.seekrun.lock"}
+
+
+def _seekrun_owned(rel: str) -> bool:
+    return rel in _OWNED_FILES or rel.startswith(("target/state/", "target/feature_store/"))
+
+
+
+
+def check_input_tables(records: dict[str, dict], errors: list[Diagnostic]) -> None:
+    """Every input a node reads is a table: a node of a kind without one (an exposure) cannot be
+    an input."""
+    from seekrun.engine.kinds import executor
+
+    for nid in sorted(records):
+        rec = records[nid]
+        for ref, line in zip(rec["inputs"], rec["input_lines"]):
+            other = records.get(ref)
+            if other is not None and not getattr(executor(other["kind"]), "HAS_TABLE", True):
+                errors.append(Diagnostic(rec["file"], line,
+                    f"{nid}: input '{ref}' is a {other['kind']}, which writes a file and has no table to read: "
+                    "use the node it writes as the input instead"))
