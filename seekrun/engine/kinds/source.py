@@ -33,6 +33,12 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
 def select_sql(node: dict, root: Path, fill=lambda text: text) -> str:
     """The reader query. ``fill`` puts env_var() values into string params before quoting."""
+    return reader_query(node, root, fill)[0]
+
+
+def reader_query(node: dict, root: Path, fill=lambda text: text) -> tuple[str, dict, int | None]:
+    """(the reader query, the params it uses, the CSV header's number of fields or None).
+    CSV is read strictly (see seekrun/engine/csvfiles.py)."""
     cfg = build_config(node)
     fmt = cfg.get("source")
     reader = READERS.get(fmt)
@@ -42,12 +48,19 @@ def select_sql(node: dict, root: Path, fill=lambda text: text) -> str:
     files = [str(root / f) for f in node.get("data_files") or []]
     if not files:
         raise NodeFailure(f"{node['id']}: source data file '{cfg.get('table')}' not found")
-    params = dict(cfg.get("params") or {})
+    params = {k: (fill(v) if isinstance(v, str) else v) for k, v in (cfg.get("params") or {}).items()}
     if fmt == "jsonl":
         params.setdefault("format", "newline_delimited")
-    args = [sql_literal(files)] + [f"{k} = {sql_literal(fill(v) if isinstance(v, str) else v)}"
-                                   for k, v in sorted(params.items())]
-    return f"SELECT * FROM {reader}({', '.join(args)})"
+    width = None
+    if fmt == "csv":
+        from seekrun.engine.csvfiles import strict_params
+
+        try:
+            params, width = strict_params(params, Path(files[0]))
+        except OSError as exc:
+            raise NodeFailure(f"{node['id']}: cannot read {node['data_files'][0]}: {exc.strerror or exc}") from None
+    args = [sql_literal(files)] + [f"{k} = {sql_literal(v)}" for k, v in sorted(params.items())]
+    return f"SELECT * FROM {reader}({', '.join(args)})", params, width
 
 
 def _check_csv(path: Path, rel: str, params: dict) -> None:
@@ -99,4 +112,24 @@ def check(node: dict, ctx: BuildContext) -> str | None:
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    return BuildResult(ctx.materialize(select_sql(node, ctx.root, ctx.value)))
+    sql, params, width = reader_query(node, ctx.root, ctx.value)
+    try:
+        rows = ctx.materialize(sql)
+    except NodeFailure as exc:
+        if build_config(node).get("source") != "csv":
+            raise
+        from seekrun.engine.csvfiles import explain
+
+        con = ctx.cur.cursor()  # the build's transaction is aborted: look on a cursor of its own
+        try:
+            why = explain(con, [(str(ctx.root / f), f) for f in node["data_files"]], params, width, sql_literal)
+        finally:
+            con.close()
+        ctx.fail(f"cannot read the CSV data ({why or str(exc).splitlines()[0]}): fix the file, "
+                 "or give the reader params that match it (delim, header, skip, quote)")
+    if width is not None:
+        got = len(ctx.execute(f"SELECT * FROM {ctx.table} LIMIT 0").description or [])
+        if got != width:
+            ctx.fail(f"the CSV header of {node['data_files'][0]} has {width} field(s) but DuckDB read {got} "
+                     "column(s): fix the file, or give the reader params that match it")
+    return BuildResult(rows)
