@@ -48,7 +48,17 @@ class Manifest:
             raise ProjectError([Diagnostic(str(path), None,
                 f"manifest_version {version} is newer than this seekrun understands ({MANIFEST_VERSION}): "
                 f"{NEWER_HINT}")])
-        manifest = cls(data["metadata"], data["nodes"], data.get("edges"))
+        nodes = data["nodes"]
+        bad = sorted(str(k) for k, v in nodes.items()
+                     if not _valid_node(k, v) or any(i not in nodes for i in v["inputs"]))
+        edges = data.get("edges")
+        if bad or not (edges is None or (isinstance(edges, list) and all(
+                isinstance(e, dict) and isinstance(e.get("from"), str) and isinstance(e.get("to"), str)
+                for e in edges))):
+            what = f"node(s) {', '.join(bad[:3])}" if bad else "its edges"
+            raise ProjectError([Diagnostic(str(path), None,
+                f"manifest is damaged ({what} not as seekrun writes them): run 'seekrun parse' to rebuild it")])
+        manifest = cls(data["metadata"], data["nodes"], edges)
         manifest.path = path.resolve()  # target/manifest.json: tells a runner where the project is
         return manifest
 
@@ -129,3 +139,20 @@ def _closure(ids: Iterable[str], step, include_self: bool) -> set[str]:
                 seen.add(nxt)
                 queue.append(nxt)
     return seen
+
+
+def _valid_node(node_id, node) -> bool:
+    """Whether a manifest entry has the shape the runner relies on."""
+    if not isinstance(node, dict) or node.get("id") != node_id or not isinstance(node.get("kind"), str):
+        return False
+    if not isinstance(node.get("name"), str) or not isinstance(node.get("file"), str):
+        return False
+    inputs, hashes = node.get("inputs"), node.get("hashes")
+    if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+        return False
+    if not isinstance(hashes, dict) or not isinstance(hashes.get("config"), str) \
+            or not isinstance(hashes.get("fields"), dict):
+        return False
+    if not isinstance(node.get("config"), dict) or not isinstance(node.get("tags", []), list):
+        return False
+    return all(isinstance(node.get(k, []), list) for k in ("data_files", "output_files", "live_files"))

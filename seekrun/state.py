@@ -41,10 +41,16 @@ class StateStore:
         self.nodes = {}
         if self.path.exists():
             try:
-                data = json.loads(self.path.read_bytes())
+                raw = self.path.read_bytes()
+            except OSError as exc:
+                raise ProjectError([Diagnostic(str(self.path), None,
+                    f"cannot read the state ({exc.strerror or exc}): fix its permissions, or move it away "
+                    "to rebuild everything")]) from None
+            try:
+                data = json.loads(raw)
                 if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
                     raise ValueError("not a state object")
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 self._set_aside(self.path, exc, repair)
                 data = {"version": STATE_VERSION, "nodes": {}}
             version = data.get("version")
@@ -114,7 +120,8 @@ class StateStore:
     def claims(self) -> dict[str, list[str]]:
         """Files a node was about to write when its run stopped (so they are seekrun's)."""
         claims = self.meta.get("claimed")
-        if not isinstance(claims, dict):
+        if not isinstance(claims, dict) or not all(
+                isinstance(v, list) and all(isinstance(f, str) for f in v) for v in claims.values()):
             claims = self.meta["claimed"] = {}
         return claims
 

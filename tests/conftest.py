@@ -143,9 +143,10 @@ def clean_build(project: Path, where: Path) -> dict:
 def _forget_secrets():
     """Each test starts with no env_var() values registered for redaction (the CLI resets them
     per command too; Python API calls in tests do not)."""
-    from seekrun import secrets
+    from seekrun import faults, secrets
 
     secrets.reset()
+    faults._seen.clear()
     yield
 
 

@@ -222,17 +222,30 @@ def test_changing_another_param_reruns_it(proj: Path):
     assert (proj / "output" / "t.csv").read_text() == "id;name;v2\n1;ann;20\n2;bob;40\n3;c, d;60\n"
 
 
-def test_a_failed_write_keeps_the_last_good_file_and_leaves_no_temp_file(proj: Path):
+def test_an_unknown_compression_is_a_parse_error(proj: Path):
+    assert run(proj).exit_code == 0
+    edit(proj, "nodes/exposures/to_csv.yml", "format: csv\n", "format: csv\n  compression: no_such_codec\n")
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    assert ("nodes/exposures/to_csv.yml:9: exposure.to_csv: compression 'no_such_codec' is not one DuckDB "
+            "writes for csv: use one of none, auto, gzip, zstd") in res.stderr
+
+
+def test_a_failed_write_keeps_the_last_good_file_and_leaves_no_temp_file(proj: Path, monkeypatch):
+    from seekrun import faults
+
     assert run(proj).exit_code == 0
     good = (proj / "output" / "t.csv").read_bytes()
-    edit(proj, "nodes/exposures/to_csv.yml", "format: csv\n", "format: csv\n  compression: no_such_codec\n")
+    edit(proj, "nodes/exposures/to_csv.yml", "format: csv\n", "format: csv\n  compression: gzip\n")
+    # the write fails after DuckDB wrote the temp file, before it is renamed into place
+    monkeypatch.setattr(faults, "_SPEC", "raise@exposure_write:exposure.to_csv")
     res = run(proj)
     assert res.exit_code == 1, res.output
     result = run_results(proj)["exposure.to_csv"]
-    assert result["status"] == "failed" and "no_such_codec" in result["error"], result
+    assert result["status"] == "failed" and "fault injected at exposure_write" in result["error"], result
     assert (proj / "output" / "t.csv").read_bytes() == good
     assert sorted(p.name for p in (proj / "output").iterdir()) == ["a.json", "lines", "t.csv", "t.parquet"]
-    edit(proj, "nodes/exposures/to_csv.yml", "  compression: no_such_codec\n", "  compression: gzip\n")
+    monkeypatch.setattr(faults, "_SPEC", None)
     res = run(proj)
     assert res.exit_code == 0, res.output
     import gzip

@@ -190,15 +190,25 @@ def load_common(project: Project, errors: list[Diagnostic]) -> tuple[dict | None
     entries with an `id`. Returns (id -> entry, digest of the files)."""
     if not project.common_dir:
         return None, None
-    from seekrun.parser.yaml_load import decode, load_documents
+    from seekrun.parser.yaml_load import decode, load_documents, too_deep
 
     folder = project.root / project.common_dir
     common: dict[str, dict] = {}
     where: dict[str, str] = {}
     parts: list[str] = []
+    from seekrun.project import regular_file_problem
+
     for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []:
-        rel = project.rel(path)
-        raw = path.read_bytes()
+        rel = f"{project.common_dir}/{path.name}"
+        why = regular_file_problem(path, project.root)
+        if why is not None:
+            errors.append(Diagnostic(rel, None, f"this shared config file {why.split(':')[0]}: fix or remove it"))
+            continue
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            errors.append(Diagnostic(rel, None, f"cannot read this file ({exc.strerror}): fix or remove it"))
+            continue
         parts += [rel, hash_obj(raw.decode("utf-8", "replace"))]
         try:
             docs = load_documents(decode(raw, rel), rel)
@@ -211,6 +221,10 @@ def load_common(project: Project, errors: list[Diagnostic]) -> tuple[dict | None
             for section, entries in doc.data.items():
                 for entry in entries if isinstance(entries, list) else []:
                     if not isinstance(entry, dict) or "id" not in entry:
+                        continue
+                    if too_deep(entry):
+                        errors.append(Diagnostic(rel, doc.line, f"common id '{entry['id']}' nests too deeply: "
+                                                                "flatten it"))
                         continue
                     cid = str(entry["id"])
                     if cid in common:

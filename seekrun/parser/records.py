@@ -13,7 +13,7 @@ from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
 from seekrun.parser.templating import iter_strings, render_config
-from seekrun.parser.yaml_load import Document, decode, line_of, load_documents, text_start
+from seekrun.parser.yaml_load import MAX_DEPTH, Document, decode, line_of, load_documents, text_start, too_deep
 
 
 def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | None = None
@@ -39,6 +39,10 @@ def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | Non
         if not isinstance(data, dict):
             errors.append(Diagnostic(rel, doc.line,
                 f"a node must be a mapping with 'kind' and 'name', not a {type(data).__name__}"))
+            continue
+        if too_deep(data):
+            errors.append(Diagnostic(rel, doc.line, f"this node's config nests more than {MAX_DEPTH} levels deep: "
+                                                    "flatten it"))
             continue
         if "kind" not in data and "name" not in data:
             notes.append(f"{rel}:{doc.line}: not a node (no 'kind'), ignored")

@@ -207,11 +207,14 @@ def check_files(read: dict, connect=connection) -> None:
     from seekrun.errors import Diagnostic
 
     items = []  # (rel, record, check)
+    readers = []  # (rel, record, reader params to check)
     for rel, out in read.items():
         for rec in out[0]:
             for chk in rec.pop("sql_checks", None) or []:
                 items.append((rel, rec, chk))
-    if not items:
+            if rec.get("reader_check"):
+                readers.append((rel, rec, rec.pop("reader_check")))
+    if not items and not readers:
         return
     texts, maps = [], []
     for _, _, chk in items:
@@ -220,6 +223,11 @@ def check_files(read: dict, connect=connection) -> None:
         maps.append(spans)
     con = connect()
     try:
+        from seekrun.parser import reader_check
+
+        cache: dict = {}
+        for rel, rec, spec in readers:
+            reader_check.check(con, rel, rec, spec, cache, read[rel][1])
         trees = serialize(con, texts)
         for (rel, rec, chk), text, spans, tree in zip(items, texts, maps, trees):
             errors = read[rel][1]

@@ -40,6 +40,7 @@ UNSUPPORTED_FEATURE_KEYS = ("ratio", "since")  # Seeknal has them; seekrun refus
 DEFAULT_APP_COL = "application_date"
 APP = quote_ident("__seekrun_application_date")
 DATE_TYPES = ("DATE", "TIMESTAMP")
+MAX_WINDOW_DAYS = 365_250
 
 
 def canonical_agg(agg) -> str | None:
@@ -171,6 +172,10 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
                 if isinstance(days, bool) or not isinstance(days, int) or days < 1:
                     error(("features", i, "rolling", k, "window", m),
                           f"{rwhere}.window: {days!r} is not a number of days (a whole number >= 1)")
+                elif days > MAX_WINDOW_DAYS:
+                    error(("features", i, "rolling", k, "window", m),
+                          f"{rwhere}.window: {days} days is more than {MAX_WINDOW_DAYS} (1000 years): "
+                          "give a window DuckDB's dates can hold")
             if not roll.get("aggs"):
                 error(("features", i, "rolling", k), f"{rwhere}.aggs is empty: add e.g. 'aggs: [sum]'")
             for j, agg in enumerate(roll.get("aggs") or []):

@@ -31,6 +31,8 @@ FORMATS = ("csv", "parquet", "json", "jsonl")
 EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json",
               ".jsonl": "jsonl", ".ndjson": "jsonl"}
 COMPRESSION_SUFFIXES = (".gz", ".zst")
+COMPRESSIONS = {"parquet": ("uncompressed", "snappy", "gzip", "zstd", "brotli", "lz4", "lz4_raw"),
+                "text": ("none", "auto", "gzip", "zstd")}
 
 
 def _settings(cfg: dict) -> tuple[object, tuple, object, tuple]:
@@ -95,6 +97,19 @@ def prepare(rec: dict, built: dict, pc) -> None:
     if chosen not in FORMATS:
         pc.error(fmt_key, f"format '{fmt}' is not supported: use one of {', '.join(FORMATS)}")
         return
+    params = built.get("params") if isinstance(built.get("params"), dict) else {}
+    compression = params.get("compression")
+    if compression is not None:
+        allowed = COMPRESSIONS["parquet" if chosen == "parquet" else "text"]
+        if not isinstance(compression, str) or compression.lower() not in allowed:
+            pc.error(("params", "compression"), f"compression {compression!r} is not one DuckDB writes for "
+                                                f"{chosen}: use one of {', '.join(allowed)}")
+            return
+    for key in ("delimiter", "delim", "sep"):
+        delim = params.get(key)
+        if delim is not None and (not isinstance(delim, str) or len(delim.encode()) != 1):
+            pc.error(("params", key), f"{key} must be one character, e.g. ';' or '\\t'")
+            return
     rec["output_files"] = [rel]
     rec["output_lines"] = {rel: pc.line(path_key)}
 

@@ -26,9 +26,14 @@ def prepare(rec: dict, built: dict, pc) -> None:
     if not isinstance(params, dict):
         pc.error(("params",), "params must be a mapping of reader options, e.g. {header: true}")
         return
+    bad = False
     for key in params:
         if not isinstance(key, str) or not _PARAM_NAME.match(key):
             pc.error(("params", key), f"reader param '{key}' is not a valid option name: use letters, digits and _")
+            bad = True
+    if not bad and params:  # checked against DuckDB's own list at parse time (parser/reader_check.py)
+        rec["reader_check"] = {"format": built.get("source"), "params": params,
+                               "lines": {k: pc.line(("params", k)) for k in params}}
 
 
 def select_sql(node: dict, root: Path, fill=lambda text: text) -> str:

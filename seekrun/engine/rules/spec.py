@@ -5,6 +5,7 @@ from __future__ import annotations
 from seekrun.errors import suggest
 
 import calendar
+import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -252,10 +253,14 @@ def _type_params(ctype: str, params: dict, spec: dict, e: Callable, at: Callable
             value = params.get(key)
             if value is None:
                 continue
-            if isinstance(value, (bool, dict, list)):
-                e(at(key), f"{key} must be a number (or a date/text to compare with), not {value!r}")
+            num = None if isinstance(value, (bool, dict, list)) else _number(value)
+            if num is not None and not math.isfinite(num):
+                e(at(key), f"{key} must be a finite number, not {value!r}")
                 continue
-            num = _number(value)
+            if num is None and (isinstance(value, (bool, dict, list)) or parse_time(value) is None):
+                e(at(key), f"{key} must be a number or a date/timestamp (e.g. 0, 9.5, '2024-01-01'), not "
+                           f"{value!r} (to check text, use a sql_assertion check)")
+                continue
             bounds[key] = num if num is not None else str(value)
         if not bounds and not any(params.get(k) is not None for k in ("min_val", "max_val")):
             e(at() if params else at()[:-1], "a range check needs params.min_val and/or params.max_val")
