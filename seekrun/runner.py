@@ -83,7 +83,9 @@ class DAGRunner:
         try:
             return DuckDBEngine(self.db_path, read_only=read_only, root=self.root)
         except Exception as exc:  # not a DuckDB file, another version's file, held by another program
-            text = " ".join(str(exc).split())
+            from seekrun.secrets import redact
+
+            text = " ".join(redact(str(exc)).split())
             if "lock" in text.lower():
                 hint = "another program has it open: close it (or wait for it), then run again"
             else:

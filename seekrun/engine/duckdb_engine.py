@@ -135,14 +135,36 @@ class DuckDBEngine:
         sql = check(node, ctx) if check else None
         for one in ([sql] if isinstance(sql, str) else sql or []):
             secrets: list[str] = []
+            templated = "{{" in one
             try:
-                one, secrets = substitute_env(one)
+                one, secrets = substitute_env(one, sql=True)
                 if len(self.con.extract_statements(one)) != 1:
                     return "expected exactly one SELECT statement"
-            except self._duckdb.Error as exc:
-                return redact(" ".join(str(exc).split()), [*ctx.secrets, *secrets])
+                if templated:  # env_var() values are known now: what does the SQL read with them in?
+                    problem = self._reads_only_inputs(one, node)
+                    if problem:
+                        return redact(problem, [*ctx.secrets, *secrets])
+            except self._duckdb.Error as exc:  # redacted before anything reformats it
+                return " ".join(redact(str(exc), [*ctx.secrets, *secrets]).split())
             except (NodeFailure, TemplateError):
                 return None
+        return None
+
+    def _reads_only_inputs(self, sql: str, node: dict) -> str | None:
+        """Parse-time checks (seekrun/parser/sql_check.py) on SQL with its env_var() values in."""
+        from seekrun.parser.sql_check import problems_in, read_tree, serialize
+
+        tree = serialize(self.con, [sql])[0]
+        if tree.get("error"):
+            return None  # not a SELECT DuckDB can serialize (PIVOT): the lexer's checks stand
+        problems, reads = problems_in(read_tree(tree), node["inputs"])
+        if problems:
+            return problems[0][0]
+        declared = {i.lower() for i in node["inputs"]}
+        extra = [r for r in reads if r.lower() not in declared]
+        if extra:
+            return (f"with its env_var() values in, the SQL reads {extra[0]}, which is not a declared input: "
+                    "name inputs with ref() and declare them")
         return None
 
     @staticmethod

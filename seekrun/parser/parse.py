@@ -22,7 +22,7 @@ from seekrun.parser.checks import check_graph, check_input_tables, check_outputs
 from seekrun.parser.live import live_files
 from seekrun.parser.parallel import map_forked
 from seekrun.parser.records import read_file
-from seekrun.project import Project, find_project, inside
+from seekrun.project import Project, find_project, inside, regular_file_problem
 
 __all__ = ["parse_project", "ParseResult", "suggest"]
 FILE_FORMATS = {"csv", "parquet", "json", "jsonl", "excel", "sqlite"}
@@ -169,19 +169,34 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
                 f"{nid}: table path '{table}' resolves outside the project directory: "
                 "keep data files inside the project"))
             continue
-        files = [m for m in matches if os.path.isfile(m)]
+        files = [m for m in matches if not os.path.isdir(m)]
         if not files:
-            warnings.append(Diagnostic(rec["file"], line,
-                f"{nid}: source data file '{table}' not found (an error at run time)", "warning"))
+            why = "is a folder" if matches else "not found (an error at run time)"
+            if matches:
+                errors.append(Diagnostic(rec["file"], line, f"{nid}: source data path '{table}' {why}: "
+                                                            "give a file (or a glob such as data/*.csv)"))
+                continue
+            warnings.append(Diagnostic(rec["file"], line, f"{nid}: source data file '{table}' {why}", "warning"))
             out[nid] = ([], None)
             continue
         parts: list[str | None] = []
         rels = []
+        problem = None
         for m in files:
             relm = os.path.relpath(m, root).replace(os.sep, "/")
             rels.append(relm)
-            parts += [relm, cache.hash(Path(os.path.normpath(m)))]
-        out[nid] = (rels, hash_parts(*parts))
+            problem = regular_file_problem(m, project.root)
+            if problem is None:
+                try:
+                    parts += [relm, cache.hash(Path(os.path.normpath(m)))]
+                except OSError as exc:
+                    problem = f"cannot be read ({exc.strerror or exc})"
+            if problem is not None:
+                errors.append(Diagnostic(rec["file"], line, f"{nid}: source data file '{relm}' {problem}: "
+                                                            "make it a plain, readable file"))
+                break
+        if problem is None:
+            out[nid] = (rels, hash_parts(*parts))
     return out
 
 

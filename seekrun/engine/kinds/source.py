@@ -111,7 +111,7 @@ def check(node: dict, ctx: BuildContext) -> str | None:
         try:
             ctx.cur.execute(f"DESCRIBE {ctx.sql(sql)}")
         except ctx.duckdb.Error as exc:
-            first = ctx.redact(str(exc).strip().splitlines()[0])
+            first = ctx.redact(str(exc)).strip().splitlines()[0]
             raise BadInput(f"cannot read source data for {node['id']}: {first}") from None
     return sql
 
