@@ -211,7 +211,7 @@ def run(project_dir: Path = ProjectDir,
         project = find_project(project_dir)
         from seekrun import target
 
-        target.check(project.root, project.database_path)
+        target.check(project.root, project.database_path, writes=not dry_run)
         if dry_run:
             ProjectLock(project.target_dir).check()
             summary = _run(project, dry_run=True, **locals_for_run(locals()))
@@ -249,7 +249,7 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
         from seekrun.project import find_project
 
         project = find_project(project_dir)
-        target.check(project.root, project.database_path)
+        target.check(project.root, project.database_path, writes=False)
         ProjectLock(project.target_dir).check()
         compiled = Compiled(project, strict=False)
         manifest = compiled.manifest
@@ -329,6 +329,8 @@ def main() -> None:
     import os
     import signal
 
+    from seekrun.errors import RunFailure
+
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
@@ -338,6 +340,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print("seekrun: interrupted", file=sys.stderr)
         code = 130
+    except (OSError, RunFailure) as exc:  # the disk or the file system, not the project or seekrun
+        from seekrun.errors import describe_os_error
+        from seekrun.secrets import redact
+
+        message, code = describe_os_error(exc) if isinstance(exc, OSError) else (str(exc), 1)
+        print(redact(f"seekrun: {message}"), file=sys.stderr)
     except Exception as exc:  # a bug in seekrun: say so plainly; the traceback is opt-in
         from seekrun.secrets import redact
 

@@ -41,3 +41,23 @@ class ProjectError(Exception):
 
 class UsageError(ProjectError):
     """A bad flag value, such as an unknown node in --nodes. Exit code 2."""
+
+
+class RunFailure(Exception):
+    """The run could not finish for a reason outside the project (a full disk, a file system
+    gone read-only): shown as one line, exit code 1. What finished is kept."""
+
+
+def describe_os_error(exc: OSError) -> tuple[str, int]:
+    """(one line for a person, exit code) for an OSError seekrun itself hit."""
+    import errno
+    import os
+
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{reason}{where}: free some space and run again; every node that finished is kept, "
+                "and nothing half-written was left behind", 1)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{where}: {reason}: make target/ writable and run again", 2
+    return f"{reason}{where}: {os.strerror(exc.errno) if exc.errno else 'I/O error'}; run again", 1

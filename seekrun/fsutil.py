@@ -22,6 +22,9 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
+            from seekrun import faults
+
+            faults.point("write", path.name)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)

@@ -4,6 +4,7 @@ remember with the state store.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +38,17 @@ class _Quiet:
     def start(self, node_id): pass
     def result(self, result): pass
     def close(self): pass
+
+
+def _run_all(steps) -> BaseException | None:
+    """Run every step; return the first error (the others are dropped: the first says most)."""
+    first = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as exc:  # noqa: B902 (re-raised by the caller)
+            first = first or exc
+    return first
 
 
 def default_threads() -> int:
@@ -177,18 +189,20 @@ class DAGRunner:
             if to_run:
                 self._execute(node_runner, items, to_run, results, continue_on_error, summary)
         finally:
+            # each step runs even if one before it failed (a full disk): the first error is raised
+            steps = []
             final = tables
             if engine is not None:
                 if writing:
                     final = self._verify_tables(engine, store, summary)
-                engine.close()
+                steps.append(engine.close)
             if writing:
-                self.db.record(store.meta, final)
-                if self.file_cache is not None:
-                    self.file_cache.save()
-                store.compact()
-            store.close()
-            self.reporter.close()
+                steps += [lambda: self.db.record(store.meta, final),
+                          lambda: self.file_cache is not None and self.file_cache.save(), store.compact]
+            steps += [store.close, self.reporter.close]
+            failure = _run_all(steps)
+            if failure is not None and sys.exc_info()[1] is None:
+                raise failure
         summary.total_duration = time.perf_counter() - started
         self._write_results(summary, started_at, args or {})
         return summary

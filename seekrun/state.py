@@ -114,6 +114,7 @@ class StateStore:
             size = os.fstat(self._journal_fd).st_size
             if size and os.pread(self._journal_fd, 1, size - 1) != b"\n":
                 line = b"\n" + line  # a killed run's torn last line: start on a line of our own
+        faults.point("journal")
         os.write(self._journal_fd, line)  # O_APPEND: one atomic append per node
         self._pending = True
 

@@ -18,13 +18,16 @@ FILES = ("target/manifest.json", "target/manifest.json.old", "target/run_results
          "target/state/file_hashes.json", "target/state/env_key")
 
 
-def check(root: Path, database: Path | None = None) -> None:
-    """Refuse (exit 2) when one of seekrun's own paths has the wrong type."""
+def check(root: Path, database: Path | None = None, writes: bool = True) -> None:
+    """Refuse (exit 2) when one of seekrun's own paths has the wrong type (or, for commands
+    that write, cannot be written)."""
     errors: list[Diagnostic] = []
     for rel in FOLDERS:
         kind = _kind(root / rel)
         if kind not in (None, "folder"):
             errors.append(Diagnostic(rel, None, f"is a {kind}, but seekrun keeps a folder here: move it away"))
+        elif writes and kind == "folder" and not os.access(root / rel, os.W_OK | os.X_OK):
+            errors.append(Diagnostic(rel, None, "is not writable: seekrun writes here; fix its permissions"))
     shards = root / "target/state/parse_cache"
     files = list(FILES)
     if _kind(shards) == "folder":
@@ -37,6 +40,8 @@ def check(root: Path, database: Path | None = None) -> None:
         if kind not in (None, "file"):
             errors.append(Diagnostic(rel, None, f"is a {kind}, but seekrun keeps a file here: move it away "
                                                 "(seekrun writes it again)"))
+        elif kind == "file" and not os.access(root / rel, os.R_OK):
+            errors.append(Diagnostic(rel, None, "cannot be read: fix its permissions (seekrun reads and rewrites it)"))
     if database is not None:
         for path in (database, Path(str(database) + ".wal")):
             kind = _kind(path)

@@ -262,4 +262,10 @@ class DuckDBEngine:
                 except Exception:
                     pass
             self._cursors.clear()
-        self.con.close()
+        try:
+            self.con.close()  # the checkpoint: a full disk shows here
+        except self._duckdb.Error as exc:
+            from seekrun.errors import RunFailure
+
+            raise RunFailure(f"DuckDB could not finish writing the database ({' '.join(str(exc).split())[:300]}): "
+                             "what was committed is kept in its write-ahead log; free space and run again") from None
