@@ -18,9 +18,9 @@ MISSING, CHANGED = "missing", "changed"
 
 
 def has_table(kind: str) -> bool:
-    from seekrun.engine.kinds import executor
+    from seekrun.parser.kinds import TABLELESS_KINDS
 
-    return getattr(executor(kind), "HAS_TABLE", True)
+    return kind not in TABLELESS_KINDS
 
 
 def problem(node: dict, record: dict, tables: dict[str, str | None], root: Path,

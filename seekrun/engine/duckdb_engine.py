@@ -154,10 +154,10 @@ class DuckDBEngine:
         """Parse-time checks (seekrun/parser/sql_check.py) on SQL with its env_var() values in."""
         from seekrun.parser.sql_check import problems_in, read_tree, serialize
 
-        tree = serialize(self.con, [sql])[0]
+        tree, found = read_tree(serialize(self.con, [sql])[0])
         if tree.get("error"):
             return None  # not a SELECT DuckDB can serialize (PIVOT): the lexer's checks stand
-        problems, reads = problems_in(read_tree(tree), node["inputs"])
+        problems, reads = problems_in(found, node["inputs"])
         if problems:
             return problems[0][0]
         declared = {i.lower() for i in node["inputs"]}

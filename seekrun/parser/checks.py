@@ -20,6 +20,8 @@ def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list
             if ref not in known:
                 errors.append(Diagnostic(rel, line,
                     f"{nid}: ref '{ref}' does not exist{maybe or suggest(ref, known)}"))
+        if not (rec.get("sql_maybe_refs") or rec.get("sql_refs") or rec.get("sql_tables")):
+            continue
         declared = {r.lower() for r in seen}
         ref_lines = rec.get("sql_ref_lines") or {}
 
@@ -101,13 +103,16 @@ def _seekrun_owned(rel: str) -> bool:
 def check_input_tables(records: dict[str, dict], errors: list[Diagnostic]) -> None:
     """Every input a node reads is a table: a node of a kind without one (an exposure) cannot be
     an input."""
-    from seekrun.engine.kinds import executor
+    from seekrun.parser.kinds import TABLELESS_KINDS
 
+    tableless = {nid for nid, rec in records.items() if rec["kind"] in TABLELESS_KINDS}
+    if not tableless:
+        return
     for nid in sorted(records):
         rec = records[nid]
         for ref, line in zip(rec["inputs"], rec["input_lines"]):
-            other = records.get(ref)
-            if other is not None and not getattr(executor(other["kind"]), "HAS_TABLE", True):
+            other = records.get(ref) if ref in tableless else None
+            if other is not None:
                 errors.append(Diagnostic(rec["file"], line,
                     f"{nid}: input '{ref}' is a {other['kind']}, which writes a file and has no table to read: "
                     "use the node it writes as the input instead"))

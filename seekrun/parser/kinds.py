@@ -3,6 +3,8 @@ from __future__ import annotations
 
 KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model"})
 METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
+# Kinds whose output is a file, not a table (their executor modules say HAS_TABLE = False).
+TABLELESS_KINDS = frozenset({"exposure"})
 
 # Keys that hold SQL, per kind: they enter the hash in canonical form.
 SQL_KEYS = {"transform": "transform", "feature_group": "transform"}

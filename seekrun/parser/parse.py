@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob as globmod
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -185,12 +186,14 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
         for m in files:
             relm = os.path.relpath(m, root).replace(os.sep, "/")
             rels.append(relm)
-            problem = regular_file_problem(m, project.root)
-            if problem is None:
-                try:
-                    parts += [relm, cache.hash(Path(os.path.normpath(m)))]
-                except OSError as exc:
-                    problem = f"cannot be read ({exc.strerror or exc})"
+            try:  # (inside the project: checked above)
+                st = os.stat(m)
+                if not stat.S_ISREG(st.st_mode):
+                    problem = regular_file_problem(m, project.root)
+                else:
+                    parts += [relm, cache.hash(Path(os.path.normpath(m)), st)]
+            except OSError as exc:
+                problem = f"cannot be read ({exc.strerror or exc})"
             if problem is not None:
                 errors.append(Diagnostic(rec["file"], line, f"{nid}: source data file '{relm}' {problem}: "
                                                             "make it a plain, readable file"))

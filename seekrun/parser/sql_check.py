@@ -57,37 +57,33 @@ def neutral(sql: str) -> tuple[str, list[list[int]]]:
     return "".join(out), spans
 
 
-def _walk(node, found: dict) -> None:
-    if isinstance(node, dict):
+def read_tree(raw: str) -> tuple[dict, dict]:
+    """(the decoded JSON, what a serialized statement reads: tables, table functions,
+    functions, CTE names, SHOW/DESCRIBE), gathered while the JSON is decoded (one pass)."""
+    found = {"tables": [], "table_functions": [], "functions": [], "ctes": set(), "shows": []}
+    tables, calls, functions, ctes, shows = (found[k] for k in ("tables", "table_functions", "functions", "ctes",
+                                                                "shows"))
+
+    def hook(node: dict) -> dict:
         kind = node.get("type")
         if kind == "BASE_TABLE" and "table_name" in node:
-            found["tables"].append((node.get("catalog_name") or "", node.get("schema_name") or "",
-                                    node["table_name"], node.get("query_location")))
+            tables.append((node.get("catalog_name") or "", node.get("schema_name") or "", node["table_name"],
+                           node.get("query_location")))
         elif kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
-            fn = node["function"]
-            found["table_functions"].append((str(fn.get("function_name", "")).lower(), node.get("query_location")))
+            calls.append((str(node["function"].get("function_name", "")).lower(), node.get("query_location")))
         elif kind == "SHOW_REF":
-            found["shows"].append(node.get("query_location"))
+            shows.append(node.get("query_location"))
         elif node.get("class") == "FUNCTION" and "function_name" in node:
-            found["functions"].append((str(node["function_name"]).lower(), node.get("query_location")))
+            functions.append((str(node["function_name"]).lower(), node.get("query_location")))
         cte = node.get("cte_map")
         if isinstance(cte, dict):
             for item in cte.get("map") or []:
                 if isinstance(item, dict) and "key" in item:
-                    found["ctes"].add(str(item["key"]).lower())
-        for value in node.values():
-            if isinstance(value, (dict, list)):
-                _walk(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _walk(value, found)
+                    ctes.add(str(item["key"]).lower())
+        return node
 
-
-def read_tree(tree: dict) -> dict:
-    """What a serialized statement reads: tables, table functions, functions, CTE names."""
-    found = {"tables": [], "table_functions": [], "functions": [], "ctes": set(), "shows": []}
-    _walk(tree.get("statements") or [], found)
-    return found
+    tree = json.loads(raw, object_hook=hook)
+    return tree, found
 
 
 def problems_in(found: dict, inputs: list[str]) -> tuple[list[tuple[str, int | None]], list[str]]:
@@ -136,12 +132,14 @@ def problems_in(found: dict, inputs: list[str]) -> tuple[list[tuple[str, int | N
     return out, reads
 
 
-def serialize(con, texts: list[str]) -> list[dict]:
-    """DuckDB's parse trees for many statements in one query (one error object per bad one)."""
+def serialize(con, texts: list[str]) -> list[str]:
+    """DuckDB's parse trees (JSON) for many statements in one query (an error object for each
+    bad one)."""
     if not texts:
         return []
-    rows = con.execute("SELECT json_serialize_sql(unnest(?::VARCHAR[]))", [texts]).fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [r[0] for r in con.execute("SELECT json_serialize_sql(unnest(?::VARCHAR[]))", [texts]).fetchall()]
+
+
 
 
 _NEAR = re.compile(r'(at or near )"(.*)"\Z', re.S)
@@ -228,9 +226,9 @@ def check_files(read: dict, connect=connection) -> None:
         cache: dict = {}
         for rel, rec, spec in readers:
             reader_check.check(con, rel, rec, spec, cache, read[rel][1])
-        trees = serialize(con, texts)
-        for (rel, rec, chk), text, spans, tree in zip(items, texts, maps, trees):
+        for (rel, rec, chk), text, spans, raw in zip(items, texts, maps, serialize(con, texts)):
             errors = read[rel][1]
+            tree, found = read_tree(raw)
 
             def where(pos_in_text):
                 """(file line, detail) of a position in the parsed text."""
@@ -262,7 +260,7 @@ def check_files(read: dict, connect=connection) -> None:
             if len(tree.get("statements") or []) != 1:
                 errors.append(Diagnostic(rel, chk["line"], f"{label}SQL must be a single SELECT statement"))
                 continue
-            problems, reads = problems_in(read_tree(tree), chk["inputs"])
+            problems, reads = problems_in(found, chk["inputs"])
             for message, pos in problems:
                 line, detail = where(char_pos(text, pos))
                 errors.append(Diagnostic(rel, line, f"{label}{message}", detail=detail))
