@@ -94,12 +94,26 @@ def check(con, rel: str, rec: dict, spec: dict, cache: dict, errors: list[Diagno
             for name in _type_names(value):
                 if "{{" in name:
                     continue
-                if not _TYPE_TEXT.match(name.strip()):
-                    err(key, f"'{name}' is not a type name (e.g. INTEGER, DOUBLE, VARCHAR, DATE)")
-                    continue
-                try:
-                    con.execute(f"SELECT CAST(NULL AS {name})").fetchall()
-                except Exception as exc:  # duckdb.Error: an unknown type
-                    first = str(exc).splitlines()[0]
-                    err(key, f"'{name}' is not a type DuckDB knows ({first}): use e.g. INTEGER, DOUBLE, VARCHAR, "
-                             "DATE")
+                why = type_problem(con, name)
+                if why:
+                    err(key, why)
+
+
+def type_problem(con, name: str) -> str | None:
+    """Why DuckDB does not know the type name, or None."""
+    if not _TYPE_TEXT.match(name.strip()):
+        return f"'{name}' is not a type name (e.g. INTEGER, DOUBLE, VARCHAR, DATE)"
+    try:
+        con.execute(f"SELECT CAST(NULL AS {name})").fetchall()
+    except Exception as exc:  # duckdb.Error: an unknown type
+        first = str(exc).splitlines()[0]
+        return f"'{name}' is not a type DuckDB knows ({first}): use e.g. INTEGER, DOUBLE, VARCHAR, DATE"
+    return None
+
+
+def check_types(con, rel: str, rec: dict, checks: list[dict], errors: list[Diagnostic]) -> None:
+    """Type names a node casts to (a feature group's dtypes)."""
+    for chk in checks:
+        why = type_problem(con, chk["type"])
+        if why:
+            errors.append(Diagnostic(rel, chk.get("line") or rec.get("line"), f"{rec['id']}: {chk['what']}: {why}"))

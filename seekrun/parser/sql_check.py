@@ -212,6 +212,8 @@ def check_files(read: dict, connect=connection) -> None:
                 items.append((rel, rec, chk))
             if rec.get("reader_check"):
                 readers.append((rel, rec, rec.pop("reader_check")))
+            if rec.get("type_checks"):
+                readers.append((rel, rec, {"types": rec.pop("type_checks")}))
     if not items and not readers:
         return
     texts, maps = [], []
@@ -225,7 +227,10 @@ def check_files(read: dict, connect=connection) -> None:
 
         cache: dict = {}
         for rel, rec, spec in readers:
-            reader_check.check(con, rel, rec, spec, cache, read[rel][1])
+            if "types" in spec:
+                reader_check.check_types(con, rel, rec, spec["types"], read[rel][1])
+            else:
+                reader_check.check(con, rel, rec, spec, cache, read[rel][1])
         for (rel, rec, chk), text, spans, raw in zip(items, texts, maps, serialize(con, texts)):
             errors = read[rel][1]
             tree, found = read_tree(raw)

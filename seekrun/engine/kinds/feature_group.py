@@ -147,6 +147,10 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
                          f"feature '{col}': dtype {dtype!r} has unbalanced brackets (inside a YAML {{...}} "
                          "mapping, quote a type with a comma: 'DECIMAL(10,2)')")
     spec = spec_of(built)
+    casts = {d for _, d in spec.features or [] if d}
+    if casts:  # type names checked by DuckDB at parse time (parser/sql_check.py)
+        rec["type_checks"] = [{"type": d, "line": pc.line(("features", c, "dtype")),
+                               "what": f"feature '{c}': dtype"} for c, d in spec.features or [] if d]
     # What the build depends on, in order (the config's own hash sorts mapping keys, but the
     # order of `features` is the order of the output columns).  Entity name and online
     # settings are not used by seekrun, so editing them reruns nothing.
