@@ -194,7 +194,7 @@ class DAGRunner:
             final = tables
             if engine is not None:
                 if writing:
-                    final = self._verify_tables(engine, store, summary)
+                    final = self._verify_tables(engine, store, summary, tables or {})
                 steps.append(engine.close)
             if writing:
                 steps += [lambda: self.db.record(store.meta, final),
@@ -244,16 +244,20 @@ class DAGRunner:
         if errors:
             raise ProjectError(errors)
 
-    def _verify_tables(self, engine, store: StateStore, summary: ExecutionSummary) -> dict | None:
+    def _verify_tables(self, engine, store: StateStore, summary: ExecutionSummary, before: dict) -> dict | None:
         """The tables really there after the run (a Python node may have dropped or replaced
-        another node's table): recorded, and any recorded node whose table is not its build
-        is said so (it rebuilds on the next run)."""
+        another node's table): recorded, and any node whose table was its recorded build
+        before the run (or was built by it) and is not any more is said so (it rebuilds on
+        the next run)."""
         try:
             final = engine.existing_outputs()
         except Exception:
             return None
+        ran = {r.node_id for r in summary.results if r.status is NodeStatus.SUCCESS}
         lost = sorted(nid for nid, rec in store.nodes.items() if nid in self.manifest.nodes
                       and rec.get("status") == "success" and has_table(self.manifest.nodes[nid]["kind"])
+                      and not str(rec.get("output_hash")).startswith("unverified-")
+                      and (nid in ran or before.get(nid, "-") == rec.get("output_hash"))
                       and final.get(nid, "-") != rec.get("output_hash"))
         if lost:
             summary.warnings.append(f"the table{'s' if len(lost) > 1 else ''} of {', '.join(lost[:5])}"
