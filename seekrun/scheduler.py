@@ -136,7 +136,10 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
         for w in workers:
             w.start()
         for w in workers:
-            w.join()
+            while w.is_alive():
+                w.join(0.1)
+                if state["error"] is not None:
+                    on_interrupt()  # after a callback error: keep cancelling until every worker is out
     except BaseException:
         # Wait on our own count, not join(): an interrupted join can mark a running thread
         # finished (Python 3.11).  A worker started but not yet counted sees `stopped` and
@@ -144,10 +147,14 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
         with cond:
             state["stopped"] = state["interrupted"] = True
             cond.notify_all()
-        on_interrupt()  # e.g. cancel the queries in flight, so the workers can finish
+        # Cancel the queries in flight, so the workers can finish; again every 0.1 s while any
+        # worker lives: a query that was just about to start when the first cancel came would
+        # otherwise run to its end.
+        on_interrupt()
         with cond:
             while state["live"]:
-                cond.wait()
+                if not cond.wait(0.1):
+                    on_interrupt()
         raise
     if state["error"] is not None:
         raise state["error"]

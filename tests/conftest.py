@@ -173,3 +173,20 @@ def journal_successes(project: Path) -> list[str]:
         if isinstance(entry, dict) and entry.get("status") == "success":
             out.append(rec["id"])
     return out
+
+
+ENDLESS = {"SEEKRUN_TEST_WORK": str(10 ** 13)}  # env for a run whose slow_sql nodes never finish on their own
+
+
+def slow_sql(k: int) -> str:
+    """A SELECT that scans as many rows as env SEEKRUN_TEST_WORK says (default 1,000): run with
+    ENDLESS it goes on until it is interrupted or killed, so a test can act while it runs
+    without guessing how fast the machine is; the next run (without it) is quick. Changing the
+    variable reruns the node (env_var() values are hashed), which is fine for nodes that were
+    left undone anyway. Its table is [(slow_count(k),)] after a quick run."""
+    return ("SELECT count(*) AS c FROM range(CAST('{{ env_var('SEEKRUN_TEST_WORK', '1000') }}' AS BIGINT)) t(i) "
+            f"WHERE i % 7 = {k % 7}")
+
+
+def slow_count(k: int, work: int = 1000) -> int:
+    return work // 7 + (1 if k % 7 < work % 7 else 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (all_tables, clean_build, cli, cli_proc, journal_successes, ran, run_results, table,
-                      target_snapshot, write_project)
+                      target_snapshot, write_project, ENDLESS, slow_count, slow_sql)
 
 BASE = Path(__file__).resolve().parent / "bad_inputs" / "_base"
 BASE_IDS = {"source.customers", "source.orders", "source.payments", "transform.clean_orders",
@@ -127,35 +127,32 @@ def test_corrupt_manifest_or_cache_never_crashes_nor_reruns(rel, garbage, tmp_pa
 # ---------------------------------------------------------------------------------------------
 # slow projects for Ctrl-C and the lock
 
-WORK = 50_000_000  # rows scanned per slow node: about 0.3-0.6 s each on 2 cores
-N_SLOW = 4
-
-
-def slow_project(root: Path, n: int = N_SLOW, work: int = WORK) -> tuple[Path, set[str]]:
-    """n independent slow transforms and a `total` over all of them."""
-    files = {}
+def slow_project(root: Path, n: int = 4) -> tuple[Path, set[str]]:
+    """transform.a_quick (instant), n slow transforms (conftest.slow_sql: endless under ENDLESS,
+    quick otherwise), and `total` over all of them."""
+    files = {"nodes/a_quick.yml": "kind: transform\nname: a_quick\ntransform: SELECT 42 AS answer\n"}
     for k in range(n):
-        files[f"nodes/slow_{k}.yml"] = (
-            f"kind: transform\nname: slow_{k}\n"
-            f"transform: SELECT count(*) AS c FROM range({work}) t(i) WHERE i % 7 = {k % 7}\n")
+        files[f"nodes/slow_{k}.yml"] = f"kind: transform\nname: slow_{k}\ntransform: \"{slow_sql(k)}\"\n"
     refs = "".join(f"  - ref: transform.slow_{k}\n" for k in range(n))
     union = " UNION ALL ".join(f"SELECT c FROM input_{k}" for k in range(n))
     files["nodes/total.yml"] = (f"kind: transform\nname: total\ninputs:\n{refs}"
                                 f"transform: SELECT sum(c) AS c FROM ({union})\n")
-    return write_project(root, files), {*(f"transform.slow_{k}" for k in range(n)), "transform.total"}
+    ids = {"transform.a_quick", *(f"transform.slow_{k}" for k in range(n)), "transform.total"}
+    return write_project(root, files), ids
 
 
-def expected_slow_tables(n: int = N_SLOW, work: int = WORK) -> dict[str, list[tuple]]:
-    counts = [work // 7 + (1 if k % 7 < work % 7 else 0) for k in range(n)]
-    out = {f"transform.slow_{k}": [(counts[k],)] for k in range(n)}
-    out["transform.total"] = [(sum(counts),)]
+def expected_slow_tables(n: int = 4) -> dict[str, list[tuple]]:
+    out = {f"transform.slow_{k}": [(slow_count(k),)] for k in range(n)}
+    out["transform.total"] = [(sum(slow_count(k) for k in range(n)),)]
+    out["transform.a_quick"] = [(42,)]
     return out
 
 
 def start_run(project: Path, *args: str) -> subprocess.Popen:
+    """A real run whose slow nodes never finish on their own (see conftest.slow_sql)."""
     return subprocess.Popen([sys.executable, "-m", "seekrun", "run", "-p", str(project), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **ENDLESS})
 
 
 def wait_for(cond, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
@@ -163,7 +160,7 @@ def wait_for(cond, proc: subprocess.Popen, what: str, timeout: float = 30) -> No
     while not cond():
         if proc.poll() is not None:
             out, err = proc.communicate()
-            pytest.fail(f"seekrun exited ({proc.returncode}) before {what}: make the slow nodes slower\n{out}{err}")
+            pytest.fail(f"seekrun exited ({proc.returncode}) before {what}\n{out}{err}")
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.01)
 
@@ -177,25 +174,22 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_rest(threads, tmp_pa
     proj, ids = slow_project(tmp_path / "proj")
     proc = start_run(proj, "--threads", threads)
     try:
-        wait_for(lambda: len(journal_successes(proj)) >= 1, proc, "a node finished")
+        wait_for(lambda: "transform.a_quick" in journal_successes(proj), proc, "a node finished")
         proc.send_signal(signal.SIGINT)
-        t0 = time.monotonic()
-        out, err = proc.communicate(timeout=15)
-        elapsed = time.monotonic() - t0
+        out, err = proc.communicate(timeout=120)  # a hang guard only: the slow nodes run for minutes
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     shown = f"exit {proc.returncode}\n--- stdout\n{out}--- stderr\n{err}"
     assert proc.returncode == 130, shown
-    assert elapsed < 5, f"took {elapsed:.1f}s to stop\n{shown}"
     assert "Traceback" not in out + err, shown
 
     results = run_results(proj)
     assert set(results) == ids
     done = {nid for nid, r in results.items() if r["status"] == "success"}
     undone = ids - done
-    assert done and "transform.total" in undone, shown
+    assert done == {"transform.a_quick"}, shown  # the slow ones cannot finish on their own
     assert all(results[nid]["status"] != "success" for nid in undone)
     assert json.loads((proj / "target" / "run_results.json").read_text())["metadata"]["interrupted"] is True
     # a message says what was left undone, naming every such node
@@ -217,7 +211,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_rest(threads, tmp_pa
 
 
 def test_second_run_or_parse_is_refused_while_one_runs_and_a_dead_holder_is_taken_over(tmp_path):
-    proj, ids = slow_project(tmp_path / "proj", n=30)  # far longer than the test lets it run
+    proj, ids = slow_project(tmp_path / "proj")  # runs until the test kills it
     lock = proj / "target" / ".seekrun.lock"
     proc = start_run(proj, "--threads", "1")
     try:
@@ -229,12 +223,11 @@ def test_second_run_or_parse_is_refused_while_one_runs_and_a_dead_holder_is_take
             assert res.exit_code == 2, shown
             assert re.search(rf"project is locked by pid {proc.pid} since \S", res.stderr), shown
             assert "Traceback" not in res.output, shown
-            # ...and in-process, timed without the interpreter's start-up: refused at once
-            t0 = time.monotonic()
+            # ...and in-process: refused at once, not after waiting for the lock (the holder,
+            # which runs far longer than this test, is still running when the refusal comes)
             res = cli(*args, "-p", str(proj))
-            elapsed = time.monotonic() - t0
             assert res.exit_code == 2 and f"project is locked by pid {proc.pid} since" in res.stderr, res.output
-            assert elapsed < 2, f"$ seekrun {' '.join(args)} took {elapsed:.2f}s to refuse"
+            assert proc.poll() is None, f"$ seekrun {' '.join(args)} waited for the lock"
         assert proc.poll() is None, "the first run was disturbed"
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
@@ -245,17 +238,16 @@ def test_second_run_or_parse_is_refused_while_one_runs_and_a_dead_holder_is_take
     assert proc.returncode == -signal.SIGKILL
     assert lock.read_text().startswith(f"{proc.pid} ")  # the dead process's lock is still on disk
 
-    slow_project(proj, n=30, work=1000)  # the same nodes made cheap: the takeover run is quick
-    res = cli_proc("run", "-p", str(proj), "--threads", "2")
+    res = cli_proc("run", "-p", str(proj), "--threads", "2")  # without ENDLESS: quick
     assert res.exit_code == 0, res.output
     assert "locked" not in res.output
-    assert {nid: table(proj, nid) for nid in ids} == expected_slow_tables(n=30, work=1000)
-    assert {nid: r["status"] for nid, r in run_results(proj).items()} == {nid: "success" for nid in ids}
+    assert {nid: table(proj, nid) for nid in ids} == expected_slow_tables()
+    assert all(r["status"] in ("success", "cached") for r in run_results(proj).values()), res.output
 
 
 def test_dry_run_while_a_run_is_going_is_refused_too(tmp_path):
     """`seekrun run --dry-run` is a second `seekrun run`: refused with the lock message, never a crash."""
-    proj, ids = slow_project(tmp_path / "proj", n=30)
+    proj, ids = slow_project(tmp_path / "proj")
     lock = proj / "target" / ".seekrun.lock"
     proc = start_run(proj, "--threads", "1")
     try:
@@ -266,7 +258,7 @@ def test_dry_run_while_a_run_is_going_is_refused_too(tmp_path):
         proc.kill()
         proc.communicate()
     shown = f"exit {res.exit_code}\n{res.output}"
-    assert alive, "the first run was disturbed (or finished before the dry run was refused)"
+    assert alive, "the first run was disturbed"
     assert res.exit_code == 2, shown
     assert re.search(rf"project is locked by pid {proc.pid} since \S", res.stderr), shown
 

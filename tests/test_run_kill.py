@@ -1,8 +1,9 @@
 """Issue 3: kill -9 in the middle of a run loses at most the nodes in flight.
 
 A real `python -m seekrun run` process is SIGKILLed after some nodes have finished
-(as recorded in target/state/execution_state.journal); the next run must not redo
-those, and must converge to the tables of a clean build.
+(as recorded in target/state/execution_state.journal) while others run (they cannot
+finish on their own: conftest.slow_sql); the next run must not redo the finished ones,
+and must converge to the tables of a clean build.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import time
 from pathlib import Path
 
 
-from conftest import (all_tables, clean_build, cli, journal_successes, ran, run_results, target_snapshot,
-                      write_project)
+from conftest import (ENDLESS, all_tables, clean_build, cli, journal_successes, ran, run_results, slow_sql,
+                      target_snapshot, write_project)
 
-N_SLOW = 8
-WORK = 80_000_000  # rows scanned per slow node: about 0.2-0.5 s each
+QUICK = ["q0", "q1", "q2", "q3"]  # q1 reads q0, q3 reads q2
+SLOW = ["s0", "s1", "s2"]  # endless under ENDLESS (conftest.slow_sql): the kill always finds them running
 
 
 def slow_project(root: Path) -> tuple[Path, set[str]]:
@@ -27,34 +28,32 @@ def slow_project(root: Path) -> tuple[Path, set[str]]:
         "data/s.csv": "id,v\n1,1\n2,2\n3,3\n",
         "nodes/s.yml": "kind: source\nname: s\nsource: csv\ntable: data/s.csv\n",
     }
-    ids = {"source.s"}
-    for k in range(N_SLOW):
-        # pairs form short chains: slow_0 -> slow_1, slow_2 -> slow_3, ...
-        parent = "source.s" if k % 2 == 0 else f"transform.slow_{k - 1}"
-        files[f"nodes/slow_{k}.yml"] = (
-            f"kind: transform\nname: slow_{k}\ninputs:\n  - ref: {parent}\n"
-            f"transform: \"SELECT id, v + {k} + (SELECT count(*) FROM range({WORK}) t(i) WHERE i % 7 = 0) % 2 "
-            f"AS v FROM input_0\"\n")
-        ids.add(f"transform.slow_{k}")
-    refs = "".join(f"  - ref: transform.slow_{k}\n" for k in range(1, N_SLOW, 2))
-    union = " UNION ALL ".join(f"SELECT id, v FROM input_{i}" for i in range(N_SLOW // 2))
+    for k, name in enumerate(QUICK):
+        parent = "source.s" if k % 2 == 0 else f"transform.{QUICK[k - 1]}"
+        files[f"nodes/{name}.yml"] = (f"kind: transform\nname: {name}\ninputs:\n  - ref: {parent}\n"
+                                      f"transform: SELECT id, v + {k} AS v FROM input_0\n")
+    for k, name in enumerate(SLOW):
+        files[f"nodes/{name}.yml"] = (f"kind: transform\nname: {name}\ninputs:\n  - ref: source.s\n"
+                                      f"transform: \"SELECT id, v + ({slow_sql(k)}) AS v FROM input_0\"\n")
+    leaves = [f"transform.{n}" for n in ("q1", "q3", *SLOW)]
+    refs = "".join(f"  - ref: {r}\n" for r in leaves)
+    union = " UNION ALL ".join(f"SELECT id, v FROM input_{i}" for i in range(len(leaves)))
     files["nodes/total.yml"] = (f"kind: transform\nname: total\ninputs:\n{refs}"
                                 f"transform: \"SELECT id, sum(v) AS v FROM ({union}) GROUP BY id\"\n")
-    ids.add("transform.total")
+    ids = {"source.s", "transform.total", *(f"transform.{n}" for n in QUICK + SLOW)}
     return write_project(root, files), ids
 
 
-def run_and_kill(project: Path, finished_before_kill: int) -> list[str]:
-    """Start a real seekrun process; SIGKILL it once N nodes are recorded as finished."""
-    proc = subprocess.Popen([sys.executable, "-m", "seekrun", "run", "-p", str(project), "--threads", "1"],
+def run_and_kill(project: Path, finished_before_kill: set[str], threads: str = "1") -> list[str]:
+    """Start a real seekrun process whose slow nodes never finish on their own; SIGKILL it once
+    the given nodes are recorded as finished."""
+    proc = subprocess.Popen([sys.executable, "-m", "seekrun", "run", "-p", str(project), "--threads", threads],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **ENDLESS})
     try:
-        deadline = time.monotonic() + 30
-        while len(journal_successes(project)) < finished_before_kill:
-            assert proc.poll() is None, (
-                "seekrun finished before it could be killed: make the slow nodes slower "
-                f"(exit {proc.returncode}: {proc.stderr.read().decode()[-2000:]})")
+        deadline = time.monotonic() + 60
+        while not finished_before_kill <= set(journal_successes(project)):
+            assert proc.poll() is None, f"seekrun exited ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}"
             assert time.monotonic() < deadline, "no progress recorded in the journal"
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
@@ -75,11 +74,13 @@ def assert_state_file_valid(project: Path, ids: set[str]) -> None:
     assert all(e["status"] == "success" for e in nodes.values())
 
 
+QUICK_IDS = {"source.s", *(f"transform.{n}" for n in QUICK)}
+
+
 def test_kill_during_first_build_then_rerun_converges(tmp_path):
     p, ids = slow_project(tmp_path / "proj")
-    finished = run_and_kill(p, finished_before_kill=3)
-    assert len(finished) >= 3
-    assert len(finished) < len(ids), "everything finished before the kill"
+    finished = run_and_kill(p, QUICK_IDS, threads="2")
+    assert set(finished) == QUICK_IDS  # the slow ones cannot finish on their own
     # a state file, if the killed run left one, is whole JSON (atomic writes)
     state = p / "target" / "state" / "execution_state.json"
     if state.exists():
@@ -113,9 +114,8 @@ def test_kill_during_incremental_build_then_rerun_converges(tmp_path):
     assert ran(p) == ids
     # a data change: everything downstream of source.s must rebuild
     (p / "data" / "s.csv").write_text("id,v\n1,10\n2,20\n3,30\n4,40\n")
-    finished = run_and_kill(p, finished_before_kill=4)
-    assert len(finished) >= 4
-    assert len(finished) < len(ids), "everything finished before the kill"
+    finished = run_and_kill(p, QUICK_IDS)
+    assert set(finished) == QUICK_IDS
     json.loads((p / "target" / "state" / "execution_state.json").read_text())  # still whole
 
     res = cli("run", "-p", str(p), "--threads", "1")

@@ -114,29 +114,59 @@ def test_threads_4_failure_handling_matches_threads_1(tmp_path):
     assert all_tables(p1) == all_tables(p4)
 
 
+SYNC_PY = """\
+import os
+import time
+
+
+def slow(ctx):
+    # runs until b_quick has run: so b_quick always runs while this node runs
+    deadline = time.monotonic() + 120
+    while not os.path.exists(ctx.params["flag"]):
+        if time.monotonic() > deadline:
+            raise RuntimeError("b_quick never ran")
+        time.sleep(0.01)
+    return ctx.con.sql("SELECT current_setting('threads') AS t")
+
+
+def quick(ctx):
+    threads = ctx.con.sql("SELECT current_setting('threads') AS t").fetchall()[0][0]  # now, while a_slow runs
+    open(ctx.params["flag"], "w").close()
+    return ctx.con.sql(f"SELECT {int(threads)} AS t")
+"""
+
+
 def test_nodes_running_at_once_share_duckdbs_threads(tmp_path):
     """Two nodes at once get half of DuckDB's threads each; a node running alone gets them all.
-    Each node records the thread count it ran with (current_setting('threads') in its SQL)."""
+    The nodes wait on each other (files), not on time: b_quick runs while a_slow runs."""
     import duckdb
 
     all_threads = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
-    slow = "(SELECT count(*) FROM range(60000000) t(i) WHERE i % 7 = 3)"
+    flag = tmp_path / "b_quick_ran"
     proj = write_project(tmp_path / "p", {
-        "nodes/a_slow.yml": "kind: transform\nname: a_slow\n"
-                            f"transform: SELECT current_setting('threads') AS t, {slow} AS c\n",
-        "nodes/b_quick.yml": "kind: transform\nname: b_quick\ntransform: SELECT current_setting('threads') AS t\n",
-        "nodes/c_last.yml": "kind: transform\nname: c_last\ninputs:\n  - ref: transform.a_slow\n"
-                            "  - ref: transform.b_quick\n"
+        "models/sync.py": SYNC_PY,
+        "nodes/a_slow.yml": f"kind: model\nname: a_slow\npython: models/sync.py:slow\nparams: {{flag: '{flag}'}}\n",
+        "nodes/b_quick.yml": f"kind: model\nname: b_quick\npython: models/sync.py:quick\nparams: {{flag: '{flag}'}}\n",
+        "nodes/c_last.yml": "kind: transform\nname: c_last\ninputs:\n  - ref: model.a_slow\n"
+                            "  - ref: model.b_quick\n"
                             "transform: SELECT current_setting('threads') AS t FROM input_0\n",
     })
     res = cli("run", "-p", str(proj), "--threads", "2")
     assert res.exit_code == 0, res.output
-    t = {name: table(proj, f"transform.{name}")[0][0] for name in ("a_slow", "b_quick", "c_last")}
-    # b_quick starts while a_slow runs (a_slow itself may start before or after b_quick is
-    # counted); c_last runs alone at the end and gets every thread back
-    assert t["b_quick"] == max(1, all_threads // 2)
-    assert t["c_last"] == all_threads
+    t = {nid: table(proj, nid)[0][0] for nid in ("model.a_slow", "model.b_quick", "transform.c_last")}
+    # a_slow is first in the ready queue, so it is running when b_quick starts: two at once
+    assert t["model.b_quick"] == max(1, all_threads // 2), t
+    assert t["transform.c_last"] == all_threads, t  # alone at the end: every thread back
 
-    one = cli("run", "-p", str(proj), "--threads", "1", "--full")
-    assert one.exit_code == 0, one.output
-    assert {table(proj, f"transform.{n}")[0][0] for n in ("a_slow", "b_quick", "c_last")} == {all_threads}
+
+
+def test_with_one_worker_every_node_gets_all_of_duckdbs_threads(tmp_path):
+    import duckdb
+
+    all_threads = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
+    files = {f"nodes/n{k}.yml": f"kind: transform\nname: n{k}\ntransform: SELECT current_setting('threads') AS t\n"
+             for k in range(3)}
+    proj = write_project(tmp_path / "p", files)
+    res = cli("run", "-p", str(proj), "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert {table(proj, f"transform.n{k}")[0][0] for k in range(3)} == {all_threads}

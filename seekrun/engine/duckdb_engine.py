@@ -51,6 +51,7 @@ class DuckDBEngine:
         self._local = threading.local()
         self._cursors: list = []
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # set by interrupt(): no build starts after it
         self._schemas: set[str] = set()
 
     def _confine(self, root: Path, db_path: Path | None) -> None:
@@ -185,6 +186,8 @@ class DuckDBEngine:
     def build(self, node: dict, root: Path, nodes: dict[str, dict], stamp: str | None = None) -> BuildResult:
         """Build one node in one transaction; its table (if its kind has one) is stamped with
         ``stamp`` in that transaction."""
+        if self._stopping.is_set():
+            raise NodeFailure("interrupted before it started")
         ctx = self.context(node, root, nodes, self._cursor())
         mod = self._executor(node)
         has_table = getattr(executor(node["kind"]), "HAS_TABLE", True)
@@ -243,6 +246,7 @@ class DuckDBEngine:
         self.con.execute(f"DROP TABLE IF EXISTS {table_name(node_id)}")
 
     def interrupt(self) -> None:
+        self._stopping.set()
         with self._lock:
             for cur in self._cursors:
                 try:
