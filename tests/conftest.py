@@ -42,8 +42,20 @@ def write_project(root: Path, files: dict[str, str | bytes], marker: str | None 
     return root
 
 
+# In these test files every cli() call runs a real `python -m seekrun` process, so that what
+# only main() does (exit codes of internal errors, signals, the fast exit) is exercised by a
+# fair share of the ordinary tests too, not only by the ones written for it.
+SUBPROCESS_FILES = {"test_run_failures.py", "test_run_filters.py", "test_parse_errors.py"}
+
+
 def cli(*args: str, cwd: Path | None = None) -> Result:
-    """Run the seekrun CLI in-process (typer's runner): fast, same code path as the console script."""
+    """Run the seekrun CLI: in-process (typer's runner: fast, the same code path as the console
+    script, except main()'s own handlers), or as a real process in SUBPROCESS_FILES."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[0]
+    if os.path.basename(current) in SUBPROCESS_FILES:
+        res = cli_proc(*args, cwd=cwd)
+        assert "internal error" not in res.stderr and "Traceback" not in res.stderr, res.output
+        return res
     from typer.testing import CliRunner
 
     from seekrun.cli import app
