@@ -100,6 +100,8 @@ class DAGRunner:
             text = " ".join(redact(str(exc)).split())
             if "lock" in text.lower():
                 hint = "another program has it open: close it (or wait for it), then run again"
+            elif "permission denied" in text.lower():
+                hint = "fix its permissions: seekrun reads and writes it"
             else:
                 hint = "it is not a database this DuckDB can open: move it away to rebuild from scratch"
             raise ProjectError([Diagnostic(self._rel(self.db_path), None,
