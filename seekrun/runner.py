@@ -100,6 +100,8 @@ class DAGRunner:
             text = " ".join(redact(str(exc)).split())
             if "lock" in text.lower():
                 hint = "another program has it open: close it (or wait for it), then run again"
+            elif "permission denied" in text.lower():
+                hint = "fix its permissions: seekrun reads and writes it"
             else:
                 hint = "it is not a database this DuckDB can open: move it away to rebuild from scratch"
             raise ProjectError([Diagnostic(self._rel(self.db_path), None,
@@ -148,6 +150,7 @@ class DAGRunner:
                          lambda nid: problem(self.manifest.nodes[nid], records[nid], tables, self.root, cache),
                          full=full, selected=selected)
             self.plan_items = items
+            self._warn_stale_tables(items, store, summary)
             faults.point("plan")
             to_run = [nid for nid, it in items.items() if it.runs]
             self._guard_removals(removed, records, allow_removals, dry_run, summary)
@@ -206,6 +209,20 @@ class DAGRunner:
         summary.total_duration = time.perf_counter() - started
         self._write_results(summary, started_at, args or {})
         return summary
+
+    def _warn_stale_tables(self, items: dict[str, PlanItem], store: StateStore, summary: ExecutionSummary) -> None:
+        """Tables whose stamps are not their recorded builds, with no interrupted run to explain
+        it (no journal was left): the database is not the one the last run left, even when it
+        carries this project's identity (an older copy of it put back)."""
+        if self.db.replaced or store.journal_found:
+            return
+        stale = sorted(nid for nid, it in items.items() if it.reason is not None
+                       and it.reason.code == "output_changed" and has_table(self.manifest.nodes[nid]["kind"]))
+        if stale:
+            summary.warnings.append(
+                f"{self._rel(self.db_path)} is not the database the last run left: the table"
+                f"{'s' if len(stale) > 1 else ''} of {', '.join(stale[:5])}{' and more' if len(stale) > 5 else ''} "
+                "do not match their recorded builds (an older copy put back, or changed outside seekrun): rebuilt")
 
     def _guard_removals(self, removed: list[str], records: dict, allow: bool, dry_run: bool,
                         summary: ExecutionSummary) -> None:

@@ -35,6 +35,7 @@ class StateStore:
         self._journal_fd: int | None = None
         self._pending = False
         self._loaded_meta: dict = {}
+        self.journal_found = False  # a journal was left: the last run did not finish
 
     def load(self, *, repair: bool = True) -> dict[str, dict]:
         """Read the state and replay the journal. A corrupt file is moved aside (when repair)."""
@@ -61,7 +62,7 @@ class StateStore:
             self.nodes = {k: v for k, v in data["nodes"].items()}
             self.meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
         if self.journal_path.exists():
-            self._pending = True
+            self._pending = self.journal_found = True
             try:
                 raw_journal = self.journal_path.read_bytes()
             except OSError as exc:

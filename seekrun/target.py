@@ -77,5 +77,6 @@ def tidy(root: Path, output_files=()) -> None:
     from seekrun.fsutil import remove_stale_temps
 
     remove_stale_temps(root / "target")
-    for folder in sorted({os.path.dirname(f) for f in output_files if not f.startswith("target/")}):
+    # an exposure's temp file (".seekrun-tmp-...") sits next to its file, under target/ too
+    for folder in sorted({os.path.dirname(f) for f in output_files}):
         remove_stale_temps(root / folder, prefix=".seekrun-tmp-", mark="", recursive=False)

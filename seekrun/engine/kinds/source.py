@@ -53,7 +53,10 @@ def reader_query(node: dict, root: Path, fill=lambda text: text) -> tuple[str, d
     files = [str(root / f) for f in node.get("data_files") or []]
     if not files:
         raise NodeFailure(f"{node['id']}: source data file '{cfg.get('table')}' not found")
-    params = {k: (fill(v) if isinstance(v, str) else v) for k, v in (cfg.get("params") or {}).items()}
+    from seekrun.parser.templating import map_strings
+
+    # every string, nested ones too (types: {col: ...}, a list of nullstr values)
+    params = map_strings(dict(cfg.get("params") or {}), lambda path, text: fill(text))
     if fmt == "jsonl":
         params.setdefault("format", "newline_delimited")
     width = None
