@@ -247,7 +247,10 @@ def _read_outputs_config(project: Project, cfg: dict, line, errors: list[Diagnos
     else:
         project.database = database
         path = project.database_path
-        if os.path.isdir(path) or database.endswith(("/", os.sep)):
+        if os.path.isdir(path) and "database" not in cfg:  # the default path: the project file is fine
+            errors.append(Diagnostic(DEFAULT_DATABASE, None, "is a folder, but seekrun keeps its database here: "
+                                                             "move it away"))
+        elif os.path.isdir(path) or database.endswith(("/", os.sep)):
             errors.append(Diagnostic(marker, line("database"), f"database '{database}' is a folder: give a file path"))
         elif project.external_database and not allow:
             errors.append(Diagnostic(marker, line("database"),
