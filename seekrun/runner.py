@@ -233,8 +233,8 @@ class DAGRunner:
         for nid in to_run:
             node = self.manifest.nodes[nid]
             for rel in node.get("output_files") or []:
-                if not os.path.lexists(self.root / rel):
-                    continue
+                if rel.startswith("target/") or not os.path.lexists(self.root / rel):
+                    continue  # target/ is seekrun's own folder: what is there, seekrun wrote
                 if owned is None:
                     owned = owned_files(records, claims)
                 if rel not in owned:
