@@ -19,7 +19,7 @@ from seekrun import __version__
 from seekrun.fsutil import read_checked, write_checked
 from seekrun.hashing import RACY_SECONDS
 
-VERSION = 8
+VERSION = 9  # 9: feature groups record feature_order
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
 
