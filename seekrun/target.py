@@ -79,5 +79,6 @@ def tidy(root: Path, output_files=()) -> None:
     from seekrun.fsutil import remove_stale_temps
 
     remove_stale_temps(root / "target")
-    for folder in sorted({os.path.dirname(f) for f in output_files if not f.startswith("target/")}):
+    remove_stale_temps(root / "target/feature_store", mark=".parquet.", recursive=False)  # .<name>.parquet.<pid>.tmp
+    for folder in sorted({os.path.dirname(f) for f in output_files}):  # exposures, under target/ too
         remove_stale_temps(root / folder, prefix=".seekrun-tmp-", mark="", recursive=False)
