@@ -33,6 +33,7 @@ class Project:
     common_dir: str | None = None  # seeknal/common
     exposure_paths: list[str] = field(default_factory=list)  # folders exposures may write to, besides target/
     allow_external_database: bool = False
+    node_paths_line: int | None = None  # where node_paths is in the project file (for its errors)
 
     @property
     def target_dir(self) -> Path:
@@ -82,8 +83,8 @@ class _Walker:
         self.yml: list[str] = []
         self.py: list[str] = []
 
-    def _err(self, rel: str, message: str) -> None:
-        self.errors.append(Diagnostic(rel, None, message))
+    def _err(self, rel: str, message: str, line: int | None = None) -> None:
+        self.errors.append(Diagnostic(rel, line, message))
 
     def walk(self, node_path: str) -> None:
         base = os.path.join(self.root, node_path)
@@ -91,13 +92,15 @@ class _Walker:
         if not os.path.lexists(base):
             self._err(where, f"node path '{node_path}' does not exist: create the folder, or fix node_paths "
                              f"in {self.project.marker}" if self.project.flavour == "seekrun" else
-                      f"node folder '{node_path}' does not exist: create it")
+                      f"node folder '{node_path}' does not exist: create it", self.project.node_paths_line)
             return
         if not os.path.isdir(base):
-            self._err(where, f"node path '{node_path}' is not a folder: node_paths lists folders")
+            self._err(where, f"node path '{node_path}' is not a folder: node_paths lists folders",
+                      self.project.node_paths_line)
             return
         if not inside(self.project.root, base):
-            self._err(where, f"node path '{node_path}' resolves outside the project: use a folder inside it")
+            self._err(where, f"node path '{node_path}' resolves outside the project: use a folder inside it",
+                      self.project.node_paths_line)
             return
         self._walk_dir(base, node_path)
 
@@ -218,7 +221,8 @@ def find_project(project_dir: Path | str) -> Project:
             if not inside(root, root / p):
                 errors.append(Diagnostic(marker, line("node_paths"),
                     f"node path '{p}' is outside the project: use a folder inside {root.name}"))
-        project = Project(root, str(cfg.get("name") or root.name), "seekrun", marker, list(node_paths))
+        project = Project(root, str(cfg.get("name") or root.name), "seekrun", marker, list(node_paths),
+                          node_paths_line=line("node_paths") if "node_paths" in cfg else None)
     else:
         project = Project(root, str(cfg.get("name") or root.name), "seeknal", marker, ["seeknal"],
                           excluded=["seeknal/common"], common_dir="seeknal/common")
@@ -243,7 +247,10 @@ def _read_outputs_config(project: Project, cfg: dict, line, errors: list[Diagnos
     else:
         project.database = database
         path = project.database_path
-        if os.path.isdir(path) or database.endswith(("/", os.sep)):
+        if os.path.isdir(path) and "database" not in cfg:  # the default path: the project file is fine
+            errors.append(Diagnostic(DEFAULT_DATABASE, None, "is a folder, but seekrun keeps its database here: "
+                                                             "move it away"))
+        elif os.path.isdir(path) or database.endswith(("/", os.sep)):
             errors.append(Diagnostic(marker, line("database"), f"database '{database}' is a folder: give a file path"))
         elif project.external_database and not allow:
             errors.append(Diagnostic(marker, line("database"),

@@ -155,7 +155,7 @@ class DAGRunner:
             to_run = [nid for nid, it in items.items() if it.runs]
             self._guard_removals(removed, records, allow_removals, dry_run, summary)
             if not dry_run and to_run:
-                self._check_overwrites(to_run, records, store.claims())
+                self._check_overwrites(to_run, records, store.claims(), state_damaged=bool(store.warnings))
                 if (self.engine_factory is None and self.db_path.exists()
                         and not os.path.exists(str(self.db_path) + ".wal")):
                     # Check on the database the build will use: opening and closing it
@@ -172,6 +172,7 @@ class DAGRunner:
                 summary.total_duration = time.perf_counter() - started
                 return summary
             writing = True
+            store.apply_repairs()
             if on_commit is not None:
                 on_commit()
             if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
@@ -240,7 +241,7 @@ class DAGRunner:
             return
         raise ProjectError([Diagnostic("", None, message)])
 
-    def _check_overwrites(self, to_run: list[str], records: dict, claims: dict) -> None:
+    def _check_overwrites(self, to_run: list[str], records: dict, claims: dict, state_damaged: bool = False) -> None:
         """A node never writes over a file that seekrun did not write (a hand-made file that
         happens to sit where an exposure writes)."""
         from seekrun.outputs import owned_files
@@ -250,13 +251,16 @@ class DAGRunner:
         for nid in to_run:
             node = self.manifest.nodes[nid]
             for rel in node.get("output_files") or []:
-                if not os.path.lexists(self.root / rel):
-                    continue
+                if rel.startswith("target/") or not os.path.lexists(self.root / rel):
+                    continue  # target/ is seekrun's own folder: what is there, seekrun wrote
                 if owned is None:
                     owned = owned_files(records, claims)
                 if rel not in owned:
+                    why = ("seekrun cannot tell whether it wrote it (its record of the files it wrote was in "
+                           f"the damaged {self._rel(self.state_dir / 'execution_state.json')})"
+                           if state_damaged else "was not written by seekrun")
                     errors.append(Diagnostic(node["file"], node.get("line"),
-                        f"{nid}: '{rel}' exists and was not written by seekrun: move it away (or delete it) "
+                        f"{nid}: '{rel}' exists and {why}: move it away (or delete it) "
                         "so it is not overwritten, or choose another path"))
         if errors:
             raise ProjectError(errors)

@@ -36,9 +36,11 @@ class StateStore:
         self._pending = False
         self._loaded_meta: dict = {}
         self.journal_found = False  # a journal was left: the last run did not finish
+        self._aside: tuple[Path, Path] | None = None
 
     def load(self, *, repair: bool = True) -> dict[str, dict]:
-        """Read the state and replay the journal. A corrupt file is moved aside (when repair)."""
+        """Read the state and replay the journal. A corrupt file is moved aside (when repair) by
+        apply_repairs, when the run starts writing."""
         self.nodes = {}
         if self.path.exists():
             try:
@@ -99,12 +101,19 @@ class StateStore:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         aside = path.with_name(f"{path.name}.corrupt-{stamp}")
         if repair:
-            os.replace(path, aside)
+            self._aside = (path, aside)  # moved by apply_repairs, once the run has passed its checks
             where = f"moved to {aside.name}"
         else:
             where = "left in place (dry run)"
         self.warnings.append(f"{path}: state file is corrupt ({exc.__class__.__name__}); {where}; "
                              "running as if there were no state")
+
+    def apply_repairs(self) -> None:
+        """Move a corrupt state file aside (found by load): called when the run starts writing,
+        so a run refused by its checks leaves target/ as it was."""
+        if self._aside is not None:
+            os.replace(*self._aside)
+            self._aside = None
 
     # ---- writing -----------------------------------------------------------------
     def _append(self, rec: dict) -> None:

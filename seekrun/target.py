@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from seekrun.errors import Diagnostic, ProjectError
+from seekrun.project import inside
 
 FOLDERS = ("target", "target/state", "target/state/parse_cache", "target/feature_store")
 FILES = ("target/manifest.json", "target/manifest.json.old", "target/run_results.json", "target/.seekrun.lock",
@@ -46,7 +47,8 @@ def check(root: Path, database: Path | None = None, writes: bool = True) -> None
         for path in (database, Path(str(database) + ".wal")):
             kind = _kind(path)
             if kind not in (None, "file"):
-                errors.append(Diagnostic(str(path), None, f"is a {kind}, not a database file: move it away"))
+                where = os.path.relpath(path, root) if inside(root, path) else str(path)
+                errors.append(Diagnostic(where, None, f"is a {kind}, not a database file: move it away"))
     if errors:
         raise ProjectError(errors)
 
@@ -77,6 +79,6 @@ def tidy(root: Path, output_files=()) -> None:
     from seekrun.fsutil import remove_stale_temps
 
     remove_stale_temps(root / "target")
-    # an exposure's temp file (".seekrun-tmp-...") sits next to its file, under target/ too
-    for folder in sorted({os.path.dirname(f) for f in output_files}):
+    remove_stale_temps(root / "target/feature_store", mark=".parquet.", recursive=False)  # .<name>.parquet.<pid>.tmp
+    for folder in sorted({os.path.dirname(f) for f in output_files}):  # exposures, under target/ too
         remove_stale_temps(root / folder, prefix=".seekrun-tmp-", mark="", recursive=False)

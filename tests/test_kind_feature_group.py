@@ -481,3 +481,39 @@ def test_sample_project_customer_features(sample):
     assert rows == table(sample, "feature_group.customer_features")
     res = cli("run", "-p", str(sample))
     assert "Nothing to do" in res.stdout
+
+
+def test_a_rebuild_from_the_parse_cache_keeps_the_features_order(tmp_path):
+    """The order of `features` is the order of the columns, also when the node file is not
+    read again (its record comes from the parse cache, whose JSON has its keys sorted) and
+    when the manifest is loaded by the Python API: an incremental rebuild gives the columns
+    of a clean build."""
+    import os
+
+    files = dict(FILES)
+    files["nodes/features/totals.yml"] = FILES["nodes/features/totals.yml"].replace(
+        "spend: {dtype: DOUBLE}\n          visits: {dtype: INTEGER}",
+        "visits: {dtype: INTEGER}\n          spend: {dtype: DOUBLE}")
+    p = write_project(tmp_path / "proj", files)
+    node_file = p / "nodes/features/totals.yml"
+    assert node_file.read_text().index("visits: {dtype") < node_file.read_text().index("spend: {dtype")
+    old = node_file.stat().st_mtime - 3600  # long past: its parse-cache entry is trusted next time
+    os.utime(node_file, (old, old))
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    order = ["customer_id", "visits", "spend"]
+    assert [c for c, _ in columns(p, "feature_group.totals")] == order
+
+    (p / "data/visits.csv").write_text(CSV + "4,2024-01-04,3,web\n")  # the group rebuilds, its file unread
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    assert "feature_group.totals" in ran(p)
+    assert [c for c, _ in columns(p, "feature_group.totals")] == order
+    assert parquet_rows(p / PARQUET)[0] == order
+
+    from seekrun import DAGRunner, Manifest
+
+    manifest = Manifest.load(p / "target" / "manifest.json")
+    summary = DAGRunner(manifest, state_dir=p / "target" / "state").run(full=True, nodes=["totals"])
+    assert summary.exit_code == 0
+    assert [c for c, _ in columns(p, "feature_group.totals")] == order

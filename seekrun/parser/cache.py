@@ -19,9 +19,19 @@ from seekrun import __version__
 from seekrun.fsutil import read_checked, write_checked
 from seekrun.hashing import RACY_SECONDS
 
-VERSION = 8
+VERSION = 9  # 9: feature groups record feature_order
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
+
+
+def _well_formed(entry: dict) -> bool:
+    """Whether an entry has the shape this module writes (anything else is re-read, never used)."""
+    records, warnings, notes = entry["records"], entry["warnings"], entry["notes"]
+    return (isinstance(records, list) and all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in records)
+            and isinstance(warnings, list) and all(isinstance(w, list) and len(w) == 2 and isinstance(w[1], str)
+                                                   for w in warnings)
+            and isinstance(notes, list) and all(isinstance(n, str) for n in notes)
+            and isinstance(entry["digest"], str))
 
 
 def shard_of(rel: str) -> int:
@@ -61,7 +71,7 @@ class ParseCache:
     def get(self, rel: str, sig: list) -> dict | None:
         entry = self.files.get(rel)
         if (isinstance(entry, dict) and entry.get("sig") == sig and not entry.get("racy")
-                and all(k in entry for k in _KEYS)):
+                and all(k in entry for k in _KEYS) and _well_formed(entry)):
             return entry
         return None
 

@@ -76,7 +76,7 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
                                                               for p in project.node_paths):
                 why = "it would be read as a node file"
             if why is None and not any(f.startswith(r + "/") for r in roots):
-                folder = f.split("/")[0] if "/" in f else None
+                folder = f.split("/")[0] if "/" in f and not f.startswith(".") else None  # never suggest .git
                 fix = (f"add 'exposure_paths: [{folder}]' to {project.marker}, or write under target/" if folder
                        else "write it under target/ or a folder listed in exposure_paths")
                 errors.append(Diagnostic(rec["file"], (rec.get("output_lines") or {}).get(f, rec["line"]),

@@ -100,6 +100,13 @@ def load_documents(text: str, rel: str) -> list[Document]:
             hint = "indent with spaces, not tabs"
             problem = "tab character in indentation"
         raise ProjectError([Diagnostic(rel, line, f"YAML syntax error: {problem}: {hint}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a NUL byte, a control character)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        pos = text.find(char)  # the reader stops at the first one (its own position may count bytes)
+        line = text.count("\n", 0, pos) + 1 if pos >= 0 else None
+        what = "a NUL byte" if char == "\0" else f"the control character {ord(char):#04x}"
+        raise ProjectError([Diagnostic(rel, line, f"file holds {what}, which YAML does not allow: "
+                                                  "remove it (YAML files are text)")]) from None
     except yaml.YAMLError as exc:
         raise ProjectError([Diagnostic(rel, None, f"YAML error: {' '.join(str(exc).split())}")]) from None
     except RecursionError:

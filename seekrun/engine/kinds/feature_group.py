@@ -80,7 +80,10 @@ def dtype_sql(dtype: Any) -> str | None:
     return DTYPE_ALIASES.get(text.lower(), text)
 
 
-def spec_of(cfg: dict) -> Spec:
+def spec_of(cfg: dict, order: list | None = None) -> Spec:
+    """order: the feature names in the order the YAML mapping gave them (recorded at parse time
+    as the node's ``feature_order``: a mapping read back from seekrun's JSON files has its keys
+    sorted, and the order of ``features`` is the order of the output columns)."""
     mat = cfg.get("materialization") or {}
     offline, fmt = _offline(mat)
     feats = cfg.get("features")
@@ -90,8 +93,12 @@ def spec_of(cfg: dict) -> Spec:
     elif isinstance(feats, list):
         features = [(str(c), None) for c in feats]
     else:
+        items = list(feats.items())
+        if order:
+            rank = {str(c): i for i, c in enumerate(order)}
+            items.sort(key=lambda kv: rank.get(str(kv[0]), len(rank)))
         features = [(str(c), dtype_sql((v or {}).get("dtype") if isinstance(v, dict) else None))
-                    for c, v in feats.items()]
+                    for c, v in items]
     return Spec([str(k) for k in _entity_keys(cfg.get("entity"))], mat.get("event_time_col"), offline, fmt,
                 _enabled(mat.get("online")), features)
 
@@ -147,6 +154,8 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
                          f"feature '{col}': dtype {dtype!r} has unbalanced brackets (inside a YAML {{...}} "
                          "mapping, quote a type with a comma: 'DECIMAL(10,2)')")
     spec = spec_of(built)
+    if isinstance(feats, dict):
+        rec["feature_order"] = [c for c, _ in spec.features or []]
     casts = {d for _, d in spec.features or [] if d}
     if casts:  # type names checked by DuckDB at parse time (parser/sql_check.py)
         rec["type_checks"] = [{"type": d, "line": pc.line(("features", c, "dtype")),
@@ -170,7 +179,7 @@ def output_files(node: dict, root: Path) -> list[Path]:
 
 # ---- run time --------------------------------------------------------------------------------
 def check(node: dict, ctx: BuildContext) -> str | None:
-    spec = spec_of(build_config(node))
+    spec = spec_of(build_config(node), node.get("feature_order"))
     if spec.offline and spec.offline_format not in OFFLINE_FORMATS:
         raise UnsupportedNode(f"{node['id']}: offline format '{spec.offline_format}' is not supported "
                               f"(supported: {', '.join(OFFLINE_FORMATS)})")
@@ -192,7 +201,7 @@ class _StagingContext(BuildContext):
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    spec = spec_of(build_config(node))
+    spec = spec_of(build_config(node), node.get("feature_order"))
     staging = None
     try:
         if node.get("python"):
