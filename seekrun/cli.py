@@ -220,17 +220,19 @@ def run(project_dir: Path = ProjectDir,
                 summary = _run(project, dry_run=False, **locals_for_run(locals()))
     except ProjectError as exc:
         _fail(exc)
+    from seekrun.secrets import redact
+
+    for w in summary.warnings:  # on stderr, as parse's warnings are (and in the JSON too)
+        print(redact(f"warning: {w}"), file=sys.stderr)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=1, sort_keys=True))
     else:
         from seekrun.output import make_console, print_plan, print_summary
 
         if summary.dry_run:
-            for w in summary.warnings:
-                print(f"warning: {w}", file=sys.stderr)
             print_plan(summary, make_console(), verbose=verbose)
         else:
-            print_summary(summary, make_console())
+            print_summary(summary, make_console(), warnings=False)
     raise typer.Exit(summary.exit_code)
 
 

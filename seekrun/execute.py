@@ -79,7 +79,10 @@ class NodeRunner:
         self.results[nid].status = NodeStatus.RUNNING
         files = self.manifest.nodes[nid].get("output_files")
         if files:
+            from seekrun.outputs import mark_written
+
             self.store.claim(nid, files)
+            mark_written(self.root, files)  # survives target/ being deleted
         self.reporter.start(nid)
 
     def on_done(self, nid: str, outcome: Outcome) -> None:

@@ -134,9 +134,10 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
                       f"{summary.skipped_nodes} skipped (dry run: nothing was written)")
 
 
-def print_summary(summary: "ExecutionSummary", console=None) -> None:
+def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = True) -> None:
+    """The summary of a run (its warnings first, unless warnings=False: the CLI prints them on stderr)."""
     console = console or make_console()
-    for w in summary.warnings:
+    for w in summary.warnings if warnings else ():
         console.print(f"warning: {w}", markup=False)
     if summary.dry_run:
         print_plan(summary, console)

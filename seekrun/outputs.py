@@ -63,6 +63,62 @@ def hashes_after_build(node: dict, root: Path, cache: FileHashCache) -> dict[str
     return out
 
 
+SIDECAR = ".seekrun-outputs"  # in each folder outside target/ that exposures write to
+
+
+def _sidecar(root: Path, folder: str) -> dict:
+    from seekrun.fsutil import read_checked
+
+    data = read_checked(root / folder / SIDECAR)
+    files = data.get("files") if isinstance(data, dict) else None
+    return {k: v for k, v in files.items() if isinstance(k, str)} if isinstance(files, dict) else {}
+
+
+def mark_written(root: Path, files) -> None:
+    """Before a node writes files outside target/: list them in their folder's sidecar file, so
+    seekrun knows them as its own even when target/ (and its state) is deleted. Called under
+    the scheduler's lock (one writer at a time)."""
+    from seekrun.fsutil import write_checked
+
+    by_folder: dict[str, list[str]] = {}
+    for rel in files or ():
+        if not rel.startswith("target/"):
+            folder, _, name = rel.rpartition("/")
+            by_folder.setdefault(folder, []).append(name)
+    for folder, names in by_folder.items():
+        listed = _sidecar(root, folder)
+        if all(n in listed for n in names):
+            continue
+        listed.update({n: True for n in names})
+        write_checked(root / folder / SIDECAR, {"files": listed})
+
+
+def forget_written(root: Path, files) -> None:
+    """A file seekrun deleted (its node was removed, or writes elsewhere now) leaves its sidecar."""
+    from seekrun.fsutil import write_checked
+
+    by_folder: dict[str, list[str]] = {}
+    for rel in files or ():
+        if not rel.startswith("target/"):
+            folder, _, name = rel.rpartition("/")
+            by_folder.setdefault(folder, []).append(name)
+    for folder, names in by_folder.items():
+        listed = _sidecar(root, folder)
+        if any(n in listed for n in names):
+            for n in names:
+                listed.pop(n, None)
+            try:
+                write_checked(root / folder / SIDECAR, {"files": listed})
+            except OSError:
+                pass  # a stale entry only means seekrun may overwrite that name later
+
+
+def written_by_seekrun(root: Path, rel: str) -> bool:
+    """Whether the sidecar of the file's folder lists it (see mark_written)."""
+    folder, _, name = rel.rpartition("/")
+    return name in _sidecar(root, folder)
+
+
 def owned_files(records: dict[str, dict], claims: dict | None = None) -> set[str]:
     """Every file the state says seekrun wrote (or was about to write when a run stopped)."""
     out = {f for r in records.values() for f in (r.get("output_files") or []) if isinstance(f, str)}
@@ -76,13 +132,16 @@ def remove_files(root: Path, files, in_use: set[str]) -> None:
     file the project now reads or another node now writes)."""
     from seekrun.project import inside
 
+    gone = []
     for rel in files or ():
         path = root / rel
         if rel not in in_use and inside(root, path):
             try:
                 path.unlink(missing_ok=True)
+                gone.append(rel)
             except OSError:
                 pass
+    forget_written(root, gone)
 
 
 def files_in_use(manifest) -> set[str]:

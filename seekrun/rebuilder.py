@@ -109,7 +109,8 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
                 checked.append(output_problem(nid))
             return checked[0]
 
-        reason = decide(node, record, inputs, full=full, output_problem=problem)
+        # --full dirties what it selects, nothing else: a node left out keeps its own reason
+        reason = decide(node, record, inputs, full=full and nid in selected, output_problem=problem)
         expected = output_hash(node, [actual[p] for p in manifest.parents(nid)])
         item = PlanItem(nid, reason, nid in selected, expected)
         if item.reason is not None and item.selected:

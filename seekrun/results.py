@@ -84,4 +84,4 @@ class ExecutionSummary:
                 "failed_nodes": self.failed_nodes, "skipped_nodes": self.skipped_nodes,
                 "total_duration": round(self.total_duration, 6), "dry_run": self.dry_run,
                 "interrupted": self.interrupted, "removed_nodes": self.removed_nodes,
-                "results": [r.to_dict() for r in self.results]}
+                "warnings": list(self.warnings), "results": [r.to_dict() for r in self.results]}

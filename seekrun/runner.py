@@ -244,7 +244,7 @@ class DAGRunner:
     def _check_overwrites(self, to_run: list[str], records: dict, claims: dict, state_damaged: bool = False) -> None:
         """A node never writes over a file that seekrun did not write (a hand-made file that
         happens to sit where an exposure writes)."""
-        from seekrun.outputs import owned_files
+        from seekrun.outputs import owned_files, written_by_seekrun
 
         owned = None
         errors = []
@@ -255,7 +255,7 @@ class DAGRunner:
                     continue  # target/ is seekrun's own folder: what is there, seekrun wrote
                 if owned is None:
                     owned = owned_files(records, claims)
-                if rel not in owned:
+                if rel not in owned and not written_by_seekrun(self.root, rel):
                     why = ("seekrun cannot tell whether it wrote it (its record of the files it wrote was in "
                            f"the damaged {self._rel(self.state_dir / 'execution_state.json')})"
                            if state_damaged else "was not written by seekrun")

@@ -121,9 +121,10 @@ def test_writes_csv_parquet_json_and_jsonl_with_the_input_rows(proj: Path):
     results = run_results(proj)
     for nid in EXPOSURES:
         assert results[nid]["status"] == "success" and results[nid]["row_count"] == 3, results[nid]
-    # Atomic writes leave no temporary files; an exposure has no table of its own.
-    assert sorted(p.name for p in (proj / "output").rglob("*")) == ["a.json", "lines", "t.csv", "t.jsonl",
-                                                                     "t.parquet"]
+    # Atomic writes leave no temporary files (only the list of files seekrun wrote, one per
+    # folder); an exposure has no table of its own.
+    assert sorted(p.relative_to(proj / "output").as_posix() for p in (proj / "output").rglob("*")) == [
+        ".seekrun-outputs", "a.json", "lines", "lines/.seekrun-outputs", "lines/t.jsonl", "t.csv", "t.parquet"]
     con = duckdb.connect(str(proj / "target" / "seekrun.duckdb"), read_only=True)
     try:
         tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
@@ -244,7 +245,8 @@ def test_a_failed_write_keeps_the_last_good_file_and_leaves_no_temp_file(proj: P
     result = run_results(proj)["exposure.to_csv"]
     assert result["status"] == "failed" and "fault injected at exposure_write" in result["error"], result
     assert (proj / "output" / "t.csv").read_bytes() == good
-    assert sorted(p.name for p in (proj / "output").iterdir()) == ["a.json", "lines", "t.csv", "t.parquet"]
+    assert sorted(p.name for p in (proj / "output").iterdir()) == [".seekrun-outputs", "a.json", "lines", "t.csv",
+                                                                   "t.parquet"]
     monkeypatch.setattr(faults, "_SPEC", None)
     res = run(proj)
     assert res.exit_code == 0, res.output

@@ -416,43 +416,50 @@ def test_stale_temp_files_are_removed_by_the_next_command(proj, tmp_path, comman
 OUTSIDE_EXPOSURE = "output/customer_360.csv"  # sample_project as it is (exposure_paths: [output])
 
 
-@pytest.mark.parametrize("damage", ["garbled_state", "damaged_record"])
+@pytest.mark.parametrize("damage", ["garbled_state", "damaged_record", "target_deleted"])
 def test_a_lost_state_and_an_exposure_outside_target(tmp_path, damage):
-    """Outside target/, seekrun never writes over a file it cannot prove it wrote, and the proof
-    is in the state. With the state lost, the run is refused (exit 2, one line, naming the file,
-    why, and what to do) and changes nothing, not even by moving the corrupt state aside; once
-    the file is moved away, the run rebuilds and carries on."""
+    """Outside target/, seekrun never writes over a file it did not write. It knows the files it
+    wrote from its state, and from the list it keeps next to them (.seekrun-outputs in the
+    folder), which survives a lost state or a deleted target/: so the run carries on and
+    rebuilds, and a file seekrun never wrote is still refused."""
     proj = copy_sample(tmp_path / "proj", OUTSIDE_EXPOSURE)
     assert cli("run", "-p", str(proj)).exit_code == 0
+    assert (proj / "output" / ".seekrun-outputs").is_file()
     if damage == "garbled_state":
         state_path(proj).write_bytes(b"not json\n")
-    else:
+    elif damage == "damaged_record":
         data = read_state(proj)
         data["nodes"]["exposure.customer_360_csv"]["output_files"] = 5
         write_state(proj, data)
-    before, written = target_snapshot(proj), (proj / OUTSIDE_EXPOSURE).read_bytes()
+    else:
+        shutil.rmtree(proj / "target")
 
-    res = cli_proc("run", "-p", str(proj))
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output and "internal error" not in res.output, res.output
-    errors = [ln for ln in res.stderr.splitlines() if not ln.startswith("seekrun: ")]
-    assert errors == ["nodes/exposures/customer_360_csv.yml:1: exposure.customer_360_csv: 'output/customer_360.csv' "
-                      "exists and seekrun cannot tell whether it wrote it (its record of the files it wrote was in "
-                      "the damaged target/state/execution_state.json): move it away (or delete it) so it is not "
-                      "overwritten, or choose another path"], res.stderr
-    assert target_snapshot(proj) == before
-    assert (proj / OUTSIDE_EXPOSURE).read_bytes() == written
-
-    (proj / OUTSIDE_EXPOSURE).unlink()
     res = cli_proc("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output and "internal error" not in res.output, res.output
     assert "exposure.customer_360_csv" in ran(proj)
-    assert ("state file is corrupt" if damage == "garbled_state" else "damaged record(s) ignored") in res.output
+    if damage != "target_deleted":
+        assert ("state file is corrupt" if damage == "garbled_state" else "damaged record(s) ignored") in res.output
     tables, exposure = clean_expected(proj, tmp_path, OUTSIDE_EXPOSURE)
     assert all_tables(proj) == tables
     assert exposure_rows(proj, OUTSIDE_EXPOSURE) == exposure
     again = cli_proc("run", "-p", str(proj))
     assert again.exit_code == 0 and "Nothing to do" in again.stdout, again.output
+
+
+def test_a_hand_made_file_where_a_new_exposure_writes_is_refused_even_next_to_seekrun_files(tmp_path):
+    proj = copy_sample(tmp_path / "proj", OUTSIDE_EXPOSURE)
+    assert cli("run", "-p", str(proj)).exit_code == 0
+    (proj / "output" / "mine.csv").write_text("hand made\n")
+    (proj / "nodes" / "exposures" / "mine.yml").write_text(
+        "kind: exposure\nname: mine\ntype: file\ninputs: [{ref: transform.customer_360}]\n"
+        "params: {format: csv, path: output/mine.csv}\n")
+    before = target_snapshot(proj)
+    res = cli_proc("run", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    assert "exposure.mine: 'output/mine.csv' exists and was not written by seekrun" in res.stderr, res.stderr
+    assert (proj / "output" / "mine.csv").read_text() == "hand made\n"
+    assert target_snapshot(proj) == before
 
 
 def test_a_stale_temp_file_next_to_an_exposure_outside_target_is_removed_by_the_next_run(tmp_path):

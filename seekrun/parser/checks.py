@@ -114,5 +114,5 @@ def check_input_tables(records: dict[str, dict], errors: list[Diagnostic]) -> No
             other = records.get(ref) if ref in tableless else None
             if other is not None:
                 errors.append(Diagnostic(rec["file"], line,
-                    f"{nid}: input '{ref}' is a {other['kind']}, which writes a file and has no table to read: "
+                    f"{nid}: input '{ref}' is {'an' if other['kind'][0] in 'aeiou' else 'a'} {other['kind']}, which writes a file and has no table to read: "
                     "use the node it writes as the input instead"))
