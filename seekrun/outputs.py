@@ -74,18 +74,23 @@ def _sidecar(root: Path, folder: str) -> dict:
     return {k: v for k, v in files.items() if isinstance(k, str)} if isinstance(files, dict) else {}
 
 
+def _by_folder(files) -> dict[str, list[str]]:
+    """The files outside target/, by folder."""
+    out: dict[str, list[str]] = {}
+    for rel in files or ():
+        if not rel.startswith("target/"):
+            folder, _, name = rel.rpartition("/")
+            out.setdefault(folder, []).append(name)
+    return out
+
+
 def mark_written(root: Path, files) -> None:
     """Before a node writes files outside target/: list them in their folder's sidecar file, so
     seekrun knows them as its own even when target/ (and its state) is deleted. Called under
     the scheduler's lock (one writer at a time)."""
     from seekrun.fsutil import write_checked
 
-    by_folder: dict[str, list[str]] = {}
-    for rel in files or ():
-        if not rel.startswith("target/"):
-            folder, _, name = rel.rpartition("/")
-            by_folder.setdefault(folder, []).append(name)
-    for folder, names in by_folder.items():
+    for folder, names in _by_folder(files).items():
         listed = _sidecar(root, folder)
         if all(n in listed for n in names):
             continue
@@ -97,12 +102,7 @@ def forget_written(root: Path, files) -> None:
     """A file seekrun deleted (its node was removed, or writes elsewhere now) leaves its sidecar."""
     from seekrun.fsutil import write_checked
 
-    by_folder: dict[str, list[str]] = {}
-    for rel in files or ():
-        if not rel.startswith("target/"):
-            folder, _, name = rel.rpartition("/")
-            by_folder.setdefault(folder, []).append(name)
-    for folder, names in by_folder.items():
+    for folder, names in _by_folder(files).items():
         listed = _sidecar(root, folder)
         if any(n in listed for n in names):
             for n in names:

@@ -43,12 +43,7 @@ class StateStore:
         apply_repairs, when the run starts writing."""
         self.nodes = {}
         if self.path.exists():
-            try:
-                raw = self.path.read_bytes()
-            except OSError as exc:
-                raise ProjectError([Diagnostic(str(self.path), None,
-                    f"cannot read the state ({exc.strerror or exc}): fix its permissions, or move it away "
-                    "to rebuild everything")]) from None
+            raw = _read(self.path, "the state", "move it away to rebuild everything")
             try:
                 data = json.loads(raw)
                 if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
@@ -65,12 +60,8 @@ class StateStore:
             self.meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
         if self.journal_path.exists():
             self._pending = self.journal_found = True
-            try:
-                raw_journal = self.journal_path.read_bytes()
-            except OSError as exc:
-                raise ProjectError([Diagnostic(str(self.journal_path), None,
-                    f"cannot read the journal ({exc.strerror or exc}): fix its permissions, or remove it "
-                    "(the nodes of the interrupted run it holds then rebuild)")]) from None
+            raw_journal = _read(self.journal_path, "the journal",
+                                "remove it (the nodes of the interrupted run it holds then rebuild)")
             for raw in raw_journal.splitlines():
                 try:
                     rec = json.loads(raw)
@@ -171,6 +162,14 @@ class StateStore:
         if self._journal_fd is not None:
             os.close(self._journal_fd)
             self._journal_fd = None
+
+
+def _read(path: Path, what: str, otherwise: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ProjectError([Diagnostic(str(path), None, f"cannot read {what} ({exc.strerror or exc}): fix its "
+                                                        f"permissions, or {otherwise}")]) from None
 
 
 _OPTIONAL_STR = (str, type(None))

@@ -141,10 +141,9 @@ def too_deep(data, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
-    """Best line for a key path inside a composed document (the deepest key found)."""
-    if node is None:
-        return None
+def _descend(node: yaml.Node, path: tuple[Any, ...]) -> tuple[yaml.Node | None, int]:
+    """(the node at a key path, or None if the path leaves the document; the line of the
+    deepest key found on the way)."""
     line = node.start_mark.line + 1
     for part in path:
         if isinstance(node, yaml.MappingNode):
@@ -154,38 +153,28 @@ def line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
                     node = value_node
                     break
             else:
-                return line
+                return None, line
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            return line
-    return line
+            return None, line
+    return node, line
+
+
+def line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
+    """Best line for a key path inside a composed document (the deepest key found)."""
+    return None if node is None else _descend(node, path)[1]
 
 
 def text_start(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
     """The file line where line 1 of the text value at a key path is: the line after the key
     for a literal block (``|``), the value's own line otherwise (folded and multi-line flow
     scalars join lines, so later lines are approximate there)."""
-    if node is None:
+    found = None if node is None else _descend(node, path)[0]
+    if not isinstance(found, yaml.ScalarNode):
         return None
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if getattr(key_node, "value", None) == str(part):
-                    node = value_node
-                    break
-            else:
-                return None
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            return None
-    if not isinstance(node, yaml.ScalarNode):
-        return None
-    if node.style in ("|", ">"):
-        return node.start_mark.line + 2
-    return node.start_mark.line + 1
+    return found.start_mark.line + (2 if found.style in ("|", ">") else 1)
 
 
 def load_marker(path: Path, rel: str) -> tuple[dict, Any]:
