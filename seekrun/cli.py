@@ -312,7 +312,8 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
     if not dry_run:
         from seekrun import target
 
-        target.tidy(project.root, [f for n in compiled.manifest.nodes.values() for f in n.get("output_files") or []])
+        target.tidy(project.root, [f for n in compiled.manifest.nodes.values() for f in n.get("output_files") or []],
+                    project.exposure_paths)
     reporter = None if dry_run else ConsoleReporter(quiet=as_json)
     runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
                        threads=threads, reporter=reporter, file_cache=compiled.result.file_cache)

@@ -25,6 +25,7 @@ from seekrun.errors import Diagnostic, ProjectError
 from seekrun.hashing import file_sig
 
 TICK_SECONDS = 0.02  # longer than a file-system timestamp tick (1-10 ms on Linux)
+MAGIC = b"DUCK"  # a DuckDB file's bytes 8-11
 
 
 class Database:
@@ -48,12 +49,29 @@ class Database:
             return dict(known["tables"])
         return None
 
+    def check_file(self) -> None:
+        """An existing database file must be a DuckDB file: DuckDB would open a CSV or JSON file
+        as a database in memory, and a build would then keep nothing."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(12)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ProjectError([Diagnostic(self.rel, None, f"cannot read the database ({exc.strerror}): fix its "
+                                                           "permissions")]) from None
+        if head and head[8:12] != MAGIC:
+            raise ProjectError([Diagnostic(self.rel, None, "is not a DuckDB database file: move it away (seekrun "
+                                                           "then builds a new database there), or point "
+                                                           "'database:' at another file")])
+
     def inspect(self, engine_factory, meta: dict) -> dict[str, str | None]:
         """Tables and their build hashes (shortcut, or read without writing), after checking
         the database is this project's."""
         tables = self.known_tables(meta)
         if tables is not None:
             return tables
+        self.check_file()
         if not self.path.exists():
             return {}
         engine = engine_factory(read_only=True)

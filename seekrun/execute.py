@@ -34,7 +34,7 @@ class Built:
     warnings: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)  # input -> its output hash when this node started
     output: str | None = None  # this build's output hash (its table's stamp)
-    read_sigs: dict | None = None  # source data files: stat after the load (None: unstable)
+    read_sigs: dict | None = None  # data files and code files read: stat after the build (None: unstable)
 
 
 class NodeRunner:
@@ -44,6 +44,7 @@ class NodeRunner:
         self.retry, self.file_cache = retry, file_cache
         self.stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
         self._in_use: set[str] | None = None
+        self.kept: list[str] = []  # files seekrun no longer writes but kept: changed by hand
 
     # ---- on a worker ------------------------------------------------------------------
     def execute(self, nid: str) -> Outcome:
@@ -96,18 +97,20 @@ class NodeRunner:
         if outcome.ok:
             res.status = NodeStatus.SUCCESS
             output, data_hash = b.output, ""
-            if node.get("data_files") and not self._read_what_was_hashed(node, b.read_sigs):
-                # the files changed while they were read: what the table holds is not known to
-                # be the hashed data, so this node and what is built from it now rebuild next run
+            moved = self._changed_while_read(node, b.read_sigs)
+            if moved:
+                # files changed while they were read: what the table holds is not known to be
+                # built from the hashed bytes, so this node and what is built from it now rebuild
+                # next run
                 output, data_hash = f"unverified-{uuid.uuid4().hex}", None
-                res.warnings.append(f"{', '.join(node['data_files'])} changed while {nid} read it: {nid} "
+                res.warnings.append(f"{', '.join(moved)} changed while {nid} read it: {nid} "
                                     "and what depends on it will be rebuilt on the next run")
             from seekrun.outputs import hashes_after_build
 
             entry = trace(node, b.inputs, output, hashes_after_build(node, self.root, self.file_cache),
                           data_hash)
             if old.get("output_files"):  # e.g. an exposure whose path changed: the old file goes
-                self.remove_files(sorted(set(old["output_files"]) - set(entry.get("output_files", []))))
+                self.remove_files(sorted(set(old["output_files"]) - set(entry.get("output_files", []))), old)
         else:
             res.status = NodeStatus.FAILED
             entry = dict(old)
@@ -127,36 +130,49 @@ class NodeRunner:
         self.engine.interrupt()
 
     # ---- helpers ----------------------------------------------------------------------
-    def _read_what_was_hashed(self, node: dict, sigs: dict | None) -> bool:
-        """Whether the data files a source just loaded hold the bytes that were hashed at parse:
-        unchanged during the load (same stat before and after) and, now, of the same content
-        (the file-hash cache answers from the stat when it can)."""
-        if sigs is None:
-            return False
-        parts: list[str | None] = []
-        for rel in node["data_files"]:
-            path = self.root / rel
-            try:
-                st = os.stat(path)
-                if stat_sig(st) != sigs.get(rel):
-                    return False
-                parts += [rel, self.file_cache.hash(path, st)]
-            except OSError:
-                return False
-        return hash_parts(*parts) == node["hashes"].get("data")
+    def _changed_while_read(self, node: dict, sigs: dict | None) -> list[str]:
+        """The files a node read (its data files, its Python code and helpers) that are not
+        the bytes hashed at parse: changed during the build (stat before and after differ) or
+        since the parse (content hash now, through the file-hash cache, differs)."""
+        groups = [(node.get("data_files"), node["hashes"].get("data")),
+                  (node.get("live_files"), node["hashes"]["fields"].get("code"))]
+        moved: list[str] = []
+        for files, recorded in groups:
+            if not files:
+                continue
+            parts: list[str | None] = []
+            for rel in files:
+                path = self.root / rel
+                try:
+                    st = os.stat(path)
+                    if sigs is None or stat_sig(st) != sigs.get(rel):
+                        moved.append(rel)
+                        continue
+                    parts += [rel, self.file_cache.hash(path, st)]
+                except OSError:
+                    moved.append(rel)
+            if not moved and hash_parts(*parts) != recorded:
+                moved.extend(files)
+        return list(dict.fromkeys(moved))
 
-    def remove_files(self, files) -> None:
+    def remove_files(self, files, record: dict | None = None) -> None:
+        """Delete files a node wrote and no longer writes; a file changed since seekrun wrote it
+        is kept, with a warning."""
         from seekrun.outputs import files_in_use, remove_files
 
         if not files:
             return
         if self._in_use is None:  # once per run, and only when something is to be deleted
             self._in_use = files_in_use(self.manifest)
-        remove_files(self.root, files, self._in_use)
+        hashes = (record or {}).get("output_hashes")
+        kept = remove_files(self.root, files, self._in_use, hashes if isinstance(hashes, dict) else {},
+                            self.file_cache)
+        if kept:
+            self.kept.extend(kept)
 
 
 def _data_sigs(node: dict, root) -> dict | None:
-    files = node.get("data_files")
+    files = [*(node.get("data_files") or []), *(node.get("live_files") or [])]
     if not files:
         return None
     out = {}

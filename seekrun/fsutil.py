@@ -99,7 +99,7 @@ def read_checked(path: Path):
         return None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -121,3 +121,20 @@ def remove_stale_temps(folder: Path, prefix: str = ".", mark: str = TEMP_MARK, r
                 except OSError:
                     pass
     return removed
+
+
+def too_deep(data, limit: int = 64) -> bool:
+    """Whether a config tree nests deeper than limit (iterative: no recursion of its own)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((v, depth + 1) for v in children)
+    return False

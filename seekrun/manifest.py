@@ -35,7 +35,7 @@ class Manifest:
         path = Path(path)
         try:
             data = json.loads(path.read_bytes())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ProjectError([Diagnostic(str(path), None,
                 f"cannot read manifest ({exc.__class__.__name__}): run 'seekrun parse' to rebuild it")]) from None
         if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):

@@ -66,9 +66,24 @@ def hashes_after_build(node: dict, root: Path, cache: FileHashCache) -> dict[str
 SIDECAR = ".seekrun-outputs"  # in each folder outside target/ that exposures write to
 
 
+def sidecar_problem(root: Path, folder: str) -> str | None:
+    """Why the sidecar path cannot be used (a folder or a FIFO in its place), or None."""
+    try:
+        mode = os.stat(root / folder / SIDECAR).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    import stat
+
+    return None if stat.S_ISREG(mode) else "is not a plain file (seekrun keeps its list of written files there)"
+
+
 def _sidecar(root: Path, folder: str) -> dict:
     from seekrun.fsutil import read_checked
 
+    if sidecar_problem(root, folder) is not None:
+        return {}  # refused before the run (runner._check_overwrites); never opened (a FIFO would block)
     data = read_checked(root / folder / SIDECAR)
     files = data.get("files") if isinstance(data, dict) else None
     return {k: v for k, v in files.items() if isinstance(k, str)} if isinstance(files, dict) else {}
@@ -127,21 +142,33 @@ def owned_files(records: dict[str, dict], claims: dict | None = None) -> set[str
     return out
 
 
-def remove_files(root: Path, files, in_use: set[str]) -> None:
-    """Delete files a node wrote and no longer writes (only inside the project, and never a
-    file the project now reads or another node now writes)."""
+def remove_files(root: Path, files, in_use: set[str], recorded: dict | None = None,
+                 cache: FileHashCache | None = None) -> list[str]:
+    """Delete files a node wrote and no longer writes (only inside the project, never a file
+    the project now reads or another node now writes, and never one whose content is not what
+    seekrun wrote: a file edited by hand is kept). Returns the files kept for that last reason."""
     from seekrun.project import inside
 
-    gone = []
+    gone, kept = [], []
     for rel in files or ():
         path = root / rel
-        if rel not in in_use and inside(root, path):
+        if rel in in_use or not inside(root, path) or not os.path.lexists(path):
+            continue
+        if recorded is not None and cache is not None:
             try:
-                path.unlink(missing_ok=True)
-                gone.append(rel)
+                if cache.hash(path) != recorded.get(rel):
+                    kept.append(rel)
+                    continue
             except OSError:
-                pass
+                kept.append(rel)
+                continue
+        try:
+            path.unlink(missing_ok=True)
+            gone.append(rel)
+        except OSError:
+            pass
     forget_written(root, gone)
+    return kept
 
 
 def files_in_use(manifest) -> set[str]:

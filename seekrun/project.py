@@ -19,6 +19,8 @@ SEEKRUN_MARKER = "seekrun_project.yml"
 SEEKNAL_MARKER = "seeknal_project.yml"
 NODE_SUFFIXES = (".yml", ".yaml")
 DEFAULT_DATABASE = "target/seekrun.duckdb"
+RESERVED = {"target/manifest.json", "target/manifest.json.old", "target/run_results.json", "target/.seekrun.lock",
+            "target", "target/state", SEEKRUN_MARKER, SEEKNAL_MARKER}
 
 
 @dataclass
@@ -252,6 +254,10 @@ def _read_outputs_config(project: Project, cfg: dict, line, errors: list[Diagnos
                                                              "move it away"))
         elif os.path.isdir(path) or database.endswith(("/", os.sep)):
             errors.append(Diagnostic(marker, line("database"), f"database '{database}' is a folder: give a file path"))
+        elif os.path.normpath(database).replace(os.sep, "/") in RESERVED or \
+                os.path.normpath(database).replace(os.sep, "/").startswith(("target/state/", "target/feature_store/")):
+            errors.append(Diagnostic(marker, line("database"),
+                f"database '{database}' is one of seekrun's own files: use another path, e.g. {DEFAULT_DATABASE}"))
         elif project.external_database and not allow:
             errors.append(Diagnostic(marker, line("database"),
                 f"database '{database}' is outside the project: keep it inside (default {DEFAULT_DATABASE}), "

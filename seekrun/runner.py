@@ -188,10 +188,16 @@ class DAGRunner:
                 for nid in removed:  # said node by node, before each table goes
                     self.reporter.removed(nid)
                     engine.drop(nid)
-                    node_runner.remove_files((store.nodes.get(nid) or {}).get("output_files"))
+                    record = store.nodes.get(nid) or {}
+                    node_runner.remove_files(record.get("output_files"), record)
                     store.remove(nid)
             if to_run:
                 self._execute(node_runner, items, to_run, results, continue_on_error, summary)
+            if node_runner is not None and node_runner.kept:
+                summary.warnings.append(f"kept {', '.join(node_runner.kept)}: seekrun no longer writes "
+                                        f"{'them' if len(node_runner.kept) > 1 else 'it'}, but "
+                                        f"{'they were' if len(node_runner.kept) > 1 else 'it was'} changed since "
+                                        "seekrun wrote it; delete by hand if it is not needed")
         finally:
             # each step runs even if one before it failed (a full disk): the first error is raised
             steps = []
@@ -244,10 +250,16 @@ class DAGRunner:
     def _check_overwrites(self, to_run: list[str], records: dict, claims: dict, state_damaged: bool = False) -> None:
         """A node never writes over a file that seekrun did not write (a hand-made file that
         happens to sit where an exposure writes)."""
-        from seekrun.outputs import owned_files, written_by_seekrun
+        from seekrun.outputs import SIDECAR, owned_files, sidecar_problem, written_by_seekrun
 
         owned = None
         errors = []
+        folders = {f.rpartition("/")[0] for nid in to_run for f in self.manifest.nodes[nid].get("output_files") or []
+                   if not f.startswith("target/")}
+        for folder in sorted(folders):
+            why = sidecar_problem(self.root, folder)
+            if why:
+                errors.append(Diagnostic(f"{folder}/{SIDECAR}", None, f"{why}: move it away"))
         for nid in to_run:
             node = self.manifest.nodes[nid]
             for rel in node.get("output_files") or []:

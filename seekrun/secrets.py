@@ -12,6 +12,9 @@ spelling of a value (as is, with whitespace collapsed, SQL-quoted, escaped), eve
 run of 8 characters that appears in a secret.  A shorter value is redacted where it stands as
 a word of its own (not inside a longer word or number): so the value ``3`` does not turn
 "pid 27321" into "pid 27***21", and ``hunter2`` is still masked in "password=hunter2;".
+A value of one or two characters (a flag such as ``1``, ``on``, a region code) is not a
+secret anyone could keep, and masking it would garble every count and word it matches: it is
+not redacted (MIN_LENGTH).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import threading
 
 MASK = "***"
 FRAGMENT = 8  # fragments this long (and longer) of a secret are never shown
+MIN_LENGTH = 3  # shorter values are not redacted (see above)
 
 _lock = threading.Lock()
 _values: set[str] = set()
@@ -38,7 +42,7 @@ def _variants(value: str) -> set[str]:
 
 
 def register(*values: str) -> None:
-    new = [v for v in values if isinstance(v, str) and v and v not in _values]
+    new = [v for v in values if isinstance(v, str) and len(v.strip()) >= MIN_LENGTH and v not in _values]
     if not new:
         return
     with _lock:

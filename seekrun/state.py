@@ -68,8 +68,8 @@ class StateStore:
                     node_id = rec["id"]
                     if not isinstance(node_id, str):
                         raise TypeError
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn last line from a killed run
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    continue  # a torn last line from a killed run (or a damaged one)
                 if rec.get("removed"):
                     self.nodes.pop(node_id, None)
                 elif "claim" in rec and isinstance(rec["claim"], list):
@@ -178,6 +178,10 @@ _OPTIONAL_STR = (str, type(None))
 def valid_record(entry) -> bool:
     """Whether a trace has the shape seekrun writes (anything else is ignored and rebuilt)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
+        return False
+    from seekrun.fsutil import too_deep
+
+    if too_deep(entry, 8):  # a trace is shallow; a deep one is not seekrun's (and would crash a dump)
         return False
     if not isinstance(entry.get("config_hash"), _OPTIONAL_STR) or not isinstance(entry.get("output_hash"), _OPTIONAL_STR):
         return False

@@ -73,12 +73,17 @@ def _kind(path: Path) -> str | None:
     return "special file"
 
 
-def tidy(root: Path, output_files=()) -> None:
+def tidy(root: Path, output_files=(), exposure_paths=()) -> None:
     """Under the project lock: remove temp files a killed run left (in target/, and next to the
     files nodes write)."""
     from seekrun.fsutil import remove_stale_temps
 
+    deep = os.path.exists(root / "target/state/execution_state.journal")  # the last run did not finish
     remove_stale_temps(root / "target")
     remove_stale_temps(root / "target/feature_store", mark=".parquet.", recursive=False)  # .<name>.parquet.<pid>.tmp
-    for folder in sorted({os.path.dirname(f) for f in output_files}):  # exposures, under target/ too
-        remove_stale_temps(root / folder, prefix=".seekrun-tmp-", mark="", recursive=False)
+    folders = {os.path.dirname(f) for f in output_files}  # exposures, under target/ too
+    if deep:  # a killed run may have been writing where no node writes now (a path since changed)
+        folders |= set(exposure_paths)
+    for folder in sorted(folders):
+        remove_stale_temps(root / folder, prefix=".seekrun-tmp-", mark="", recursive=deep)
+        remove_stale_temps(root / folder, prefix="..seekrun-outputs.tmp-", mark="", recursive=deep)

@@ -112,7 +112,7 @@ def test_unreadable_node_file_and_database_get_clean_errors(tmp_path):
     (proj / "nodes" / "b.yml").write_text(BASE["nodes/b.yml"].replace("v * 2", "v * 3"))
     res = cli_proc("run", "-p", str(proj))
     assert res.exit_code == 2
-    assert "target/seekrun.duckdb: cannot open the database" in res.stderr
+    assert "target/seekrun.duckdb: is not a DuckDB database file: move it away" in res.stderr
     assert "Traceback" not in res.output and "internal error" not in res.output
 
 

@@ -20,11 +20,19 @@ _LINE_ERROR = re.compile(r"CSV Error on Line: (\d+)\s*\n\s*Original Line: (.*?)\
                          r"(\d+) Found: (\d+)", re.S)
 
 
-def head_lines(path: Path, n: int = 3) -> list[str]:
+def head_lines(path: Path, params: dict | None = None, n: int = 3) -> list[str]:
+    """The first n lines that DuckDB reads as header and rows: after the node's `skip` lines,
+    without blank lines and lines starting with its `comment` character."""
+    params = params or {}
+    skip = params.get("skip") if isinstance(params.get("skip"), int) and not isinstance(params.get("skip"), bool) else 0
+    comment = params.get("comment") if isinstance(params.get("comment"), str) and params.get("comment") else None
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    text = head.decode("utf-8-sig", "replace")
-    return [ln for ln in text.splitlines()[:n + 1] if ln.strip()][:n]
+    lines = head.decode("utf-8-sig", "replace").splitlines()[max(0, skip):]
+    return [ln for ln in lines if ln.strip() and not (comment and ln.lstrip().startswith(comment))][:n]
+
+
+EXTRA_COLUMNS = ("filename", "hive_partitioning", "union_by_name", "file_row_number")  # params that add columns
 
 
 def delimiter(lines: list[str]) -> str:
@@ -52,7 +60,7 @@ def strict_params(params: dict, first_file: Path) -> tuple[dict, int | None]:
     """The reader params with seekrun's strict defaults added (the node's own win), and the
     number of columns the file's header has (None without a header)."""
     out = dict(params)
-    lines = head_lines(first_file)
+    lines = head_lines(first_file, params)
     delim = next((str(params[k]) for k in DELIM_KEYS if params.get(k) is not None), None)
     if delim is None:
         delim = delimiter(lines)

@@ -153,11 +153,11 @@ class DuckDBEngine:
 
     def _reads_only_inputs(self, sql: str, node: dict) -> str | None:
         """Parse-time checks (seekrun/parser/sql_check.py) on SQL with its env_var() values in."""
-        from seekrun.parser.sql_check import problems_in, read_tree, serialize
+        from seekrun.parser.sql_check import UNCHECKABLE, problems_in, read_tree, serialize
 
         tree, found = read_tree(serialize(self.con, [sql])[0])
         if tree.get("error"):
-            return None  # not a SELECT DuckDB can serialize (PIVOT): the lexer's checks stand
+            return UNCHECKABLE if str(tree.get("error_message", "")).startswith("Only SELECT") else None
         problems, reads = problems_in(found, node["inputs"])
         if problems:
             return problems[0][0]

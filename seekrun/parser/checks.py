@@ -20,31 +20,26 @@ def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list
             if ref not in known:
                 errors.append(Diagnostic(rel, line,
                     f"{nid}: ref '{ref}' does not exist{maybe or suggest(ref, known)}"))
-        if not (rec.get("sql_maybe_refs") or rec.get("sql_refs") or rec.get("sql_tables")):
+        if not (rec.get("sql_refs") or rec.get("sql_tables")):
             continue
         declared = {r.lower() for r in seen}
         ref_lines = rec.get("sql_ref_lines") or {}
 
-        def undeclared(ref: str, exists_only: bool = False) -> None:
+        # what the SQL reads: the lexer's refs (ref(), input_N, kind.name after FROM/JOIN) and
+        # every table in DuckDB's parse tree (which tells a table from alias.column)
+        for ref in [*rec.get("sql_refs", ()), *rec.get("sql_tables", ())]:
             low = ref.lower()
             if low in declared:
-                return
+                continue
+            declared.add(low)
             real = folded.get(low)
             line = ref_lines.get(ref, rec.get("sql_line"))
             if real is not None:
                 errors.append(Diagnostic(rel, line, f"{nid}: SQL uses '{real}' but it is not declared in inputs: "
                                                     f"add '- ref: {real}' to inputs"))
-            elif not exists_only:
+            else:
                 errors.append(Diagnostic(rel, line,
                     f"{nid}: SQL refers to '{ref}', which does not exist{maybe or suggest(ref, known)}"))
-            else:
-                return
-            declared.add(low)
-
-        for ref in rec.get("sql_maybe_refs", ()):
-            undeclared(ref, exists_only=True)  # kind.name outside FROM/JOIN may be alias.column
-        for ref in [*rec.get("sql_refs", ()), *rec.get("sql_tables", ())]:
-            undeclared(ref)
     for cycle in find_cycles({nid: [r for r in rec["inputs"] if r in known] for nid, rec in records.items()}):
         first = records[cycle[0]]
         errors.append(Diagnostic(first["file"], first["inputs_line"],
@@ -66,6 +61,8 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
             why = None
             if rec["kind"] != "feature_group" and _seekrun_owned(f):
                 why = "it is one of seekrun's own files in target/"
+            elif f.rpartition("/")[2].startswith(".seekrun"):
+                why = "names starting with .seekrun are seekrun's own (its list of written files, its temp files)"
             elif f == database or f == database + ".wal":
                 why = "it is seekrun's database"
             elif f in readers:

@@ -104,9 +104,9 @@ def type_problem(con, name: str) -> str | None:
     if not _TYPE_TEXT.match(name.strip()):
         return f"'{name}' is not a type name (e.g. INTEGER, DOUBLE, VARCHAR, DATE)"
     try:
-        con.execute(f"SELECT CAST(NULL AS {name})").fetchall()
-    except Exception as exc:  # duckdb.Error: an unknown type
-        first = str(exc).splitlines()[0]
+        con.sqltype(name.strip())  # DuckDB's own type parser: a type name and nothing else
+    except Exception as exc:  # duckdb.Error: not a type
+        first = " ".join(str(exc).split())[:160]
         return f"'{name}' is not a type DuckDB knows ({first}): use e.g. INTEGER, DOUBLE, VARCHAR, DATE"
     return None
 

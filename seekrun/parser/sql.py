@@ -14,7 +14,7 @@ _TOKEN = re.compile(
     r"""
     \s*(?:
      (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
-    |(?P<str>[eExXbBnNrR]?'(?:[^']|'')*')
+    |(?P<str>[eE]'(?:[^'\\]|\\.|'')*'|[xXbBnNrR]?'(?:[^']|'')*')
     |(?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
     |(?P<qid>"(?:[^"]|"")*")
     |(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
@@ -95,6 +95,7 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
     """
     toks = tokenize(sql)
     out = SqlAnalysis("", "")
+    declared = {i.lower(): i for i in inputs}  # DuckDB names ignore case: so does the canonical form
     canon: list[str] = []
     replace: list[tuple[int, int, str]] = []  # executable rewrites (start, end, text)
     i, n = 0, len(toks)
@@ -107,6 +108,7 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
         if (tok[KIND] == "id" and low == "ref" and i + 3 < n and toks[i + 1][TEXT] == "("
                 and toks[i + 2][KIND] == "str" and toks[i + 3][TEXT] == ")" and not after_dot):
             target = toks[i + 2][TEXT].strip("'").replace("''", "'")
+            target = declared.get(target.lower(), target)
             out.refs.append(SqlRef(target, "ref()"))
             canon.append(_quote(target))
             replace.append((tok[START], toks[i + 3][END], _quote(target)))
@@ -130,6 +132,7 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
         if (first is not None and first.lower() in kinds and not after_dot and i + 2 < n
                 and toks[i + 1][TEXT] == "." and _ident(toks[i + 2]) is not None):
             node_id = f"{first.lower()}.{_ident(toks[i + 2])}"
+            node_id = declared.get(node_id.lower(), node_id)
             if node_id in inputs or prev_text.lower() in ("from", "join"):
                 out.refs.append(SqlRef(node_id, "name"))
                 canon.append(_quote(node_id))

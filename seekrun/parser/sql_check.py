@@ -37,15 +37,18 @@ _PLACEHOLDER_RE = re.compile(r"__seekrun_env_\d+__\Z")
 _EXPR = re.compile(r"\{\{.*?\}\}", re.S)
 
 
-def neutral(sql: str) -> tuple[str, list[list[int]]]:
-    """sql with {{ ... }} placeholders made parseable, and the spans to map positions back."""
+def neutral(sql: str, unsafe: list | None = None) -> tuple[str, list[list[int]]]:
+    """sql with {{ ... }} placeholders made parseable, and the spans to map positions back.
+    Placeholders in quotes a value cannot be put into safely go to ``unsafe`` (positions)."""
     matches = list(_EXPR.finditer(sql))
     if not matches:
         return sql, []
-    from seekrun.parser.templating import _quote_contexts
+    from seekrun.parser.templating import UNSAFE, _quote_contexts
 
     out, spans, last, pos = [], [], 0, 0
     for k, (m, quote) in enumerate(zip(matches, _quote_contexts(sql, matches))):
+        if quote in UNSAFE and unsafe is not None and "env_var(" in m.group(0):
+            unsafe.append(m.start())
         text = "x" if quote is not None else PLACEHOLDER.format(k)
         out.append(sql[last:m.start()])
         pos += m.start() - last
@@ -58,31 +61,40 @@ def neutral(sql: str) -> tuple[str, list[list[int]]]:
 
 
 def read_tree(raw: str) -> tuple[dict, dict]:
-    """(the decoded JSON, what a serialized statement reads: tables, table functions,
-    functions, CTE names, SHOW/DESCRIBE), gathered while the JSON is decoded (one pass)."""
-    found = {"tables": [], "table_functions": [], "functions": [], "ctes": set(), "shows": []}
-    tables, calls, functions, ctes, shows = (found[k] for k in ("tables", "table_functions", "functions", "ctes",
-                                                                "shows"))
-
-    def hook(node: dict) -> dict:
+    """(the decoded JSON, what a serialized statement reads): tables (with a flag: a CTE of that
+    name is in scope where it is named), table functions, functions, parameters and SHOW /
+    DESCRIBE of the catalog. CTE names are scoped as SQL scopes them: a CTE is visible only
+    inside the query that defines it. A tree too deep to decode is an error ("too deep")."""
+    found = {"tables": [], "table_functions": [], "functions": [], "shows": [], "params": [], "too_deep": False}
+    try:
+        tree = json.loads(raw)
+    except RecursionError:
+        found["too_deep"] = True
+        return {}, found
+    stack: list[tuple[object, frozenset]] = [(tree.get("statements") or [], frozenset())]
+    while stack:
+        node, scope = stack.pop()
+        if isinstance(node, list):
+            stack.extend((v, scope) for v in node if isinstance(v, (dict, list)))
+            continue
+        cte = node.get("cte_map")
+        if isinstance(cte, dict) and cte.get("map"):
+            scope = scope | {str(item["key"]).lower() for item in cte["map"] if isinstance(item, dict) and "key" in item}
         kind = node.get("type")
         if kind == "BASE_TABLE" and "table_name" in node:
-            tables.append((node.get("catalog_name") or "", node.get("schema_name") or "", node["table_name"],
-                           node.get("query_location")))
+            found["tables"].append((node.get("catalog_name") or "", node.get("schema_name") or "", node["table_name"],
+                                    node.get("query_location"), str(node["table_name"]).lower() in scope))
         elif kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
-            calls.append((str(node["function"].get("function_name", "")).lower(), node.get("query_location")))
-        elif kind == "SHOW_REF":
-            shows.append(node.get("query_location"))
-        elif node.get("class") == "FUNCTION" and "function_name" in node:
-            functions.append((str(node["function_name"]).lower(), node.get("query_location")))
-        cte = node.get("cte_map")
-        if isinstance(cte, dict):
-            for item in cte.get("map") or []:
-                if isinstance(item, dict) and "key" in item:
-                    ctes.add(str(item["key"]).lower())
-        return node
-
-    tree = json.loads(raw, object_hook=hook)
+            found["table_functions"].append((str(node["function"].get("function_name", "")).lower(),
+                                             node.get("query_location")))
+        elif kind == "SHOW_REF" and not isinstance(node.get("query"), dict):
+            found["shows"].append(node.get("query_location"))  # DESCRIBE/SUMMARIZE of a query read only it
+        klass = node.get("class")
+        if klass == "FUNCTION" and "function_name" in node:
+            found["functions"].append((str(node["function_name"]).lower(), node.get("query_location")))
+        elif klass == "PARAMETER":
+            found["params"].append(node.get("query_location"))
+        stack.extend((v, scope) for v in node.values() if isinstance(v, (dict, list)))
     return tree, found
 
 
@@ -90,8 +102,9 @@ def problems_in(found: dict, inputs: list[str]) -> tuple[list[tuple[str, int | N
     """(problems as (message, position), node ids read) for what a statement reads."""
     out: list[tuple[str, int | None]] = []
     reads: list[str] = []
-    ctes = found["ctes"]
-    for catalog, schema, table, pos in found["tables"]:
+    if found.get("too_deep"):
+        return [("SQL nests too deeply for seekrun to check what it reads: simplify it", None)], []
+    for catalog, schema, table, pos, is_cte in found["tables"]:
         if catalog:
             out.append((f"SQL names {catalog}.{schema}.{table} with a database prefix: refer to it as "
                         f"{schema}.{table} (declared in inputs) so seekrun knows the dependency", pos))
@@ -103,14 +116,14 @@ def problems_in(found: dict, inputs: list[str]) -> tuple[list[tuple[str, int | N
         elif _PLACEHOLDER_RE.match(table):
             out.append(("SQL takes a table name from env_var(): seekrun cannot tell which table that is; "
                         "name the table with ref() and declare it in inputs", pos))
-        elif table.lower() in ctes:
+        elif is_cte:
             continue
         elif "/" in table or "." in table or "*" in table:
             out.append((f"SQL reads the file '{table}' directly: declare it as a source node and use it as an "
                         "input", pos))
         else:
-            out.append((f"SQL reads table '{table}', which is neither a declared input nor a CTE: name inputs "
-                        "as kind.name, ref('kind.name') or input_N", pos))
+            out.append((f"SQL reads table '{table}', which is neither a declared input nor a CTE in scope: name "
+                        "inputs as kind.name, ref('kind.name') or input_N", pos))
     for name, pos in found["table_functions"]:
         if name in PURE_TABLE_FUNCTIONS:
             continue
@@ -124,12 +137,19 @@ def problems_in(found: dict, inputs: list[str]) -> tuple[list[tuple[str, int | N
             out.append((f"SQL calls the table function {name}(), which reads what seekrun cannot track: use a "
                         "declared input instead", pos))
     for pos in found["shows"]:
-        out.append(("SQL lists the catalog (SHOW / DESCRIBE): its result depends on which tables exist, which "
-                    "seekrun does not track", pos))
+        out.append(("SQL lists the catalog (SHOW): its result depends on which tables exist, which seekrun does "
+                    "not track", pos))
     for name, pos in found["functions"]:
         if name in REFUSED_SCALARS:
             out.append((f"SQL calls {name}(): {REFUSED_SCALARS[name]}", pos))
+    for pos in found["params"][:1]:
+        out.append(("SQL has a parameter ($1, ? or $name): seekrun runs SQL without parameters; write the value, "
+                    "or use {{ env_var('NAME') }}", pos))
     return out, reads
+
+
+UNCHECKABLE = ("SQL with a PIVOT that does not list its values (PIVOT ... ON col without IN (...)) cannot be "
+               "checked for what it reads: list them, e.g. PIVOT t ON col IN ('a', 'b') USING sum(v)")
 
 
 def serialize(con, texts: list[str]) -> list[str]:
@@ -217,10 +237,16 @@ def check_files(read: dict, connect=connection) -> None:
     if not items and not readers:
         return
     texts, maps = [], []
-    for _, _, chk in items:
-        text, spans = neutral(chk["sql"])
+    for rel, rec, chk in items:
+        unsafe: list[int] = []
+        text, spans = neutral(chk["sql"], unsafe)
         texts.append(text)
         maps.append(spans)
+        for at in unsafe[:1]:
+            line_no, detail = caret(chk["orig"], origin(at, chk["spans"], chk["lead"]))
+            read[rel][1].append(Diagnostic(rel, chk["line"] + line_no if chk["line"] else None,
+                f"{rec['id']}: env_var() inside an E'...' or $$...$$ string cannot be quoted safely: put it in a "
+                "plain '...' literal", detail=detail))
     con = connect()
     try:
         from seekrun.parser import reader_check
@@ -245,11 +271,15 @@ def check_files(read: dict, connect=connection) -> None:
                 return (chk["line"] + line_no if chk["line"] else None), detail
 
             label = f"{rec['id']}: {chk['label'] + ': ' if chk.get('label') else ''}"
+            if found.get("too_deep"):
+                errors.append(Diagnostic(rel, chk["line"], f"{label}{problems_in(found, [])[0][0][0]}"))
+                continue
             if tree.get("error"):
                 message = str(tree.get("error_message") or "syntax error")
-                if message.startswith("Only SELECT statements"):  # e.g. PIVOT: the parser only
+                if message.startswith("Only SELECT statements"):  # a dynamic PIVOT: nothing to read it by
                     try:
                         con.extract_statements(text)
+                        errors.append(Diagnostic(rel, chk["line"], f"{label}{UNCHECKABLE}"))
                     except Exception as exc:  # duckdb.Error: a real syntax error
                         line, _ = where(None)
                         errors.append(Diagnostic(rel, line, f"{label}SQL does not parse: "

@@ -199,6 +199,11 @@ def substitute_env(text: str, sql: bool = False) -> tuple[str, list[str]]:
     out, last = [], 0
     for m, quote in zip(matches, contexts):
         env = _ENV.match(m.group(1))
+        if quote in UNSAFE:
+            raise TemplateError(f"env_var('{env.group('name')}') inside an E'...' or $$...$$ string cannot be quoted "
+                                "safely: put it in a plain '...' literal")
+        if quote == "--":
+            continue  # in a comment: left as it is (the value never reaches DuckDB)
         value = env_value(env.group("name"), env.group("default"))
         if value is None:
             raise TemplateError(f"environment variable {env.group('name')} is not set")
@@ -215,33 +220,55 @@ def substitute_env(text: str, sql: bool = False) -> tuple[str, list[str]]:
     return "".join(out), secrets
 
 
+_DOLLAR_TAG = re.compile(r"\$[A-Za-z_]*\$")
+_IDENT_CHAR = re.compile(r"[A-Za-z0-9_]")
+UNSAFE = ("E'", "$")  # quotes a value cannot be put into safely: refused
+
+
 def _quote_contexts(text: str, matches: list) -> list[str | None]:
-    """For each placeholder: the SQL quote it sits inside (' or "), or None. Placeholders are
-    skipped as opaque (their own quotes do not count); -- and /* */ comments are honoured."""
+    """For each placeholder, where it sits in the SQL: None (outside quotes), "'" (a literal),
+    '"' (a quoted identifier), "E'" (an escape string, where \\ escapes), "$" (a dollar-quoted
+    string), or "--" (a comment). Placeholders are opaque: their own quotes do not count."""
     out: list[str | None] = []
-    quote: str | None = None
+    state: str | None = None
+    tag = ""
+    spans = [(m.start(), m.end()) for m in matches]
     i, k, n = 0, 0, len(text)
-    while k < len(matches):
-        start = matches[k].start()
-        while i < start:
-            ch = text[i]
-            if quote is not None:
-                if ch == quote:
-                    quote = None  # a doubled quote closes and reopens: same net state
-            elif ch in "'\"":
-                quote = ch
-            elif text.startswith("--", i):
-                j = text.find("\n", i)
-                i = n if j < 0 else j
-                continue
+    while k < len(spans):
+        start, end = spans[k]
+        if i >= start:  # at (or, inside a comment or string, past) the next placeholder
+            out.append("--" if state in ("--", "/*") else "$" if state == "$" else state)
+            i, k = max(i, end), k + 1
+            continue
+        ch = text[i]
+        if state is None:
+            if text.startswith("--", i):
+                state = "--"
             elif text.startswith("/*", i):
-                j = text.find("*/", i + 2)
-                i = n if j < 0 else j + 2
-                continue
-            i += 1
-        out.append(quote)
-        i = matches[k].end()
-        k += 1
+                state, i = "/*", i + 1
+            elif ch in "eE" and text.startswith("'", i + 1) and (i == 0 or not _IDENT_CHAR.match(text[i - 1])):
+                state, i = "E'", i + 1
+            elif ch in "'\"":
+                state = ch
+            elif ch == "$" and (m := _DOLLAR_TAG.match(text, i)):
+                state, tag, i = "$", m.group(0), m.end() - 1
+        elif state == "--":
+            if ch == "\n":
+                state = None
+        elif state == "/*":
+            if text.startswith("*/", i):
+                state, i = None, i + 1
+        elif state == "$":
+            if text.startswith(tag, i):
+                state, i = None, i + len(tag) - 1
+        elif state == "E'":
+            if ch == "\\" or text.startswith("''", i):
+                i += 1
+            elif ch == "'":
+                state = None
+        elif ch == state:  # ' or ": a doubled one closes and reopens, the same net state
+            state = None
+        i += 1
     return out
 
 

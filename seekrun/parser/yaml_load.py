@@ -16,6 +16,7 @@ from seekrun.errors import Diagnostic, ProjectError
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_EXPANDED_NODES = 200_000  # refuse alias bombs (billion laughs) long before they expand
 MAX_DEPTH = 64  # deeper config is refused at parse (deep recursion would crash hashing and SQL building)
+from seekrun.fsutil import too_deep  # noqa: E402 (re-exported)
 
 
 class DuplicateKey(Exception):
@@ -121,23 +122,6 @@ def _tab_near(text: str, line: int) -> bool:
     for ln in lines[max(0, line - 1): line + 1]:
         if "\t" in ln[: len(ln) - len(ln.lstrip())]:
             return True
-    return False
-
-
-def too_deep(data, limit: int = MAX_DEPTH) -> bool:
-    """Whether a config tree nests deeper than limit (iterative: no recursion of its own)."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((v, depth + 1) for v in children)
     return False
 
 

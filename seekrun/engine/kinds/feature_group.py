@@ -244,6 +244,12 @@ def _select_list(node: dict, ctx: BuildContext, spec: Spec, columns: list[tuple[
     if spec.features is None:
         return [quote_ident(name) for name, _ in columns]
     casts = {find(col, "feature").lower(): dtype for col, dtype in spec.features}
+    for col, dtype in spec.features:
+        if dtype:
+            try:
+                ctx.cur.sqltype(dtype)  # a type and nothing else goes into the CAST
+            except ctx.duckdb.Error:
+                ctx.fail(f"{node['id']}: feature '{col}': dtype {dtype!r} is not a DuckDB type")
     order = [*keys, *([etc] if etc else []), *(actual[c.lower()] for c, _ in spec.features)]
     out, seen = [], set()
     for name in order:

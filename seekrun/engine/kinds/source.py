@@ -78,13 +78,14 @@ def _check_csv(path: Path, rel: str, params: dict) -> None:
         raise BadInput(f"source data file '{rel}' is empty: add data or remove the source")
     if params.get("header") is False or params.get("auto_detect") is False:
         return
-    text = head.decode("utf-8", "replace")
-    lines = [ln for ln in text.splitlines()[:3] if ln.strip()]
+    from seekrun.engine.csvfiles import DELIM_KEYS, delimiter, head_lines
+
+    lines = head_lines(path, params)
     if len(lines) < 2:
         return  # a header alone (no rows) is a valid, empty table
-    delim = params.get("delim") or params.get("sep") or params.get("delimiter")
-    if not delim:  # the candidate seen most in the header (what DuckDB's sniffer settles on here)
-        delim = max(",;\t|", key=lambda d: (lines[0].count(d), d == ","))
+    delim = next((params[k] for k in DELIM_KEYS if params.get(k) is not None), None) or delimiter(lines)
+    if not isinstance(delim, str) or len(delim) != 1:
+        return  # a multi-byte delimiter: DuckDB checks it as it reads
     rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
     header, first = rows[0], rows[1]
     if len(header) != len(first):
@@ -137,7 +138,9 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
                  "or give the reader params that match it (delim, header, skip, quote)")
     if width is not None:
         got = len(ctx.execute(f"SELECT * FROM {ctx.table} LIMIT 0").description or [])
-        if got != width:
+        from seekrun.engine.csvfiles import EXTRA_COLUMNS
+
+        if got < width or (got > width and not any(params.get(k) for k in EXTRA_COLUMNS)):
             ctx.fail(f"the CSV header of {node['data_files'][0]} has {width} field(s) but DuckDB read {got} "
                      "column(s): fix the file, or give the reader params that match it")
     return BuildResult(rows)
