@@ -175,6 +175,7 @@ class DAGRunner:
             store.apply_repairs()
             if on_commit is not None:
                 on_commit()
+            self._remove_stale_claims(store)
             if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
                 from seekrun.parser.templating import save_env_key
 
@@ -246,6 +247,16 @@ class DAGRunner:
             summary.warnings.append(message)
             return
         raise ProjectError([Diagnostic("", None, message)])
+
+    def _remove_stale_claims(self, store: StateStore) -> None:
+        """Files a killed build wrote and no node writes any more go (see StateStore.stale_claims)."""
+        if not store.claims():
+            return
+        from seekrun.outputs import files_in_use, remove_files
+
+        in_use = files_in_use(self.manifest)
+        stale = store.stale_claims({n: v.get("output_files") or [] for n, v in self.manifest.nodes.items()}, in_use)
+        remove_files(self.root, stale, in_use)
 
     def _check_overwrites(self, to_run: list[str], records: dict, claims: dict, state_damaged: bool = False) -> None:
         """A node never writes over a file that seekrun did not write (a hand-made file that

@@ -73,11 +73,10 @@ class StateStore:
                 if rec.get("removed"):
                     self.nodes.pop(node_id, None)
                 elif "claim" in rec and isinstance(rec["claim"], list):
-                    self.claims()[node_id] = [f for f in rec["claim"] if isinstance(f, str)]
+                    self._add_claim(node_id, [f for f in rec["claim"] if isinstance(f, str)])
                 elif "entry" in rec:
                     self.nodes[node_id] = rec["entry"]
-                    if isinstance(rec["entry"], dict) and rec["entry"].get("status") == "success":
-                        self.claims().pop(node_id, None)
+                    self._settle_claim(node_id, rec["entry"])
         bad = sorted(k for k, v in self.nodes.items() if not valid_record(v))
         for k in bad:
             del self.nodes[k]
@@ -130,14 +129,45 @@ class StateStore:
     def claim(self, node_id: str, files: list[str]) -> None:
         """Journal, before a node writes its files, that they are seekrun's: a run killed
         between writing a file and recording the node still knows the file is its own."""
-        self.claims()[node_id] = list(files)
+        self._add_claim(node_id, files)
         self._append({"id": node_id, "claim": list(files)})
 
     def record(self, node_id: str, entry: dict) -> None:
         self.nodes[node_id] = entry
-        if entry.get("status") == "success" and node_id in self.claims():
-            del self.claims()[node_id]
+        self._settle_claim(node_id, entry)
         self._append({"id": node_id, "entry": entry})
+
+    def _add_claim(self, node_id: str, files: list[str]) -> None:
+        claims = self.claims()
+        claims[node_id] = list(dict.fromkeys([*claims.get(node_id, []), *files]))
+
+    def _settle_claim(self, node_id: str, entry) -> None:
+        """A successful build records the files it wrote: those need no claim any more (a file
+        an earlier, killed build of the node wrote elsewhere keeps its claim; see stale_claims)."""
+        claims = self.claims()
+        if isinstance(entry, dict) and entry.get("status") == "success" and node_id in claims:
+            written = set(entry.get("output_files") or [])
+            left = [f for f in claims[node_id] if f not in written]
+            if left:
+                claims[node_id] = left
+            else:
+                del claims[node_id]
+
+    def stale_claims(self, outputs: dict[str, list[str]], in_use: set[str]) -> list[str]:
+        """Claimed files no node writes any more (a killed build wrote them for a path its node
+        no longer has, or the node is gone): their claims are dropped, and they are returned,
+        to be deleted.  A claimed file that its node (or another node) still writes keeps its
+        claim: it is seekrun's, so a node may write over it."""
+        stale: list[str] = []
+        claims = self.claims()
+        for node_id, files in list(claims.items()):
+            keep = [f for f in files if f in outputs.get(node_id, ()) or f in in_use]
+            stale += [f for f in files if f not in keep]
+            if not keep:
+                del claims[node_id]
+            elif keep != files:
+                claims[node_id] = keep
+        return stale
 
     def remove(self, node_id: str) -> None:
         if self.nodes.pop(node_id, None) is not None:

@@ -1,4 +1,19 @@
-"""Test helpers: real files in tmp_path, real DuckDB, the real CLI (in-process or as a process)."""
+"""Test helpers: real files in tmp_path, real DuckDB, the real CLI (in-process or as a process).
+
+Hypothesis profiles (the property tests, tests/test_property_*.py), chosen by the environment
+variable HYPOTHESIS_PROFILE:
+
+- ``ci`` (the default): the example counts the tests ask for with ``examples(n)``; the whole
+  property suite stays within a few minutes on 2 cores;
+- ``long``: 20 times as many examples (``HYPOTHESIS_PROFILE=long python -m pytest
+  tests/test_property_*.py``), for a soak run before a release or after touching the
+  planner, the state, the engine or the parser;
+- ``dev``: 3 examples per test, for a quick loop while writing tests (``quick``: the same without
+  shrinking a failure, when the first failing example is enough).
+
+All profiles: no deadline (a seekrun run takes a variable time on a loaded machine), and the
+health check on slow data generation is off (an example writes and builds a real project).
+"""
 from __future__ import annotations
 
 import json
@@ -11,9 +26,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_project"
+
+
+PROFILE_SCALE = {"ci": 1, "long": 20}
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", deadline=None, suppress_health_check=_HEALTH, print_blob=True)
+settings.register_profile("long", parent=settings.get_profile("ci"))
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=3)
+settings.register_profile("quick", parent=settings.get_profile("dev"),
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+
+def examples(ci: int) -> int:
+    """max_examples for a property test that runs ``ci`` examples in the ci profile: 20 times
+    as many under ``long``, the profile's own count under any other (``dev``: 3)."""
+    if PROFILE in PROFILE_SCALE:
+        return ci * PROFILE_SCALE[PROFILE]
+    return settings.get_profile(PROFILE).max_examples
 
 
 @dataclass
@@ -40,6 +75,12 @@ def write_project(root: Path, files: dict[str, str | bytes], marker: str | None 
         else:
             path.write_text(textwrap.dedent(content))
     return root
+
+
+def exposure_yaml(name: str, path: str, ref: str = "source.a", fmt: str | None = "csv") -> str:
+    """A file exposure node: `name` writes `ref`'s table to `path`."""
+    params = (f"  format: {fmt}\n" if fmt else "") + f"  path: {path}\n"
+    return f"kind: exposure\nname: {name}\ntype: file\ndepends_on:\n  - ref: {ref}\nparams:\n{params}"
 
 
 # In these test files every cli() call runs a real `python -m seekrun` process, so that what

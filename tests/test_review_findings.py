@@ -10,13 +10,11 @@ an output.  Real projects in tmp_path, the real CLI, real DuckDB.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import cli, cli_proc, ran, run_results, table, target_snapshot, write_project
+from conftest import cli, cli_proc, exposure_yaml, ran, run_results, table, write_project
 
 SRC = {
     "data/a.csv": "id,k,v\n1,x,10\n2,y,20\n3,x,30\n",
@@ -253,16 +251,7 @@ def table_missing(root: Path, nid: str) -> bool:
 
 
 # ---- files seekrun wrote, then a person edited ------------------------------------------------
-EXPO = """\
-    kind: exposure
-    name: x
-    type: file
-    depends_on:
-      - ref: source.a
-    params:
-      format: csv
-      path: target/exports/x.csv
-    """
+EXPO = exposure_yaml("x", "target/exports/x.csv")
 
 
 def test_an_old_exposure_file_edited_by_hand_is_kept_when_the_path_changes(tmp_path):
