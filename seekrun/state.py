@@ -205,13 +205,24 @@ def _read(path: Path, what: str, otherwise: str) -> bytes:
 _OPTIONAL_STR = (str, type(None))
 
 
+def _shallow(entry: dict) -> bool:
+    """Whether a record nests no deeper than seekrun's own (8 levels), looking deeper only
+    under the few values that are containers (a trace is mostly strings and numbers)."""
+    from seekrun.fsutil import too_deep
+
+    for value in entry.values():
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for item in items:
+            if isinstance(item, (dict, list)) and too_deep(item, 6):
+                return False
+    return True
+
+
 def valid_record(entry) -> bool:
     """Whether a trace has the shape seekrun writes (anything else is ignored and rebuilt)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("status"), str):
         return False
-    from seekrun.fsutil import too_deep
-
-    if too_deep(entry, 8):  # a trace is shallow; a deep one is not seekrun's (and would crash a dump)
+    if not _shallow(entry):  # a trace is shallow; a deep one is not seekrun's (and would crash a dump)
         return False
     if not isinstance(entry.get("config_hash"), _OPTIONAL_STR) or not isinstance(entry.get("output_hash"), _OPTIONAL_STR):
         return False

@@ -329,3 +329,26 @@ def test_deeply_nested_own_files_are_treated_as_garbled(tmp_path, rel):
     assert table(root, "transform.t") == [(3,)]
     res = cli_proc("run", "-p", str(root))
     assert res.exit_code == 0 and "Traceback" not in res.output
+
+
+def test_a_journal_record_nested_deeper_than_seekrun_writes_is_ignored_and_its_node_rebuilt(tmp_path):
+    """A record that is valid JSON but nests 500 levels deep (not seekrun's) is dropped when the
+    state is read: the node rebuilds, and folding the state never crashes on it."""
+    import json
+
+    from seekrun.state import JOURNAL_FILE
+
+    root = project(tmp_path, transform("SELECT count(*) AS n FROM source.a"))
+    assert cli("run", "-p", str(root)).exit_code == 0
+    state = json.loads((root / "target" / "state" / "execution_state.json").read_text())
+    entry = dict(state["nodes"]["transform.t"])
+    deep: list = []
+    for _ in range(500):
+        deep = [deep]
+    entry["warnings"] = deep
+    with open(root / "target" / "state" / JOURNAL_FILE, "a") as f:
+        f.write(json.dumps({"id": "transform.t", "entry": entry}) + "\n")
+    res = cli_proc("run", "-p", str(root))
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert ran(root) == {"transform.t"}
+    assert cli_proc("run", "-p", str(root)).stdout.startswith("Nothing to do")
