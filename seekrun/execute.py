@@ -57,7 +57,8 @@ class NodeRunner:
             attempts += 1
             try:
                 before = _data_sigs(node, self.root)
-                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=out)
+                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=out,
+                                          on_file=lambda rel, tmp: self._claim_content(nid, rel, tmp))
                 after = _data_sigs(node, self.root)
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, out,
@@ -74,6 +75,15 @@ class NodeRunner:
             wait = min(runner.retry_base_delay * 2 ** (attempts - 1), runner.retry_max_delay)
             if attempts > self.retry or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out))
+
+    def _claim_content(self, nid: str, rel: str, tmp) -> None:
+        """Journal what a claimed file will hold, just before it is put in place: after a kill,
+        the file is deleted as a stale claim only if it still holds exactly that."""
+        if rel.startswith("target/"):
+            return  # seekrun's own folder: no one else's files there
+        from seekrun.hashing import hash_file_content
+
+        self.store.claim_hash(nid, rel, hash_file_content(tmp))
 
     # ---- under the scheduler's lock -----------------------------------------------------
     def on_start(self, nid: str) -> None:

@@ -234,6 +234,16 @@ def find_project(project_dir: Path | str) -> Project:
     return project
 
 
+def _own_file(root: Path, path) -> bool:
+    """Whether path (however spelt: relative, absolute, through links) is one of seekrun's own
+    files or folders, which the database must never be."""
+    try:
+        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root)).replace(os.sep, "/")
+    except ValueError:
+        return False
+    return rel in RESERVED or rel.startswith(("target/state/", "target/feature_store/"))
+
+
 def _read_outputs_config(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:
     """database, allow_external_database and exposure_paths: where seekrun may write."""
     marker, root = project.marker, project.root
@@ -254,8 +264,7 @@ def _read_outputs_config(project: Project, cfg: dict, line, errors: list[Diagnos
                                                              "move it away"))
         elif os.path.isdir(path) or database.endswith(("/", os.sep)):
             errors.append(Diagnostic(marker, line("database"), f"database '{database}' is a folder: give a file path"))
-        elif os.path.normpath(database).replace(os.sep, "/") in RESERVED or \
-                os.path.normpath(database).replace(os.sep, "/").startswith(("target/state/", "target/feature_store/")):
+        elif _own_file(root, path):
             errors.append(Diagnostic(marker, line("database"),
                 f"database '{database}' is one of seekrun's own files: use another path, e.g. {DEFAULT_DATABASE}"))
         elif project.external_database and not allow:

@@ -175,7 +175,7 @@ class DAGRunner:
             store.apply_repairs()
             if on_commit is not None:
                 on_commit()
-            self._remove_stale_claims(store)
+            self._remove_stale_claims(store, summary)
             if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
                 from seekrun.parser.templating import save_env_key
 
@@ -248,7 +248,7 @@ class DAGRunner:
             return
         raise ProjectError([Diagnostic("", None, message)])
 
-    def _remove_stale_claims(self, store: StateStore) -> None:
+    def _remove_stale_claims(self, store: StateStore, summary: ExecutionSummary) -> None:
         """Files a killed build wrote and no node writes any more go (see StateStore.stale_claims)."""
         if not store.claims():
             return
@@ -256,7 +256,22 @@ class DAGRunner:
 
         in_use = files_in_use(self.manifest)
         stale = store.stale_claims({n: v.get("output_files") or [] for n, v in self.manifest.nodes.items()}, in_use)
-        remove_files(self.root, stale, in_use)
+        hashes = store.claim_hashes()
+        mine = [f for f in stale if f.startswith("target/")]  # target/ is seekrun's own folder
+        remove_files(self.root, mine, in_use)
+        # elsewhere, only a file that still holds what the killed build wrote: the run may have
+        # died before writing it, and the file there now be someone else's (or edited since)
+        kept = remove_files(self.root, [f for f in stale if f not in mine], in_use, dict(hashes),
+                            self._hash_cache())
+        for f in stale:
+            hashes.pop(f, None)
+        if kept:
+            from seekrun.outputs import forget_written
+
+            forget_written(self.root, kept)  # not known to be seekrun's: never overwritten unasked
+            summary.warnings.append(f"kept {', '.join(kept[:5])}{' and more' if len(kept) > 5 else ''}: a killed "
+                                    "run was about to write there and no node writes there now, but it does not "
+                                    "hold what seekrun wrote: delete it if it is not yours")
 
     def _check_overwrites(self, to_run: list[str], records: dict, claims: dict, state_damaged: bool = False) -> None:
         """A node never writes over a file that seekrun did not write (a hand-made file that

@@ -42,7 +42,7 @@ def _variants(value: str) -> set[str]:
 
 
 def register(*values: str) -> None:
-    new = [v for v in values if isinstance(v, str) and len(v.strip()) >= MIN_LENGTH and v not in _values]
+    new = [v for v in values if isinstance(v, str) and len(v) >= MIN_LENGTH and v.strip() and v not in _values]
     if not new:
         return
     with _lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class StateStore:
         self._loaded_meta: dict = {}
         self.journal_found = False  # a journal was left: the last run did not finish
         self._aside: tuple[Path, Path] | None = None
+        self._lock = threading.Lock()  # claim_hash() comes from a worker, the rest under the scheduler's lock
 
     def load(self, *, repair: bool = True) -> dict[str, dict]:
         """Read the state and replay the journal. A corrupt file is moved aside (when repair) by
@@ -74,6 +76,9 @@ class StateStore:
                     self.nodes.pop(node_id, None)
                 elif "claim" in rec and isinstance(rec["claim"], list):
                     self._add_claim(node_id, [f for f in rec["claim"] if isinstance(f, str)])
+                elif "claim_hash" in rec and isinstance(rec["claim_hash"], dict):
+                    self.claim_hashes().update({f: h for f, h in rec["claim_hash"].items()
+                                                if isinstance(f, str) and isinstance(h, str)})
                 elif "entry" in rec:
                     self.nodes[node_id] = rec["entry"]
                     self._settle_claim(node_id, rec["entry"])
@@ -132,6 +137,20 @@ class StateStore:
         self._add_claim(node_id, files)
         self._append({"id": node_id, "claim": list(files)})
 
+    def claim_hashes(self) -> dict[str, str]:
+        """The content of each claimed file as the killed build wrote it (journaled just before
+        the file was put in place): a claimed file is deleted only if it still holds that."""
+        hashes = self.meta.get("claim_hashes")
+        if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+            hashes = self.meta["claim_hashes"] = {}
+        return hashes
+
+    def claim_hash(self, node_id: str, rel: str, digest: str) -> None:
+        """Journal the content of a claimed file just before it is put in place (from a worker)."""
+        with self._lock:
+            self.claim_hashes()[rel] = digest
+            self._append({"id": node_id, "claim_hash": {rel: digest}})
+
     def record(self, node_id: str, entry: dict) -> None:
         self.nodes[node_id] = entry
         self._settle_claim(node_id, entry)
@@ -148,6 +167,8 @@ class StateStore:
         if isinstance(entry, dict) and entry.get("status") == "success" and node_id in claims:
             written = set(entry.get("output_files") or [])
             left = [f for f in claims[node_id] if f not in written]
+            for f in written:
+                self.claim_hashes().pop(f, None)
             if left:
                 claims[node_id] = left
             else:

@@ -352,3 +352,71 @@ def test_a_journal_record_nested_deeper_than_seekrun_writes_is_ignored_and_its_n
     assert res.exit_code == 0 and "Traceback" not in res.output, res.output
     assert ran(root) == {"transform.t"}
     assert cli_proc("run", "-p", str(root)).stdout.startswith("Nothing to do")
+
+
+# ---- second review: quote tracking, claimed files, absolute database paths -------------------
+@pytest.mark.parametrize("sql", [
+    "SELECT 1 AS a$q$, '$q$' AS t, '{{ env_var('SEEKRUN_T_VAL') }}' AS s",  # $ inside a name
+    "SELECT 1 AS a /* outer /* inner */ {{ env_var('SEEKRUN_T_VAL') }} */, 'x' AS s",  # nested comment
+])
+def test_env_var_placeholders_are_placed_as_duckdb_reads_the_sql(tmp_path, monkeypatch, sql):
+    """A value must never become SQL: not after a name holding $ (which is no dollar string),
+    nor inside a comment nested in a comment (which DuckDB nests)."""
+    monkeypatch.setenv("SEEKRUN_T_VAL", "x' AS s, 42 AS injected --*/, 43 AS injected2 /*")
+    root = project(tmp_path, transform(sql, inputs=()))
+    res = cli("run", "-p", str(root))
+    assert res.exit_code == 0, res.output
+    import duckdb
+
+    con = duckdb.connect(str(root / "target" / "seekrun.duckdb"), read_only=True)
+    cols = [d[0] for d in con.execute("SELECT * FROM transform.t").description]
+    con.close()
+    assert not any(c.startswith("injected") for c in cols), cols
+
+
+@pytest.mark.parametrize("tag", ["$a1$", "$_1$", "$é$"])
+def test_env_var_in_a_dollar_string_with_any_tag_is_refused(tmp_path, monkeypatch, tag):
+    monkeypatch.setenv("SEEKRUN_T_VAL", f"{tag} AS s, 42 AS injected --")
+    root = project(tmp_path, transform(f"SELECT {tag}{{{{ env_var('SEEKRUN_T_VAL') }}}}{tag} AS s", inputs=()))
+    res = cli("run", "-p", str(root))
+    assert res.exit_code == 2 and "plain '...'" in res.output, res.output
+
+
+def test_sql_after_a_comment_ended_by_a_carriage_return_is_part_of_the_hash(tmp_path):
+    """DuckDB ends a -- comment at a lone \\r: what follows is SQL, and editing it reruns."""
+    node = "kind: transform\nname: t\ntransform: \"SELECT 1 AS a -- note\\r, 2 AS b\"\n"
+    root = write_project(tmp_path / "p", {"nodes/t.yml": node})
+    assert cli("run", "-p", str(root)).exit_code == 0
+    assert table(root, "transform.t") == [(1, 2)]
+    (root / "nodes" / "t.yml").write_text(node.replace("2 AS b", "3 AS b"))
+    assert cli("run", "-p", str(root)).exit_code == 0
+    assert table(root, "transform.t") == [(1, 3)]
+
+
+def test_a_file_made_by_hand_where_a_killed_run_was_about_to_write_is_never_deleted(tmp_path):
+    """Killed before the exposure's file was written; the exposure then moves, and a person
+    makes a file at the old path: it is not seekrun's, so it stays (with a warning)."""
+    root = project(tmp_path, {"nodes/x.yml": exposure_yaml("x", "output/t.csv")},
+                   marker="name: testproj\nexposure_paths: [output]\n")
+    res = cli_proc("run", "-p", str(root), env={"SEEKRUN_FAULT": "exposure_write:exposure.x"})
+    assert res.exit_code == -9, res.output
+    assert not (root / "output" / "t.csv").exists()
+    (root / "nodes" / "x.yml").write_text(exposure_yaml("x", "output/u.csv"))
+    (root / "output" / "t.csv").write_text("my own notes\n")
+    res = cli_proc("run", "-p", str(root))
+    assert res.exit_code == 0, res.output
+    assert (root / "output" / "t.csv").read_text() == "my own notes\n"
+    assert "kept output/t.csv" in res.output
+    # and no node may now overwrite it unasked
+    (root / "nodes" / "x.yml").write_text(exposure_yaml("x", "output/t.csv"))
+    res = cli("run", "-p", str(root))
+    assert res.exit_code == 2 and "output/t.csv' exists and was not written by seekrun" in res.output, res.output
+    assert (root / "output" / "t.csv").read_text() == "my own notes\n"
+
+
+def test_the_database_cannot_be_one_of_seekruns_own_files_by_an_absolute_path(tmp_path):
+    root = tmp_path / "p"
+    project(tmp_path, transform("SELECT 1 AS one", inputs=()),
+            marker=f"name: testproj\ndatabase: {root}/target/run_results.json\n")
+    res = cli("run", "-p", str(root))
+    assert res.exit_code == 2 and "own files" in res.output, res.output

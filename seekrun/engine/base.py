@@ -67,6 +67,9 @@ class BuildContext:
     # build left (temp files).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     on_abort: list[Callable[[], None]] = field(default_factory=list)
+    # called with (relative path, finished temp file) just before a file outside the database is
+    # put in place (the runner journals its content: see StateStore.claim_hash)
+    on_file: Callable[[str, Path], None] | None = None
     commit_on_failure: bool = False  # e.g. a failing rule still writes its results table
 
     @property

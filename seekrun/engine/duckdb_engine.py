@@ -183,12 +183,14 @@ class DuckDBEngine:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(kind)}")
             self._schemas.add(kind)
 
-    def build(self, node: dict, root: Path, nodes: dict[str, dict], stamp: str | None = None) -> BuildResult:
+    def build(self, node: dict, root: Path, nodes: dict[str, dict], stamp: str | None = None,
+              on_file=None) -> BuildResult:
         """Build one node in one transaction; its table (if its kind has one) is stamped with
-        ``stamp`` in that transaction."""
+        ``stamp`` in that transaction. ``on_file(rel, tmp)``: see BuildContext.on_file."""
         if self._stopping.is_set():
             raise NodeFailure("interrupted before it started")
         ctx = self.context(node, root, nodes, self._cursor())
+        ctx.on_file = on_file
         mod = self._executor(node)
         has_table = getattr(executor(node["kind"]), "HAS_TABLE", True)
         cur = ctx.cur

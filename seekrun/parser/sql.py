@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 _TOKEN = re.compile(
     r"""
     \s*(?:
-     (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+     (?P<comment>--[^\n\r]*|/\*.*?(?:\*/|\Z))
     |(?P<str>[eE]'(?:[^'\\]|\\.|'')*'|[xXbBnNrR]?'(?:[^']|'')*')
-    |(?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
+    |(?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$)
     |(?P<qid>"(?:[^"]|"")*")
     |(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
-    |(?P<id>[^\W\d]\w*)
+    |(?P<id>[^\W\d][\w$]*)
     |(?P<op>(?:(?!--|/\*)[+\-*/<>=~!@#%^&|?:`])+)
     |(?P<other>\S)
     )""",

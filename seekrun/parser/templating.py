@@ -220,8 +220,8 @@ def substitute_env(text: str, sql: bool = False) -> tuple[str, list[str]]:
     return "".join(out), secrets
 
 
-_DOLLAR_TAG = re.compile(r"\$[A-Za-z_]*\$")
-_IDENT_CHAR = re.compile(r"[A-Za-z0-9_]")
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")  # $$, $tag$: a tag is an identifier (any letters) without $
+_IDENT_CHAR = re.compile(r"[\w$]")  # what may precede a quote or a $ inside an identifier (a$q$, type'x')
 UNSAFE = ("E'", "$")  # quotes a value cannot be put into safely: refused
 
 
@@ -231,7 +231,7 @@ def _quote_contexts(text: str, matches: list) -> list[str | None]:
     string), or "--" (a comment). Placeholders are opaque: their own quotes do not count."""
     out: list[str | None] = []
     state: str | None = None
-    tag = ""
+    tag, depth = "", 0  # the dollar string's tag; how deep /* */ comments nest (DuckDB nests them)
     spans = [(m.start(), m.end()) for m in matches]
     i, k, n = 0, 0, len(text)
     while k < len(spans):
@@ -245,19 +245,23 @@ def _quote_contexts(text: str, matches: list) -> list[str | None]:
             if text.startswith("--", i):
                 state = "--"
             elif text.startswith("/*", i):
-                state, i = "/*", i + 1
+                state, depth, i = "/*", 1, i + 1
             elif ch in "eE" and text.startswith("'", i + 1) and (i == 0 or not _IDENT_CHAR.match(text[i - 1])):
                 state, i = "E'", i + 1
             elif ch in "'\"":
                 state = ch
-            elif ch == "$" and (m := _DOLLAR_TAG.match(text, i)):
+            elif ch == "$" and (i == 0 or not _IDENT_CHAR.match(text[i - 1])) and (m := _DOLLAR_TAG.match(text, i)):
                 state, tag, i = "$", m.group(0), m.end() - 1
         elif state == "--":
-            if ch == "\n":
+            if ch in "\r\n":
                 state = None
         elif state == "/*":
-            if text.startswith("*/", i):
-                state, i = None, i + 1
+            if text.startswith("/*", i):
+                depth, i = depth + 1, i + 1
+            elif text.startswith("*/", i):
+                depth, i = depth - 1, i + 1
+                if depth == 0:
+                    state = None
         elif state == "$":
             if text.startswith(tag, i):
                 state, i = None, i + len(tag) - 1

@@ -171,6 +171,8 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         if not tmp.is_file():
             raise NodeFailure(f"DuckDB did not write {rel}")
         faults.point("exposure_write", node["id"])
+        if ctx.on_file is not None:
+            ctx.on_file(rel, tmp)
         commit_file(tmp, final)
     finally:
         if tmp.exists():
