@@ -21,6 +21,12 @@ class Diagnostic:
         return [str(self), *(f"    {d}" for d in self.detail)]
 
 
+def first_few(names, n: int = 5) -> str:
+    """'a, b, c' or, past n names, 'a, b, c, d, e and 7 more': names in a one-line message."""
+    names = list(names)
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
 def suggest(word, choices) -> str:
     """' (did you mean 'x'?)' for the closest of choices, or ''."""
     import difflib

@@ -83,7 +83,7 @@ def _sidecar(root: Path, folder: str) -> dict:
     from seekrun.fsutil import read_checked
 
     if sidecar_problem(root, folder) is not None:
-        return {}  # refused before the run (runner._check_overwrites); never opened (a FIFO would block)
+        return {}  # refused before the run (overwrite_problems); never opened (a FIFO would block)
     data = read_checked(root / folder / SIDECAR)
     files = data.get("files") if isinstance(data, dict) else None
     return {k: v for k, v in files.items() if isinstance(k, str)} if isinstance(files, dict) else {}
@@ -174,3 +174,52 @@ def remove_files(root: Path, files, in_use: set[str], recorded: dict | None = No
 def files_in_use(manifest) -> set[str]:
     return {f for n in manifest.nodes.values() for key in ("data_files", "live_files", "output_files")
             for f in n.get(key) or []}
+
+
+def remove_stale_claims(root: Path, manifest, store, cache: FileHashCache) -> list[str]:
+    """Delete the files a killed build claimed that no node writes any more (see
+    StateStore.stale_claims). Under target/ (seekrun's own folder) they go; elsewhere only a file
+    that still holds what the killed build journaled just before putting it in place: the run
+    may have died before writing it, and the file there now be someone else's (or edited
+    since). Returns the files kept for that reason, which are no longer listed as seekrun's."""
+    in_use = files_in_use(manifest)
+    stale = store.stale_claims({n: v.get("output_files") or [] for n, v in manifest.nodes.items()}, in_use)
+    hashes = store.claim_hashes()
+    mine = [f for f in stale if f.startswith("target/")]
+    remove_files(root, mine, in_use)
+    kept = remove_files(root, [f for f in stale if f not in mine], in_use, dict(hashes), cache)
+    for f in stale:
+        hashes.pop(f, None)
+    forget_written(root, kept)  # not known to be seekrun's: never overwritten unasked
+    return kept
+
+
+def overwrite_problems(root: Path, manifest, to_run: list[str], records: dict, claims: dict,
+                       damaged_state: str | None = None) -> list:
+    """A node never writes over a file that seekrun did not write (a hand-made file that
+    happens to sit where an exposure writes), nor where its list of written files cannot be
+    kept. damaged_state: the state file, when it was damaged (so seekrun cannot tell)."""
+    from seekrun.errors import Diagnostic
+
+    owned = None
+    errors = []
+    folders = {f.rpartition("/")[0] for nid in to_run for f in manifest.nodes[nid].get("output_files") or []
+               if not f.startswith("target/")}
+    for folder in sorted(folders):
+        why = sidecar_problem(root, folder)
+        if why:
+            errors.append(Diagnostic(f"{folder}/{SIDECAR}", None, f"{why}: move it away"))
+    for nid in to_run:
+        node = manifest.nodes[nid]
+        for rel in node.get("output_files") or []:
+            if rel.startswith("target/") or not os.path.lexists(root / rel):
+                continue  # target/ is seekrun's own folder: what is there, seekrun wrote
+            if owned is None:
+                owned = owned_files(records, claims)
+            if rel not in owned and not written_by_seekrun(root, rel):
+                why = (f"seekrun cannot tell whether it wrote it (its record of the files it wrote was in the "
+                       f"damaged {damaged_state})" if damaged_state else "was not written by seekrun")
+                errors.append(Diagnostic(node["file"], node.get("line"),
+                    f"{nid}: '{rel}' exists and {why}: move it away (or delete it) "
+                    "so it is not overwritten, or choose another path"))
+    return errors

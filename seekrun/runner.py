@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from seekrun import __version__, faults
-from seekrun.errors import Diagnostic, ProjectError
+from seekrun.errors import Diagnostic, ProjectError, first_few
 from seekrun.fsutil import atomic_write_json
 from seekrun.manifest import Manifest
 from seekrun.database import Database
@@ -155,7 +155,12 @@ class DAGRunner:
             to_run = [nid for nid, it in items.items() if it.runs]
             self._guard_removals(removed, records, allow_removals, dry_run, summary)
             if not dry_run and to_run:
-                self._check_overwrites(to_run, records, store.claims(), state_damaged=bool(store.warnings))
+                from seekrun.outputs import overwrite_problems
+
+                damaged = self._rel(self.state_dir / "execution_state.json") if store.warnings else None
+                errors = overwrite_problems(self.root, self.manifest, to_run, records, store.claims(), damaged)
+                if errors:
+                    raise ProjectError(errors)
                 if (self.engine_factory is None and self.db_path.exists()
                         and not os.path.exists(str(self.db_path) + ".wal")):
                     # Check on the database the build will use: opening and closing it
@@ -175,7 +180,14 @@ class DAGRunner:
             store.apply_repairs()
             if on_commit is not None:
                 on_commit()
-            self._remove_stale_claims(store, summary)
+            if store.claims():
+                from seekrun.outputs import remove_stale_claims
+
+                kept = remove_stale_claims(self.root, self.manifest, store, self._hash_cache())
+                if kept:
+                    summary.warnings.append(f"kept {first_few(kept)}: a killed run was about to write there and no "
+                                            "node writes there now, but it does not hold what seekrun wrote: "
+                                            "delete it if it is not yours")
             if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
                 from seekrun.parser.templating import save_env_key
 
@@ -195,7 +207,7 @@ class DAGRunner:
             if to_run:
                 self._execute(node_runner, items, to_run, results, continue_on_error, summary)
             if node_runner is not None and node_runner.kept:
-                summary.warnings.append(f"kept {', '.join(node_runner.kept)}: seekrun no longer writes "
+                summary.warnings.append(f"kept {first_few(node_runner.kept)}: seekrun no longer writes "
                                         f"{'them' if len(node_runner.kept) > 1 else 'it'}, but "
                                         f"{'they were' if len(node_runner.kept) > 1 else 'it was'} changed since "
                                         "seekrun wrote it; delete by hand if it is not needed")
@@ -229,7 +241,7 @@ class DAGRunner:
         if stale:
             summary.warnings.append(
                 f"{self._rel(self.db_path)} is not the database the last run left: the table"
-                f"{'s' if len(stale) > 1 else ''} of {', '.join(stale[:5])}{' and more' if len(stale) > 5 else ''} "
+                f"{'s' if len(stale) > 1 else ''} of {first_few(stale)} "
                 "do not match their recorded builds (an older copy put back, or changed outside seekrun): rebuilt")
 
     def _guard_removals(self, removed: list[str], records: dict, allow: bool, dry_run: bool,
@@ -239,69 +251,13 @@ class DAGRunner:
         built = len(records)
         if allow or not removed or not (len(removed) * 2 > built or len(removed) == built):
             return
-        shown = ", ".join(removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
-        message = (f"this run would remove {len(removed)} of the {built} built nodes ({shown}) and drop their "
-                   "tables: if that is intended, run again with --allow-removals; otherwise check node_paths "
-                   "and that the node files are where they were")
+        message = (f"this run would remove {len(removed)} of the {built} built nodes ({first_few(removed)}) and "
+                   "drop their tables: if that is intended, run again with --allow-removals; otherwise check "
+                   "node_paths and that the node files are where they were")
         if dry_run:
             summary.warnings.append(message)
             return
         raise ProjectError([Diagnostic("", None, message)])
-
-    def _remove_stale_claims(self, store: StateStore, summary: ExecutionSummary) -> None:
-        """Files a killed build wrote and no node writes any more go (see StateStore.stale_claims)."""
-        if not store.claims():
-            return
-        from seekrun.outputs import files_in_use, remove_files
-
-        in_use = files_in_use(self.manifest)
-        stale = store.stale_claims({n: v.get("output_files") or [] for n, v in self.manifest.nodes.items()}, in_use)
-        hashes = store.claim_hashes()
-        mine = [f for f in stale if f.startswith("target/")]  # target/ is seekrun's own folder
-        remove_files(self.root, mine, in_use)
-        # elsewhere, only a file that still holds what the killed build wrote: the run may have
-        # died before writing it, and the file there now be someone else's (or edited since)
-        kept = remove_files(self.root, [f for f in stale if f not in mine], in_use, dict(hashes),
-                            self._hash_cache())
-        for f in stale:
-            hashes.pop(f, None)
-        if kept:
-            from seekrun.outputs import forget_written
-
-            forget_written(self.root, kept)  # not known to be seekrun's: never overwritten unasked
-            summary.warnings.append(f"kept {', '.join(kept[:5])}{' and more' if len(kept) > 5 else ''}: a killed "
-                                    "run was about to write there and no node writes there now, but it does not "
-                                    "hold what seekrun wrote: delete it if it is not yours")
-
-    def _check_overwrites(self, to_run: list[str], records: dict, claims: dict, state_damaged: bool = False) -> None:
-        """A node never writes over a file that seekrun did not write (a hand-made file that
-        happens to sit where an exposure writes)."""
-        from seekrun.outputs import SIDECAR, owned_files, sidecar_problem, written_by_seekrun
-
-        owned = None
-        errors = []
-        folders = {f.rpartition("/")[0] for nid in to_run for f in self.manifest.nodes[nid].get("output_files") or []
-                   if not f.startswith("target/")}
-        for folder in sorted(folders):
-            why = sidecar_problem(self.root, folder)
-            if why:
-                errors.append(Diagnostic(f"{folder}/{SIDECAR}", None, f"{why}: move it away"))
-        for nid in to_run:
-            node = self.manifest.nodes[nid]
-            for rel in node.get("output_files") or []:
-                if rel.startswith("target/") or not os.path.lexists(self.root / rel):
-                    continue  # target/ is seekrun's own folder: what is there, seekrun wrote
-                if owned is None:
-                    owned = owned_files(records, claims)
-                if rel not in owned and not written_by_seekrun(self.root, rel):
-                    why = ("seekrun cannot tell whether it wrote it (its record of the files it wrote was in "
-                           f"the damaged {self._rel(self.state_dir / 'execution_state.json')})"
-                           if state_damaged else "was not written by seekrun")
-                    errors.append(Diagnostic(node["file"], node.get("line"),
-                        f"{nid}: '{rel}' exists and {why}: move it away (or delete it) "
-                        "so it is not overwritten, or choose another path"))
-        if errors:
-            raise ProjectError(errors)
 
     def _verify_tables(self, engine, store: StateStore, summary: ExecutionSummary, before: dict) -> dict | None:
         """The tables really there after the run (a Python node may have dropped or replaced
@@ -319,8 +275,8 @@ class DAGRunner:
                       and (nid in ran or before.get(nid, "-") == rec.get("output_hash"))
                       and final.get(nid, "-") != rec.get("output_hash"))
         if lost:
-            summary.warnings.append(f"the table{'s' if len(lost) > 1 else ''} of {', '.join(lost[:5])}"
-                                    f"{' and more' if len(lost) > 5 else ''} changed or disappeared during this "
+            summary.warnings.append(f"the table{'s' if len(lost) > 1 else ''} of {first_few(lost)} changed or "
+                                    "disappeared during this "
                                     "run (dropped by a Python node?): rebuilt on the next run")
         return final
 

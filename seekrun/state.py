@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from seekrun import faults
-from seekrun.errors import Diagnostic, ProjectError
+from seekrun.errors import Diagnostic, ProjectError, first_few
 from seekrun.fsutil import atomic_write_json
 
 STATE_VERSION = 1
@@ -86,8 +86,8 @@ class StateStore:
         for k in bad:
             del self.nodes[k]
         if bad:
-            self.warnings.append(f"{self.path}: {len(bad)} damaged record(s) ignored ({', '.join(bad[:5])}"
-                                 f"{', ...' if len(bad) > 5 else ''}): those nodes are rebuilt")
+            self.warnings.append(f"{self.path}: {len(bad)} damaged record(s) ignored ({first_few(bad)}): those "
+                                 "nodes are rebuilt")
             self._pending = self._pending or repair
         self._loaded_meta = dict(self.meta)
         return self.nodes
