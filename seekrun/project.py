@@ -19,8 +19,14 @@ SEEKRUN_MARKER = "seekrun_project.yml"
 SEEKNAL_MARKER = "seeknal_project.yml"
 NODE_SUFFIXES = (".yml", ".yaml")
 DEFAULT_DATABASE = "target/seekrun.duckdb"
-RESERVED = {"target/manifest.json", "target/manifest.json.old", "target/run_results.json", "target/.seekrun.lock",
-            "target", "target/state", SEEKRUN_MARKER, SEEKNAL_MARKER}
+OWN_FILES = frozenset({"target/manifest.json", "target/manifest.json.old", "target/run_results.json",
+                       "target/.seekrun.lock"})
+OWN_FOLDERS = ("target/state/", "target/feature_store/")  # everything inside these is seekrun's
+
+
+def seekrun_owned(rel: str) -> bool:
+    """Whether a project-relative path is one of seekrun's own files, or inside its own folders."""
+    return rel in OWN_FILES or rel.startswith(OWN_FOLDERS)
 
 
 @dataclass
@@ -241,7 +247,7 @@ def _own_file(root: Path, path) -> bool:
         rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root)).replace(os.sep, "/")
     except ValueError:
         return False
-    return rel in RESERVED or rel.startswith(("target/state/", "target/feature_store/"))
+    return seekrun_owned(rel) or rel in ("target", "target/state", SEEKRUN_MARKER, SEEKNAL_MARKER)
 
 
 def _read_outputs_config(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from seekrun.errors import Diagnostic, suggest
 from seekrun.parser.graph import find_cycles
-from seekrun.project import Project
+from seekrun.project import DEFAULT_DATABASE, Project, seekrun_owned
 
 
 def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str]) -> None:
@@ -87,12 +87,9 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
             owners.setdefault(f, nid)
 
 
-_OWNED_FILES = {"target/manifest.json", "target/manifest.json.old", "target/run_results.json",
-                "target/seekrun.duckdb", "target/seekrun.duckdb.wal", "target/.seekrun.lock"}
-
-
 def _seekrun_owned(rel: str) -> bool:
-    return rel in _OWNED_FILES or rel.startswith(("target/state/", "target/feature_store/"))
+    """seekrun's own files, and the default database (with its write-ahead log)."""
+    return seekrun_owned(rel) or rel in (DEFAULT_DATABASE, DEFAULT_DATABASE + ".wal")
 
 
 

@@ -208,7 +208,8 @@ def load_common(project: Project, errors: list[Diagnostic]) -> tuple[dict | None
     entries with an `id`. Returns (id -> entry, digest of the files)."""
     if not project.common_dir:
         return None, None
-    from seekrun.parser.yaml_load import decode, load_documents, too_deep
+    from seekrun.fsutil import too_deep
+    from seekrun.parser.yaml_load import decode, load_documents
 
     folder = project.root / project.common_dir
     common: dict[str, dict] = {}

@@ -165,7 +165,8 @@ def _record(kind: str, fn: ast.FunctionDef, dec: ast.expr, label: str, rel: str,
             continue
         try:
             args[key] = json.loads(json.dumps(ast.literal_eval(value), default=str))
-            from seekrun.parser.yaml_load import MAX_DEPTH, too_deep
+            from seekrun.fsutil import too_deep
+            from seekrun.parser.yaml_load import MAX_DEPTH
 
             if too_deep(args[key], MAX_DEPTH - 1):
                 errors.append(Diagnostic(rel, value.lineno, f"{label}({key}=...) nests more than {MAX_DEPTH} levels "

@@ -13,7 +13,8 @@ from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
 from seekrun.parser.templating import iter_strings, render_config
-from seekrun.parser.yaml_load import MAX_DEPTH, Document, decode, line_of, load_documents, text_start, too_deep
+from seekrun.fsutil import too_deep
+from seekrun.parser.yaml_load import MAX_DEPTH, Document, decode, line_of, load_documents, text_start
 
 
 def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | None = None

@@ -16,7 +16,6 @@ from seekrun.errors import Diagnostic, ProjectError
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_EXPANDED_NODES = 200_000  # refuse alias bombs (billion laughs) long before they expand
 MAX_DEPTH = 64  # deeper config is refused at parse (deep recursion would crash hashing and SQL building)
-from seekrun.fsutil import too_deep  # noqa: E402 (re-exported)
 
 
 class DuplicateKey(Exception):
