@@ -16,6 +16,12 @@ from pathlib import Path
 
 CANDIDATES = ",;\t|"
 DELIM_KEYS = ("delim", "sep", "delimiter")
+
+
+def given_delimiter(params: dict):
+    """The delimiter the node's params give (under any of its names), or None."""
+    return next((params[k] for k in DELIM_KEYS if params.get(k) is not None), None)
+
 _LINE_ERROR = re.compile(r"CSV Error on Line: (\d+)\s*\n\s*Original Line: (.*?)\n\s*Expected Number of Columns: "
                          r"(\d+) Found: (\d+)", re.S)
 
@@ -61,10 +67,11 @@ def strict_params(params: dict, first_file: Path) -> tuple[dict, int | None]:
     number of columns the file's header has (None without a header)."""
     out = dict(params)
     lines = head_lines(first_file, params)
-    delim = next((str(params[k]) for k in DELIM_KEYS if params.get(k) is not None), None)
+    delim = given_delimiter(params)
     if delim is None:
         delim = delimiter(lines)
         out["delim"] = delim
+    delim = str(delim)
     header = params.get("header", True)
     out.setdefault("header", True)
     out.setdefault("skip", 0)
@@ -80,7 +87,8 @@ def explain(con, files: list[tuple[str, str]], params: dict, width: int | None, 
     line: "line 5 has 2 fields where the header has 3: '4,3'"; None if that read passes."""
     if not width:
         return None
-    delim = next((str(params[k]) for k in DELIM_KEYS if params.get(k) is not None), ",")
+    given = given_delimiter(params)
+    delim = "," if given is None else str(given)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
     for path, rel in files:
         try:

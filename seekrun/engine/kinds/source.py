@@ -78,12 +78,12 @@ def _check_csv(path: Path, rel: str, params: dict) -> None:
         raise BadInput(f"source data file '{rel}' is empty: add data or remove the source")
     if params.get("header") is False or params.get("auto_detect") is False:
         return
-    from seekrun.engine.csvfiles import DELIM_KEYS, delimiter, head_lines
+    from seekrun.engine.csvfiles import delimiter, given_delimiter, head_lines
 
     lines = head_lines(path, params)
     if len(lines) < 2:
         return  # a header alone (no rows) is a valid, empty table
-    delim = next((params[k] for k in DELIM_KEYS if params.get(k) is not None), None) or delimiter(lines)
+    delim = given_delimiter(params) or delimiter(lines)
     if not isinstance(delim, str) or len(delim) != 1:
         return  # a multi-byte delimiter: DuckDB checks it as it reads
     rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
