@@ -245,7 +245,10 @@ class DuckDBEngine:
         ctx.cur.execute("COMMIT")
 
     def drop(self, node_id: str) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {table_name(node_id)}")
+        from seekrun.parser.kinds import VIEW_KINDS
+
+        what = "VIEW" if node_id.partition(".")[0] in VIEW_KINDS else "TABLE"  # a metric is a view
+        self.con.execute(f"DROP {what} IF EXISTS {table_name(node_id)}")
 
     def interrupt(self) -> None:
         self._stopping.set()

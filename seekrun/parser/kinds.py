@@ -1,10 +1,14 @@
 """What each kind is, without importing pydantic (kept light for the warm, cached path)."""
 from __future__ import annotations
 
-KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model"})
+KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model",
+                   "semantic_model", "metric"})
 METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
 # Kinds whose output is a file, not a table (their executor modules say HAS_TABLE = False).
-TABLELESS_KINDS = frozenset({"exposure"})
+TABLELESS_KINDS = frozenset({"exposure", "semantic_model", "metric"})
+# Kinds whose output is a view (metric.<name>), dropped as a view when the node goes; a
+# semantic_model only checks its expressions against its model's table and builds nothing.
+VIEW_KINDS = frozenset({"metric"})
 
 # Keys that hold SQL, per kind: they enter the hash in canonical form.
 SQL_KEYS = {"transform": "transform", "feature_group": "transform"}
@@ -17,6 +21,8 @@ FIELD_LABELS = {
     ("source", "source"): "source format",
     ("source", "params"): "reader params",
     ("aggregation", "generated_sql"): "generated SQL",
+    ("metric", "generated_sql"): "metric SQL (its measures and their semantic model)",
+    ("semantic_model", "model"): "semantic model's node",
 }
 
 

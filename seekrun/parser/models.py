@@ -137,6 +137,42 @@ class ModelNode(NodeBase):
     output_columns: Optional[list[Any]] = None
 
 
+class SemanticModelNode(NodeBase):
+    """Seeknal's semantic model: entities, dimensions and measures over one node.  The lists
+    are checked entry by entry by seekrun/engine/kinds/semantic_model.py (lines, suggestions)."""
+    model: str  # "ref('transform.orders')" (or a bare kind.name)
+    default_time_dimension: Optional[str] = None
+    entities: list[Any] = Field(default_factory=list)
+    dimensions: list[Any] = Field(default_factory=list)
+    measures: list[Any] = Field(default_factory=list)
+    joins: list[Any] = Field(default_factory=list)
+    metrics: list[Any] = Field(default_factory=list)  # inline metrics: each one a metric node
+
+
+class MetricInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+    metric: str
+    alias: Optional[str] = None
+    offset: Optional[str] = None
+
+    @property
+    def ref(self) -> str:  # the parser's input list: replaced by the resolved nodes (seekrun/semantic/link.py)
+        return f"metric.{self.metric}"
+
+
+class MetricNode(NodeBase):
+    """Seeknal's metric (simple, ratio, cumulative, derived); checked by seekrun/engine/kinds/metric.py."""
+    type: Literal["simple", "ratio", "cumulative", "derived"]
+    measure: Optional[str] = None
+    numerator: Optional[str] = None
+    denominator: Optional[str] = None
+    grain_to_date: Optional[str] = None
+    expr: Optional[str] = None
+    filter: Optional[str] = None
+    inputs: list[MetricInput] = Field(default_factory=list)  # type: ignore[assignment]
+    aliases: list[str] = Field(default_factory=list)
+
+
 KIND_MODELS: dict[str, type[NodeBase]] = {
     "source": SourceNode,
     "transform": TransformNode,
@@ -146,5 +182,7 @@ KIND_MODELS: dict[str, type[NodeBase]] = {
     "profile": ProfileNode,
     "exposure": ExposureNode,
     "model": ModelNode,
+    "semantic_model": SemanticModelNode,
+    "metric": MetricNode,
 }
 assert KINDS == frozenset(KIND_MODELS)

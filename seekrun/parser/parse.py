@@ -103,6 +103,10 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                 continue
             records[rec["id"]] = rec
             folded[rec["id"].lower()] = rec
+    if any(r["kind"] in ("semantic_model", "metric") for r in records.values()):
+        from seekrun.semantic.link import link  # metrics name measures in other files
+
+        link(records, errors, bool(broken))
     check_graph(records, errors, broken)
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")

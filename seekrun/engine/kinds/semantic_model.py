@@ -1,0 +1,71 @@
+"""semantic_model: entities, dimensions and measures over one node (Seeknal's semantic layer).
+
+It builds nothing of its own (as in Seeknal, it is a definition): its run checks that every
+entity, dimension and measure expression works on its model's table, and names the one that
+does not.  Its metrics (in metric files, or inline under ``metrics:``) are views built by
+seekrun/engine/kinds/metric.py.
+"""
+from __future__ import annotations
+
+from seekrun.engine.base import BuildContext, BuildResult, build_config, quote_ident, table_name
+
+HAS_TABLE = False
+ENGINE_VERSION = 1
+_LINE_KEYS = ("measure", "numerator", "denominator", "expr", "inputs", "filter", "type", "grain_to_date")
+
+
+def prepare(rec: dict, built: dict, pc) -> None:
+    from seekrun.semantic.spec import semantic_model
+
+    spec = semantic_model(built, pc.error)
+    inline = spec.pop("inline")
+    ref = spec["model"]
+    if ref is None:
+        return
+    rec["semantic"] = spec
+    rec["inputs"], rec["input_lines"] = [ref], [pc.line(("model",))]
+    rec["inputs_line"] = pc.line(("model",))
+    rec["inline_metrics"] = [{
+        "spec": mspec, "line": pc.line(("metrics", i)), "config": {"kind": "metric", **entry},
+        "description": entry.get("description"),
+        "lines": {**{k: pc.line(("metrics", i, k)) for k in _LINE_KEYS if k in entry},
+                  "input_lines": {str(j): pc.line(("metrics", i, "inputs", j))
+                                  for j in range(len(entry.get("inputs") or []))}},
+    } for i, entry, mspec in inline]
+    rec["generated_sql"] = check_sql(spec)
+    # what the check reads; descriptions and inline metrics (their own nodes) are left out
+    pc.fields.update(model=ref, inputs=[ref], entities=spec["entities"], dimensions=spec["dimensions"],
+                     measures=spec["measures"], default_time_dimension=spec["time"], metrics=None, joins=None)
+
+
+def _exprs(spec: dict) -> list[tuple[str, str]]:
+    out = [(f"entity '{e['name']}'", e["expr"]) for e in spec["entities"]]
+    out += [(f"dimension '{n}'", d["expr"]) for n, d in spec["dimensions"].items()]
+    for n, m in spec["measures"].items():
+        out.append((f"measure '{n}'", m["expr"]))
+        out += [(f"measure '{n}' filter", f) for f in m["filters"]]
+    return out
+
+
+def check_sql(spec: dict, only: list[tuple[str, str]] | None = None) -> str:
+    items = _exprs(spec) if only is None else only
+    cols = ",\n  ".join(f"{expr} AS {quote_ident('_c' + str(i))}" for i, (_, expr) in enumerate(items)) or "1"
+    return f"SELECT\n  {cols}\nFROM {table_name(spec['model'])}\nLIMIT 0"
+
+
+def build(node: dict, ctx: BuildContext) -> BuildResult:
+    from seekrun.engine.base import NodeFailure
+    from seekrun.semantic.spec import semantic_model
+
+    spec = semantic_model(build_config(node), lambda path, msg: None)
+    spec.pop("inline")
+    try:
+        ctx.execute(check_sql(spec))
+    except NodeFailure:
+        for what, expr in _exprs(spec):  # name the expression that fails
+            try:
+                ctx.execute(check_sql(spec, [(what, expr)]))
+            except NodeFailure as exc:
+                ctx.fail(f"{node['id']}: {what} ({expr}) does not work on {spec['model']}: {exc}")
+        raise
+    return BuildResult(None)

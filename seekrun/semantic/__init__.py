@@ -1,0 +1,1 @@
+"""Seeknal's semantic layer: semantic models, metrics, their views and `seekrun query`."""
