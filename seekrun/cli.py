@@ -293,6 +293,26 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
             print(f"    {line}")
 
 
+@app.command()
+def query(metric: str = typer.Option(..., "--metric", help="The metric (or a measure) to print."),
+          by: List[str] = typer.Option([], "--by", help="A dimension to break it down by (repeatable)."),
+          grain: Optional[str] = typer.Option(None, "--grain", help="day, week, month, quarter or year "
+                                                                     "(default: its semantic model's)."),
+          project_dir: Path = ProjectDir,
+          as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON.")):
+    """Print a metric per period of its time grain, from the built database (read-only)."""
+    from seekrun.errors import ProjectError, UsageError
+    from seekrun.query import run_query
+
+    try:
+        run_query(project_dir, metric, by, grain, as_json)
+    except UsageError as exc:
+        print(f"seekrun query: {exc.diagnostics[0].message}", file=sys.stderr)
+        raise typer.Exit(2)
+    except ProjectError as exc:
+        _fail(exc)
+
+
 MAX_RETRY = 100
 
 

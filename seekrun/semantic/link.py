@@ -20,6 +20,8 @@ def link(records: dict[str, dict], errors: list[Diagnostic], broken: bool = Fals
     metrics = [r for r in records.values() if r["kind"] == "metric" and r.get("semantic_metric")]
     if not sms and not metrics:
         return
+    for rec in metrics:  # the refs the parser saw ("metric.x" for derived inputs) are set below
+        records[rec["id"]] = {**rec, "inputs": [], "input_lines": []}
     for sm in sms.values():
         for entry in sm.get("inline_metrics") or []:
             rec = _inline_record(sm, entry)

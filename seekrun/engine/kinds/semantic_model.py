@@ -39,17 +39,17 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
 
 def _exprs(spec: dict) -> list[tuple[str, str]]:
-    out = [(f"entity '{e['name']}'", e["expr"]) for e in spec["entities"]]
-    out += [(f"dimension '{n}'", d["expr"]) for n, d in spec["dimensions"].items()]
+    out = [(f"entity {e['name']}", e["expr"]) for e in spec["entities"]]
+    out += [(f"dimension {n}", d["expr"]) for n, d in spec["dimensions"].items()]
     for n, m in spec["measures"].items():
-        out.append((f"measure '{n}'", m["expr"]))
-        out += [(f"measure '{n}' filter", f) for f in m["filters"]]
+        out.append((f"measure {n}", m["expr"]))
+        out += [(f"measure {n} filter {i + 1}", f) for i, f in enumerate(m["filters"])]
     return out
 
 
 def check_sql(spec: dict, only: list[tuple[str, str]] | None = None) -> str:
     items = _exprs(spec) if only is None else only
-    cols = ",\n  ".join(f"{expr} AS {quote_ident('_c' + str(i))}" for i, (_, expr) in enumerate(items)) or "1"
+    cols = ",\n  ".join(f"{expr} AS {quote_ident(what)}" for what, expr in items) or "1"
     return f"SELECT\n  {cols}\nFROM {table_name(spec['model'])}\nLIMIT 0"
 
 
