@@ -162,7 +162,7 @@ class MetricInput(BaseModel):
 
 class MetricNode(NodeBase):
     """Seeknal's metric (simple, ratio, cumulative, derived); checked by seekrun/engine/kinds/metric.py."""
-    type: Literal["simple", "ratio", "cumulative", "derived"]
+    type: Any = None  # simple, ratio, cumulative or derived: checked with a suggestion by prepare()
     measure: Optional[str] = None
     numerator: Optional[str] = None
     denominator: Optional[str] = None

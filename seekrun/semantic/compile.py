@@ -25,7 +25,9 @@ from seekrun.semantic.spec import GRAINS
 
 
 class CompileError(Exception):
-    pass
+    def __init__(self, message: str, metric: str | None = None, key: str | None = None):
+        super().__init__(message)
+        self.metric, self.key = metric, key  # the metric and key the problem is in, when known
 
 
 def catalog(models: dict[str, dict], metrics: dict[str, dict]) -> dict:
@@ -50,6 +52,7 @@ class _Plan:
     def __init__(self, cat: dict):
         self.cat = cat
         self.groups: dict[tuple, list[str]] = {}  # (model, filter, cumulative, offset) -> measures
+        self.cumulative: dict[str, str] = {}  # grain_to_date -> the (first) cumulative metric with it
 
     def leaf(self, measure: str, filt: str | None, cum, offset: str | None) -> str:
         model = self.cat["homes"][measure][0]
@@ -70,13 +73,14 @@ class _Plan:
         if m["type"] == "simple":
             return self.leaf(m["measure"], f, None, offset)
         if m["type"] == "cumulative":
+            self.cumulative.setdefault(m.get("grain_to_date") or "all", name)
             return self.leaf(m["measure"], f, m.get("grain_to_date") or "all", offset)
         if m["type"] == "ratio":
             return f"{self.leaf(m['numerator'], f, None, offset)} / NULLIF({self.leaf(m['denominator'], f, None, offset)}, 0)"
         parts = {}
         for inp in m["inputs"]:
             if offset and inp.get("offset"):
-                raise CompileError(f"metric '{name}': an offset input inside an offset input is not supported")
+                raise CompileError("an input with an offset cannot itself have inputs with an offset")
             parts[inp["alias"]] = "(" + self.formula(inp["metric"], f, inp.get("offset") or offset,
                                                      (*stack, name)) + ")"
         return substitute(m["expr"], parts)
@@ -108,13 +112,15 @@ def compile_metric(cat: dict, name: str, grain: str | None = None, by: tuple[str
     time = _time(home)
     grain = grain or (time["grain"] if time else None)
     if grain is not None and time is None:
-        raise CompileError(f"metric '{name}' has no time dimension (its semantic model has no "
-                           "default_time_dimension): drop --grain")
+        raise CompileError("it has no time dimension (its semantic model has no default_time_dimension): "
+                           "drop --grain")
     for key in keys:
         if (_time(models[key[0]]) is None) != (time is None):
-            raise CompileError(f"metric '{name}' combines semantic models with and without a time dimension")
+            raise CompileError("it combines semantic models with and without a time dimension: give each a "
+                               "default_time_dimension")
         if key[2] not in (None, "all") and GRAINS.index(key[2]) < GRAINS.index(grain):
-            raise CompileError(f"metric '{name}': grain_to_date '{key[2]}' is finer than the grain '{grain}'")
+            raise CompileError(f"grain_to_date '{key[2]}' is finer than the grain '{grain}': use a grain_to_date "
+                               f"of {grain} or longer, or a finer grain", plan.cumulative[key[2]], "grain_to_date")
     out_keys = ([f"{time['name']}__{grain}"] if time else []) + list(by)
     for d in by:
         for key in keys:

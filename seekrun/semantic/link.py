@@ -46,7 +46,9 @@ def link(records: dict[str, dict], errors: list[Diagnostic], broken: bool = Fals
         try:
             built = compile_metric(cat, rec["name"])
         except CompileError as exc:
-            errors.append(Diagnostic(rec["file"], rec["line"], f"{rec['id']}: {exc}"))
+            own = exc.metric in (None, rec["name"]) and exc.key
+            line = (rec.get("semantic_lines") or {}).get(exc.key) if own else None
+            errors.append(Diagnostic(rec["file"], line or rec["line"], f"{rec['id']}: {exc}"))
             continue
         line = rec["line"]
         inputs = [n for n in built["nodes"] if n in records]

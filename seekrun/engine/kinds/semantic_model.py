@@ -39,8 +39,7 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
 
 def _exprs(spec: dict) -> list[tuple[str, str]]:
-    out = [(f"entity {e['name']}", e["expr"]) for e in spec["entities"]]
-    out += [(f"dimension {n}", d["expr"]) for n, d in spec["dimensions"].items()]
+    out = [(f"dimension {n}", d["expr"]) for n, d in spec["dimensions"].items()]
     for n, m in spec["measures"].items():
         out.append((f"measure {n}", m["expr"]))
         out += [(f"measure {n} filter {i + 1}", f) for i, f in enumerate(m["filters"])]
@@ -54,18 +53,28 @@ def check_sql(spec: dict, only: list[tuple[str, str]] | None = None) -> str:
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    from seekrun.engine.base import NodeFailure
+    """Check every expression on the model's table.  One that does not work is a warning, not a
+    failure (Seeknal reads them only when queried): a metric over it fails on its own."""
     from seekrun.semantic.spec import semantic_model
 
     spec = semantic_model(build_config(node), lambda path, msg: None)
     spec.pop("inline")
+    cur = ctx.cur.cursor()  # its own connection: a failed check must not abort the build's transaction
     try:
-        ctx.execute(check_sql(spec))
-    except NodeFailure:
-        for what, expr in _exprs(spec):  # name the expression that fails
-            try:
-                ctx.execute(check_sql(spec, [(what, expr)]))
-            except NodeFailure as exc:
-                ctx.fail(f"{node['id']}: {what} ({expr}) does not work on {spec['model']}: {exc}")
-        raise
+        if _fails(ctx, cur, check_sql(spec)) is None:
+            return BuildResult(None)
+        for what, expr in _exprs(spec):  # name each expression that fails
+            problem = _fails(ctx, cur, check_sql(spec, [(what, expr)]))
+            if problem is not None:
+                ctx.warn(f"{node['id']}: {what} ({expr}) does not work on {spec['model']}: {problem}")
+    finally:
+        cur.close()
     return BuildResult(None)
+
+
+def _fails(ctx: BuildContext, cur, sql: str) -> str | None:
+    try:
+        cur.execute(ctx.sql(sql))
+    except ctx.duckdb.Error as exc:
+        return ctx.redact(str(exc).strip().splitlines()[0])
+    return None
