@@ -65,6 +65,11 @@ def plan(manifest, name: str, by: list[str], grain: str | None) -> dict:
             readable[sm_name] = {e["name"] for e in sm["entities"]} | set(sm["dimensions"])
     dims = set.intersection(*readable.values()) if readable else set()
     time = first["time"].rpartition("__")[0] if first["time"] else None
+    for d in list(by):  # Seeknal's spelling of a grain: --dimensions order_date__month
+        base, _, suffix = d.rpartition("__")
+        if time and base == time and suffix in GRAINS and grain in (None, suffix):
+            grain = suffix
+            by.remove(d)
     for d in by:
         if d == time:
             raise _usage(f"'{d}' is the metric's time dimension: use --grain to choose its grain")

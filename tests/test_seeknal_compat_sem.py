@@ -273,3 +273,86 @@ def test_a_dimension_that_does_not_work_is_a_warning_on_the_semantic_model(proje
     assert ("semantic_model.orders: dimension region (regionx) does not work on transform.sem_orders_clean"
             in res.output)
     assert [r[1] for r in view(project, "total_revenue")] == pytest.approx(SEEKNAL["total_revenue"])
+
+
+def test_seeknal_grain_spelling_in_by(project):
+    built(project)
+    res = q(project, "--metric", "total_revenue", "--by", "region,order_date__quarter", "--json")
+    assert res.exit_code == 0, res.output
+    assert [(r["order_date__quarter"], r["region"]) for r in json.loads(res.stdout)][:2] == [
+        ("2024-01-01", "EU"), ("2024-01-01", "US")]
+
+
+def test_query_says_when_a_metric_changed_since_the_last_run(project):
+    built(project)
+    metrics = project / "seeknal" / "semantic" / "metrics.yml"
+    metrics.write_text(metrics.read_text().replace("filter: \"status = 'completed'\"", "filter: \"region = 'EU'\""))
+    res = q(project, "--metric", "completed_revenue", "--json")
+    assert res.exit_code == 0, res.output
+    assert "note: metric.completed_revenue changed since the last run" in res.stderr
+    assert [r["completed_revenue"] for r in json.loads(res.stdout)] == pytest.approx([165.0, 35.25, 225.0, 42.0])
+
+
+def test_ratio_across_two_semantic_models_and_an_untimed_model(tmp_path):
+    from tests.conftest import write_project
+
+    p = write_project(tmp_path / "two", {
+        "seeknal_project.yml": "name: two\n",
+        "data/sem_a.csv": "d,x\n2024-01-01,1\n2024-01-02,2\n2024-02-01,3\n",
+        "data/sem_b.csv": "d,y\n2024-01-05,10\n2024-03-01,20\n",
+        "seeknal/s.yml": """\
+            kind: source
+            name: a
+            source: csv
+            table: data/sem_a.csv
+            ---
+            kind: source
+            name: b
+            source: csv
+            table: data/sem_b.csv
+            """,
+        "seeknal/semantic_models/m.yml": """\
+            kind: semantic_model
+            name: ma
+            model: ref('source.a')
+            dimensions:
+              - {name: d, type: time, time_granularity: month}
+            measures:
+              - {name: xs, expr: x, agg: sum}
+            ---
+            kind: semantic_model
+            name: mb
+            model: "ref('source.b')"
+            default_time_dimension: d
+            dimensions:
+              - {name: d, type: time, time_granularity: day}
+            measures:
+              - {name: ys, expr: y, agg: sum}
+            ---
+            kind: semantic_model
+            name: mc
+            model: source.b
+            measures:
+              - {name: y_max, expr: y, agg: max}
+            """,
+        "seeknal/metrics/r.yml": """\
+            kind: metric
+            name: x_per_y
+            type: ratio
+            numerator: xs
+            denominator: ys
+            ---
+            kind: metric
+            name: top_y
+            type: simple
+            measure: y_max
+            """,
+    })
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    # the grain is the numerator's model's (month); each side aggregated alone, then joined
+    assert view(p, "x_per_y") == [(dt.date(2024, 1, 1), pytest.approx(0.3)), (dt.date(2024, 2, 1), None),
+                                  (dt.date(2024, 3, 1), None)]
+    assert view(p, "top_y") == [(20,)]  # no time dimension: one row
+    res = q(p, "--metric", "top_y", "--grain", "day")
+    assert res.exit_code == 2 and "no time dimension" in res.stderr
