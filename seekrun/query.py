@@ -51,6 +51,9 @@ def plan(manifest, name: str, by: list[str], grain: str | None) -> dict:
         raise _usage("this project defines no metrics: add a semantic_model with measures (and metrics)")
     if resolve_metric(cat, name) is None:
         raise _usage(f"unknown metric '{name}'{suggest(name, known)}: the metrics are {', '.join(known)}")
+    if name not in cat["metrics"] and len(cat["homes"].get(name, ())) > 1:
+        raise _usage(f"measure '{name}' is defined in several semantic models "
+                     f"({', '.join(cat['homes'][name])}): rename it in all but one")
     if grain is not None and grain not in GRAINS:
         raise _usage(f"unknown grain '{grain}'{suggest(grain, GRAINS)}: use one of {', '.join(GRAINS)}")
     by = [d for part in by for d in part.split(",") if d.strip()]
