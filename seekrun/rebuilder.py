@@ -61,11 +61,15 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
         changed += [k for k in old_fields if k not in hashes["fields"]]
         if len(changed) > 1 and "generated_sql" in changed:
             changed.remove("generated_sql")  # follows from the config fields named with it
-        if changed and all(k in RUNTIME_FIELDS for k in changed):  # only {{ today }} etc.: say how
-            return Reason("value_changed", "; ".join(value_change(k, old_fields.get(k), hashes["fields"].get(k))
-                                                      for k in changed))
-        labels = [field_label(node["kind"], k) for k in changed] or ["config"]
-        return Reason("config_changed", ", ".join(labels))
+        # {{ today }} etc. (parser/runvars.py) say how they changed; a value newly used or no
+        # longer used goes with the SQL change that explains it
+        values = [value_change(k, old_fields[k], hashes["fields"][k]) for k in changed
+                  if k in RUNTIME_FIELDS and old_fields.get(k) and hashes["fields"].get(k)]
+        rest = [k for k in changed if k not in RUNTIME_FIELDS]
+        if values and not rest:
+            return Reason("value_changed", "; ".join(values))
+        labels = [field_label(node["kind"], k) for k in rest] or ["config"]
+        return Reason("config_changed", "; ".join([", ".join(labels), *values]))
     if record.get("data_hash") != hashes.get("data"):
         return Reason("source_data_changed")
     recorded_inputs = record.get("inputs") or {}

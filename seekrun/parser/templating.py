@@ -20,6 +20,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 
 from seekrun.parser import runvars
+from seekrun.parser.kinds import METADATA_KEYS
 
 
 _EXPR = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
@@ -132,7 +133,8 @@ def render_config(config, common: dict | None):
             problems.append((path, str(exc)))
             return value
         env.extend(r.env)
-        runtime.extend(r.runtime)
+        if not (path and path[0] in METADATA_KEYS):  # a {{ today }} in a description never reruns a node
+            runtime.extend(r.runtime)
         return r.text
 
     rendered = map_strings(config, one)
