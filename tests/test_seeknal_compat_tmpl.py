@@ -64,9 +64,13 @@ def test_the_tables_match_seeknal_2_13(tmp_path, monkeypatch):
     assert table(proj, "transform.tmpl_region") == [("EU", 4, 140.0)]
     assert table(proj, "transform.tmpl_static") == [("EU", 140.0), ("US", 140.0)]
     assert table(proj, "transform.tmpl_ref_braces") == [(3, 60)]  # Seeknal 2.13 fails on {{ ref() }}
+    assert table(proj, "transform.tmpl_daily_orders") == [(6, 60)]  # params: {{ run_day }}, {{ region }}
+    # the command line's dates win over the node's params (start_date: "{{ today(-7) }}")
+    assert table(proj, "transform.tmpl_last_week") == [(1, d(2024, 1, 1)), (2, d(2024, 1, 14)), (3, d(2024, 1, 15))]
     monkeypatch.setenv("TMPL_REGION", "US")
     run(proj, "--date", "2024-01-31")  # Seeknal's own flag name works too
     assert table(proj, "transform.tmpl_region") == [("US", 3, 140.0)]
+    assert table(proj, "transform.tmpl_last_week") == [(4, d(2024, 1, 30)), (5, d(2024, 1, 30)), (6, d(2024, 1, 31))]
 
 
 def test_a_new_day_reruns_exactly_the_nodes_that_use_it_and_says_why(tmp_path, monkeypatch):
@@ -83,12 +87,16 @@ def test_a_new_day_reruns_exactly_the_nodes_that_use_it_and_says_why(tmp_path, m
         "transform.tmpl_orders_in_range": "start_date changed (2026-11-30 -> 2026-12-01); "
                                           "end_date changed (2026-11-30 -> 2026-12-01)",
         "transform.tmpl_ref_braces": "upstream transform.tmpl_orders_in_range changed",
+        "transform.tmpl_daily_orders": "today changed (2026-11-30 -> 2026-12-01)",  # via params: run_day
+        "transform.tmpl_last_week": "today changed (2026-11-30 -> 2026-12-01); start_date changed "
+                                    "(2026-11-23 -> 2026-11-24); end_date changed (2026-11-30 -> 2026-12-01)",
     }, got  # the source (whose description mentions {{ today }}), tmpl_static and tmpl_region stay cached
     assert table(proj, "transform.tmpl_yesterday") == []  # no order on 2026-11-30 (yesterday)
     # only the range moving reruns only the range (and what reads it)
     run(proj, "--run-date", "2026-12-01", "--start-date", "2024-01-01")
     assert reasons(proj) == {"transform.tmpl_orders_in_range": "start_date changed (2026-12-01 -> 2024-01-01)",
-                             "transform.tmpl_ref_braces": "upstream transform.tmpl_orders_in_range changed"}
+                             "transform.tmpl_ref_braces": "upstream transform.tmpl_orders_in_range changed",
+                             "transform.tmpl_last_week": "start_date changed (2026-11-24 -> 2024-01-01)"}
     assert table(proj, "transform.tmpl_ref_braces") == [(7, 280)]
     plan = cli("run", "-p", str(proj), "--dry-run", "--run-date", "2026-12-02", "--start-date", "2024-01-01")
     assert "today changed (2026-12-01 -> 2026-12-02)" in plan.output, plan.output
@@ -247,3 +255,20 @@ def test_run_help_says_the_time_zone():
     text = " ".join(res.output.replace("\u2502", " ").split())  # rich draws a box: │ between lines
     assert "--run-date" in text and "--start-date" in text and "--end-date" in text
     assert "local time zone" in text
+
+
+def test_a_params_default_that_is_not_a_date_is_a_parse_error(tmp_path):
+    proj = write_project(tmp_path / "p", {
+        "seeknal_project.yml": "name: p\n",
+        "data/a.csv": "x\n1\n",
+        "seeknal/a.yml": "kind: source\nname: a\nsource: csv\ntable: data/a.csv\n",
+        "seeknal/t.yml": "kind: transform\nname: t\ninputs:\n  - ref: source.a\nparams:\n  start_date: last week\n"
+                         "transform: SELECT '{{ start_date }}' AS d FROM ref('source.a')\n",
+    })
+    res = cli("run", "-p", str(proj), "--run-date", "2026-12-01")
+    assert res.exit_code == 2
+    assert res.stderr.splitlines()[0] == ("seeknal/t.yml:1: transform.t: params.start_date 'last week' is not a date: "
+                                          "write YYYY-MM-DD (or e.g. {{ today(-7) }})"), res.stderr
+    res = cli("run", "-p", str(proj), "--start-date", "2026-11-01", "--end-date", "2026-11-02")
+    assert res.exit_code == 0, res.output  # the command line's value is used: the default is not needed
+    assert table(proj, "transform.t") == [("2026-11-01",)]

@@ -107,7 +107,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
             folded[rec["id"].lower()] = rec
     from seekrun.parser import runvars
 
-    runvars.apply(records, run_values)  # after the cache: {{ today }} etc. into the nodes that use them
+    runvars.apply(records, run_values, errors)  # after the cache: {{ today }} etc. into the nodes that use them
     check_graph(records, errors, broken)
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")

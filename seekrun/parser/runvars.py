@@ -18,6 +18,8 @@ Values (as Seeknal 2.13 gives them, see its ``workflow/parameters``):
   the run date and ``start_date`` to ``end_date`` (one day); the range is meant inclusive
   (``BETWEEN '{{ start_date }}' AND '{{ end_date }}'``). Seeknal leaves them as literal text
   when not given.
+- A node's own ``params:`` may give any of these a default (``start_date: "{{ today(-7) }}"``),
+  as in Seeknal: the command line's value, when given, wins.
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ class RunValues:
     run_date: str
     start_date: date
     end_date: date
+    given: frozenset = frozenset()  # the ones the command line set (they beat a node's params)
 
     def base(self, name: str) -> str:
         value = getattr(self, name)
@@ -97,7 +100,43 @@ def from_options(run_date: str | None = None, start_date: str | None = None, end
         raise UsageError([Diagnostic("", None, f"--start-date {start} is after {given} {end}: "
                                                "the range is start_date..end_date, both included")])
     stamp = day.isoformat() if run_date is not None else now.isoformat(timespec="seconds")
-    return RunValues(day, stamp, start, end)
+    given = frozenset(k for k, v in (("run_date", run_date), ("start_date", start_date), ("end_date", end_date))
+                      if v is not None)
+    return RunValues(day, stamp, start, end, given)
+
+
+def for_node(values: RunValues, defaults: dict) -> RunValues:
+    """The values for a node whose params give defaults (ValueError: a default is not a date)."""
+    from dataclasses import replace
+
+    given = values.given
+    if "run_date" not in given:
+        if "today" in defaults:
+            values = replace(values, today=_param_date(defaults["today"], "today", values))
+        if "run_date" in defaults:
+            values = replace(values, run_date=_fill(str(defaults["run_date"]), values))
+    if "end_date" not in given:
+        if "end_date" in defaults:
+            values = replace(values, end_date=_param_date(defaults["end_date"], "end_date", values))
+        elif "today" in defaults:
+            values = replace(values, end_date=values.today)
+    if "start_date" not in given:
+        start = _param_date(defaults["start_date"], "start_date", values) if "start_date" in defaults \
+            else values.end_date
+        values = replace(values, start_date=start)
+    if values.start_date > values.end_date:
+        raise ValueError(f"start_date {values.start_date} is after end_date {values.end_date}")
+    return values
+
+
+def _param_date(value, key: str, values: RunValues) -> date:
+    text = _fill(str(value), values)
+    if not _DATE.match(text):
+        raise ValueError(f"params.{key} '{value}' is not a date: write YYYY-MM-DD (or e.g. {{{{ today(-7) }}}})")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"params.{key} '{value}' is not a date: write YYYY-MM-DD") from None
 
 
 def _fill(text: str, values: RunValues) -> str:
@@ -119,7 +158,7 @@ def _deep(value, values: RunValues):
 _KEEP = ("config", "field_hashes", "description", "owner", "tags", "file", "id", "name", "kind")
 
 
-def apply(records: dict[str, dict], values: RunValues | None) -> None:
+def apply(records: dict[str, dict], values: RunValues | None, errors: list) -> None:
     """Put this run's values into the records that use them (copies: the cached records keep
     their placeholders), and add each base value used to the node's hashed fields."""
     users = [nid for nid, rec in records.items() if rec.get("runtime")]
@@ -128,10 +167,21 @@ def apply(records: dict[str, dict], values: RunValues | None) -> None:
     values = values or from_options()
     for nid in users:
         rec = records[nid]
-        new = {k: (v if k in _KEEP else _deep(v, values)) for k, v in rec.items()}
+        params = (rec.get("built_config") or rec["config"]).get("params")
+        defaults = {k: v for k, v in params.items() if k in BASES} if isinstance(params, dict) else {}
+        mine = values
+        if defaults:
+            try:
+                mine = for_node(values, defaults)
+            except ValueError as exc:
+                from seekrun.errors import Diagnostic
+
+                errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: {exc}"))
+                continue
+        new = {k: (v if k in _KEEP else _deep(v, mine)) for k, v in rec.items()}
         if rec.get("built_config") is None:
-            new["built_config"] = _deep(rec["config"], values)
-        new["field_hashes"] = {**rec["field_hashes"], **{b: values.base(b) for b in rec["runtime"]}}
+            new["built_config"] = _deep(rec["config"], mine)
+        new["field_hashes"] = {**rec["field_hashes"], **{b: mine.base(b) for b in rec["runtime"]}}
         records[nid] = new
 
 

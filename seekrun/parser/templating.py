@@ -122,13 +122,14 @@ def render_config(config, common: dict | None):
     Returns (rendered, env refs, run-time values used, [(key path, problem)])."""
     env: list = []
     runtime: list = []
+    params = node_params(config)
     problems: list = []
 
     def one(path, value):
         if "{{" not in value:
             return value
         try:
-            r = render(value, common)
+            r = render(value, common, params=params)
         except TemplateError as exc:
             problems.append((path, str(exc)))
             return value
@@ -141,9 +142,20 @@ def render_config(config, common: dict | None):
     return rendered, list(dict.fromkeys(env)), list(dict.fromkeys(runtime)), problems
 
 
-def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0) -> Rendered:
-    """Render common-config references (recursively: a common value may use others);
-    keep env_var() placeholders."""
+def node_params(config) -> dict | None:
+    """A node's own ``params:`` (scalars), which Seeknal offers as ``{{ key }}`` in its SQL.
+    Keys named like a run-time value (start_date...) are that value's default instead
+    (parser/runvars.py), so the command line can still set it."""
+    params = config.get("params") if isinstance(config, dict) else None
+    if not isinstance(params, dict):
+        return None
+    return {k: v for k, v in params.items() if isinstance(k, str) and k not in runvars.BASES
+            and isinstance(v, (str, int, float, bool))} or None
+
+
+def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0, params: dict | None = None) -> Rendered:
+    """Render the node's own params and common-config references (recursively: a value may
+    use others); keep env_var() and run-time placeholders."""
     out = Rendered(text)
     if "{{" not in text:
         return out
@@ -155,6 +167,15 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0) ->
         if env:
             out.env.append(env)
             return m.group(0)
+        if params and expr in params:  # Seeknal: a node's params come before everything else
+            if _depth >= 10:
+                problems.append(f"'{{{{ {expr} }}}}' expands into itself (a cycle in params)")
+                return m.group(0)
+            inner = render(str(params[expr]), common, _depth + 1, params)
+            out.env.extend(inner.env)
+            out.runtime.extend(inner.runtime)
+            out.common.extend(inner.common)
+            return inner.text
         base = runvars.base_of(expr)
         if base:
             out.runtime.append(base)
@@ -173,13 +194,13 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0) ->
                 if _depth >= 10:
                     problems.append(f"'{{{{ {expr} }}}}' expands into itself (a cycle in seeknal/common)")
                     return m.group(0)
-                inner = render(value, common, _depth + 1)
+                inner = render(value, common, _depth + 1, params)
                 out.env.extend(inner.env)
                 out.runtime.extend(inner.runtime)
                 value = inner.text
             return value
-        problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME'), a seeknal/common id, "
-                        "ref('kind.name') or today, run_date, start_date, end_date")
+        problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME'), a key of the node's params, "
+                        "a seeknal/common id, ref('kind.name') or today, run_date, start_date, end_date")
         return m.group(0)
 
     out.text = _EXPR.sub(sub, text)
