@@ -150,6 +150,9 @@ def test_show_and_parse_take_the_dates(tmp_path):
     res = cli("parse", "-p", str(proj), "--run-date", "2024-03-01")
     assert res.exit_code == 0, res.output
     assert "CAST('2024-02-29' AS DATE)" in (proj / "target" / "manifest.json").read_text()  # today(-1), leap year
+    res = cli("parse", "-p", str(proj), "--run-date", "2024-03-02")
+    assert "~ transform.tmpl_yesterday (today changed (2024-03-01 -> 2024-03-02))" in res.output, res.output
+    assert "tmpl_static" not in res.output and "source.tmpl_orders" not in res.output
 
 
 def test_env_colon_values_are_secrets_like_env_var(tmp_path, monkeypatch):
