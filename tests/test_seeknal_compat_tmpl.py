@@ -231,6 +231,12 @@ def test_an_unknown_expression_is_a_parse_error(tmp_path):
     res = cli("parse", "-p", str(proj))
     assert res.exit_code == 2
     assert "cannot render '{{ today(x) }}'" in res.stderr and "cannot render '{{ run_date(1) }}'" in res.stderr
+    (proj / "seeknal" / "t.yml").write_text("kind: transform\nname: t\ninputs:\n  - ref: source.a\n"
+                                            "transform: SELECT '{{ today(-1000000) }}' AS d FROM ref('source.a')\n")
+    res = cli("run", "-p", str(proj), "--run-date", "2026-12-01")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.splitlines()[0] == ("seeknal/t.yml:1: transform.t: '{{ today(-1000000) }}' is out of range for "
+                                          "the run date 2026-12-01: pick a smaller offset"), res.stderr
 
 
 def test_a_new_date_rereads_no_file(tmp_path):

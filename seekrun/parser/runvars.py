@@ -142,7 +142,15 @@ def _param_date(value, key: str, values: RunValues) -> date:
 def _fill(text: str, values: RunValues) -> str:
     if "{{" not in text:
         return text
-    return _EXPR.sub(lambda m: values.value(m.group(1)) if base_of(m.group(1)) else m.group(0), text)
+    return _EXPR.sub(lambda m: _value(m.group(1), values) if base_of(m.group(1)) else m.group(0), text)
+
+
+def _value(expr: str, values: RunValues) -> str:
+    try:
+        return values.value(expr)
+    except (OverflowError, ValueError):  # e.g. today(-1000000): before year 1
+        raise ValueError(f"'{{{{ {expr} }}}}' is out of range for the run date {values.today}: "
+                         "pick a smaller offset") from None
 
 
 def _deep(value, values: RunValues):
@@ -169,18 +177,16 @@ def apply(records: dict[str, dict], values: RunValues | None, errors: list) -> N
         rec = records[nid]
         params = (rec.get("built_config") or rec["config"]).get("params")
         defaults = {k: v for k, v in params.items() if k in BASES} if isinstance(params, dict) else {}
-        mine = values
-        if defaults:
-            try:
-                mine = for_node(values, defaults)
-            except ValueError as exc:
-                from seekrun.errors import Diagnostic
+        try:
+            mine = for_node(values, defaults) if defaults else values
+            new = {k: (v if k in _KEEP else _deep(v, mine)) for k, v in rec.items()}
+            if rec.get("built_config") is None:
+                new["built_config"] = _deep(rec["config"], mine)
+        except ValueError as exc:
+            from seekrun.errors import Diagnostic
 
-                errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: {exc}"))
-                continue
-        new = {k: (v if k in _KEEP else _deep(v, mine)) for k, v in rec.items()}
-        if rec.get("built_config") is None:
-            new["built_config"] = _deep(rec["config"], mine)
+            errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: {exc}"))
+            continue
         new["field_hashes"] = {**rec["field_hashes"], **{b: mine.base(b) for b in rec["runtime"]}}
         records[nid] = new
 
