@@ -281,3 +281,22 @@ def test_a_params_default_that_is_not_a_date_is_a_parse_error(tmp_path):
     res = cli("run", "-p", str(proj), "--start-date", "2026-11-01", "--end-date", "2026-11-02")
     assert res.exit_code == 0, res.output  # the command line's value is used: the default is not needed
     assert table(proj, "transform.t") == [("2026-11-01",)]
+
+
+def test_today_is_the_local_date_of_the_tz_setting(tmp_path):
+    """UTC+14 and UTC-12 are always on different dates: today follows TZ, not UTC."""
+    from zoneinfo import ZoneInfo
+
+    from conftest import cli_proc
+
+    proj = project(tmp_path)
+    seen = {}
+    for tz in ("Pacific/Kiritimati", "Etc/GMT+12"):
+        before = dt.datetime.now(ZoneInfo(tz)).date().isoformat()
+        res = cli_proc("show", "tmpl_yesterday", "-p", str(proj), "--json",
+                       env={"TZ": tz, "PYTHONPATH": str(Path(__file__).parent.parent)})
+        after = dt.datetime.now(ZoneInfo(tz)).date().isoformat()
+        assert res.exit_code == 0, res.stderr
+        seen[tz] = json.loads(res.stdout)["hashes"]["fields"]["today"]
+        assert seen[tz] in (before, after), (tz, seen[tz])
+    assert seen["Pacific/Kiritimati"] != seen["Etc/GMT+12"]
