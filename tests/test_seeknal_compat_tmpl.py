@@ -300,3 +300,25 @@ def test_today_is_the_local_date_of_the_tz_setting(tmp_path):
         seen[tz] = json.loads(res.stdout)["hashes"]["fields"]["today"]
         assert seen[tz] in (before, after), (tz, seen[tz])
     assert seen["Pacific/Kiritimati"] != seen["Etc/GMT+12"]
+
+
+def test_decorator_arguments_of_python_nodes_take_the_values_too(tmp_path):
+    proj = write_project(tmp_path / "p", {
+        "seeknal_project.yml": "name: p\n",
+        "data/a.csv": "x\n1\n",
+        "seeknal/a.yml": "kind: source\nname: a\nsource: csv\ntable: data/a.csv\n",
+        "seeknal/p.py": """\
+            from seekrun.pipeline import transform
+
+
+            @transform(name="py_day", inputs=["source.a"], run_day="{{ today(-1) }}")
+            def py_day(ctx):
+                return ctx.con.sql(f"SELECT '{ctx.config['run_day']}' AS run_day")
+            """,
+    })
+    run(proj, "--run-date", "2026-11-30")
+    assert table(proj, "transform.py_day") == [("2026-11-29",)]
+    run(proj, "--run-date", "2026-12-01")
+    assert reasons(proj) == {"transform.py_day": "today changed (2026-11-30 -> 2026-12-01)"}
+    assert table(proj, "transform.py_day") == [("2026-11-30",)]
+    assert "Nothing to do" in run(proj, "--run-date", "2026-12-01").output

@@ -117,6 +117,14 @@ def env_refs_in(value) -> list[tuple[str, str | None]]:
     return list(dict.fromkeys(found))
 
 
+def runtime_refs_in(value) -> list[str]:
+    """The run-time values ({{ today }}...) the strings of a config tree use, outside metadata
+    (for decorator arguments, which get no shared config)."""
+    found = [base for path, text in iter_strings(value) if "{{" in text and not (path and path[0] in METADATA_KEYS)
+             for m in _EXPR.finditer(text) if (base := runvars.base_of(m.group(1)))]
+    return list(dict.fromkeys(found))
+
+
 def render_config(config, common: dict | None):
     """Render every string in a config tree.
     Returns (rendered, env refs, run-time values used, [(key path, problem)])."""
