@@ -14,6 +14,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="seekrun: incremental builds for Seeknal-format data pipelines on DuckDB.")
 
 ProjectDir = typer.Option(Path("."), "--project-dir", "-p", help="Project folder (holds seekrun_project.yml).")
+# {{ today }}, {{ run_date }}, {{ start_date }}, {{ end_date }} in SQL (seekrun/parser/runvars.py)
+RunDate = typer.Option(None, "--run-date", "--date", metavar="YYYY-MM-DD",
+                       help="Run as if today were this date: {{ today }} and {{ run_date }}. Default: today in the "
+                            "local time zone (set TZ, e.g. TZ=UTC, to choose); {{ run_date }} is then the run's "
+                            "start time (YYYY-MM-DDTHH:MM:SS), so its nodes rerun every run.")
+StartDate = typer.Option(None, "--start-date", metavar="YYYY-MM-DD",
+                         help="{{ start_date }}: the first day of the range (default: the end date).")
+EndDate = typer.Option(None, "--end-date", metavar="YYYY-MM-DD",
+                       help="{{ end_date }}: the last day of the range, included (default: the run date).")
 
 
 def _version(value: bool) -> None:
@@ -79,12 +88,13 @@ def _load_old(path: Path, warnings: list):
 class Compiled:
     """A parsed project, its diff against the current manifest, and how to persist both."""
 
-    def __init__(self, project_dir, strict: bool, diff: bool = True):
+    def __init__(self, project_dir, strict: bool, diff: bool = True, values=None):
         """project_dir: a folder, or a Project already found. diff=False (for `run`) skips
-        loading the previous manifest when this seekrun wrote it: only `parse` shows a diff."""
+        loading the previous manifest when this seekrun wrote it: only `parse` shows a diff.
+        values: the run-time template values (parser/runvars.py), from the date options."""
         from seekrun.parser.parse import parse_project
 
-        self.result = result = parse_project(project_dir, strict=strict)
+        self.result = result = parse_project(project_dir, strict=strict, run_values=values)
         self.project = result.project
         self.manifest = result.manifest
         self.path = self.project.target_dir / "manifest.json"
@@ -132,7 +142,8 @@ class Compiled:
 def parse(project_dir: Path = ProjectDir,
           strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
           as_json: bool = typer.Option(False, "--json", help="Print the summary and diff as JSON."),
-          verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list files that hold no node.")):
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list files that hold no node."),
+          run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate):
     """Compile the project into target/manifest.json and show what changed."""
     from seekrun.errors import ProjectError
     from seekrun.lock import ProjectLock
@@ -141,11 +152,12 @@ def parse(project_dir: Path = ProjectDir,
     from seekrun import target
 
     try:
+        values = _run_values(run_date, start_date, end_date)
         project = find_project(project_dir)
         target.check(project.root, project.database_path)
         with ProjectLock(project.target_dir):
             target.tidy(project.root)
-            compiled = Compiled(project, strict)
+            compiled = Compiled(project, strict, values=values)
             compiled.save()
             compiled.report(verbose)
         result, old, diff = compiled.result, compiled.old, compiled.diff
@@ -195,7 +207,8 @@ def run(project_dir: Path = ProjectDir,
         threads: Optional[int] = typer.Option(None, "--threads", help="Worker threads (default: cores, max 8)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list cached nodes in plans.")):
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list cached nodes in plans."),
+        run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate):
     """Build what changed since the last run (and everything downstream of it)."""
     from seekrun.errors import Diagnostic, ProjectError, UsageError
     from seekrun.lock import ProjectLock
@@ -208,6 +221,7 @@ def run(project_dir: Path = ProjectDir,
             raise UsageError([Diagnostic("", None, "--retry must be 0 or more")])
         if retry > MAX_RETRY:
             raise UsageError([Diagnostic("", None, f"--retry must be at most {MAX_RETRY}")])
+        values = _run_values(run_date, start_date, end_date)
         project = find_project(project_dir)
         from seekrun import target
 
@@ -239,7 +253,8 @@ def run(project_dir: Path = ProjectDir,
 @app.command()
 def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name."),
          project_dir: Path = ProjectDir,
-         as_json: bool = typer.Option(False, "--json", help="Print the manifest entry as JSON.")):
+         as_json: bool = typer.Option(False, "--json", help="Print the manifest entry as JSON."),
+         run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate):
     """Show one node: where it is defined, its inputs, whether it would run and why, and its SQL."""
     from seekrun.errors import ProjectError
     from seekrun.runner import DAGRunner
@@ -250,10 +265,11 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
         from seekrun import target
         from seekrun.project import find_project
 
+        values = _run_values(run_date, start_date, end_date)
         project = find_project(project_dir)
         target.check(project.root, project.database_path, writes=False)
         ProjectLock(project.target_dir).check()
-        compiled = Compiled(project, strict=False)
+        compiled = Compiled(project, strict=False, values=values)
         manifest = compiled.manifest
         ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
         if len(ids) != 1:
@@ -316,18 +332,24 @@ def query(metric: str = typer.Option(..., "--metric", help="The metric (or a mea
 MAX_RETRY = 100
 
 
+def _run_values(run_date, start_date, end_date):
+    from seekrun.parser.runvars import from_options
+
+    return from_options(run_date, start_date, end_date)
+
+
 def locals_for_run(ns: dict) -> dict:
     keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
-            "strict", "as_json", "project_dir", "allow_removals")
+            "strict", "as_json", "project_dir", "allow_removals", "values")
     return {k: ns[k] for k in keys}
 
 
 def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, continue_on_error, retry,
-         threads, strict, as_json, project_dir, allow_removals):
+         threads, strict, as_json, project_dir, allow_removals, values=None):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
-    compiled = Compiled(project, strict, diff=False)
+    compiled = Compiled(project, strict, diff=False, values=values)
     compiled.report()
     if not dry_run:
         from seekrun import target

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from seekrun.manifest import Manifest
-from seekrun.parser.kinds import METADATA_KEYS, field_label
+from seekrun.parser.kinds import METADATA_KEYS, RUNTIME_FIELDS, field_label, value_change
 
 
 
@@ -105,7 +105,9 @@ def node_changes(old: dict, new: dict) -> list[FieldChange]:
         if key in reported or key in ("inputs", "seekrun_engine") or old_fields.get(key) == new_fields.get(key):
             continue
         label = field_label(kind, key)
-        if key in old_cfg or key in new_cfg:
+        if key in RUNTIME_FIELDS:  # {{ today }} etc.: "today changed (2026-11-30 -> 2026-12-01)"
+            label = value_change(key, old_fields.get(key), new_fields.get(key))
+        elif key in old_cfg or key in new_cfg:
             label += " (via seeknal/common)"
         changes.append(FieldChange(key, label, True))
     if old.get("inputs") != new.get("inputs"):

@@ -13,12 +13,12 @@ from typing import Callable
 
 from seekrun.hashing import hash_parts
 from seekrun.manifest import Manifest
-from seekrun.parser.kinds import field_label
+from seekrun.parser.kinds import RUNTIME_FIELDS, field_label, value_change
 
 
 @dataclass(frozen=True)
 class Reason:
-    code: str  # new | full | previous_run_failed | config_changed | source_data_changed
+    code: str  # new | full | previous_run_failed | config_changed | value_changed | source_data_changed
     #            | upstream_changed | output_missing | output_changed
     detail: str = ""
 
@@ -28,6 +28,7 @@ class Reason:
             "full": "--full",
             "previous_run_failed": "previous run failed",
             "config_changed": f"config changed: {self.detail}",
+            "value_changed": self.detail,  # e.g. "today changed (2026-11-30 -> 2026-12-01)"
             "source_data_changed": "source data changed",
             "upstream_changed": f"upstream {self.detail} changed",
             "output_missing": "output missing",
@@ -60,8 +61,15 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
         changed += [k for k in old_fields if k not in hashes["fields"]]
         if len(changed) > 1 and "generated_sql" in changed:
             changed.remove("generated_sql")  # follows from the config fields named with it
-        labels = [field_label(node["kind"], k) for k in changed] or ["config"]
-        return Reason("config_changed", ", ".join(labels))
+        # {{ today }} etc. (parser/runvars.py) say how they changed; a value newly used or no
+        # longer used goes with the SQL change that explains it
+        values = [value_change(k, old_fields[k], hashes["fields"][k]) for k in changed
+                  if k in RUNTIME_FIELDS and old_fields.get(k) and hashes["fields"].get(k)]
+        rest = [k for k in changed if k not in RUNTIME_FIELDS]
+        if values and not rest:
+            return Reason("value_changed", "; ".join(values))
+        labels = [field_label(node["kind"], k) for k in rest] or ["config"]
+        return Reason("config_changed", "; ".join([", ".join(labels), *values]))
     if record.get("data_hash") != hashes.get("data"):
         return Reason("source_data_changed")
     recorded_inputs = record.get("inputs") or {}

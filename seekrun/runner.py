@@ -300,7 +300,8 @@ class DAGRunner:
             lines = node.get("lines") or {}
             where = (node["file"], lines.get("sql") or lines.get("table") or node.get("line"))
             if node["kind"] == "source" and not node.get("data_files") and not node.get("python"):
-                errors.append(Diagnostic(*where, f"{nid}: source data file '{node['config'].get('table')}' "
+                table = (node.get("build_config") or node["config"]).get("table")  # {{ today }} filled in
+                errors.append(Diagnostic(*where, f"{nid}: source data file '{table}' "
                                                  "not found: create it or fix 'table'"))
                 continue
             try:

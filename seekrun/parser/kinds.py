@@ -26,6 +26,15 @@ FIELD_LABELS = {
 }
 
 
+# Run-time values ({{ today }}...: parser/runvars.py): their field holds the value itself (not a
+# secret), so a rerun reason can say "today changed (2026-11-30 -> 2026-12-01)".
+RUNTIME_FIELDS = ("today", "run_date", "start_date", "end_date")
+
+
+def value_change(key: str, old, new) -> str:
+    return f"{key} changed ({old or 'unset'} -> {new or 'unset'})"
+
+
 def field_label(kind: str, key: str) -> str:
     if key == "seekrun_engine":
         return "seekrun upgrade"

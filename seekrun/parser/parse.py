@@ -41,7 +41,9 @@ class ParseResult:
 
 
 def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
-                  file_cache: FileHashCache | None = None, use_cache: bool = True) -> ParseResult:
+                  file_cache: FileHashCache | None = None, use_cache: bool = True,
+                  run_values=None) -> ParseResult:
+    """``run_values``: this run's {{ today }}, {{ run_date }}... (parser/runvars.py; default: now)."""
     project = project_dir if isinstance(project_dir, Project) else find_project(project_dir)
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
@@ -103,6 +105,9 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                 continue
             records[rec["id"]] = rec
             folded[rec["id"].lower()] = rec
+    from seekrun.parser import runvars
+
+    runvars.apply(records, run_values, errors)  # after the cache: {{ today }} etc. into the nodes that use them
     if any(r["kind"] in ("semantic_model", "metric") for r in records.values()):
         from seekrun.semantic.link import link  # metrics name measures in other files
 
@@ -126,7 +131,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
-                        *(f"{n}~{h}" for n, h in sorted(live.items())),
+                        *(f"{n}~{h}" for n, h in sorted(live.items())), *runvars.digest_parts(records),
                         *sorted({clock(r["volatile"], now) for r in records.values() if r.get("volatile")}))
     manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
     return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
@@ -278,7 +283,7 @@ def _env_hashes(project: Project, records: dict[str, dict],
         for name in missing:
             errors.append(Diagnostic(rec["file"], rec["line"],
                 f"{nid}: environment variable {name} is not set: set it, or give a default "
-                f"with env_var('{name}', 'default')"))
+                f"with env_var('{name}', 'default') (Seeknal's form: {{{{ env:{name}|default }}}})"))
         out[nid] = digest
     return out, new_key
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from seekrun.errors import Diagnostic
 from seekrun.hashing import hash_obj
-from seekrun.parser.templating import env_refs_in
+from seekrun.parser.templating import env_refs_in, runtime_refs_in
 
 PIPELINE_MODULE = "seekrun.pipeline"
 DECORATOR_KINDS = {"transform": "transform", "source": "source", "feature_group": "feature_group",
@@ -246,6 +246,8 @@ def _record(kind: str, fn: ast.FunctionDef, dec: ast.expr, label: str, rel: str,
         # (a change reruns the node) and an unset variable is a parse error, as for YAML nodes
         "env": [list(e) for e in env_refs_in(config)], "live_files": [rel],
     }
+    if runtime_refs_in(config):  # {{ today }} etc. in an argument: filled in after the parse cache (runvars.py)
+        rec["runtime"] = runtime_refs_in(config)
     if kind == "source":  # parse.py's source checks expect these keys
         rec.update(source_format=args.get("source"), table=None, table_line=line)
     rec["built_config"] = None

@@ -93,12 +93,12 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             f"unknown key '{key}' in {node_id} (kept in config, {use})", "warning"))
     config = data  # plain JSON types already (the loader keeps dates as text)
     if templated:
-        built, env_refs, problems = render_config(config, common)  # what is built: templates rendered
+        built, env_refs, runtime, problems = render_config(config, common)  # what is built: templates rendered
         if env_refs and not model.python:
             problems += [(path, "env_var() is filled in only in SQL, source params and Python nodes: "
                                 "move this value there") for path in _env_outside_sql(kind, built)]
     else:
-        built, env_refs, problems = config, [], []
+        built, env_refs, runtime, problems = config, [], [], []
     for path, problem in problems:
         errors.append(Diagnostic(rel, line_of(doc.node, path), f"{node_id}: {problem}"))
     if problems:
@@ -112,6 +112,8 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
         "inputs_line": line_of(doc.node, (input_key,)), "python": model.python, "unknown_keys": unknown,
         "env": [list(e) for e in env_refs],
     }
+    if runtime:
+        rec["runtime"] = runtime  # {{ today }} etc.: filled in after the parse cache (parser/runvars.py)
     if kind == "source":
         rec.update(source_format=model.source, table=str(built.get("table", model.table)),
                    table_line=line_of(doc.node, ("table",)))
@@ -175,7 +177,7 @@ def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=Non
 def _env_outside_sql(kind: str, built: dict) -> list[tuple]:
     """Key paths holding env_var() where seekrun would not fill the value in at run time."""
     return [path for path, text in iter_strings(built)
-            if "env_var(" in text and "{{" in text and not _env_allowed(kind, path)]
+            if ("env_var(" in text or "env:" in text) and "{{" in text and not _env_allowed(kind, path)]
 
 
 def _env_allowed(kind: str, path: tuple) -> bool:

@@ -47,7 +47,7 @@ def neutral(sql: str, unsafe: list | None = None) -> tuple[str, list[list[int]]]
 
     out, spans, last, pos = [], [], 0, 0
     for k, (m, quote) in enumerate(zip(matches, _quote_contexts(sql, matches))):
-        if quote in UNSAFE and unsafe is not None and "env_var(" in m.group(0):
+        if quote in UNSAFE and unsafe is not None and ("env_var(" in m.group(0) or "env:" in m.group(0)):
             unsafe.append(m.start())
         text = "x" if quote is not None else PLACEHOLDER.format(k)
         out.append(sql[last:m.start()])

@@ -4,8 +4,13 @@
   At parse time only a hash of the value enters the manifest (so a change reruns the
   node); the text stays a placeholder, and the engine substitutes the value at run
   time.  The plain value never appears in manifest.json, run_results.json or messages.
+  Seeknal's ``{{ env:NAME }}`` / ``{{ env:NAME|default }}`` is the same thing.
 - ``{{ id.param }}`` / ``{{ id }}``: a value from Seeknal's shared config
   (seeknal/common/*.yml), rendered at parse time, so the rendered text is what is hashed.
+- ``{{ today }}``, ``{{ run_date }}``, ``{{ start_date }}``, ``{{ end_date }}`` (and Seeknal's date
+  functions): run-time values, kept as placeholders here and filled in after the parse cache
+  (parser/runvars.py).
+- ``{{ ref('kind.name') }}``: the same as ``ref('kind.name')``.
 """
 from __future__ import annotations
 
@@ -14,10 +19,28 @@ import re
 from pathlib import Path
 from dataclasses import dataclass, field
 
+from seekrun.parser import runvars
+from seekrun.parser.kinds import METADATA_KEYS
+
 
 _EXPR = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
 _ENV = re.compile(r"""env_var\(\s*(['"])(?P<name>[^'"]+)\1\s*(?:,\s*(['"])(?P<default>.*?)\3\s*)?\)\Z""", re.S)
 _DOTTED = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*\Z")
+_ENV_COLON = re.compile(r"env:\s*(?P<name>[A-Za-z_]\w*)\s*(?:\|(?P<default>.*))?\Z", re.S)  # Seeknal's
+_REF = re.compile(r"""ref\(\s*(['"])(?P<target>[^'"]+)\1\s*\)\Z""")
+
+
+def env_ref(expr: str) -> tuple[str, str | None] | None:
+    """(NAME, default or None) of ``env_var('NAME'[, 'default'])`` or ``env:NAME[|default]``
+    (the text inside {{ }}), else None."""
+    m = _ENV.match(expr)
+    if m is None:
+        m = _ENV_COLON.match(expr)
+        if m is None:
+            return None
+        default = m.group("default")
+        return m.group("name"), None if default is None else default.strip()
+    return m.group("name"), m.group("default")
 
 
 class TemplateError(Exception):
@@ -29,6 +52,7 @@ class Rendered:
     text: str
     env: list[tuple[str, str | None]] = field(default_factory=list)  # (NAME, default) used
     common: list[str] = field(default_factory=list)  # common ids used
+    runtime: list[str] = field(default_factory=list)  # run-time values used (parser/runvars.py BASES)
 
 
 def env_value(name: str, default: str | None) -> str | None:
@@ -88,35 +112,58 @@ def iter_strings(value, path: tuple = ()):
 def env_refs_in(value) -> list[tuple[str, str | None]]:
     """Every env_var('NAME'[, 'default']) in the strings of a config tree, in order, once each.
     Other {{ ... }} text is left alone (for decorator arguments, which get no shared config)."""
-    found = [(env.group("name"), env.group("default"))
-             for _, text in iter_strings(value) if "{{" in text
-             for m in _EXPR.finditer(text) if (env := _ENV.match(m.group(1)))]
+    found = [env for _, text in iter_strings(value) if "{{" in text
+             for m in _EXPR.finditer(text) if (env := env_ref(m.group(1)))]
+    return list(dict.fromkeys(found))
+
+
+def runtime_refs_in(value) -> list[str]:
+    """The run-time values ({{ today }}...) the strings of a config tree use, outside metadata
+    (for decorator arguments, which get no shared config)."""
+    found = [base for path, text in iter_strings(value) if "{{" in text and not (path and path[0] in METADATA_KEYS)
+             for m in _EXPR.finditer(text) if (base := runvars.base_of(m.group(1)))]
     return list(dict.fromkeys(found))
 
 
 def render_config(config, common: dict | None):
-    """Render every string in a config tree. Returns (rendered, env refs, [(key path, problem)])."""
+    """Render every string in a config tree.
+    Returns (rendered, env refs, run-time values used, [(key path, problem)])."""
     env: list = []
+    runtime: list = []
+    params = node_params(config)
     problems: list = []
 
     def one(path, value):
         if "{{" not in value:
             return value
         try:
-            r = render(value, common)
+            r = render(value, common, params=params)
         except TemplateError as exc:
             problems.append((path, str(exc)))
             return value
         env.extend(r.env)
+        if not (path and path[0] in METADATA_KEYS):  # a {{ today }} in a description never reruns a node
+            runtime.extend(r.runtime)
         return r.text
 
     rendered = map_strings(config, one)
-    return rendered, list(dict.fromkeys(env)), problems
+    return rendered, list(dict.fromkeys(env)), list(dict.fromkeys(runtime)), problems
 
 
-def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0) -> Rendered:
-    """Render common-config references (recursively: a common value may use others);
-    keep env_var() placeholders."""
+def node_params(config) -> dict | None:
+    """A node's own ``params:`` (scalars), which Seeknal offers as ``{{ key }}`` in its SQL.
+    Keys named like a run-time value (start_date...) are that value's default instead
+    (parser/runvars.py), so the command line can still set it."""
+    params = config.get("params") if isinstance(config, dict) else None
+    if not isinstance(params, dict):
+        return None
+    return {k: v for k, v in params.items() if isinstance(k, str) and k not in runvars.BASES
+            and isinstance(v, (str, int, float, bool))} or None
+
+
+def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0, params: dict | None = None) -> Rendered:
+    """Render the node's own params and common-config references (recursively: a value may
+    use others); keep env_var() and run-time placeholders."""
     out = Rendered(text)
     if "{{" not in text:
         return out
@@ -124,10 +171,26 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0) ->
 
     def sub(m: re.Match) -> str:
         expr = m.group(1)
-        env = _ENV.match(expr)
+        env = env_ref(expr)
         if env:
-            out.env.append((env.group("name"), env.group("default")))
+            out.env.append(env)
             return m.group(0)
+        if params and expr in params:  # Seeknal: a node's params come before everything else
+            if _depth >= 10:
+                problems.append(f"'{{{{ {expr} }}}}' expands into itself (a cycle in params)")
+                return m.group(0)
+            inner = render(str(params[expr]), common, _depth + 1, params)
+            out.env.extend(inner.env)
+            out.runtime.extend(inner.runtime)
+            out.common.extend(inner.common)
+            return inner.text
+        base = runvars.base_of(expr)
+        if base:
+            out.runtime.append(base)
+            return m.group(0)
+        ref = _REF.match(expr)
+        if ref:
+            return "ref('{}')".format(ref.group("target").strip().replace("'", "''"))
         if _DOTTED.match(expr) and common is not None:
             value = lookup(common, expr)
             if value is None:
@@ -139,11 +202,13 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0) ->
                 if _depth >= 10:
                     problems.append(f"'{{{{ {expr} }}}}' expands into itself (a cycle in seeknal/common)")
                     return m.group(0)
-                inner = render(value, common, _depth + 1)
+                inner = render(value, common, _depth + 1, params)
                 out.env.extend(inner.env)
+                out.runtime.extend(inner.runtime)
                 value = inner.text
             return value
-        problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME') or a seeknal/common id")
+        problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME'), a key of the node's params, "
+                        "a seeknal/common id, ref('kind.name') or today, run_date, start_date, end_date")
         return m.group(0)
 
     out.text = _EXPR.sub(sub, text)
@@ -192,21 +257,21 @@ def substitute_env(text: str, sql: bool = False) -> tuple[str, list[str]]:
     secrets: list[str] = []
     if "{{" not in text:
         return text, secrets
-    matches = [m for m in _EXPR.finditer(text) if _ENV.match(m.group(1))]
+    matches = [m for m in _EXPR.finditer(text) if env_ref(m.group(1))]
     if not matches:
         return text, secrets
     contexts = _quote_contexts(text, matches) if sql else [None] * len(matches)
     out, last = [], 0
     for m, quote in zip(matches, contexts):
-        env = _ENV.match(m.group(1))
+        name, default = env_ref(m.group(1))
         if quote in UNSAFE:
-            raise TemplateError(f"env_var('{env.group('name')}') inside an E'...' or $$...$$ string cannot be quoted "
+            raise TemplateError(f"env_var('{name}') inside an E'...' or $$...$$ string cannot be quoted "
                                 "safely: put it in a plain '...' literal")
         if quote == "--":
             continue  # in a comment: left as it is (the value never reaches DuckDB)
-        value = env_value(env.group("name"), env.group("default"))
+        value = env_value(name, default)
         if value is None:
-            raise TemplateError(f"environment variable {env.group('name')} is not set")
+            raise TemplateError(f"environment variable {name} is not set")
         if value:
             secrets.append(value)
         if quote is not None:
