@@ -24,17 +24,15 @@ import ast
 import os
 import sys
 import threading
-import traceback
 from pathlib import Path
 from typing import Any
 
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, inside,
                                  quote_ident, table_name)
-from seekrun.engine.user_code import project_code, project_path
+from seekrun.engine.user_code import format_user_traceback, project_code, project_path, user_frames
 
 _import_lock = threading.Lock()
 _modules: dict[tuple[str, str], Any] = {}  # (real path, content hash) -> imported module
-_SEEKRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---- the spec: "path/to/file.py:function" ------------------------------------------------
@@ -139,19 +137,29 @@ def _with_env(value: Any, ctx: BuildContext) -> Any:
 
 
 class PythonContext:
-    """What a Python node's function gets: ``ref``, ``con``, ``params``, ``config``."""
+    """What a Python node's function gets: ``ref``, ``con``, ``duckdb``, ``params``, ``config``,
+    ``target_dir`` and ``features`` (Seeknal's names as well as seekrun's).
 
-    def __init__(self, ctx: BuildContext):
+    In a file written for Seeknal (``from seeknal.pipeline import ...``) ``ctx.ref`` returns a
+    pandas DataFrame, as Seeknal's does; in a seekrun file, a DuckDB relation on ``ctx.con``."""
+
+    def __init__(self, ctx: BuildContext, seeknal: bool = False):
         self._ctx = ctx
+        self._seeknal = seeknal
+        self._scratch = None
         self.node_id: str = ctx.node["id"]
+        self.node_kind: str = ctx.node["kind"]
         self.inputs: list[str] = list(ctx.node.get("inputs") or [])
         self.config: dict = _with_env(build_config(ctx.node), ctx)
         self.params: dict = dict(self.config.get("params") or {})
+        self.node_meta: dict = self.config
         self.con = ctx.cur
+        self.project_path: Path = Path(ctx.root)
+        self.target_dir: Path = Path(ctx.root) / "target"
 
     def ref(self, node: str | int):
-        """An input's table as a DuckDB relation: ctx.ref("transform.orders"), ctx.ref(0) or
-        ctx.ref("input_0")."""
+        """An input's table: ctx.ref("transform.orders"), ctx.ref(0) or ctx.ref("input_0").  A
+        DuckDB relation, or a pandas DataFrame in a file written for Seeknal."""
         if isinstance(node, str) and node.startswith("input_") and node[6:].isdigit():
             node = int(node[6:])
         if isinstance(node, int) and not isinstance(node, bool):
@@ -164,11 +172,47 @@ class PythonContext:
             declared = ", ".join(self.inputs) or "none"
             raise ValueError(f"ctx.ref('{node}'): not an input of {self.node_id} (declared: {declared}); "
                              "add it to the node's inputs")
-        return self.con.table(table_name(node))
+        rel = self.con.table(table_name(node))
+        return rel.df() if self._seeknal else rel
 
     def sql(self, query: str):
         """A DuckDB relation from SQL on the node's cursor (same as ctx.con.sql)."""
         return self.con.sql(query)
+
+    @property
+    def duckdb(self):
+        """A DuckDB connection of the node's own, in memory, as Seeknal's ctx.duckdb is:
+        ``register`` frames on it, ``sql`` / ``execute`` on them (DuckDB also finds a frame by
+        its variable name).  Opened on first use, closed after the node; it never sees or
+        changes the project database (that is ctx.con)."""
+        if self._scratch is None:
+            self._scratch = self._ctx.duckdb.connect(":memory:")
+        return self._scratch
+
+    def get_param(self, name: str, default: Any = None) -> Any:
+        return self.params.get(name, default)
+
+    def features(self, entity_name: str, feature_list: list[str], as_of: str | None = None, spine: Any = None,
+                 date_col: str | None = None, keep_cols: list[str] | None = None):
+        """Seeknal's feature retrieval: "fg_name.feature" columns of the entity's feature groups
+        (inputs of this node), as a pandas DataFrame of join keys, event_time and
+        ``fg_name__feature`` columns; ``as_of`` keeps each key's latest row at or before it,
+        ``spine`` (with ``date_col``) joins each spine row to the features as they were then."""
+        from seekrun.engine.seeknal_features import features
+
+        return features(self, entity_name, feature_list, as_of, spine, date_col, keep_cols)
+
+    def _store_output(self, node_id: str, df: Any) -> None:
+        """Seeknal's decorators call this with the result (a real installed Seeknal): seekrun
+        stores the returned table itself."""
+        return None
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            try:
+                self._scratch.close()
+            finally:
+                self._scratch = None
 
     def __repr__(self) -> str:
         return f"<seekrun context for {self.node_id}>"
@@ -176,22 +220,28 @@ class PythonContext:
 
 def _where(exc: BaseException, root: Path) -> str:
     """' (at file:line in function)' for the innermost frame in the user's files."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        frames.append(traceback.FrameSummary(exc.filename, exc.lineno, None))
-    base = os.path.realpath(root)
-    for fr in reversed(frames):
-        real = os.path.realpath(fr.filename)
-        if real.startswith(_SEEKRUN_DIR + os.sep) or not real.startswith(base.rstrip(os.sep) + os.sep):
-            continue
-        rel = os.path.relpath(real, base).replace(os.sep, "/")
-        return f" (at {rel}:{fr.lineno}" + (f" in {fr.name}" if fr.name and fr.name != "<module>" else "") + ")"
-    return ""
+    frames = user_frames(exc, root)
+    if not frames:
+        return ""
+    rel, line, func, _ = frames[-1]
+    return f" (at {rel}:{line}" + (f" in {func}" if func and func != "<module>" else "") + ")"
 
 
 def _describe(exc: BaseException, root: Path) -> str:
     msg = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
-    return f"{type(exc).__name__}: {msg}{_where(exc, root)}" if msg else f"{type(exc).__name__}{_where(exc, root)}"
+    text = f"{type(exc).__name__}: {msg}{_where(exc, root)}" if msg else f"{type(exc).__name__}{_where(exc, root)}"
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("seeknal.") and _shim_in_use():
+        text += (f" (seekrun provides seeknal.pipeline only; for {exc.name}, install Seeknal for the Python "
+                 f"running seekrun: {sys.executable})")
+    if os.environ.get("SEEKRUN_DEBUG") and user_frames(exc, root):
+        text += "\n" + format_user_traceback(exc, root)
+    return text
+
+
+def _shim_in_use() -> bool:
+    from seekrun.engine.seeknal_shim import SHIM_DIR
+
+    return (getattr(sys.modules.get("seeknal"), "__file__", None) or "").startswith(SHIM_DIR)
 
 
 def load_function(node: dict, root: Path):
@@ -307,32 +357,70 @@ def _tabular(result: Any, ctx: BuildContext, func: str):
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    pctx = PythonContext(ctx)
     fn = load_function(node, ctx.root)
     func = node["python"].rpartition(":")[2]
+    file = node["python"].rpartition(":")[0]
+    seeknal = _written_for_seeknal(fn)
+    _header_warning(ctx, file)
+    pctx = PythonContext(ctx, seeknal)
     try:
-        with project_code(ctx.root), project_path(ctx.root, ctx.root / node["python"].rpartition(":")[0]):
+        with project_code(ctx.root), project_path(ctx.root, ctx.root / file):
             result = fn(pctx)
+        return _store(result, ctx, func)
     except KeyboardInterrupt:
+        raise
+    except NodeFailure:
         raise
     except BaseException as exc:  # the user's error: this node fails, seekrun goes on
         raise NodeFailure(ctx.redact(f"{func}() raised {_describe(exc, ctx.root)}")) from None
+    finally:
+        pctx.close()
+
+
+def _header_warning(ctx: BuildContext, file: str) -> None:
+    from seekrun.engine.script_header import missing_warning
+
+    try:
+        text = (Path(ctx.root) / file).read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return
+    if "# /// script" in text:
+        warning = missing_warning(file, text)
+        if warning:
+            ctx.warn(warning)
+
+
+def _written_for_seeknal(fn) -> bool:
+    """Whether the function was decorated by Seeknal's API (seekrun's stand-in or Seeknal itself)."""
+    meta = getattr(fn, "__dict__", {}).get("_seeknal_node")
+    return isinstance(meta, dict) or (getattr(fn, "__seekrun__", None) or {}).get("api") == "seeknal"
+
+
+def _store(result: Any, ctx: BuildContext, func: str) -> BuildResult:
     obj = _tabular(result, ctx, func)
     is_relation = isinstance(obj, ctx.duckdb.DuckDBPyRelation)
     tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"
-    try:
-        ctx.cur.register(tmp, obj)
+    for attempt in (1, 2):
         try:
-            rows = ctx.materialize(f"SELECT * FROM {quote_ident(tmp)}")
-        finally:
+            ctx.cur.register(tmp, obj)
             try:
-                ctx.cur.unregister(tmp)
-            except Exception:
-                pass
-    except (ctx.duckdb.Error, NodeFailure) as exc:
-        text = str(exc).strip()
-        if is_relation and "another database" in text:
-            raise NodeFailure(f"{func}() returned a relation made on another DuckDB connection (such as "
-                              "duckdb.sql(...)): make it with ctx.ref(...), ctx.sql(...) or ctx.con.sql(...)") from None
-        raise NodeFailure(ctx.redact(f"{func}() result could not be stored: {text.replace(tmp, 'result')}")) from None
-    return BuildResult(rows)
+                rows = ctx.materialize(f"SELECT * FROM {quote_ident(tmp)}")
+            finally:
+                try:
+                    ctx.cur.unregister(tmp)
+                except Exception:
+                    pass
+            return BuildResult(rows)
+        except (ctx.duckdb.Error, NodeFailure) as exc:
+            text = str(exc).strip()
+            if is_relation and "another database" in text and attempt == 1:
+                try:  # a relation on ctx.duckdb (or any other connection): its rows, through Arrow
+                    obj = obj.to_arrow_table()
+                    continue
+                except ctx.duckdb.Error:
+                    raise NodeFailure(f"{func}() returned a relation made on another DuckDB connection that is "
+                                      "closed: return ctx.duckdb.sql(...).df(), or make it with ctx.ref(...), "
+                                      "ctx.sql(...) or ctx.con.sql(...)") from None
+            raise NodeFailure(ctx.redact(f"{func}() result could not be stored: {text.replace(tmp, 'result')}")) \
+                from None
+    raise AssertionError("unreachable")  # pragma: no cover
