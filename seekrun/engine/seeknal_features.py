@@ -13,7 +13,7 @@ from typing import Any
 from seekrun.engine.base import quote_ident, sql_literal, table_name
 
 
-def _entity(node: dict) -> tuple[str | None, list[str], str]:
+def entity_of(node: dict) -> tuple[str | None, list[str], str]:
     cfg = node.get("build_config") or node["config"]
     ent = cfg.get("entity")
     if isinstance(ent, str):
@@ -44,7 +44,7 @@ def features(pctx, entity_name: str, feature_list: list[str], as_of: str | None,
         if nid not in pctx.inputs:
             raise ValueError(f"ctx.features(): {nid} is not an input of {pctx.node_id}: add it to inputs=[...] "
                              "(or name it in a literal ctx.features call)")
-        name, fg_keys, event_col = _entity(nodes.get(nid) or {"config": {}})
+        name, fg_keys, event_col = entity_of(nodes.get(nid) or {"config": {}})
         if name != entity_name:
             raise ValueError(f"ctx.features('{entity_name}', ...): {nid} is a feature group of entity "
                              f"'{name}', not '{entity_name}'")

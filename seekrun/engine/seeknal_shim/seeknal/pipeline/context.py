@@ -1,1 +1,1 @@
-from seekrun.engine.python_node import PythonContext as PipelineContext  # noqa: F401
+from seekrun.engine.python_context import PythonContext as PipelineContext  # noqa: F401
