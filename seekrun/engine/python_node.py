@@ -150,9 +150,9 @@ def _describe(exc: BaseException, root: Path) -> str:
 
 
 def _shim_in_use() -> bool:
-    from seekrun.engine.seeknal_shim import SHIM_DIR
+    from seekrun.engine.seeknal_shim import real_seeknal_installed
 
-    return (getattr(sys.modules.get("seeknal"), "__file__", None) or "").startswith(SHIM_DIR)
+    return not real_seeknal_installed()
 
 
 def load_function(node: dict, root: Path):

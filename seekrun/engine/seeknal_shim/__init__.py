@@ -20,13 +20,16 @@ import sys
 SHIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeknal")
 
 
+def real_seeknal_installed() -> bool:
+    """Whether sys.path has a real Seeknal (a package or module, not a namespace folder)."""
+    real = importlib.machinery.PathFinder.find_spec("seeknal", None)
+    return real is not None and real.loader is not None and real.origin not in (None, "namespace")
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "seeknal":
-            return None
-        real = importlib.machinery.PathFinder.find_spec(fullname, None)
-        if real is not None and real.loader is not None and real.origin not in (None, "namespace"):
-            return None  # a real Seeknal: the normal import finds it
+        if fullname != "seeknal" or real_seeknal_installed():
+            return None  # (a real Seeknal: the normal import finds it)
         return importlib.util.spec_from_file_location(
             "seeknal", os.path.join(SHIM_DIR, "__init__.py"), submodule_search_locations=[SHIM_DIR])
 
