@@ -306,3 +306,34 @@ def test_a_python_nodes_error_shows_the_users_frames_under_seekrun_debug(tmp_pat
         "    return a / b"], error
     assert 'File "seeknal/pipelines/p.py", line 7, in t' in res.output
     assert "seekrun/engine" not in error and "site-packages" not in error
+
+
+REAL_SEEKNAL = {
+    "seeknal/__init__.py": "REAL = True\n",
+    "seeknal/pipeline/__init__.py": '''\
+from functools import wraps
+
+
+def transform(name=None, inputs=None, **params):
+    """Like Seeknal's: a wrapper that hands the result to ctx._store_output."""
+    def decorator(func):
+        @wraps(func)
+        def wrapper(ctx):
+            result = func(ctx)
+            ctx._store_output("transform." + (name or func.__name__), result)
+            return result
+
+        wrapper.__dict__["_seeknal_node"] = {"kind": "transform", "name": name}
+        return wrapper
+    return decorator
+''',
+}
+
+
+def test_a_real_installed_seeknal_is_used_not_shadowed(tmp_path: Path):
+    site = write_project(tmp_path / "site", REAL_SEEKNAL, marker=None)
+    body = "    import seeknal\n    df = ctx.ref('source.o')\n    df['real'] = seeknal.REAL\n    return df\n"
+    proj = seeknal_project(tmp_path, {"seeknal/pipelines/p.py": SEEKNAL_FILE.format(body=body)})
+    res = cli_proc("run", "-p", str(proj), env={"PYTHONPATH": f"{REPO}{':'}{site}"})
+    assert res.exit_code == 0, res.output
+    assert table(proj, "transform.t") == [(1, 10, True), (2, 20, True)]

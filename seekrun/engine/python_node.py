@@ -17,6 +17,14 @@ At run time (``build``) the file is imported from its path under a unique module
 with a ``PythonContext`` and its result (a DuckDB relation, a pandas or polars
 DataFrame, or a pyarrow Table) becomes the node's table.  pandas, polars and pyarrow
 are imported only when the function returned one of their objects.
+
+Files written for Seeknal run as they are: ``import seeknal`` finds seekrun's stand-in
+(seekrun/engine/seeknal_shim) unless Seeknal is installed, ``ctx.ref`` gives them pandas
+DataFrames and ``ctx.duckdb`` is the node's own in-memory connection, as in Seeknal
+(seekrun/engine/python_context.py).  A PEP 723 ``# /// script`` header is not acted on:
+the file runs with seekrun's interpreter, and one warning names any listed dependency it
+cannot import (seekrun/engine/script_header.py).  Under SEEKRUN_DEBUG=1 a failure shows the
+traceback of the user's own frames.
 """
 from __future__ import annotations
 

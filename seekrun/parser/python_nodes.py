@@ -7,11 +7,25 @@
         return ctx.ref("transform.customer_360").filter("completed_orders > 0")
 
 Found by reading the file's syntax tree at parse time; user code is never imported
-during parse, so decorator arguments must be literals.  Each decorated function gives a
-record of the same shape as a YAML node's (seekrun/parser/records.py), with
-``python: "<file>:<function>"`` and the file as a live file: its content hash enters the
-node's hash on every parse, so editing the function (or anything in its file) reruns the
-node and its dependents.
+during parse, so decorator arguments must be literals (or Materialization(...) /
+OfflineConfig(...) objects of literals: seekrun/parser/python_api.py).  Each decorated
+function gives a record of the same shape as a YAML node's (seekrun/parser/records.py),
+with ``python: "<file>:<function>"`` and the file as a live file: its content hash enters
+the node's hash on every parse, so editing the function (or anything in its file) reruns
+the node and its dependents.
+
+Files written for Seeknal (``from seeknal.pipeline import source, transform, ...``) are read
+with Seeknal's rules:
+
+- without ``inputs=``, the inputs are the literal ids of ``ctx.ref("kind.name")`` (and the
+  feature groups of ``ctx.features(entity, ["fg.feature"])``) in the body, in order of use;
+  a ``ctx.ref(x)`` with a computed id then is an error asking for ``inputs=`` (Seeknal adds
+  literal ids to ``inputs=`` too; a seekrun file must declare them);
+- keywords outside a decorator's signature go into ``params`` (``ctx.params``);
+- ``@source(source="csv", table="data/x.csv")`` is a plain source node, hashed on its data
+  file like a YAML source: its function is never run (a seekrun file's source with an empty
+  body is read the same way);
+- stacked ``@materialize(...)`` decorators make the ``materializations`` list.
 """
 from __future__ import annotations
 
@@ -171,8 +185,10 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
         return None
     unknown = sorted(k for k in args if k not in known and k != "name")
     for key in unknown:
-        warnings.append(Diagnostic(rel, lines[key],
-            f"unknown key '{key}' in {node_id} (kept in config, not used by seekrun)", "warning"))
+        why = ("seekrun builds the node's table in its database and writes no materialization targets"
+               if key in ("materialization", "materializations") else "not used by seekrun")
+        warnings.append(Diagnostic(rel, lines[key], f"unknown key '{key}' in {node_id} (kept in config, {why})",
+                                   "warning"))
     python = None if declarative else f"{rel}:{fn.name}"
     config: dict[str, Any] = {"kind": kind, "name": name, **{k: v for k, v in args.items() if k != "name"}}
     if python:
