@@ -337,3 +337,33 @@ def test_a_real_installed_seeknal_is_used_not_shadowed(tmp_path: Path):
     res = cli_proc("run", "-p", str(proj), env={"PYTHONPATH": f"{REPO}{':'}{site}"})
     assert res.exit_code == 0, res.output
     assert table(proj, "transform.t") == [(1, 10, True), (2, 20, True)]
+
+
+@pytest.mark.parametrize("imports, decorator", [
+    ("from seeknal.pipeline import transform", "transform"),
+    ("from seeknal.pipeline.decorators import transform as tf", "tf"),
+    ("import seeknal.pipeline as sp", "sp.transform"),
+    ("import seeknal.pipeline", "seeknal.pipeline.transform"),
+    ("from seeknal import pipeline", "pipeline.transform"),
+    ("from seeknal.pipeline import *", "transform"),
+    ("from seekrun.pipeline import transform", "transform"),
+    ("import seekrun.pipeline as sp", "sp.transform"),
+])
+def test_each_import_spelling_is_read_and_runs(tmp_path: Path, imports: str, decorator: str):
+    code = f"{imports}\n\n@{decorator}(name='t', inputs=['source.o'])\ndef t(ctx):\n    return ctx.ref('source.o')\n"
+    proj = seeknal_project(tmp_path, {"seeknal/pipelines/p.py": code})
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert table(proj, "transform.t") == [(1, 10), (2, 20)]
+
+
+def test_a_missing_script_dependency_is_named_when_the_import_fails(tmp_path: Path):
+    header = '# /// script\n# dependencies = ["seekrun-absent-zz"]\n# ///\n'
+    code = header + "import seekrun_absent_zz\n" + SEEKNAL_FILE.format(body="    return ctx.ref('source.o')")
+    proj = seeknal_project(tmp_path, {"seeknal/pipelines/p.py": code})
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 1, res.output
+    error = run_results(proj)["transform.t"]["error"]
+    assert "ModuleNotFoundError: No module named 'seekrun_absent_zz'" in error
+    assert "its '# /// script' header lists seekrun-absent-zz, which is not installed for the Python running " \
+           "seekrun" in error, error

@@ -276,11 +276,21 @@ def _tabular(result: Any, ctx: BuildContext, func: str):
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    fn = load_function(node, ctx.root)
     func = node["python"].rpartition(":")[2]
     file = node["python"].rpartition(":")[0]
+    from seekrun.engine import script_header
+
+    missing = _header_missing(ctx, file)
+    try:
+        fn = load_function(node, ctx.root)
+    except NodeFailure as exc:
+        if missing and "ModuleNotFoundError" in str(exc):  # most likely why: say so in the failure
+            raise NodeFailure(f"{exc}; {script_header.note(missing)}") from None
+        raise
+    warning = script_header.warn_once(file, missing)
+    if warning:
+        ctx.warn(warning)
     seeknal = _written_for_seeknal(fn)
-    _header_warning(ctx, file)
     pctx = PythonContext(ctx, seeknal)
     try:
         with project_code(ctx.root), project_path(ctx.root, ctx.root / file):
@@ -296,17 +306,15 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         pctx.close()
 
 
-def _header_warning(ctx: BuildContext, file: str) -> None:
-    from seekrun.engine.script_header import missing_warning
+def _header_missing(ctx: BuildContext, file: str) -> tuple[str, ...]:
+    """The dependencies the file's PEP 723 header lists that this interpreter cannot import."""
+    from seekrun.engine.script_header import missing
 
     try:
         text = (Path(ctx.root) / file).read_text(encoding="utf-8-sig", errors="replace")
     except OSError:
-        return
-    if "# /// script" in text:
-        warning = missing_warning(file, text)
-        if warning:
-            ctx.warn(warning)
+        return ()
+    return missing(text)
 
 
 def _written_for_seeknal(fn) -> bool:

@@ -63,22 +63,29 @@ def importable(dist: str) -> bool:
         return False
 
 
-def missing_warning(rel: str, text: str) -> str | None:
-    """The one warning for this file's header, the first time it is asked for in this process."""
-    deps = dependencies(text)
-    if not deps:
-        return None
-    missing = tuple(d for d in dict.fromkeys(deps) if not importable(d))
-    if not missing:
-        return None
-    with _lock:
-        if (rel, missing) in _warned:
-            return None
-        _warned.add((rel, missing))
+def missing(text: str) -> tuple[str, ...]:
+    """The header's dependencies this interpreter cannot import (nothing is imported to tell)."""
+    if "# /// script" not in text:
+        return ()
+    return tuple(d for d in dict.fromkeys(dependencies(text) or []) if not importable(d))
+
+
+def note(missing_deps: tuple[str, ...]) -> str:
     import sys
 
-    names = ", ".join(missing)
-    return (f"{rel}: its '# /// script' header lists {names}, which {'is' if len(missing) == 1 else 'are'} not "
-            f"installed for the Python running seekrun ({sys.executable}); seekrun runs the file with it and "
-            f"installs nothing: pip install {' '.join(missing)} there if the node needs "
-            f"{'it' if len(missing) == 1 else 'them'}")
+    names = ", ".join(missing_deps)
+    one = len(missing_deps) == 1
+    return (f"its '# /// script' header lists {names}, which {'is' if one else 'are'} not installed for the "
+            f"Python running seekrun ({sys.executable}); seekrun runs the file with it and installs nothing: "
+            f"pip install {' '.join(missing_deps)} there if the node needs {'it' if one else 'them'}")
+
+
+def warn_once(rel: str, missing_deps: tuple[str, ...]) -> str | None:
+    """The one warning for this file's header, the first time it is asked for in this process."""
+    if not missing_deps:
+        return None
+    with _lock:
+        if (rel, missing_deps) in _warned:
+            return None
+        _warned.add((rel, missing_deps))
+    return f"{rel}: {note(missing_deps)}"

@@ -76,7 +76,7 @@ class Api:
                         self.aliases[alias.asname or alias.name] = full
             elif isinstance(stmt, ast.Import):
                 for alias in stmt.names:
-                    if not _ours(alias.name):
+                    if not _ours(alias.name) and alias.name not in ("seeknal", "seekrun"):
                         continue
                     self._mark(alias.name)
                     if alias.asname:
