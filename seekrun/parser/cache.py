@@ -19,7 +19,9 @@ from seekrun import __version__
 from seekrun.fsutil import read_checked, write_checked
 from seekrun.hashing import RACY_SECONDS
 
-VERSION = 10  # 9: feature groups record feature_order; 10: SQL lexer: -- ends at \r, $ in names, any $tag$
+# 9: feature groups record feature_order; 10: SQL lexer: -- ends at \r, $ in names, any $tag$;
+# 11: .py files written for Seeknal are node files (inputs inferred from ctx.ref, declarative sources)
+VERSION = 11
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
 
