@@ -367,3 +367,18 @@ def test_a_missing_script_dependency_is_named_when_the_import_fails(tmp_path: Pa
     assert "ModuleNotFoundError: No module named 'seekrun_absent_zz'" in error
     assert "its '# /// script' header lists seekrun-absent-zz, which is not installed for the Python running " \
            "seekrun" in error, error
+
+
+def test_a_seeknal_feature_groups_features_schema_is_documentation_as_in_seeknal(tmp_path: Path):
+    """Seeknal builds every column a Python feature group returns, whatever features= says."""
+    code = ("from seeknal.pipeline import feature_group\n\n"
+            "@feature_group(name='f', entity={'name': 'o', 'join_keys': ['id']},\n"
+            "               features={'v': {'dtype': 'string', 'description': 'the value'}})\n"
+            "def f(ctx):\n    df = ctx.ref('source.o')\n    df['w'] = df['v'] + 1\n    return df\n")
+    proj = seeknal_project(tmp_path, {"seeknal/pipelines/p.py": code})
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert "unknown key" not in res.output
+    assert table(proj, "feature_group.f") == [(1, 10, 11), (2, 20, 21)]
+    assert manifest(proj)["feature_group.f"]["config"]["feature_schema"] == {
+        "v": {"dtype": "string", "description": "the value"}}

@@ -25,7 +25,9 @@ with Seeknal's rules:
 - ``@source(source="csv", table="data/x.csv")`` is a plain source node, hashed on its data
   file like a YAML source: its function is never run (a seekrun file's source with an empty
   body is read the same way);
-- stacked ``@materialize(...)`` decorators make the ``materializations`` list.
+- stacked ``@materialize(...)`` decorators make the ``materializations`` list;
+- ``@feature_group(features={...})`` is a schema for documentation (Seeknal builds every
+  returned column, uncast): kept in the config as ``feature_schema``, not applied.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ DECORATOR_KINDS = {"transform": "transform", "source": "source", "feature_group"
                    "model": "model"}  # same as seekrun.pipeline.DECORATOR_KINDS (not imported: light parse)
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NOT_CONFIG = frozenset({"kind", "python"})  # set by seekrun, not by decorator arguments
+SCHEMA_KEY = "feature_schema"  # where a Seeknal file's @feature_group(features=...) is kept
 
 
 def read_python_file(raw: bytes, rel: str, root: Path
@@ -183,7 +186,12 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
         _infer_refs(fn, node_id, inputs, input_lines, given, api.seeknal, rel, errors)
     if len(errors) > before:
         return None
-    unknown = sorted(k for k in args if k not in known and k != "name")
+    if api.seeknal and kind == "feature_group" and "features" in args:
+        # Seeknal's features= on a Python feature group is a schema for documentation: it builds
+        # every column the function returns, uncast.  Kept as such (metadata, never hashed).
+        args[SCHEMA_KEY] = args.pop("features")
+        lines[SCHEMA_KEY] = lines.pop("features")
+    unknown = sorted(k for k in args if k not in known and k not in ("name", SCHEMA_KEY))
     for key in unknown:
         why = ("seekrun builds the node's table in its database and writes no materialization targets"
                if key in ("materialization", "materializations") else "not used by seekrun")
@@ -209,7 +217,7 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
                    table_line=lines.get("table", line))
     rec["built_config"] = None
     fields: dict[str, Any] = {k: v for k, v in config.items()
-                              if k not in METADATA_KEYS and k not in ("inputs", "depends_on")
+                              if k not in METADATA_KEYS and k not in ("inputs", "depends_on", SCHEMA_KEY)
                               and (k in known or k == "python")}
     fields["inputs"] = inputs
     from seekrun.engine.kinds import engine_version
