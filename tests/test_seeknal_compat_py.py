@@ -382,3 +382,17 @@ def test_a_seeknal_feature_groups_features_schema_is_documentation_as_in_seeknal
     assert table(proj, "feature_group.f") == [(1, 10, 11), (2, 20, 21)]
     assert manifest(proj)["feature_group.f"]["config"]["feature_schema"] == {
         "v": {"dtype": "string", "description": "the value"}}
+
+
+def test_handing_ctx_to_a_helper_without_inputs_warns_that_its_refs_are_not_seen(tmp_path: Path):
+    code = ("from seeknal.pipeline import transform\n\ndef load(c):\n    return c.ref('source.o')\n\n"
+            "@transform(name='t')\ndef t(ctx):\n    return load(ctx)\n")
+    proj = seeknal_project(tmp_path, {"seeknal/pipelines/p.py": code})
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert "seeknal/pipelines/p.py:8: warning: transform.t: t() hands ctx to load(): seekrun does not see the " \
+           "inputs it reads there; if it calls ctx.ref, list the node's inputs in the decorator" in res.output
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 1
+    assert "ctx.ref('source.o'): not an input of transform.t (declared: none); add it to the node's inputs" in \
+        run_results(proj)["transform.t"]["error"]

@@ -241,6 +241,16 @@ def context_calls(fn: ast.FunctionDef, ctx_name: str) -> tuple[list[tuple[str, i
     return literal, dynamic
 
 
+def context_passed(fn: ast.FunctionDef, ctx_name: str) -> tuple[str, int] | None:
+    """The first call that is handed the context itself, e.g. ``helper(ctx)``: its ctx.ref calls
+    are not seen here.  (name of the callee, line)"""
+    for call in sorted((c for c in ast.walk(fn) if isinstance(c, ast.Call)), key=lambda c: c.lineno):
+        values = [*call.args, *(k.value for k in call.keywords)]
+        if any(isinstance(v, ast.Name) and v.id == ctx_name for v in values):
+            return (dotted_name(call.func) or "a function"), call.lineno
+    return None
+
+
 def _src(call: ast.Call) -> str:
     try:
         text = ast.unparse(call)

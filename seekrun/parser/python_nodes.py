@@ -40,7 +40,7 @@ from typing import Any
 from seekrun.errors import Diagnostic
 from seekrun.hashing import hash_obj
 from seekrun.parser.python_api import (META, SEEKNAL_MODULE, SEEKNAL_SIGNATURES, SEEKNAL_TO_PARAMS, Api, NotLiteral,
-                                       context_calls, dotted_name, empty_body, materialize_args)
+                                       context_calls, context_passed, dotted_name, empty_body, materialize_args)
 from seekrun.parser.templating import env_refs_in
 
 PIPELINE_MODULE = "seekrun.pipeline"
@@ -183,7 +183,7 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
         errors.append(Diagnostic(rel, fn.lineno,
             f"{node_id}: {fn.name}() must take one argument, the context: def {fn.name}(ctx): ..."))
     else:
-        _infer_refs(fn, node_id, inputs, input_lines, given, api.seeknal, rel, errors)
+        _infer_refs(fn, node_id, inputs, input_lines, given, api.seeknal, rel, errors, warnings)
     if len(errors) > before:
         return None
     if api.seeknal and kind == "feature_group" and "features" in args:
@@ -326,7 +326,7 @@ def _input_lines(seq: ast.expr | None, inputs: list[str], default: int) -> list[
 
 
 def _infer_refs(fn: ast.FunctionDef, node_id: str, inputs: list[str], input_lines: list[int], given: bool,
-                seeknal: bool, rel: str, errors: list[Diagnostic]) -> None:
+                seeknal: bool, rel: str, errors: list[Diagnostic], warnings: list[Diagnostic]) -> None:
     """ctx.ref("kind.name") calls and the inputs.  Without inputs=, the literal ids are the
     inputs (in order of use); a ctx.ref whose id is computed cannot be known before the run, so
     inputs= is then required.  With inputs=, a literal id must be declared (in a file written
@@ -336,6 +336,11 @@ def _infer_refs(fn: ast.FunctionDef, node_id: str, inputs: list[str], input_line
     literal, dynamic = context_calls(fn, ctx_name)
     positional = [(ref, ln) for ref, ln in literal if ref.startswith("input_") and ref[6:].isdigit()]
     literal = [(ref, ln) for ref, ln in literal if (ref, ln) not in positional]
+    passed = None if given else context_passed(fn, ctx_name)
+    if passed is not None:
+        warnings.append(Diagnostic(rel, passed[1],
+            f"{node_id}: {fn.name}() hands {ctx_name} to {passed[0]}(): seekrun does not see the inputs it reads "
+            f"there; if it calls {ctx_name}.ref, list the node's inputs in the decorator, inputs=[...]", "warning"))
     if not given:
         for text, ln in [*dynamic, *positional]:
             errors.append(Diagnostic(rel, ln,
