@@ -15,7 +15,15 @@ At run time the function is called with a context:
 
 - ``ctx.ref("kind.name")``: an input's table as a DuckDB relation (``ctx.ref(0)`` is the first input);
 - ``ctx.con``: the DuckDB cursor the node runs on (``ctx.con.sql(...)``);
-- ``ctx.params``: the node's ``params``; ``ctx.config``: its whole config.
+- ``ctx.params``: the node's ``params``; ``ctx.config``: its whole config;
+- ``ctx.duckdb``: a DuckDB connection of the node's own, in memory, as Seeknal's is (``register``
+  a frame on it, then ``sql`` / ``execute``); it does not see the project database;
+- ``ctx.target_dir``: the project's target/ folder; ``ctx.features(entity, ["fg.feature", ...])``:
+  Seeknal's feature lookup across the named feature groups (inputs of the node).
+
+Without ``inputs=``, the inputs are the node ids of the literal ``ctx.ref("kind.name")`` calls
+in the function.  In a file written for Seeknal (``from seeknal.pipeline import ...``),
+``ctx.ref`` returns a pandas DataFrame, as Seeknal's does.
 
 It returns a DuckDB relation, a pandas or polars DataFrame, or a pyarrow Table.
 
