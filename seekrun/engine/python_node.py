@@ -17,6 +17,14 @@ At run time (``build``) the file is imported from its path under a unique module
 with a ``PythonContext`` and its result (a DuckDB relation, a pandas or polars
 DataFrame, or a pyarrow Table) becomes the node's table.  pandas, polars and pyarrow
 are imported only when the function returned one of their objects.
+
+Files written for Seeknal run as they are: ``import seeknal`` finds seekrun's stand-in
+(seekrun/engine/seeknal_shim) unless Seeknal is installed, ``ctx.ref`` gives them pandas
+DataFrames and ``ctx.duckdb`` is the node's own in-memory connection, as in Seeknal
+(seekrun/engine/python_context.py).  A PEP 723 ``# /// script`` header is not acted on:
+the file runs with seekrun's interpreter, and one warning names any listed dependency it
+cannot import (seekrun/engine/script_header.py).  Under SEEKRUN_DEBUG=1 a failure shows the
+traceback of the user's own frames.
 """
 from __future__ import annotations
 
@@ -24,17 +32,15 @@ import ast
 import os
 import sys
 import threading
-import traceback
 from pathlib import Path
 from typing import Any
 
-from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, inside,
-                                 quote_ident, table_name)
-from seekrun.engine.user_code import project_code, project_path
+from seekrun.engine.base import BuildContext, BuildResult, NodeFailure, UnsupportedNode, inside, quote_ident
+from seekrun.engine.python_context import PythonContext
+from seekrun.engine.user_code import format_user_traceback, project_code, project_path, user_frames
 
 _import_lock = threading.Lock()
 _modules: dict[tuple[str, str], Any] = {}  # (real path, content hash) -> imported module
-_SEEKRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---- the spec: "path/to/file.py:function" ------------------------------------------------
@@ -131,67 +137,30 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
 
 # ---- run time ------------------------------------------------------------------------------
-def _with_env(value: Any, ctx: BuildContext) -> Any:
-    """The config with env_var() values put in (remembered by ctx, so messages are redacted)."""
-    from seekrun.parser.templating import map_strings
-
-    return map_strings(value, lambda path, text: ctx.value(text) if "{{" in text else text)
-
-
-class PythonContext:
-    """What a Python node's function gets: ``ref``, ``con``, ``params``, ``config``."""
-
-    def __init__(self, ctx: BuildContext):
-        self._ctx = ctx
-        self.node_id: str = ctx.node["id"]
-        self.inputs: list[str] = list(ctx.node.get("inputs") or [])
-        self.config: dict = _with_env(build_config(ctx.node), ctx)
-        self.params: dict = dict(self.config.get("params") or {})
-        self.con = ctx.cur
-
-    def ref(self, node: str | int):
-        """An input's table as a DuckDB relation: ctx.ref("transform.orders"), ctx.ref(0) or
-        ctx.ref("input_0")."""
-        if isinstance(node, str) and node.startswith("input_") and node[6:].isdigit():
-            node = int(node[6:])
-        if isinstance(node, int) and not isinstance(node, bool):
-            if not 0 <= node < len(self.inputs):
-                raise IndexError(f"ctx.ref({node}): {self.node_id} has {len(self.inputs)} input(s)")
-            node = self.inputs[node]
-        if not isinstance(node, str):
-            raise TypeError(f"ctx.ref() takes a node id such as 'transform.orders', not {type(node).__name__}")
-        if node not in self.inputs:
-            declared = ", ".join(self.inputs) or "none"
-            raise ValueError(f"ctx.ref('{node}'): not an input of {self.node_id} (declared: {declared}); "
-                             "add it to the node's inputs")
-        return self.con.table(table_name(node))
-
-    def sql(self, query: str):
-        """A DuckDB relation from SQL on the node's cursor (same as ctx.con.sql)."""
-        return self.con.sql(query)
-
-    def __repr__(self) -> str:
-        return f"<seekrun context for {self.node_id}>"
-
-
 def _where(exc: BaseException, root: Path) -> str:
     """' (at file:line in function)' for the innermost frame in the user's files."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        frames.append(traceback.FrameSummary(exc.filename, exc.lineno, None))
-    base = os.path.realpath(root)
-    for fr in reversed(frames):
-        real = os.path.realpath(fr.filename)
-        if real.startswith(_SEEKRUN_DIR + os.sep) or not real.startswith(base.rstrip(os.sep) + os.sep):
-            continue
-        rel = os.path.relpath(real, base).replace(os.sep, "/")
-        return f" (at {rel}:{fr.lineno}" + (f" in {fr.name}" if fr.name and fr.name != "<module>" else "") + ")"
-    return ""
+    frames = user_frames(exc, root)
+    if not frames:
+        return ""
+    rel, line, func, _ = frames[-1]
+    return f" (at {rel}:{line}" + (f" in {func}" if func and func != "<module>" else "") + ")"
 
 
 def _describe(exc: BaseException, root: Path) -> str:
     msg = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
-    return f"{type(exc).__name__}: {msg}{_where(exc, root)}" if msg else f"{type(exc).__name__}{_where(exc, root)}"
+    text = f"{type(exc).__name__}: {msg}{_where(exc, root)}" if msg else f"{type(exc).__name__}{_where(exc, root)}"
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("seeknal.") and _shim_in_use():
+        text += (f" (seekrun provides seeknal.pipeline only; for {exc.name}, install Seeknal for the Python "
+                 f"running seekrun: {sys.executable})")
+    if os.environ.get("SEEKRUN_DEBUG") and user_frames(exc, root):
+        text += "\n" + format_user_traceback(exc, root)
+    return text
+
+
+def _shim_in_use() -> bool:
+    from seekrun.engine.seeknal_shim import real_seeknal_installed
+
+    return not real_seeknal_installed()
 
 
 def load_function(node: dict, root: Path):
@@ -307,32 +276,78 @@ def _tabular(result: Any, ctx: BuildContext, func: str):
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
-    pctx = PythonContext(ctx)
-    fn = load_function(node, ctx.root)
     func = node["python"].rpartition(":")[2]
+    file = node["python"].rpartition(":")[0]
+    from seekrun.engine import script_header
+
+    missing = _header_missing(ctx, file)
     try:
-        with project_code(ctx.root), project_path(ctx.root, ctx.root / node["python"].rpartition(":")[0]):
+        fn = load_function(node, ctx.root)
+    except NodeFailure as exc:
+        if missing and "ModuleNotFoundError" in str(exc):  # most likely why: say so in the failure
+            raise NodeFailure(f"{exc}; {script_header.note(missing)}") from None
+        raise
+    warning = script_header.warn_once(file, missing)
+    if warning:
+        ctx.warn(warning)
+    seeknal = _written_for_seeknal(fn)
+    pctx = PythonContext(ctx, seeknal)
+    try:
+        with project_code(ctx.root), project_path(ctx.root, ctx.root / file):
             result = fn(pctx)
+        return _store(result, ctx, func)
     except KeyboardInterrupt:
+        raise
+    except NodeFailure:
         raise
     except BaseException as exc:  # the user's error: this node fails, seekrun goes on
         raise NodeFailure(ctx.redact(f"{func}() raised {_describe(exc, ctx.root)}")) from None
+    finally:
+        pctx.close()
+
+
+def _header_missing(ctx: BuildContext, file: str) -> tuple[str, ...]:
+    """The dependencies the file's PEP 723 header lists that this interpreter cannot import."""
+    from seekrun.engine.script_header import missing
+
+    try:
+        text = (Path(ctx.root) / file).read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return ()
+    return missing(text)
+
+
+def _written_for_seeknal(fn) -> bool:
+    """Whether the function was decorated by Seeknal's API (seekrun's stand-in or Seeknal itself)."""
+    meta = getattr(fn, "__dict__", {}).get("_seeknal_node")
+    return isinstance(meta, dict) or (getattr(fn, "__seekrun__", None) or {}).get("api") == "seeknal"
+
+
+def _store(result: Any, ctx: BuildContext, func: str) -> BuildResult:
     obj = _tabular(result, ctx, func)
     is_relation = isinstance(obj, ctx.duckdb.DuckDBPyRelation)
     tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"
-    try:
-        ctx.cur.register(tmp, obj)
+    for attempt in (1, 2):
         try:
-            rows = ctx.materialize(f"SELECT * FROM {quote_ident(tmp)}")
-        finally:
+            ctx.cur.register(tmp, obj)
             try:
-                ctx.cur.unregister(tmp)
-            except Exception:
-                pass
-    except (ctx.duckdb.Error, NodeFailure) as exc:
-        text = str(exc).strip()
-        if is_relation and "another database" in text:
-            raise NodeFailure(f"{func}() returned a relation made on another DuckDB connection (such as "
-                              "duckdb.sql(...)): make it with ctx.ref(...), ctx.sql(...) or ctx.con.sql(...)") from None
-        raise NodeFailure(ctx.redact(f"{func}() result could not be stored: {text.replace(tmp, 'result')}")) from None
-    return BuildResult(rows)
+                rows = ctx.materialize(f"SELECT * FROM {quote_ident(tmp)}")
+            finally:
+                try:
+                    ctx.cur.unregister(tmp)
+                except Exception:
+                    pass
+            return BuildResult(rows)
+        except (ctx.duckdb.Error, NodeFailure) as exc:
+            text = str(exc).strip()
+            if is_relation and "another database" in text and attempt == 1:
+                try:  # a relation on ctx.duckdb (or any other connection): its rows, through Arrow
+                    obj = obj.to_arrow_table()
+                    continue
+                except ctx.duckdb.Error:
+                    raise NodeFailure(f"{func}() returned a relation made on another DuckDB connection that is "
+                                      "closed: return ctx.duckdb.sql(...).df(), or make it with ctx.ref(...), "
+                                      "ctx.sql(...) or ctx.con.sql(...)") from None
+            raise NodeFailure(ctx.redact(f"{func}() result could not be stored: {text.replace(tmp, 'result')}")) \
+                from None
+    raise AssertionError("unreachable")  # pragma: no cover

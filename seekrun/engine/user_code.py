@@ -64,6 +64,9 @@ class project_code:
         with _code_lock:
             if _code_users["count"] == 0:
                 _code_users["before"] = set(sys.modules)
+                from seekrun.engine import seeknal_shim
+
+                seeknal_shim.install()  # `import seeknal` works when Seeknal is not installed
             _code_users["count"] += 1
             _code_users["ever"] = True
         return self
@@ -73,6 +76,9 @@ class project_code:
             _code_users["count"] -= 1
             if _code_users["count"] == 0:
                 _forget_project_modules(_code_users["before"], self.root)
+                from seekrun.engine import seeknal_shim
+
+                seeknal_shim.uninstall()
 
 
 def _forget_project_modules(before: set[str], root: Path) -> None:
@@ -86,3 +92,38 @@ def _forget_project_modules(before: set[str], root: Path) -> None:
         where = [file] if file else list(paths)
         if where and all(os.path.realpath(w).startswith(base) for w in where):
             del sys.modules[mod_name]
+
+
+_SEEKRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_frames(exc: BaseException, root: Path) -> list[tuple[str, int, str, str]]:
+    """The traceback's frames in the user's own files, (project-relative path, line, function,
+    source line), outermost first: not seekrun's, not installed libraries' (a virtualenv inside
+    the project is a library too)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        frames.append(traceback.FrameSummary(exc.filename, exc.lineno, None, line=(exc.text or "").strip()))
+    base = os.path.realpath(root).rstrip(os.sep) + os.sep
+    out = []
+    for fr in frames:
+        real = os.path.realpath(fr.filename)
+        if real.startswith(_SEEKRUN_DIR + os.sep) or not real.startswith(base):
+            continue
+        rel = os.path.relpath(real, base).replace(os.sep, "/")
+        if "site-packages/" in rel or "dist-packages/" in rel:
+            continue
+        out.append((rel, fr.lineno or 0, fr.name or "", (fr.line or "").strip()))
+    return out
+
+
+def format_user_traceback(exc: BaseException, root: Path) -> str:
+    """A traceback of the user's frames only (for SEEKRUN_DEBUG=1), Python's layout."""
+    lines = ["Traceback (your code; seekrun's frames left out):"]
+    for rel, line, func, text in user_frames(exc, root):
+        lines.append(f'  File "{rel}", line {line}' + (f", in {func}" if func else ""))
+        if text:
+            lines.append(f"    {text}")
+    return "\n".join(lines)

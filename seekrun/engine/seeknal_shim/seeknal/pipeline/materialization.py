@@ -1,0 +1,1 @@
+from seekrun.pipeline import IcebergTable, Materialization, OfflineConfig, OnlineConfig  # noqa: F401

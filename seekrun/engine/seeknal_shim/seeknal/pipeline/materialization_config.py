@@ -1,0 +1,1 @@
+from seekrun.pipeline import MaterializationConfig  # noqa: F401
