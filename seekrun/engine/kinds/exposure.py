@@ -40,7 +40,7 @@ from seekrun.fsutil import commit_file
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, inside,
                                  sql_literal, table_name)
 
-ENGINE_VERSION = 2  # 2: one file per input; partition_by
+ENGINE_VERSION = 1  # unchanged: a single-input, unpartitioned exposure writes the same file
 HAS_TABLE = False
 FORMATS = ("csv", "parquet", "json", "jsonl")
 EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json",

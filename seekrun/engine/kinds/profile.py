@@ -20,7 +20,7 @@ column, never in their place:
 - text, boolean and other columns: one ``top_values`` row, value NULL, detail a JSON list of
   ``{"value", "count", "percent"}`` (percent of the non-NULL rows, 2 decimals), most
   frequent first, at most ``max_top_values`` (default 5).  Ties are ordered by value (in
-  Seeknal their order is arbitrary).  *extra* for text columns: ``min`` and ``max``.
+  Seeknal their order is arbitrary).  *extra* for text and boolean columns: ``min``, ``max``.
 - BLOB columns: null_count and null_percent only (*extra*: distinct_count).
 - *extra*, every column but BLOBs: up to ``max_top_values`` ``top_value`` rows: value =
   the value as text, detail = its count, most frequent first, ties by value.  NULLs are

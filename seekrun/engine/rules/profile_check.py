@@ -43,7 +43,7 @@ def _missing(s: dict, profile_id: str, col: str, metric: str, stats: dict) -> No
         elif metric == FRESHNESS:
             why = " (freshness_hours is computed for DATE and TIMESTAMP columns only)"
         elif metric in ("min", "max"):
-            why = f" ({metric} is not computed for boolean and BLOB columns)"
+            why = f" ({metric} is not computed for BLOB columns)"
     return NodeFailure(f"check '{s['label']}': {profile_id} has no {metric} for column '{col}'{why}"
                        + (f"; it has {metric} for: {', '.join(cols)}" if cols else ""))
 
