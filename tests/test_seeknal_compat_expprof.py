@@ -186,10 +186,16 @@ def test_freshness_hours_check_is_measured_against_now_and_rechecked_as_time_pas
     assert "clock" not in nodes["profile.expprof_sales_stats"]["hashes"]["fields"]
 
 
-def test_a_profile_rebuilds_once_after_the_upgrade_and_then_is_cached(project: Path):
+def test_a_second_run_rebuilds_nothing_and_a_profile_check_on_top_values_is_refused(project: Path):
     build(project)
     res = cli("run", "-p", str(project))
     assert res.output.startswith("Nothing to do"), res.output
+    node = project / "seeknal" / AREA / "profile_rules.yml"
+    node.write_text(node.read_text().replace("metric: null_percent", "metric: top_values"))
+    res = cli("parse", "-p", str(project))
+    assert res.exit_code == 2, res.output
+    assert ("profile_rules.yml:20: rule.expprof_sales_profile_checks: metric 'top_values' is a JSON list, "
+            "not a number (thresholds compare numbers)") in res.output
 
 
 def test_two_inputs_write_one_file_each_named_after_the_input(project: Path):
@@ -300,3 +306,13 @@ def test_exposure_config_errors_are_reported_at_parse(project: Path, edit, messa
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert not (project / "target" / "seekrun.duckdb").exists()
+
+
+def test_offline_enabled_false_is_honoured(project: Path):
+    # Seeknal 2.13's DuckDB engine writes its offline store for any offline mapping, even this one
+    node = project / "seeknal" / AREA / "feature_group.yml"
+    node.write_text(node.read_text().replace("    format: parquet\n", "    format: parquet\n    enabled: false\n"))
+    build(project)
+    store = project / "target" / "feature_store"
+    assert not (store / "expprof_customer_orders.parquet").exists()
+    assert sorted(query(project, "SELECT * FROM feature_group.expprof_customer_orders")) == SEEKNAL_CUSTOMER_ORDERS
