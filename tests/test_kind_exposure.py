@@ -330,7 +330,7 @@ def test_a_path_that_goes_up_and_back_inside_is_fine(tmp_path: Path):
     ("type: file\ndepends_on: [transform.t]\npath: output\n", 5, "path 'output' is a folder"),
     # issue 11: what run refused (or did silently) is refused at parse
     ("type: file\ninputs: [transform.t, exposure.to_csv]\npath: output/x.csv\n", 4,
-     "input exposure.to_csv has no table to write (it is a exposure): remove it from inputs"),
+     "input exposure.to_csv has no table to write (an exposure writes files): remove it from inputs"),
     ("type: file\ndepends_on: [transform.t]\nparams:\n  path: output/x\n  format: csv\n  partition_by: {a: 1}\n", 8,
      "partition_by must be a column name or a list of them, e.g. partition_by: [region]"),
 ])

@@ -160,16 +160,19 @@ def prepare(rec: dict, built: dict, pc) -> None:
             return
     from seekrun.parser.kinds import TABLELESS_KINDS
 
+    listed = "inputs" if built.get("inputs") else "depends_on" if built.get("depends_on") else None
+    where = (listed,) if listed else ("type",)
     for i, ref in enumerate(rec["inputs"]):
         if ref.partition(".")[0] in TABLELESS_KINDS:
-            pc.error(("inputs", i) if built.get("inputs") else ("type",),
-                     f"input {ref} has no table to write (it is a {ref.partition('.')[0]}): remove it from inputs")
+            at = (listed, i) if listed and len(built[listed]) == len(rec["inputs"]) else where
+            pc.error(at, f"input {ref} has no table to write (an {ref.partition('.')[0]} writes files): "
+                         f"remove it from {listed or 'inputs'}")
             return
     names: dict[str, str] = {}
     for ref in rec["inputs"] if len(rec["inputs"]) > 1 else ():
         name = ref.partition(".")[2]
         if name.lower() in names:
-            pc.error(("inputs",) if built.get("inputs") else ("type",),
+            pc.error(where,
                      f"inputs {names[name.lower()]} and {ref} would both be written to "
                      f"'{per_input_path(rel, ref)}' (each input goes to a file named after it): "
                      "write them with two exposures")
