@@ -81,9 +81,9 @@ class NodeRunner:
         the file is deleted as a stale claim only if it still holds exactly that."""
         if rel.startswith("target/"):
             return  # seekrun's own folder: no one else's files there
-        from seekrun.hashing import hash_file_content
+        from seekrun.outputs import content_digest  # a file, or a partitioned folder
 
-        self.store.claim_hash(nid, rel, hash_file_content(tmp))
+        self.store.claim_hash(nid, rel, content_digest(tmp))
 
     # ---- under the scheduler's lock -----------------------------------------------------
     def on_start(self, nid: str) -> None:

@@ -2,7 +2,8 @@
 
 A table carries the output hash it was built from (its comment, see the DuckDB engine); a
 file a node writes (an exposure, a feature-store parquet) is recorded with its content hash
-after each build.  Before planning, each recorded node's outputs are compared with that
+after each build; a folder (a partitioned write, see partitioned.py) with the hash of all
+its files, so a partition file deleted, edited or added is noticed.  Before planning, each recorded node's outputs are compared with that
 record: a missing one means "output missing", a different one "output changed" (a run killed
 between its commit and its journal line, an older database put back, a file edited by hand).
 Files are compared through the file-hash cache: stat first, content only when the stat moved.
@@ -44,20 +45,38 @@ def problem(node: dict, record: dict, tables: dict[str, str | None], root: Path,
             if not isinstance(recorded, dict) or recorded.get(rel) is None:
                 return CHANGED  # written by a seekrun that did not record it: write it again
             try:
-                if cache.hash(path, st) != recorded.get(rel):
+                if _digest(path, st, cache) != recorded.get(rel):
                     return CHANGED
             except OSError:
                 return MISSING
     return None
 
 
+def _digest(path: Path, st: os.stat_result, cache: FileHashCache) -> str:
+    """A written file's content hash; a folder (a partitioned write) hashes all its files."""
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        from seekrun.partitioned import digest
+
+        return digest(path, cache)
+    return cache.hash(path, st)
+
+
+def content_digest(path: Path) -> str:
+    """The content hash of a finished temp file or folder (no cache: it was just written)."""
+    from seekrun.partitioned import digest
+
+    return digest(path)
+
+
 def hashes_after_build(node: dict, root: Path, cache: FileHashCache) -> dict[str, str]:
-    """The content hash of every file a node has just written."""
+    """The content hash of every file (or partitioned folder) a node has just written."""
     out = {}
     for rel in node.get("output_files") or []:
         path = root / rel
         try:
-            out[rel] = cache.hash(path)
+            out[rel] = _digest(path, os.stat(path), cache)
         except OSError:
             pass  # not written after all: the next run sees it missing
     return out
@@ -156,14 +175,19 @@ def remove_files(root: Path, files, in_use: set[str], recorded: dict | None = No
             continue
         if recorded is not None and cache is not None:
             try:
-                if cache.hash(path) != recorded.get(rel):
+                if _digest(path, os.stat(path), cache) != recorded.get(rel):
                     kept.append(rel)
                     continue
             except OSError:
                 kept.append(rel)
                 continue
         try:
-            path.unlink(missing_ok=True)
+            if os.path.isdir(path) and not os.path.islink(path):  # a partitioned write
+                import shutil
+
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
             gone.append(rel)
         except OSError:
             pass

@@ -328,6 +328,11 @@ def test_a_path_that_goes_up_and_back_inside_is_fine(tmp_path: Path):
      "format 'xlsx' is not supported: use one of csv, parquet, json, jsonl"),
     ("type: file\nparams:\n  path: output/t.csv\n", 3, "an exposure writes its input: add 'inputs:'"),
     ("type: file\ndepends_on: [transform.t]\npath: output\n", 5, "path 'output' is a folder"),
+    # issue 11: what run refused (or did silently) is refused at parse
+    ("type: file\ninputs: [transform.t, exposure.to_csv]\npath: output/x.csv\n", 4,
+     "input exposure.to_csv has no table to write (an exposure writes files): remove it from inputs"),
+    ("type: file\ndepends_on: [transform.t]\nparams:\n  path: output/x\n  format: csv\n  partition_by: {a: 1}\n", 8,
+     "partition_by must be a column name or a list of them, e.g. partition_by: [region]"),
 ])
 def test_bad_file_settings_are_parse_errors_with_their_line(tmp_path: Path, body: str, line: int, message: str):
     proj = write_project(tmp_path / "proj", FILES)
@@ -387,3 +392,57 @@ def test_sample_project_exposure_writes_customer_360(sample: Path):
     assert ran(sample) == {"exposure.customer_360_csv"}
     assert run_results(sample)["exposure.customer_360_csv"]["reason"] == "output missing"
     assert len(out.read_text().splitlines()) == 13
+
+
+# ---- issue 11: several inputs, partition_by ---------------------------------------------------
+def test_several_inputs_each_go_to_a_file_named_after_the_input(tmp_path: Path):
+    proj = write_project(tmp_path / "proj", {**FILES, "nodes/exposures/both.yml": """\
+        kind: exposure
+        name: both
+        type: file
+        inputs:
+          - ref: transform.t
+          - ref: transform.other
+        params:
+          path: output/both.csv.gz
+        """})
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    out = proj / "output"
+    assert not (out / "both.csv.gz").exists()
+    con = duckdb.connect()
+    assert con.execute(f"SELECT * FROM read_csv('{out / 'both_t.csv.gz'}') ORDER BY id").fetchall() == [
+        (1, "ann", 20), (2, "bob", 40), (3, "c, d", 60)]
+    assert con.execute(f"SELECT * FROM read_csv('{out / 'both_other.csv.gz'}')").fetchall() == [(3,)]
+    assert "writes     : output/both_t.csv.gz, output/both_other.csv.gz" in cli(
+        "show", "-p", str(proj), "exposure.both").output
+    # one input left: the file takes the path as written, and the per-input files go
+    node = proj / "nodes/exposures/both.yml"
+    node.write_text(node.read_text().replace("  - ref: transform.other\n", ""))
+    assert cli("run", "-p", str(proj)).exit_code == 0
+    assert sorted(p.name for p in out.glob("both*")) == ["both.csv.gz"]
+
+
+def test_partition_by_a_single_column_name_and_back_to_one_file(tmp_path: Path):
+    proj = write_project(tmp_path / "proj", {**FILES, "nodes/exposures/parts.yml": """\
+        kind: exposure
+        name: parts
+        type: file
+        inputs: [transform.t]
+        params:
+          path: output/parts
+          format: csv
+          partition_by: name
+        """})
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    folder = proj / "output" / "parts"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv")) == [
+        "name=ann/data_0.csv", "name=bob/data_0.csv", "name=c%2C%20d/data_0.csv"]
+    assert (folder / "name=ann" / "data_0.csv").read_text() == "id,v2\n1,20\n"
+    assert "parts" in (proj / "output" / ".seekrun-outputs").read_text()  # known as seekrun's
+    assert cli("run", "-p", str(proj)).output.startswith("Nothing to do")
+    # an upstream change rewrites the folder whole: a partition that is gone goes
+    (proj / "data/a.csv").write_text("id,name,v\n1,ann,10\n")
+    assert cli("run", "-p", str(proj)).exit_code == 0
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv")) == ["name=ann/data_0.csv"]

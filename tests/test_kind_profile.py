@@ -5,6 +5,7 @@ Real projects in tmp_path, the real CLI, a real DuckDB file: the long-format sta
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from conftest import cli, query, ran, run_results, write_project
@@ -31,53 +32,74 @@ def test_profile_contents_by_hand(tmp_path):
     assert query(project, "SELECT column_name, data_type FROM information_schema.columns WHERE "
                           "table_schema = 'profile' AND table_name = 'p' ORDER BY ordinal_position") == [
         ("column_name", "VARCHAR"), ("metric", "VARCHAR"), ("value", "VARCHAR"), ("detail", "VARCHAR")]
-    assert stats(project, "p") == [
+    rows = stats(project, "p")
+    # Seeknal's layout (checked against Seeknal 2.13 in test_seeknal_compat_expprof.py): numbers as
+    # DuckDB prints them; seekrun's extras (text min/max, top_value rows, profiled_at) after them.
+    stamp = rows.pop()
+    assert stamp[:2] == ("_table_", "profiled_at") and stamp[2].endswith("+00:00")
+    fresh = next(r for r in rows if r[1] == "freshness_hours")
+    # newest day 2024-01-03 00:00 UTC, measured at the build (profiled_at)
+    built = datetime.fromisoformat(stamp[2]).timestamp()
+    assert abs(float(fresh[2]) - (built - datetime(2024, 1, 3, tzinfo=timezone.utc).timestamp()) / 3600) < 0.01
+    assert rows == [
         ("_table_", "row_count", "4", None),
-        # id: 1..4 -> avg 2.5, sample stddev sqrt(5/3) = 1.2909944...; every value once, ordered by value
+        # id: 1..4 -> avg 2.5, sum 10, sample stddev sqrt(5/3); approx_quantile gives 2, 2, 4 here
         ("id", "null_count", "0", None),
-        ("id", "null_percent", "0", None),
+        ("id", "null_percent", "0.0", None),
         ("id", "distinct_count", "4", None),
         ("id", "min", "1", None),
         ("id", "max", "4", None),
         ("id", "avg", "2.5", None),
-        ("id", "stddev", "1.290994", None),
+        ("id", "sum", "10.0", None),
+        ("id", "stddev", "1.2909944487358056", None),
+        ("id", "p25", "2", None),
+        ("id", "p50", "2", None),
+        ("id", "p75", "4", None),
         ("id", "top_value", "1", "1"),
         ("id", "top_value", "2", "1"),
         ("id", "top_value", "3", "1"),
         ("id", "top_value", "4", "1"),
-        # city: Oslo, Rome, Oslo, NULL -> text: no avg/stddev; NULL is not a top value
+        # city: Oslo, Rome, Oslo, NULL -> one top_values row (JSON, percent of non-NULL rows); NULL is
+        # not a top value; min/max of text are seekrun's extras
         ("city", "null_count", "1", None),
-        ("city", "null_percent", "25", None),
+        ("city", "null_percent", "25.0", None),
         ("city", "distinct_count", "2", None),
+        ("city", "top_values", None,
+         '[{"value":"Oslo","count":2,"percent":66.67}, {"value":"Rome","count":1,"percent":33.33}]'),
         ("city", "min", "Oslo", None),
         ("city", "max", "Rome", None),
         ("city", "top_value", "Oslo", "2"),
         ("city", "top_value", "Rome", "1"),
-        # amount: 10.5, NULL, 4.5, 4.5 -> avg 6.5, sample stddev sqrt((16+4+4)/2) = sqrt(12) = 3.4641016...
+        # amount: 10.5, NULL, 4.5, 4.5 -> avg 6.5, sum 19.5, sample stddev sqrt(12) = 3.4641016...
         ("amount", "null_count", "1", None),
-        ("amount", "null_percent", "25", None),
+        ("amount", "null_percent", "25.0", None),
         ("amount", "distinct_count", "2", None),
         ("amount", "min", "4.5", None),
         ("amount", "max", "10.5", None),
         ("amount", "avg", "6.5", None),
-        ("amount", "stddev", "3.464102", None),
+        ("amount", "sum", "19.5", None),
+        ("amount", "stddev", "3.4641016151377544", None),
+        ("amount", "p25", "4.5", None),
+        ("amount", "p50", "4.5", None),
+        ("amount", "p75", "9.0", None),
         ("amount", "top_value", "4.5", "2"),
         ("amount", "top_value", "10.5", "1"),
-        # day: dates; min/max as DuckDB prints them
+        # day: dates; min/max as DuckDB prints them, then freshness_hours
         ("day", "null_count", "1", None),
-        ("day", "null_percent", "25", None),
+        ("day", "null_percent", "25.0", None),
         ("day", "distinct_count", "3", None),
         ("day", "min", "2024-01-01", None),
         ("day", "max", "2024-01-03", None),
+        fresh,
         ("day", "top_value", "2024-01-01", "1"),
         ("day", "top_value", "2024-01-02", "1"),
         ("day", "top_value", "2024-01-03", "1"),
     ]
-    assert run_results(project)["profile.p"]["row_count"] == 36
-    # deterministic: a forced rebuild writes the very same rows
-    before = stats(project, "p")
+    assert run_results(project)["profile.p"]["row_count"] == 47
+    # deterministic but for the clock: a forced rebuild writes the very same rows
+    before = [r for r in stats(project, "p") if r[1] not in ("freshness_hours", "profiled_at")]
     assert cli("run", "-p", str(project), "--full").exit_code == 0
-    assert stats(project, "p") == before
+    assert [r for r in stats(project, "p") if r[1] not in ("freshness_hours", "profiled_at")] == before
 
 
 def test_profile_columns_limit_and_order_and_max_top_values(tmp_path):
@@ -106,16 +128,21 @@ def test_profile_columns_limit_and_order_and_max_top_values(tmp_path):
     assert stats(project, "p") == [
         ("_table_", "row_count", "4", None),
         ("amount", "null_count", "1", None),
-        ("amount", "null_percent", "25", None),
+        ("amount", "null_percent", "25.0", None),
         ("amount", "distinct_count", "2", None),
         ("amount", "min", "4.5", None),
         ("amount", "max", "10.5", None),
         ("amount", "avg", "6.5", None),
-        ("amount", "stddev", "3.464102", None),
+        ("amount", "sum", "19.5", None),
+        ("amount", "stddev", "3.4641016151377544", None),
+        ("amount", "p25", "4.5", None),
+        ("amount", "p50", "4.5", None),
+        ("amount", "p75", "9.0", None),
         ("amount", "top_value", "4.5", "2"),
         ("city", "null_count", "1", None),
-        ("city", "null_percent", "25", None),
+        ("city", "null_percent", "25.0", None),
         ("city", "distinct_count", "2", None),
+        ("city", "top_values", None, '[{"value":"Oslo","count":2,"percent":66.67}]'),
         ("city", "min", "Oslo", None),
         ("city", "max", "Rome", None),
         ("city", "top_value", "Oslo", "2"),
@@ -123,7 +150,7 @@ def test_profile_columns_limit_and_order_and_max_top_values(tmp_path):
     assert stats(project, "no_top") == [
         ("_table_", "row_count", "4", None),
         ("city", "null_count", "1", None),
-        ("city", "null_percent", "25", None),
+        ("city", "null_percent", "25.0", None),
         ("city", "distinct_count", "2", None),
         ("city", "min", "Oslo", None),
         ("city", "max", "Rome", None),
@@ -145,16 +172,22 @@ def test_profile_of_an_empty_table(tmp_path):
     assert res.exit_code == 0, res.output
     assert stats(project, "p") == [
         ("_table_", "row_count", "0", None),
+        # Seeknal gives NULL null_count here; 0 is the count of NULLs in no rows
         ("id", "null_count", "0", None),
-        ("id", "null_percent", None, None),
+        ("id", "null_percent", "0.0", None),
         ("id", "distinct_count", "0", None),
         ("id", "min", None, None),
         ("id", "max", None, None),
         ("id", "avg", None, None),
+        ("id", "sum", None, None),
         ("id", "stddev", None, None),
+        ("id", "p25", None, None),
+        ("id", "p50", None, None),
+        ("id", "p75", None, None),
         ("city", "null_count", "0", None),
-        ("city", "null_percent", None, None),
+        ("city", "null_percent", "0.0", None),
         ("city", "distinct_count", "0", None),
+        ("city", "top_values", None, None),
         ("city", "min", None, None),
         ("city", "max", None, None),
     ]

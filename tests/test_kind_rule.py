@@ -298,9 +298,9 @@ def test_profile_check_warn_and_fail_thresholds(tmp_path):
     # score: 10, 20, 30, NULL -> avg 20, sample stddev 10, 25% NULL, 3 distinct; one: a single 5 -> stddev NULL
     assert rows(project, "pc_warn") == [
         ("row_count", "profile_check", None, "pass", 0, "row_count = 4 (fail if = 0)"),
-        ("avg", "profile_check", "score", "warn", 1, "avg of score = 20, which meets the warn threshold '> 15'"),
+        ("avg", "profile_check", "score", "warn", 1, "avg of score = 20.0, which meets the warn threshold '> 15'"),
         ("null_percent", "profile_check", "score", "warn", 1,
-         "null_percent of score = 25, which meets the warn threshold 'between 20 and 30'"),
+         "null_percent of score = 25.0, which meets the warn threshold 'between 20 and 30'"),
         ("max", "profile_check", "score", "pass", 0, "max of score = 30 (fail if >= 31)"),
         ("stddev", "profile_check", "one", "warn", 1,
          "stddev of one is NULL, which counts as meeting the warn threshold '> 100'"),
@@ -308,15 +308,15 @@ def test_profile_check_warn_and_fail_thresholds(tmp_path):
     ]
     assert rows(project, "pc_fail") == [
         ("null_percent", "profile_check", "note", "fail", 1,
-         "null_percent of note = 75, which meets the fail threshold '> 50'"),
-        ("stddev", "profile_check", "score", "fail", 1, "stddev of score = 10, which meets the fail threshold '== 10'"),
+         "null_percent of note = 75.0, which meets the fail threshold '> 50'"),
+        ("stddev", "profile_check", "score", "fail", 1, "stddev of score = 10.0, which meets the fail threshold '== 10'"),
         ("min", "profile_check", "score", "pass", 0, "min of score = 10 (warn if < 5)"),
     ]
     results = run_results(project)
     assert results["rule.pc_warn"]["status"] == "success"
     assert results["rule.pc_warn"]["warnings"] == [
-        "3 of 6 checks warned: avg (score): avg of score = 20, which meets the warn threshold '> 15'; "
-        "null_percent (score): null_percent of score = 25, which meets the warn threshold 'between 20 and 30'; "
+        "3 of 6 checks warned: avg (score): avg of score = 20.0, which meets the warn threshold '> 15'; "
+        "null_percent (score): null_percent of score = 25.0, which meets the warn threshold 'between 20 and 30'; "
         "stddev (one): stddev of one is NULL, which counts as meeting the warn threshold '> 100' "
         "(results in table rule.pc_warn)"]
     assert results["rule.pc_fail"]["status"] == "failed"

@@ -1,16 +1,31 @@
 """exposure: the upstream result written out.
 
-``type: file`` writes its first input's table to ``params.path`` (or top-level ``path``)
-as csv, parquet, json (one array) or jsonl (one object a line), by ``params.format``
-(or top-level ``format``; default: the file extension).  The path must stay inside the
-project: checked at parse time (``..``, absolute paths and symlinks pointing out are
-refused) and again before writing.  The file is written atomically (a temporary file
-in the same folder, fsync, rename), so a failed or killed build leaves the last good
-file in place.
+``type: file`` writes its input's table to ``params.path`` (or top-level ``path``) as csv,
+parquet, json (one array) or jsonl (one object a line), by ``params.format`` (or top-level
+``format``; default: the file extension).  The path must stay inside the project: checked
+at parse time (``..``, absolute paths and symlinks pointing out are refused) and again
+before writing.
 
-An exposure has no table (``HAS_TABLE = False``); its file is its output, so a deleted
-file means "output missing" and reruns it.  Every param is a build field, so changing
-the path or format reruns it.
+Several inputs: each input's table is written to its own file, named after the input: the
+input's node name is added to the file name before its extension, so ``path:
+output/export.csv`` with inputs ``transform.orders`` and ``source.customers`` writes
+``output/export_orders.csv`` and ``output/export_customers.csv`` (Seeknal writes only the
+first input, silently).  Two inputs with the same name are a parse error, and so is an
+input without a table (another exposure).
+
+``params.partition_by: [col, ...]`` (or one column name) makes each output a folder in Hive
+layout, ``<path>/col=<value>/data_0.<ext>``, written with DuckDB's ``COPY ... (PARTITION_BY
+...)`` (see seekrun/partitioned.py; Seeknal 2.13 ignores partition_by on exposures).  A
+partition column missing from the input fails the node, naming the columns there are.
+
+Every write is atomic: a temporary file (or folder) beside the output, fsync, then a rename
+(a folder: an atomic exchange); all of a node's outputs are written before any is put in
+place, so a failed or killed build leaves the last good outputs.
+
+An exposure has no table (``HAS_TABLE = False``); its files are its output, recorded with
+their content hashes (a folder: the hash of every file in it), so a deleted or edited file,
+or a partition file deleted, edited or added, reruns it.  Every param is a build field, so
+changing the path, format or partitioning reruns it.
 
 Other types (api, database, notification) parse, and are refused at run time (exit 2).
 """
@@ -20,12 +35,12 @@ import os
 import uuid
 from pathlib import Path
 
-from seekrun import faults
+from seekrun import faults, partitioned
 from seekrun.fsutil import commit_file
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config, inside,
                                  sql_literal, table_name)
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 1  # unchanged: a single-input, unpartitioned exposure writes the same file
 HAS_TABLE = False
 FORMATS = ("csv", "parquet", "json", "jsonl")
 EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json",
@@ -59,16 +74,43 @@ def format_of(path: str, fmt) -> str | None:
     return EXTENSIONS.get(os.path.splitext(name)[1])
 
 
-def _resolve(path: str, root: Path) -> tuple[str | None, str]:
-    """(project-relative path, '') or (None, why it is refused)."""
+def _resolve(path: str, root: Path, folder_ok: bool = False) -> tuple[str | None, str]:
+    """(project-relative path, '') or (None, why it is refused). folder_ok: a partitioned
+    write, whose output is a folder."""
     full = path if os.path.isabs(path) else os.path.join(str(root), path)
     if not inside(root, full):
         return None, (f"path '{path}' resolves outside the project directory: "
                       "write exposures to a path inside the project")
     real, base = os.path.realpath(full), os.path.realpath(root)
-    if real == base or os.path.isdir(real):
-        return None, f"path '{path}' is a folder: give a file name, e.g. output/result.csv"
+    if real == base:
+        return None, f"path '{path}' is the project folder: give a name, e.g. output/result"
+    if os.path.isdir(real) and not folder_ok:
+        return None, (f"path '{path}' is a folder: give a file name, e.g. output/result.csv (a folder left "
+                      "by an earlier partition_by write: delete it)")
     return os.path.relpath(real, base).replace(os.sep, "/"), ""
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """('export', '.csv.gz') from 'export.csv.gz': the name and its extension(s)."""
+    lower, tail = name.lower(), ""
+    for suffix in COMPRESSION_SUFFIXES:
+        if lower.endswith(suffix):
+            name, tail = name[: -len(suffix)], name[-len(suffix):]
+            break
+    stem, ext = os.path.splitext(name)
+    return (stem, ext + tail) if stem else (name, tail)
+
+
+def per_input_path(rel: str, input_id: str) -> str:
+    """Where one of several inputs is written: its node name added before the extension."""
+    folder, _, name = rel.rpartition("/")
+    stem, ext = _split_name(name)
+    named = f"{stem}_{input_id.partition('.')[2]}{ext}"
+    return f"{folder}/{named}" if folder else named
+
+
+def _targets(rel: str, inputs: list[str]) -> list[str]:
+    return [rel] if len(inputs) == 1 else [per_input_path(rel, i) for i in inputs]
 
 
 def prepare(rec: dict, built: dict, pc) -> None:
@@ -85,7 +127,14 @@ def prepare(rec: dict, built: dict, pc) -> None:
     if not isinstance(path, str) or not path.strip():
         pc.error(path_key, "path must be a file path string")
         return
-    rel, why = _resolve(path, pc.root)
+    params = built.get("params") if isinstance(built.get("params"), dict) else {}
+    partition = None
+    if params.get("partition_by") is not None:
+        partition = partitioned.check_config(params["partition_by"], pc.error, ("params", "partition_by"))
+        if partition is None:
+            return
+    # partitioned, the output is a folder (an existing one may be the last write)
+    rel, why = _resolve(path, pc.root, folder_ok=partition is not None)
     if rel is None:
         pc.error(path_key, why)
         return
@@ -97,7 +146,6 @@ def prepare(rec: dict, built: dict, pc) -> None:
     if chosen not in FORMATS:
         pc.error(fmt_key, f"format '{fmt}' is not supported: use one of {', '.join(FORMATS)}")
         return
-    params = built.get("params") if isinstance(built.get("params"), dict) else {}
     compression = params.get("compression")
     if compression is not None:
         allowed = COMPRESSIONS["parquet" if chosen == "parquet" else "text"]
@@ -110,8 +158,29 @@ def prepare(rec: dict, built: dict, pc) -> None:
         if delim is not None and (not isinstance(delim, str) or len(delim.encode()) != 1):
             pc.error(("params", key), f"{key} must be one character, e.g. ';' or '\\t'")
             return
-    rec["output_files"] = [rel]
-    rec["output_lines"] = {rel: pc.line(path_key)}
+    from seekrun.parser.kinds import TABLELESS_KINDS
+
+    listed = "inputs" if built.get("inputs") else "depends_on" if built.get("depends_on") else None
+    where = (listed,) if listed else ("type",)
+    for i, ref in enumerate(rec["inputs"]):
+        if ref.partition(".")[0] in TABLELESS_KINDS:
+            at = (listed, i) if listed and len(built[listed]) == len(rec["inputs"]) else where
+            pc.error(at, f"input {ref} has no table to write (an {ref.partition('.')[0]} writes files): "
+                         f"remove it from {listed or 'inputs'}")
+            return
+    names: dict[str, str] = {}
+    for ref in rec["inputs"] if len(rec["inputs"]) > 1 else ():
+        name = ref.partition(".")[2]
+        if name.lower() in names:
+            pc.error(where,
+                     f"inputs {names[name.lower()]} and {ref} would both be written to "
+                     f"'{per_input_path(rel, ref)}' (each input goes to a file named after it): "
+                     "write them with two exposures")
+            return
+        names[name.lower()] = ref
+    files = _targets(rel, rec["inputs"])
+    rec["output_files"] = files
+    rec["output_lines"] = {f: pc.line(path_key) for f in files}
 
 
 def output_files(node: dict, root: Path) -> list[Path]:
@@ -151,33 +220,45 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     params = cfg.get("params") if isinstance(cfg.get("params"), dict) else {}
     path, _, fmt, _ = _settings(cfg)
     fmt = format_of(str(path), fmt)
-    rel = node["output_files"][0]
-    final = ctx.root / rel
-    if not inside(ctx.root, final):  # a symlink made since parse
-        ctx.fail(f"path '{rel}' now resolves outside the project directory: not written")
-    source = node["inputs"][0]
-    if source not in ctx.nodes:
-        ctx.fail(f"input {source} is not in the project")
+    partition = partitioned.columns_of(params.get("partition_by")) if params.get("partition_by") is not None else None
     from seekrun.engine.kinds import executor
 
-    if not getattr(executor(ctx.nodes[source]["kind"]), "HAS_TABLE", True):
-        ctx.fail(f"input {source} has no table to write (it is a {ctx.nodes[source]['kind']})")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder (same file system, so the rename is atomic), same suffix (compression by extension).
-    tmp = final.parent / f".seekrun-tmp-{uuid.uuid4().hex[:12]}-{final.name}"
+    staged: list[tuple[str, Path, Path]] = []  # (rel, temp, final)
+    rows = 0
     try:
-        row = ctx.execute(f"COPY (SELECT * FROM {table_name(source)}) TO {sql_literal(str(tmp))} "
-                          f"({', '.join(_options(fmt, str(path), params))})").fetchone()
-        if not tmp.is_file():
-            raise NodeFailure(f"DuckDB did not write {rel}")
+        for source, rel in zip(node["inputs"], node["output_files"]):
+            final = ctx.root / rel
+            if not inside(ctx.root, final):  # a symlink made since parse
+                ctx.fail(f"path '{rel}' now resolves outside the project directory: not written")
+            if source not in ctx.nodes:
+                ctx.fail(f"input {source} is not in the project")
+            if not getattr(executor(ctx.nodes[source]["kind"]), "HAS_TABLE", True):
+                ctx.fail(f"input {source} has no table to write (it is a {ctx.nodes[source]['kind']})")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            opts = _options(fmt, str(path), params)
+            if partition is not None:
+                cols = partitioned.resolve_columns(ctx, table_name(source), partition, f"{source} -> {rel}")
+                opts.append(partitioned.clause(cols))
+                tmp = partitioned.temp_folder(final)
+            else:
+                # Same folder (same file system, so the rename is atomic), same suffix (compression by extension).
+                tmp = final.parent / f".seekrun-tmp-{uuid.uuid4().hex[:12]}-{final.name}"
+            staged.append((rel, tmp, final))
+            row = ctx.execute(f"COPY (SELECT * FROM {table_name(source)}) TO {sql_literal(str(tmp))} "
+                              f"({', '.join(opts)})").fetchone()
+            if not tmp.exists():
+                raise NodeFailure(f"DuckDB did not write {rel}")
+            rows += int(row[0]) if row and row[0] is not None else 0
         faults.point("exposure_write", node["id"])
-        if ctx.on_file is not None:
-            ctx.on_file(rel, tmp)
-        commit_file(tmp, final)
+        for rel, tmp, final in staged:
+            if ctx.on_file is not None:
+                ctx.on_file(rel, tmp)
+            if tmp.is_dir():
+                partitioned.swap_in(tmp, final)
+            else:
+                commit_file(tmp, final)
     finally:
-        if tmp.exists():
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-    return BuildResult(int(row[0]) if row and row[0] is not None else None)
+        for _, tmp, _ in staged:
+            if os.path.lexists(tmp):
+                partitioned.remove_path(tmp)
+    return BuildResult(rows)

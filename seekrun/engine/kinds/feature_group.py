@@ -9,25 +9,24 @@ survives any failure):
    (``features: null`` keeps every column, uncast, in the SQL's order),
 3. check that no join key is NULL and that the keys are unique per event time (or per
    key when there is no event time column); a violation names some duplicate keys,
-4. with ``materialization.offline.enabled`` write ``target/feature_store/<name>.parquet``
-   (temp file in the same folder, then ``os.replace`` after the commit, see after_commit).
+4. with ``materialization.offline`` (``true``, or a mapping without ``enabled: false``) write
+   ``target/feature_store/<name>.parquet``, or with ``offline.partition_by`` a partitioned
+   folder ``target/feature_store/<name>/`` (temp copy, put in place after the commit: see
+   offline_store.py).
 
 Seeknal shorthands are accepted: ``entity: customer`` (join key ``customer_id``),
 ``offline: true``, and ``features`` as a list of column names.
 """
 from __future__ import annotations
 
-import os
 import re
-import threading
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from seekrun.fsutil import fsync_path
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, PrepareContext, UnsupportedNode,
-                                 build_config, quote_ident, sql_literal)
+                                 build_config, quote_ident)
 
 HANDLES_PYTHON = True  # delegates to python_node itself when node["python"] is set
 ENGINE_VERSION = 1
@@ -51,6 +50,7 @@ class Spec:
     offline_format: str
     online: bool
     features: list[tuple[str, str | None]] | None  # (column, DuckDB type or None), in order
+    offline_partition_by: list[str] | None = None  # a Hive-partitioned folder (offline_store.py)
 
 
 def _entity_keys(entity: Any) -> list:
@@ -63,10 +63,9 @@ def _entity_keys(entity: Any) -> list:
 
 
 def _offline(mat: dict) -> tuple[bool, str]:
-    off = mat.get("offline")
-    if isinstance(off, dict):
-        return bool(off.get("enabled", False)), str(off.get("format") or "parquet").lower()
-    return bool(off), "parquet"
+    from seekrun.engine.kinds.offline_store import offline_of
+
+    return offline_of(mat)[:2]
 
 
 def _enabled(value: Any) -> bool:
@@ -99,12 +98,16 @@ def spec_of(cfg: dict, order: list | None = None) -> Spec:
             items.sort(key=lambda kv: rank.get(str(kv[0]), len(rank)))
         features = [(str(c), dtype_sql((v or {}).get("dtype") if isinstance(v, dict) else None))
                     for c, v in items]
+    from seekrun.engine.kinds.offline_store import offline_of
+
     return Spec([str(k) for k in _entity_keys(cfg.get("entity"))], mat.get("event_time_col"), offline, fmt,
-                _enabled(mat.get("online")), features)
+                _enabled(mat.get("online")), features, offline_of(mat)[2] if offline else None)
 
 
-def parquet_rel(name: str) -> str:
-    return (FEATURE_STORE / f"{name}.parquet").as_posix()
+def parquet_rel(name: str, partition_by: list[str] | None = None) -> str:
+    from seekrun.engine.kinds.offline_store import output_rel
+
+    return output_rel(name, partition_by)
 
 
 # ---- parse time ------------------------------------------------------------------------------
@@ -164,13 +167,19 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
     # order of `features` is the order of the output columns).  Entity name and online
     # settings are not used by seekrun, so editing them reruns nothing.
     pc.fields["entity"] = {"join_keys": spec.join_keys}
+    from seekrun.engine.kinds.offline_store import check_config
+
+    check_config(mat if isinstance(mat, dict) else {}, pc.error)
+    offline = {"enabled": True, "format": spec.offline_format}
+    if spec.offline_partition_by:
+        offline["partition_by"] = spec.offline_partition_by
     pc.fields["materialization"] = {
         "event_time_col": spec.event_time_col,
-        "offline": {"enabled": True, "format": spec.offline_format} if spec.offline else {"enabled": False},
+        "offline": offline if spec.offline else {"enabled": False},
     }
     pc.fields["features"] = None if spec.features is None else [list(f) for f in spec.features]
     if spec.offline:
-        rec["output_files"] = [parquet_rel(rec["name"])]
+        rec["output_files"] = [parquet_rel(rec["name"], spec.offline_partition_by)]
 
 
 def output_files(node: dict, root: Path) -> list[Path]:
@@ -301,36 +310,18 @@ def _check_keys(node: dict, ctx: BuildContext, spec: Spec, table: str, columns: 
 def _build_checked(node: dict, ctx: BuildContext, spec: Spec, source: str) -> int | None:
     columns = _columns(ctx, source)
     select = _select_list(node, ctx, spec, columns)
-    folder = ctx.root / FEATURE_STORE
-    final = ctx.root / parquet_rel(node["name"])
-    tmp = None
-    if spec.offline:
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(f".{node['name']}.parquet.*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
-        tmp = folder / f".{node['name']}.parquet.{os.getpid()}-{threading.get_ident()}.tmp"
-    # The engine runs the build in one transaction; the parquet file is renamed into place
-    # only after the commit (after_commit), and a failed build removes its temp file.
-    if tmp is not None:
-        ctx.on_abort.append(lambda: tmp.unlink(missing_ok=True))
     sep = ",\n    "
     rows = ctx.materialize(f"SELECT\n    {sep.join(select)}\nFROM (\n{source}\n) AS seekrun_src")
     _check_keys(node, ctx, spec, ctx.table, columns)
-    if tmp is not None:
-        ctx.execute(f"COPY (SELECT * FROM {ctx.table}) TO {sql_literal(str(tmp))} (FORMAT parquet)")
-        fsync_path(tmp)
+    # The engine runs the build in one transaction; the offline file (or folder) is put in
+    # place only after the commit (after_commit), and a failed build removes its temp copy.
+    from seekrun.engine.kinds import offline_store
 
-        def put_in_place() -> None:
-            try:
-                os.replace(tmp, final)
-            except OSError:
-                tmp.unlink(missing_ok=True)
-                raise
-            fsync_path(folder)
-
-        ctx.after_commit.append(put_in_place)
-    elif final.exists():
-        ctx.after_commit.append(lambda: final.unlink(missing_ok=True))  # offline turned off: a stale file goes
+    if spec.offline:
+        offline_store.write(node, ctx, spec.offline_partition_by)
+    elif (ctx.root / parquet_rel(node["name"])).exists():  # offline turned off: a stale file goes
+        final = ctx.root / parquet_rel(node["name"])
+        ctx.after_commit.append(lambda: final.unlink(missing_ok=True))
     if spec.online:
         ctx.warn(f"{node['id']}: materialization.online is not supported by seekrun (ignored)")
     return rows

@@ -1,41 +1,58 @@
 """profile: long-format statistics of the node's first input, in table "profile"."<name>".
 
 One row per (column_name, metric, value, detail), all VARCHAR so numbers, dates and text
-share one column (cast ``value`` to compare: ``CAST(value AS DOUBLE)``):
+share one column (cast ``value`` to compare: ``CAST(value AS DOUBLE)``).  The rows are
+Seeknal's, with the same values (DuckDB's own text for every number), in Seeknal's order;
+what seekrun adds are extra rows (marked *extra* below) after Seeknal's rows of the same
+column, never in their place:
 
-- ``_table_`` / ``row_count``: the number of rows (``_table_`` as in Seeknal).
-- per profiled column, in this order: ``null_count``; ``null_percent`` (0..100, NULL for
-  an empty table); ``distinct_count`` (non-NULL values); ``min`` and ``max`` (the values
-  as DuckDB prints them); for numeric columns only ``avg`` and ``stddev`` (sample
-  standard deviation, NULL below two values); then up to ``max_top_values`` (default 5)
-  ``top_value`` rows: value = the value as text, detail = its count, most frequent first,
-  ties by value.  NULLs are not top values (see null_count).
-- computed numbers (null_percent, avg, stddev) are rounded to 6 decimals and printed
-  without trailing zeros ("2.5", "33.333333", "50"), so reruns give identical text.
+- ``_table_`` / ``row_count``: the number of rows.
+- every profiled column: ``null_count`` (``0`` for an empty table, where Seeknal gives
+  NULL); ``null_percent`` (0..100; ``0.0`` for an empty table); ``distinct_count``
+  (non-NULL values).
+- numeric columns: ``min``, ``max``, ``avg``, ``sum`` (as a DOUBLE), ``stddev`` (sample),
+  ``p25``, ``p50``, ``p75`` (DuckDB's ``approx_quantile``, as in Seeknal: exact on small
+  tables, approximate on large ones).
+- DATE and TIMESTAMP columns: ``min``, ``max``, ``freshness_hours`` (hours from ``max`` to
+  the time of the build; naive timestamps and dates read as UTC), plus ``_table_`` /
+  ``profiled_at`` (*extra*: that time, UTC, so a ``profile_check`` on freshness_hours can
+  measure it again against now).
+- text, boolean and other columns: one ``top_values`` row, value NULL, detail a JSON list of
+  ``{"value", "count", "percent"}`` (percent of the non-NULL rows, 2 decimals), most
+  frequent first, at most ``max_top_values`` (default 5).  Ties are ordered by value (in
+  Seeknal their order is arbitrary).  *extra* for text and boolean columns: ``min``, ``max``.
+- BLOB columns: null_count and null_percent only (*extra*: distinct_count).
+- *extra*, every column but BLOBs: up to ``max_top_values`` ``top_value`` rows: value =
+  the value as text, detail = its count, most frequent first, ties by value.  NULLs are
+  never top values (see null_count).
 
 ``profile.columns`` limits (and orders) the columns profiled; a listed column that is
 not in the input is skipped with a warning, as in Seeknal.  Without it every column is
-profiled in table order.
+profiled in table order.  ``max_top_values: 0`` (which Seeknal refuses) leaves out both
+kinds of top values.
 """
 from __future__ import annotations
 
-from seekrun.errors import suggest
-
-import math
 import re
-from decimal import Decimal
-from typing import Any
+import time
+from datetime import datetime, timezone
+
+from seekrun.errors import suggest
 
 from seekrun.engine.base import BuildContext, BuildResult, build_config, quote_ident
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2  # 2: Seeknal's rows (top_values, sum, p25..p75, freshness_hours), DuckDB's number text
 
 PROFILE_KEYS = ("columns", "params")
 PARAMS = ("max_top_values",)
 DEFAULT_TOP = 5
 TABLE_COLUMN = "_table_"
+PROFILED_AT = "profiled_at"
 _NUMERIC = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT"
                       r"|FLOAT|DOUBLE|REAL|DECIMAL(\(\d+,\s*\d+\))?)$")
+TIME_TYPES = frozenset({"DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP_S",
+                        "TIMESTAMP_MS", "TIMESTAMP_NS"})
+BINARY_TYPES = frozenset({"BLOB", "BYTEA"})
 
 
 def prepare(rec: dict, built: dict, pc) -> None:
@@ -82,17 +99,67 @@ def top_values(params: dict) -> int | None:
     return value
 
 
-def number_text(x: Any) -> str | None:
-    """A computed number as stable text: 6 decimals at most, no trailing zeros."""
-    if x is None:
-        return None
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    text = format(Decimal(repr(round(x, 6))), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+def category(duckdb_type: str) -> str:
+    """numeric, time, binary or text (everything else, booleans included), as Seeknal sorts them."""
+    upper = duckdb_type.upper()
+    if _NUMERIC.match(upper):
+        return "numeric"
+    if upper in TIME_TYPES:
+        return "time"
+    if upper in BINARY_TYPES:
+        return "binary"
+    return "text"
+
+
+def _top_values_sql(q: str, source: str, top: int) -> str:
+    """Seeknal's top_values detail: a JSON list, most frequent first (ties by value here)."""
+    return (f"SELECT CAST(list(json_object('value', CAST(val AS VARCHAR), 'count', cnt, 'percent', "
+            f"round(pct, 2)) ORDER BY cnt DESC, val) AS VARCHAR) FROM (SELECT {q} AS val, "
+            f"CAST(count(*) AS BIGINT) AS cnt, 100.0 * count(*) / sum(count(*)) OVER () AS pct "
+            f"FROM {source} WHERE {q} IS NOT NULL GROUP BY {q} ORDER BY cnt DESC, {q} LIMIT {int(top)})")
+
+
+def column_rows(ctx: BuildContext, source: str, name: str, typ: str, top: int, now: float) -> list[tuple]:
+    """The profile rows of one column (one query for its aggregates: DuckDB reads just that
+    column, and many count(DISTINCT) aggregates in one query are much slower than one each)."""
+    q = quote_ident(name)
+    kind = category(typ)
+    common = (f"count(*) - count({q}), "  # 0 for an empty table (Seeknal: NULL)
+              f"CAST(CASE WHEN count(*) = 0 THEN 0 ELSE 100.0 * sum(CASE WHEN {q} IS NULL THEN 1 ELSE 0 END) "
+              f"/ count(*) END AS VARCHAR), count(DISTINCT {q})")
+    metrics: list[str] = []
+    exprs: list[str] = []
+    if kind == "numeric":
+        metrics = ["min", "max", "avg", "sum", "stddev", "p25", "p50", "p75"]
+        exprs = [f"min({q})", f"max({q})", f"avg({q})", f"CAST(sum({q}) AS DOUBLE)", f"stddev_samp({q})",
+                 f"approx_quantile({q}, 0.25)", f"approx_quantile({q}, 0.5)", f"approx_quantile({q}, 0.75)"]
+    elif kind == "time":
+        metrics = ["min", "max", "freshness_hours"]
+        exprs = [f"min({q})", f"max({q})", f"(CAST(? AS DOUBLE) - epoch(max({q}))) / 3600.0"]
+    elif kind == "text":
+        metrics = ["min", "max"]
+        exprs = [f"min({q})", f"max({q})"]
+    casts = "".join(f", CAST({e} AS VARCHAR)" for e in exprs)
+    params = [now] if kind == "time" else None
+    nulls, percent, distinct, *values = ctx.execute(f"SELECT {common}{casts} FROM {source}", params).fetchone()
+    rows = [(name, "null_count", str(nulls), None), (name, "null_percent", percent, None)]
+    if kind == "binary":
+        return rows + [(name, "distinct_count", str(distinct), None)]  # extra (Seeknal: nulls only)
+    rows.append((name, "distinct_count", str(distinct), None))
+    stats = list(zip(metrics, values))
+    if kind == "text":
+        if top:
+            detail = ctx.execute(_top_values_sql(q, source, top)).fetchone()[0]
+            rows.append((name, "top_values", None, detail))
+        rows += [(name, m, v, None) for m, v in stats]  # extra: min, max of text
+    else:
+        rows += [(name, m, v, None) for m, v in stats]
+    if top:  # extra: one row per top value
+        for value, count in ctx.execute(
+                f"SELECT CAST({q} AS VARCHAR), count(*) AS n FROM {source} WHERE {q} IS NOT NULL "
+                f"GROUP BY {q} ORDER BY n DESC, {q} LIMIT {int(top)}").fetchall():
+            rows.append((name, "top_value", value, str(count)))
+    return rows
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
@@ -112,30 +179,14 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         columns = [by_lower[c.lower()] for c in wanted if c.lower() in by_lower]
     else:
         columns = described
+    now = time.time()
     total = ctx.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
     rows: list[tuple] = [(TABLE_COLUMN, "row_count", str(total), None)]
     for name, typ in columns:
-        # one query per column: DuckDB reads just that column, and many count(DISTINCT)
-        # aggregates in one query are much slower than one each
-        q = quote_ident(name)
-        numeric = bool(_NUMERIC.match(typ))
-        extra = f", avg({q}), stddev_samp({q})" if numeric else ""
-        non_null, distinct, lo, hi, *more = ctx.execute(
-            f"SELECT count({q}), count(DISTINCT {q}), CAST(min({q}) AS VARCHAR), CAST(max({q}) AS VARCHAR)"
-            f"{extra} FROM {source}").fetchone()
-        nulls = total - non_null
-        rows += [(name, "null_count", str(nulls), None),
-                 (name, "null_percent", number_text(100.0 * nulls / total) if total else None, None),
-                 (name, "distinct_count", str(distinct), None),
-                 (name, "min", lo, None),
-                 (name, "max", hi, None)]
-        if numeric:
-            rows += [(name, "avg", number_text(more[0]), None), (name, "stddev", number_text(more[1]), None)]
-        if top:
-            for value, count in ctx.execute(
-                    f"SELECT CAST({q} AS VARCHAR), count(*) AS n FROM {source} WHERE {q} IS NOT NULL "
-                    f"GROUP BY {q} ORDER BY n DESC, {q} LIMIT {int(top)}").fetchall():
-                rows.append((name, "top_value", value, str(count)))
+        rows += column_rows(ctx, source, name, typ, top, now)
+    if any(m == "freshness_hours" for _, m, _, _ in rows):
+        stamp = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="microseconds")
+        rows.append((TABLE_COLUMN, PROFILED_AT, stamp, None))
     values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
     ctx.execute(
         f"CREATE OR REPLACE TABLE {ctx.table} AS\n"

@@ -94,6 +94,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
     pc.fields["rule"] = canonical[0] if single else canonical
     periods = [clock_period(c["params"]["max_age"]) for c in checks
                if c["type"] == "freshness" and c["params"].get("reference") is None and c["params"].get("max_age")]
+    from seekrun.engine.rules.profile_check import freshness_period
+
+    periods += [p for c in checks if c["type"] == "profile_check" for p in [freshness_period(c["checks"])] if p]
     if periods:  # measured against now: re-checked when its clock ticks (see clock_period)
         rec["volatile"] = min(periods)
     refs: list[str] = []

@@ -227,43 +227,4 @@ def _assertion(ctx, s, violated) -> tuple:
     return (s["label"], s["type"], None, violated if n else "pass", n, msg)
 
 
-def _profile_check(ctx, node, s, violated) -> list[tuple]:
-    profile_id = node["inputs"][s["profile"]]
-    stats = {}
-    for col, metric, value in ctx.execute(
-            f"SELECT column_name, metric, value FROM {table_name(profile_id)} WHERE metric <> 'top_value'"
-    ).fetchall():
-        stats[(col, metric)] = value
-    out = []
-    for sub in s["checks"]:
-        col, metric = sub["column"], sub["metric"]
-        if (col, metric) not in stats:
-            cols = sorted({c for c, m in stats if m == metric})
-            why = (" (avg and stddev are computed for numeric columns only)" if metric in ("avg", "stddev")
-                   and col in {c for c, _ in stats} else "")
-            raise NodeFailure(f"check '{s['label']}': {profile_id} has no {metric} for column '{col}'{why}"
-                              + (f"; it has {metric} for: {', '.join(cols)}" if cols else ""))
-        raw = stats[(col, metric)]
-        label = sub["name"] or metric
-        shown_col = None if col == TABLE_COLUMN else col
-        what = metric if col == TABLE_COLUMN else f"{metric} of {col}"
-        if raw is None:
-            level = "fail" if sub["fail"] else "warn"
-            status = violated if level == "fail" else "warn"
-            out.append((label, "profile_check", shown_col, status, 1,
-                        f"{what} is NULL, which counts as meeting the {level} threshold '{sub[level][3]}'"))
-            continue
-        value = _number(raw)
-        if value is None:
-            raise NodeFailure(f"check '{s['label']}': {what} in {profile_id} is {raw!r}, not a number: "
-                              "thresholds compare numbers")
-        if sub["fail"] and matches(sub["fail"][:3], float(value)):
-            out.append((label, "profile_check", shown_col, violated, 1,
-                        f"{what} = {raw}, which meets the fail threshold '{sub['fail'][3]}'"))
-        elif sub["warn"] and matches(sub["warn"][:3], float(value)):
-            out.append((label, "profile_check", shown_col, "warn", 1,
-                        f"{what} = {raw}, which meets the warn threshold '{sub['warn'][3]}'"))
-        else:
-            limits = "; ".join(f"{lvl} if {sub[lvl][3]}" for lvl in ("fail", "warn") if sub[lvl])
-            out.append((label, "profile_check", shown_col, "pass", 0, f"{what} = {raw} ({limits})"))
-    return out
+from seekrun.engine.rules.profile_check import profile_check as _profile_check  # noqa: E402,F401

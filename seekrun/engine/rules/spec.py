@@ -37,7 +37,9 @@ CHECK_KEYS = {
 }
 NODE_PARAMS = ("severity", "error_message")
 SEVERITIES = ("error", "warn")
-PROFILE_METRICS = ("row_count", "null_count", "null_percent", "distinct_count", "min", "max", "avg", "stddev")
+# Seeknal's metric names (top_values is text, so no threshold applies to it)
+PROFILE_METRICS = ("row_count", "null_count", "null_percent", "distinct_count", "min", "max", "avg", "sum", "stddev",
+                   "p25", "p50", "p75", "freshness_hours")
 SUBCHECK_KEYS = ("name", "description", "column", "metric", "warn", "fail")
 TABLE_COLUMN = "_table_"  # profile rows of table-level metrics (row_count)
 
@@ -349,7 +351,9 @@ def _subchecks(raw: Any, e: Callable, at: Callable) -> list[dict]:
                               f"use {', '.join(SUBCHECK_KEYS)}")
         metric, column = sub.get("metric"), sub.get("column")
         if metric not in PROFILE_METRICS:
-            what = "is missing" if metric is None else f"{metric!r} is not one seekrun profiles compute"
+            what = ("is missing" if metric is None else f"{metric!r} is a JSON list, not a number (thresholds "
+                    "compare numbers)" if metric in ("top_values", "top_value") else
+                    f"{metric!r} is not one seekrun profiles compute")
             e(at(j, "metric") if metric is not None else at(j),
               f"metric {what}{suggest(str(metric), PROFILE_METRICS)}: use one of {', '.join(PROFILE_METRICS)}")
         if column is not None and not isinstance(column, str):
