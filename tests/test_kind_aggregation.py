@@ -320,9 +320,9 @@ def test_unknown_aggs_are_parse_errors_with_their_lines(proj):
     ("basic: [sum, count, avg, min, max, stddev]", "basic: [sum, avg, mean]", 11,
      "output column 'amount_avg' is produced twice (also by features[0].basic[1])"),
     ("window: [30]", "window: [0]", 15,
-     "features[0].rolling[1].window: 0 is not a number of days (a whole number >= 1)"),
+     "features[0].rolling[1].window: 0 is not a number of days (a whole number >= 1, or e.g. 7d)"),
     ("    column: amount\n", "    column: amount\n    rolling_window: 7\n", 11,
-     "unknown key 'rolling_window' in features[0]: use name, column, basic, rolling, description"),
+     "unknown key 'rolling_window' in features[0]: use name, column, basic, rolling, ratio, since, description"),
     ("inputs:\n  - ref: source.tx\n", "", 1,
      "aggregation needs an input to aggregate"),
     ("feature_date_col: day\n", "feature_date_col: day\ngroup_by: [cust]\n", 8,
@@ -365,7 +365,10 @@ def test_text_feature_dates_fail_with_a_hint(tmp_path):
         "cast it upstream (e.g. CAST(shop AS DATE))")
 
 
-def test_seeknal_ratio_aggs_are_refused_before_anything_runs(tmp_path):
+def test_seeknal_ratio_and_since_aggs(tmp_path):
+    """Issue 11 (6c): ratio and since, once refused, are built as Seeknal names them.  Worked out
+    from TX by hand: the application date is 2024-01-12 (the latest day); a ratio is the
+    numerator window's sum over the denominator window's (NULL when that is NULL or 0)."""
     p = small_project(tmp_path, """\
         kind: aggregation
         name: agg
@@ -374,15 +377,41 @@ def test_seeknal_ratio_aggs_are_refused_before_anything_runs(tmp_path):
         feature_date_col: day
         features:
           - name: amount
-            basic: [sum]
-            ratio: [{numerator: [1, 7], denominator: [8, 30], aggs: [sum]}]
+            ratio: [{numerator: [1, 7d], denominator: [8, 30], aggs: [sum]}]
+            since: [{condition: "shop = 'a'", aggs: [count, sum]}]
         """)
     res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    assert colnames(p, "aggregation.agg") == [
+        "cust", "application_date", "amount_sum_ratio_1d_8d", "amount_sum_ratio_1d_30d",
+        "amount_sum_ratio_7d_8d", "amount_sum_ratio_7d_30d", "amount_count_if", "amount_sum_if"]
+    D = date(2024, 1, 12)
+    assert table(p, "aggregation.agg") == [
+        (1, D, 40 / 90, 0.4, 70 / 90, 0.7, 3, 80),
+        (2, D, None, None, 1.0, 1.0, 1, 5),
+        (3, D, None, None, None, None, 1, 8)]
+
+
+def test_ratio_and_since_config_errors_are_parse_errors(tmp_path):
+    p = small_project(tmp_path, """\
+        kind: aggregation
+        name: agg
+        inputs: [{ref: source.tx}]
+        id_col: cust
+        feature_date_col: day
+        features:
+          - name: amount
+            ratio: [{numerator: [1], aggs: [median]}]
+            since: [{aggs: [max]}]
+        """)
+    res = cli("parse", "-p", str(p))
     assert res.exit_code == 2, res.output
-    assert ("aggregation.agg: features[0].ratio aggregations are not supported by seekrun yet "
-            "(supported: basic, rolling)") in res.stderr
-    assert not (p / "target" / "seekrun.duckdb").exists() or query(
-        p, "SELECT count(*) FROM duckdb_tables()") == [(0,)]
+    assert ("nodes/agg.yml:8: aggregation.agg: features[0].ratio[0].denominator is missing: "
+            "give its window(s) in days, e.g. [7]") in res.stderr
+    assert ("unknown aggregation 'median' in features[0].ratio[0].aggs (did you mean 'mean'?)") in res.stderr
+    assert "nodes/agg.yml:9: aggregation.agg: features[0].since[0].condition is missing" in res.stderr
+    assert ("nodes/agg.yml:9: aggregation.agg: unknown aggregation 'max' in features[0].since[0].aggs: "
+            "use one of count, sum") in res.stderr
 
 
 # ---- the sample project ----------------------------------------------------------------------

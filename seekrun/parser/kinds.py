@@ -1,7 +1,8 @@
 """What each kind is, without importing pydantic (kept light for the warm, cached path)."""
 from __future__ import annotations
 
-KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model"})
+KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model",
+                   "second_order_aggregation"})
 METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
 # Kinds whose output is a file, not a table (their executor modules say HAS_TABLE = False).
 TABLELESS_KINDS = frozenset({"exposure"})
@@ -17,6 +18,7 @@ FIELD_LABELS = {
     ("source", "source"): "source format",
     ("source", "params"): "reader params",
     ("aggregation", "generated_sql"): "generated SQL",
+    ("second_order_aggregation", "generated_sql"): "generated SQL",
 }
 
 
