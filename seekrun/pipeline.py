@@ -27,7 +27,7 @@ __all__ = ["transform", "source", "feature_group", "model", "DECORATOR_KINDS"]
 
 # decorator name -> node kind
 DECORATOR_KINDS = {"transform": "transform", "source": "source", "feature_group": "feature_group",
-                   "model": "model"}
+                   "model": "model", "second_order_aggregation": "second_order_aggregation"}
 
 
 def _decorator(kind: str):
