@@ -342,3 +342,25 @@ def test_decorated_second_order_aggregation_aggregates_the_functions_result(tmp_
     assert table(p, "second_order_aggregation.agg_region_metrics_py") == [  # Seeknal 2.13's rows
         ("north", 113.0, 22.6, 7, 4), ("south", 74.0, 18.5, 4, 3)]
     assert query(p, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__seekrun_staging%'") == [(0,)]
+
+
+@pytest.mark.parametrize("node, old, new, message", [
+    ("agg_customer_since", '"is_refund == 1"', '"is_refund = = 1"',
+     "aggregation.agg_customer_since: features[0].since[0].condition: SQL does not parse: "
+     'syntax error at or near "="'),
+    ("agg_customer_since", '"is_refund == 1"', '"customer_id IN (SELECT customer_id FROM source.agg_tx)"',
+     "aggregation.agg_customer_since: SQL uses 'source.agg_tx' but it is not declared in inputs"),
+    ("agg_region_metrics", '"spend_sum >= 20"', '"spend_sum >= = 20"',
+     "second_order_aggregation.agg_region_metrics: feature 'big_days'.since.condition: SQL does not parse"),
+])
+def test_since_conditions_are_checked_at_parse(tmp_path, node, old, new, message):
+    p = copy_project(tmp_path / "p")
+    path = p / "seeknal" / "agg" / f"{node}.yml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    line = 1 + text[:text.index(old)].count("\n")
+    res = cli("parse", "-p", str(p))
+    assert res.exit_code == 2, res.output
+    assert f"seeknal/agg/{node}.yml:{line}: {message}" in res.stderr
+    assert "Traceback" not in res.output

@@ -26,7 +26,7 @@ so the exact query that runs is visible before anything runs.
 from __future__ import annotations
 
 from seekrun.engine.base import BuildContext, BuildResult, PrepareContext, build_config, quote_ident, table_name
-from seekrun.engine.kinds.aggregation_features import Column, check_features, output_columns
+from seekrun.engine.kinds.aggregation_features import Column, check_conditions, check_features, output_columns
 
 ENGINE_VERSION = 1  # the generated SQL is hashed itself: a change in it reruns the node
 DEFAULT_APP_COL = "application_date"
@@ -175,6 +175,8 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
         taken.setdefault(low, _where(col.path))
     if not ok:
         return
+    since = {c.path: c.condition for c in output_columns(built) if c.how == "since"}  # one per since spec
+    check_conditions(rec, [((*path, "condition"), cond, f"{_where(path)}.condition") for path, cond in since.items()], pc)
     sql = generate_sql(rec["id"], built, table_name(rec["inputs"][0]))
     rec["generated_sql"] = sql
     pc.fields["generated_sql"] = sql

@@ -228,3 +228,23 @@ def _check_since(since: Any, path: tuple, error) -> None:
     if "aggs" in since and not as_list(since.get("aggs")):
         error((*path, "aggs"), f"{where}.aggs is empty: add e.g. 'aggs: [count]' (or leave it out: count)")
     _check_aggs(since.get("aggs"), (*path, "aggs"), f"{where}.aggs", error, SINCE_AGGS)
+
+
+def check_conditions(rec: dict, conditions: list[tuple[tuple, str, str]], pc) -> None:
+    """Each since condition (key path, SQL, what) through DuckDB's own parse at parse time
+    (parser/sql_check.py), as node SQL is: a syntax error is reported on its line, and a table
+    it reads must be a declared input."""
+    from seekrun.parser.kinds import KINDS
+    from seekrun.parser.records import sql_check_entry
+    from seekrun.parser.sql import analyse
+
+    for path, cond, what in conditions:
+        text = f"SELECT 1 WHERE (\n{cond}\n)"
+        result = analyse(text, rec["inputs"], KINDS)
+        for problem in result.problems:
+            pc.error(path, f"{what}: {problem}")
+        if not result.problems and not result.bad_inputs:
+            line = pc.line(path)
+            rec.setdefault("sql_line", line)  # where a table it reads without declaring it is reported
+            rec.setdefault("sql_checks", []).append(
+                sql_check_entry(result, text, line - 1 if line else None, rec["inputs"], what))

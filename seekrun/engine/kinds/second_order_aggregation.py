@@ -160,6 +160,11 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
         made.setdefault(low, (expr, path))
     if not ok:
         return
+    from seekrun.engine.kinds.aggregation_features import check_conditions
+
+    check_conditions(rec, [(("features", k, "since", "condition"), f["since"]["condition"].strip(),
+                            f"feature '{k}'.since.condition")
+                           for k, f in built["features"].items() if f.get("since") is not None], pc)
     source_table = staging_table(rec["name"]) if rec.get("python") else table_name(source or rec["inputs"][0])
     sql = generate_sql(rec["id"], built, source_table)
     rec["generated_sql"] = sql
