@@ -271,6 +271,8 @@ features:
      "feature 'spend_sum': window needs the aggregations to apply: add 'basic: [sum]'"),
     ("source: transform.agg_customer_day\n", "source: transform.agg_customer_day\ninputs: [source.agg_tx]\n", 6,
      "source 'transform.agg_customer_day' is not among the inputs (source.agg_tx)"),
+    ("source: transform.agg_customer_day\n", "source: transform.agg_customer_dy\n", 6,
+     "ref 'transform.agg_customer_dy' does not exist (did you mean 'transform.agg_customer_day'?)"),
     ("    basic: [sum]\n", "    basic: [sum]\n    percentile: [50]\n", 10,
      "unknown key 'percentile' in feature 'spend_sum': use basic, window, ratio, since, source_feature, "
      "description"),

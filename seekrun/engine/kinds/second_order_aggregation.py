@@ -140,6 +140,9 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
         if (value is not None or key != "application_date_col") and (not isinstance(value, str) or not value.strip()):
             error((key,), f"{key} must be a column name" + ("" if value is not None else f": add '{key}: ...'"))
     source = built.get("source")
+    if source is not None and not built.get("inputs") and not rec.get("python"):  # source is the input
+        rec["input_lines"] = [pc.line(("source",))] * len(rec["inputs"])
+        rec["inputs_line"] = pc.line(("source",))
     if source is not None and (not isinstance(source, str) or source not in rec["inputs"]):
         error(("source",), f"source {source!r} is not among the inputs ({', '.join(rec['inputs']) or 'none'}): "
                            "add it to inputs, or drop inputs (source is then the only input)")
