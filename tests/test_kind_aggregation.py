@@ -365,6 +365,37 @@ def test_text_feature_dates_fail_with_a_hint(tmp_path):
         "cast it upstream (e.g. CAST(shop AS DATE))")
 
 
+@pytest.mark.parametrize("rolling", [True, False])
+def test_application_date_col_equal_to_feature_date_col_is_one_row_per_entity_and_day(tmp_path, rolling):
+    """Issue 11 (5): the daily per-entity aggregation (Seeknal's result: basic and since over
+    that day's rows); a window holds the entity's rows in the N days up to that day."""
+    p = small_project(tmp_path, f"""\
+        kind: aggregation
+        name: agg
+        inputs: [{{ref: source.tx}}]
+        id_col: cust
+        feature_date_col: day
+        application_date_col: day
+        features:
+          - name: amount
+            basic: [sum]
+            {"rolling: [{window: 7d, functions: [sum]}]" if rolling else ""}
+            since: {{condition: "shop = 'a'", aggs: [count]}}
+        """)
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    rows = [  # cust, day, that day's sum, the 7 days' sum, that day's rows in shop a
+        (1, date(2024, 1, 1), 10, 10, 1), (1, date(2024, 1, 5), 20, 30, 0), (1, date(2024, 1, 10), 30, 50, 1),
+        (1, date(2024, 1, 12), 40, 70, 1), (2, date(2024, 1, 6), 5, 5, 1), (2, date(2024, 1, 11), 7, 12, 0),
+        (3, date(2024, 1, 2), 8, 8, 1), (3, date(2024, 1, 12), None, None, 0)]
+    if rolling:
+        assert colnames(p, "aggregation.agg") == ["cust", "day", "amount_sum", "amount_sum_7d", "amount_count_if"]
+    else:
+        assert colnames(p, "aggregation.agg") == ["cust", "day", "amount_sum", "amount_count_if"]
+        rows = [r[:3] + r[4:] for r in rows]
+    assert table(p, "aggregation.agg") == sorted(rows, key=repr)
+
+
 def test_seeknal_ratio_and_since_aggs(tmp_path):
     """Issue 11 (6c): ratio and since, once refused, are built as Seeknal names them.  Worked out
     from TX by hand: the application date is 2024-01-12 (the latest day); a ratio is the

@@ -54,6 +54,12 @@ def _expr(col: Column, fd: str, app: str, row: str = "", day_only: str | None = 
         return f"{fd} <= {app} AND {fd} > {app} - INTERVAL {int(days)} DAY"
 
     value = f"{row}{q(col.column)}"
+    if day_only == "true":  # every row of the group counts
+        if col.how == "basic":
+            return f"{col.func}({value})"
+        if col.func == "count":
+            return f"count(*) FILTER (WHERE ({col.condition}))"
+        return f"sum(CASE WHEN ({col.condition}) THEN {value} ELSE 0 END)"
     if col.how == "basic":
         return f"{col.func}({value}) FILTER (WHERE {upto})"
     if col.how == "rolling":
