@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional
 
 # decorator name -> node kind (the parser keeps the same dict: seekrun/parser/python_nodes.py)
 DECORATOR_KINDS = {"transform": "transform", "source": "source", "feature_group": "feature_group",
-                   "model": "model"}
+                   "model": "model", "second_order_aggregation": "second_order_aggregation"}
 
 
 def _decorator(kind: str):

@@ -320,9 +320,9 @@ def test_unknown_aggs_are_parse_errors_with_their_lines(proj):
     ("basic: [sum, count, avg, min, max, stddev]", "basic: [sum, avg, mean]", 11,
      "output column 'amount_avg' is produced twice (also by features[0].basic[1])"),
     ("window: [30]", "window: [0]", 15,
-     "features[0].rolling[1].window: 0 is not a number of days (a whole number >= 1)"),
+     "features[0].rolling[1].window: 0 is not a number of days (a whole number >= 1, or e.g. 7d)"),
     ("    column: amount\n", "    column: amount\n    rolling_window: 7\n", 11,
-     "unknown key 'rolling_window' in features[0]: use name, column, basic, rolling, description"),
+     "unknown key 'rolling_window' in features[0]: use name, column, basic, rolling, ratio, since, description"),
     ("inputs:\n  - ref: source.tx\n", "", 1,
      "aggregation needs an input to aggregate"),
     ("feature_date_col: day\n", "feature_date_col: day\ngroup_by: [cust]\n", 8,
@@ -365,7 +365,41 @@ def test_text_feature_dates_fail_with_a_hint(tmp_path):
         "cast it upstream (e.g. CAST(shop AS DATE))")
 
 
-def test_seeknal_ratio_aggs_are_refused_before_anything_runs(tmp_path):
+@pytest.mark.parametrize("rolling", [True, False])
+def test_application_date_col_equal_to_feature_date_col_is_one_row_per_entity_and_day(tmp_path, rolling):
+    """Issue 11 (5): the daily per-entity aggregation (Seeknal's result: basic and since over
+    that day's rows); a window holds the entity's rows in the N days up to that day."""
+    p = small_project(tmp_path, f"""\
+        kind: aggregation
+        name: agg
+        inputs: [{{ref: source.tx}}]
+        id_col: cust
+        feature_date_col: day
+        application_date_col: day
+        features:
+          - name: amount
+            basic: [sum]
+            {"rolling: [{window: 7d, functions: [sum]}]" if rolling else ""}
+            since: {{condition: "shop = 'a'", aggs: [count]}}
+        """)
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    rows = [  # cust, day, that day's sum, the 7 days' sum, that day's rows in shop a
+        (1, date(2024, 1, 1), 10, 10, 1), (1, date(2024, 1, 5), 20, 30, 0), (1, date(2024, 1, 10), 30, 50, 1),
+        (1, date(2024, 1, 12), 40, 70, 1), (2, date(2024, 1, 6), 5, 5, 1), (2, date(2024, 1, 11), 7, 12, 0),
+        (3, date(2024, 1, 2), 8, 8, 1), (3, date(2024, 1, 12), None, None, 0)]
+    if rolling:
+        assert colnames(p, "aggregation.agg") == ["cust", "day", "amount_sum", "amount_sum_7d", "amount_count_if"]
+    else:
+        assert colnames(p, "aggregation.agg") == ["cust", "day", "amount_sum", "amount_count_if"]
+        rows = [r[:3] + r[4:] for r in rows]
+    assert table(p, "aggregation.agg") == sorted(rows, key=repr)
+
+
+def test_seeknal_ratio_and_since_aggs(tmp_path):
+    """Issue 11 (6c): ratio and since, once refused, are built as Seeknal names them.  Worked out
+    from TX by hand: the application date is 2024-01-12 (the latest day); a ratio is the
+    numerator window's sum over the denominator window's (NULL when that is NULL or 0)."""
     p = small_project(tmp_path, """\
         kind: aggregation
         name: agg
@@ -374,15 +408,41 @@ def test_seeknal_ratio_aggs_are_refused_before_anything_runs(tmp_path):
         feature_date_col: day
         features:
           - name: amount
-            basic: [sum]
-            ratio: [{numerator: [1, 7], denominator: [8, 30], aggs: [sum]}]
+            ratio: [{numerator: [1, 7d], denominator: [8, 30], aggs: [sum]}]
+            since: [{condition: "shop = 'a'", aggs: [count, sum]}]
         """)
     res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    assert colnames(p, "aggregation.agg") == [
+        "cust", "application_date", "amount_sum_ratio_1d_8d", "amount_sum_ratio_1d_30d",
+        "amount_sum_ratio_7d_8d", "amount_sum_ratio_7d_30d", "amount_count_if", "amount_sum_if"]
+    D = date(2024, 1, 12)
+    assert table(p, "aggregation.agg") == [
+        (1, D, 40 / 90, 0.4, 70 / 90, 0.7, 3, 80),
+        (2, D, None, None, 1.0, 1.0, 1, 5),
+        (3, D, None, None, None, None, 1, 8)]
+
+
+def test_ratio_and_since_config_errors_are_parse_errors(tmp_path):
+    p = small_project(tmp_path, """\
+        kind: aggregation
+        name: agg
+        inputs: [{ref: source.tx}]
+        id_col: cust
+        feature_date_col: day
+        features:
+          - name: amount
+            ratio: [{numerator: [1], aggs: [median]}]
+            since: [{aggs: [max]}]
+        """)
+    res = cli("parse", "-p", str(p))
     assert res.exit_code == 2, res.output
-    assert ("aggregation.agg: features[0].ratio aggregations are not supported by seekrun yet "
-            "(supported: basic, rolling)") in res.stderr
-    assert not (p / "target" / "seekrun.duckdb").exists() or query(
-        p, "SELECT count(*) FROM duckdb_tables()") == [(0,)]
+    assert ("nodes/agg.yml:8: aggregation.agg: features[0].ratio[0].denominator is missing: "
+            "give its window(s) in days, e.g. [7]") in res.stderr
+    assert ("unknown aggregation 'median' in features[0].ratio[0].aggs (did you mean 'mean'?)") in res.stderr
+    assert "nodes/agg.yml:9: aggregation.agg: features[0].since[0].condition is missing" in res.stderr
+    assert ("nodes/agg.yml:9: aggregation.agg: unknown aggregation 'max' in features[0].since[0].aggs: "
+            "use one of count, sum") in res.stderr
 
 
 # ---- the sample project ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ out by hand from the CSV:
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -187,6 +188,47 @@ def test_seeknal_shorthands_entity_name_offline_true_and_feature_list(tmp_path):
     assert table(p, "feature_group.short") == [(1, 3), (2, 1), (3, 1)]
     assert parquet_rows(p / "target/feature_store/short.parquet") == (["customer_id", "visits"],
                                                                      [(1, 3), (2, 1), (3, 1)])
+
+
+def test_no_transform_takes_the_first_input_as_it_is(tmp_path):
+    """Issue 11 (4): as Seeknal does, a feature_group without transform is its first input,
+    checked (keys unique per event time) and with its declared features kept."""
+    p = write_project(tmp_path / "proj", {
+        "data/visits.csv": CSV,
+        "nodes/visits.yml": FILES["nodes/visits.yml"],
+        "nodes/fg.yml": """\
+            kind: feature_group
+            name: plain
+            entity: {name: customer, join_keys: [customer_id]}
+            materialization: {event_time_col: day}
+            inputs: [{ref: transform.daily}, {ref: source.visits}]
+            features: {amount: {dtype: DOUBLE}}
+            ---
+            kind: transform
+            name: daily
+            inputs: [source.visits]
+            transform: SELECT customer_id, day, sum(amount) AS amount, 'x' AS other FROM source.visits GROUP BY ALL
+            """,
+    })
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    assert columns(p, "feature_group.plain") == [("customer_id", "BIGINT"), ("day", "DATE"), ("amount", "DOUBLE")]
+    assert table(p, "feature_group.plain") == [
+        (1, date(2024, 1, 1), 12.5), (1, date(2024, 1, 2), 4.5), (2, date(2024, 1, 1), 7.0),
+        (3, date(2024, 1, 3), 1.0)]
+    assert json.loads((p / "target/manifest.json").read_text())["nodes"]["feature_group.plain"][
+        "compiled_sql"] == 'SELECT * FROM "transform"."daily"'
+
+
+def test_no_transform_and_no_input_is_a_parse_error(tmp_path):
+    p = write_project(tmp_path / "proj", {"nodes/fg.yml": """\
+        kind: feature_group
+        name: empty
+        entity: customer
+        """})
+    res = cli("parse", "-p", str(p))
+    assert res.exit_code == 2, res.output
+    assert "nodes/fg.yml:1: feature_group.empty has no SQL: add 'transform: SELECT ...'" in res.stderr
 
 
 # ---- offline store ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model",
-                   "semantic_model", "metric"})
+                   "semantic_model", "metric", "second_order_aggregation"})
 METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
 # Kinds whose output is a file, not a table (their executor modules say HAS_TABLE = False).
 TABLELESS_KINDS = frozenset({"exposure", "semantic_model", "metric"})
@@ -23,6 +23,7 @@ FIELD_LABELS = {
     ("aggregation", "generated_sql"): "generated SQL",
     ("metric", "generated_sql"): "metric SQL (its measures and their semantic model)",
     ("semantic_model", "model"): "semantic model's node",
+    ("second_order_aggregation", "generated_sql"): "generated SQL",
 }
 
 

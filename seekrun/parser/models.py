@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from seekrun.parser.kinds import KINDS
 
@@ -82,24 +82,40 @@ class FeatureGroupNode(NodeBase):
     transform: Optional[str] = None
 
 
-class RollingSpec(_Model):
-    window: Union[list[int], int]  # days; each number is its own window
-    aggs: list[str]
-
-
 class AggFeature(_Model):
+    """One aggregation feature (documentation: its keys are checked, with lines and hints, by
+    seekrun/engine/kinds/aggregation_features.py)."""
     name: str
     column: Optional[str] = None  # defaults to name, as in Seeknal
-    basic: list[str] = Field(default_factory=list)
-    rolling: list[RollingSpec] = Field(default_factory=list)
+    basic: Any = None  # [sum, count, ...]
+    rolling: Any = None  # [{window: 7d, functions: [sum]}] or [{window: [1, 7], aggs: [sum]}]
+    ratio: Any = None  # [{numerator: [7], denominator: [30], aggs: [sum]}]
+    since: Any = None  # [{condition: "...", aggs: [count, sum]}]
 
 
 class AggregationNode(NodeBase):
     id_col: str
     feature_date_col: str
-    application_date_col: Optional[str] = None
+    application_date_col: Optional[str] = None  # equal to feature_date_col: one row per entity and day
     group_by: list[str] = Field(default_factory=list)
     features: list[AggFeature]
+
+
+class SecondOrderAggregationNode(NodeBase):
+    """Aggregates of an aggregated table (seekrun/engine/kinds/second_order_aggregation.py)."""
+    id_col: str
+    feature_date_col: str
+    application_date_col: Optional[str] = None
+    source: Optional[str] = None  # the node aggregated; the first input when not given
+    features: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_is_an_input(cls, data: Any) -> Any:
+        """Seeknal names the aggregated node in `source:`; it is an input (the first, unless listed)."""
+        if isinstance(data, dict) and isinstance(data.get("source"), str) and not data.get("inputs"):
+            data = {**data, "inputs": [{"ref": data["source"]}]}
+        return data
 
 
 class RuleCheck(_Model):
@@ -178,6 +194,7 @@ KIND_MODELS: dict[str, type[NodeBase]] = {
     "transform": TransformNode,
     "feature_group": FeatureGroupNode,
     "aggregation": AggregationNode,
+    "second_order_aggregation": SecondOrderAggregationNode,
     "rule": RuleNode,
     "profile": ProfileNode,
     "exposure": ExposureNode,

@@ -45,7 +45,7 @@ from seekrun.parser.templating import env_refs_in, runtime_refs_in
 
 PIPELINE_MODULE = "seekrun.pipeline"
 DECORATOR_KINDS = {"transform": "transform", "source": "source", "feature_group": "feature_group",
-                   "model": "model"}  # same as seekrun.pipeline.DECORATOR_KINDS (not imported: light parse)
+                   "model": "model", "second_order_aggregation": "second_order_aggregation"}  # same as seekrun.pipeline.DECORATOR_KINDS (not imported: light parse)
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NOT_CONFIG = frozenset({"kind", "python"})  # set by seekrun, not by decorator arguments
 SCHEMA_KEY = "feature_schema"  # where a Seeknal file's @feature_group(features=...) is kept

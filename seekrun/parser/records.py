@@ -122,7 +122,7 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
     if sql_key:
         sql = built.get(sql_key)
         rec["sql_line"] = line_of(doc.node, (sql_key,))
-        if sql is None and model.python is None:
+        if sql is None and model.python is None and not (kind == "feature_group" and model.inputs):  # its 1st input
             errors.append(Diagnostic(rel, doc.line,
                 f"{node_id} has no SQL: add '{sql_key}: SELECT ...' (or 'python: file.py:function')"))
             return None

@@ -1,17 +1,14 @@
 """aggregation: time-windowed features per entity, from SQL generated out of the config.
 
-One output row per (id_col, application date, group_by...).  For each feature
-``{name, column, basic: [...], rolling: [{window: [1, 7], aggs: [...]}]}``:
+One output row per (id_col, application date, group_by...).  The features and the names of
+their columns are described in aggregation_features.py (basic, rolling, ratio, since, as
+Seeknal writes them).  Which input rows each column aggregates:
 
-- ``basic`` aggs run over the rows whose feature date is on or before the application
-  date, and are named ``<name>_<agg>``;
-- each number in a rolling ``window`` list is its own window of that many days
-  (``[1, 7]`` = a 1-day and a 7-day window): the rows with
-  ``application date - N days < feature date <= application date``, named
-  ``<name>_<agg>_<N>d``.  For DATE columns a 1-day window is the application day itself.
+- basic and since: the rows whose feature date is on or before the application date;
+- a window of N days (rolling, and each side of a ratio): the rows with
+  ``application date - N days < feature date <= application date``.  For DATE columns a
+  1-day window is the application day itself.
 
-Aggs: sum, count (non-NULL values), avg (alias mean), min, max, stddev (sample; alias
-std).  Output names use the canonical name, as Seeknal does: ``mean`` gives ``<name>_avg``.
 An empty window gives NULL (count gives 0).
 
 The application date of a row is its ``application_date_col`` value; when the input has
@@ -19,36 +16,22 @@ no such column (or the value is NULL, or no application_date_col is configured) 
 latest feature date in the whole input.  It is output under ``application_date_col``
 (``application_date`` when none is configured).
 
+``application_date_col`` equal to ``feature_date_col`` is the daily per-entity aggregation:
+one row per (id_col, feature date, group_by...); basic and since aggregate that day's rows
+(as Seeknal does), and each window the entity's rows in the N days up to that day.
+
 The SQL is generated at parse time (``generated_sql`` in the manifest, part of the hash),
 so the exact query that runs is visible before anything runs.
 """
 from __future__ import annotations
 
-from seekrun.errors import suggest
+from seekrun.engine.base import BuildContext, BuildResult, PrepareContext, build_config, quote_ident, table_name
+from seekrun.engine.kinds.aggregation_features import Column, check_conditions, check_features, output_columns
 
-from seekrun.engine.base import (BuildContext, BuildResult, PrepareContext, UnsupportedNode, build_config,
-                                 quote_ident, table_name)
-
-ENGINE_VERSION = 1
-
-FUNCS = {"sum": "sum", "count": "count", "avg": "avg", "min": "min", "max": "max", "stddev": "stddev"}
-ALIASES = {"mean": "avg", "std": "stddev"}
-AGG_NAMES = sorted({*FUNCS, *ALIASES})
-FEATURE_KEYS = ("name", "column", "basic", "rolling", "description")
-ROLLING_KEYS = ("window", "aggs")
-UNSUPPORTED_FEATURE_KEYS = ("ratio", "since")  # Seeknal has them; seekrun refuses them at run time
+ENGINE_VERSION = 1  # the generated SQL is hashed itself: a change in it reruns the node
 DEFAULT_APP_COL = "application_date"
 APP = quote_ident("__seekrun_application_date")
 DATE_TYPES = ("DATE", "TIMESTAMP")
-MAX_WINDOW_DAYS = 365_250
-
-
-def canonical_agg(agg) -> str | None:
-    if not isinstance(agg, str):
-        return None
-    low = agg.strip().lower()
-    low = ALIASES.get(low, low)
-    return low if low in FUNCS else None
 
 
 def _where(path: tuple) -> str:
@@ -56,31 +39,42 @@ def _where(path: tuple) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
-def _windows(value) -> list:
-    return value if isinstance(value, list) else [value]
+def daily(cfg: dict) -> bool:
+    return cfg.get("application_date_col") is not None and cfg.get("application_date_col") == cfg.get("feature_date_col")
 
 
-def output_columns(cfg: dict) -> list[tuple[str, tuple, str, str, int | None]]:
-    """(output name, key path, column, SQL function, window days or None) per feature column."""
-    out = []
-    for i, feat in enumerate(cfg.get("features") or []):
-        name = feat.get("name")
-        column = feat.get("column") or name
-        for j, agg in enumerate(feat.get("basic") or []):
-            agg_c = canonical_agg(agg)
-            if agg_c:
-                out.append((f"{name}_{agg_c}", ("features", i, "basic", j), column, FUNCS[agg_c], None))
-        for k, roll in enumerate(feat.get("rolling") or []):
-            for m, days in enumerate(_windows(roll.get("window"))):
-                for j, agg in enumerate(roll.get("aggs") or []):
-                    agg_c = canonical_agg(agg)
-                    if agg_c:
-                        out.append((f"{name}_{agg_c}_{days}d", ("features", i, "rolling", k, "window", m),
-                                    column, FUNCS[agg_c], days))
-    return out
+def _expr(col: Column, fd: str, app: str, row: str = "", day_only: str | None = None) -> str:
+    """The SQL of one output column.  fd, app: the feature and application date expressions;
+    row: the prefix of the input's columns; day_only: the condition for basic/since rows
+    (default: feature date on or before the application date)."""
+    q = quote_ident
+    upto = day_only or f"{fd} <= {app}"
+
+    def window(days: int) -> str:
+        return f"{fd} <= {app} AND {fd} > {app} - INTERVAL {int(days)} DAY"
+
+    value = f"{row}{q(col.column)}"
+    if day_only == "true":  # every row of the group counts
+        if col.how == "basic":
+            return f"{col.func}({value})"
+        if col.func == "count":
+            return f"count(*) FILTER (WHERE ({col.condition}))"
+        return f"sum(CASE WHEN ({col.condition}) THEN {value} ELSE 0 END)"
+    if col.how == "basic":
+        return f"{col.func}({value}) FILTER (WHERE {upto})"
+    if col.how == "rolling":
+        return f"{col.func}({value}) FILTER (WHERE {window(col.days)})"
+    if col.how == "ratio":
+        return (f"CAST({col.func}({value}) FILTER (WHERE {window(col.days)}) AS DOUBLE)\n"
+                f"        / NULLIF(CAST({col.func}({value}) FILTER (WHERE {window(col.den_days)}) AS DOUBLE), 0)")
+    if col.func == "count":  # since
+        return f"count(*) FILTER (WHERE {upto} AND ({col.condition}))"
+    return f"sum(CASE WHEN ({col.condition}) THEN {value} ELSE 0 END) FILTER (WHERE {upto})"
 
 
 def generate_sql(node_id: str, cfg: dict, input_table: str) -> str:
+    if daily(cfg):
+        return _daily_sql(node_id, cfg, input_table)
     q = quote_ident
     fd = q(cfg["feature_date_col"])
     app_col = cfg.get("application_date_col")
@@ -102,13 +96,48 @@ def generate_sql(node_id: str, cfg: dict, input_table: str) -> str:
                   f"    FROM {input_table}",
                   ")"]
     select = [keys[0], f"{APP} AS {q(app_col or DEFAULT_APP_COL)}", *keys[2:]]
-    for out, _path, column, func, days in output_columns(cfg):
-        cond = f"{fd} <= {APP}"
-        if days is not None:
-            cond += f" AND {fd} > {APP} - INTERVAL {int(days)} DAY"
-        select.append(f"{func}({q(column)}) FILTER (WHERE {cond}) AS {q(out)}")
+    select += [f"{_expr(col, fd, APP)} AS {q(col.name)}" for col in output_columns(cfg)]
     lines += ["SELECT", "    " + ",\n    ".join(select), "FROM seekrun_rows",
               "GROUP BY " + ", ".join(keys), "ORDER BY " + ", ".join(keys)]
+    return "\n".join(lines) + "\n"
+
+
+def _daily_sql(node_id: str, cfg: dict, input_table: str) -> str:
+    """application_date_col = feature_date_col: one row per entity and day."""
+    q = quote_ident
+    fd_name = cfg["feature_date_col"]
+    key_cols = [cfg["id_col"], *(cfg.get("group_by") or [])]
+    cols = output_columns(cfg)
+    lines = [f"-- {node_id}: SQL generated by seekrun from the node's config",
+             f"-- (application_date_col = feature_date_col: one row per {cfg['id_col']} and day)"]
+    if not any(c.how in ("rolling", "ratio") for c in cols):
+        keys = [q(key_cols[0]), q(fd_name), *(q(c) for c in key_cols[1:])]
+        select = keys + [f"{_expr(c, q(fd_name), q(fd_name), day_only='true')} AS {q(c.name)}" for c in cols]
+        lines += ["SELECT", "    " + ",\n    ".join(select), f"FROM {input_table}",
+                  "GROUP BY " + ", ".join(keys), "ORDER BY " + ", ".join(keys)]
+        return "\n".join(lines) + "\n"
+    # Each (entity, day) is joined to the entity's rows of the longest window up to that day.
+    longest = max(d for c in cols for d in (c.days, c.den_days) if d)
+    kname = [q(f"__seekrun_key_{i}") for i in range(len(key_cols))]
+    fd, app = f"r.{q(fd_name)}", f"d.{APP}"
+    same = [f"r.{q(c)} IS NOT DISTINCT FROM d.{k}" for c, k in zip(key_cols, kname)]
+    keys_out = [f"d.{kname[0]} AS {q(key_cols[0])}", f"{app} AS {q(fd_name)}",
+                *(f"d.{k} AS {q(c)}" for c, k in zip(key_cols[1:], kname[1:]))]
+    group = [f"d.{kname[0]}", app, *(f"d.{k}" for k in kname[1:])]
+    select = keys_out + [f"{_expr(c, fd, app, 'r.', f'{fd} IS NOT DISTINCT FROM {app}')} AS {q(c.name)}"
+                         for c in cols]
+    lines += ["WITH seekrun_days AS (",
+              "    SELECT DISTINCT " + ", ".join(
+                  [f"{q(key_cols[0])} AS {kname[0]}", f"{q(fd_name)} AS {APP}",
+                   *(f"{q(c)} AS {k}" for c, k in zip(key_cols[1:], kname[1:]))]),
+              f"    FROM {input_table}",
+              ")",
+              "SELECT", "    " + ",\n    ".join(select),
+              "FROM seekrun_days AS d",
+              f"JOIN {input_table} AS r",
+              "  ON " + "\n AND ".join(same),
+              f" AND ({fd} IS NOT DISTINCT FROM {app} OR ({fd} <= {app} AND {fd} > {app} - INTERVAL {longest} DAY))",
+              "GROUP BY " + ", ".join(group), "ORDER BY " + ", ".join(group)]
     return "\n".join(lines) + "\n"
 
 
@@ -128,12 +157,11 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
         value = built.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             error((key,), f"{key} must be a column name")
-    if app_col is not None and app_col == built.get("feature_date_col"):
-        error(("application_date_col",), "application_date_col must differ from feature_date_col")
     taken: dict[str, str] = {}  # output column name (lower) -> what produced it
-    for name, what in ((id_col, "id_col"), (app_col or DEFAULT_APP_COL, "the application date")):
+    app_out = app_col or DEFAULT_APP_COL
+    for name, what in ((id_col, "id_col"), (app_out, "the application date")):
         if isinstance(name, str):
-            taken[name.lower()] = what
+            taken.setdefault(name.lower(), what)
     for i, col in enumerate(built.get("group_by") or []):
         if not isinstance(col, str) or not col.strip():
             error(("group_by", i), f"group_by[{i}] must be a column name")
@@ -142,57 +170,19 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
                                    "(every output row is per id_col and application date already)")
         else:
             taken[col.lower()] = f"group_by[{i}]"
-    feats = built.get("features") or []
-    if not feats:
-        error(("features",), "features is empty: add e.g. '- {name: amount, column: amount, basic: [sum]}'")
-    for i, feat in enumerate(feats):
-        where = f"features[{i}]"
-        for key in feat:
-            if key not in FEATURE_KEYS and key not in UNSUPPORTED_FEATURE_KEYS:
-                error(("features", i, key), f"unknown key '{key}' in {where}: use {', '.join(FEATURE_KEYS)}")
-        name = feat.get("name")
-        if not isinstance(name, str) or not name.strip():
-            error(("features", i, "name"), f"{where}.name must be a non-empty name")
-        if not feat.get("basic") and not feat.get("rolling") and not any(k in feat for k in UNSUPPORTED_FEATURE_KEYS):
-            error(("features", i), f"feature '{name}' has no aggregations: add 'basic: [sum, ...]' "
-                                   "or 'rolling: [{window: [7], aggs: [sum]}]'")
-        for j, agg in enumerate(feat.get("basic") or []):
-            if canonical_agg(agg) is None:
-                error(("features", i, "basic", j), f"unknown aggregation '{agg}' in {where}.basic{suggest(str(agg).lower(), AGG_NAMES)}: "
-                                                   f"use one of {', '.join(AGG_NAMES)}")
-        for k, roll in enumerate(feat.get("rolling") or []):
-            rwhere = f"{where}.rolling[{k}]"
-            for key in roll:
-                if key not in ROLLING_KEYS:
-                    error(("features", i, "rolling", k, key), f"unknown key '{key}' in {rwhere}: use window, aggs")
-            windows = _windows(roll.get("window"))
-            if not windows:
-                error(("features", i, "rolling", k, "window"), f"{rwhere}.window is empty: give days, e.g. [7, 30]")
-            for m, days in enumerate(windows):
-                if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-                    error(("features", i, "rolling", k, "window", m),
-                          f"{rwhere}.window: {days!r} is not a number of days (a whole number >= 1)")
-                elif days > MAX_WINDOW_DAYS:
-                    error(("features", i, "rolling", k, "window", m),
-                          f"{rwhere}.window: {days} days is more than {MAX_WINDOW_DAYS} (1000 years): "
-                          "give a window DuckDB's dates can hold")
-            if not roll.get("aggs"):
-                error(("features", i, "rolling", k), f"{rwhere}.aggs is empty: add e.g. 'aggs: [sum]'")
-            for j, agg in enumerate(roll.get("aggs") or []):
-                if canonical_agg(agg) is None:
-                    error(("features", i, "rolling", k, "aggs", j),
-                          f"unknown aggregation '{agg}' in {rwhere}.aggs{suggest(str(agg).lower(), AGG_NAMES)}: "
-                          f"use one of {', '.join(AGG_NAMES)}")
+    check_features(built.get("features"), error)
     if not ok:
         return
-    for out, path, *_ in output_columns(built):
-        low = out.lower()
+    for col in output_columns(built):
+        low = col.name.lower()
         if low in taken:
-            error(path, f"output column '{out}' is produced twice (also by {taken[low]}): "
-                        "rename the feature or drop the repeated aggregation (mean = avg, std = stddev)")
-        taken.setdefault(low, _where(path))
+            error(col.path, f"output column '{col.name}' is produced twice (also by {taken[low]}): "
+                            "rename the feature or drop the repeated aggregation (mean = avg, std = stddev)")
+        taken.setdefault(low, _where(col.path))
     if not ok:
         return
+    since = {c.path: c.condition for c in output_columns(built) if c.how == "since"}  # one per since spec
+    check_conditions(rec, [((*path, "condition"), cond, f"{_where(path)}.condition") for path, cond in since.items()], pc)
     sql = generate_sql(rec["id"], built, table_name(rec["inputs"][0]))
     rec["generated_sql"] = sql
     pc.fields["generated_sql"] = sql
@@ -203,12 +193,6 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
 
 # ---- run time --------------------------------------------------------------------------------
 def check(node: dict, ctx: BuildContext) -> str | None:
-    cfg = build_config(node)
-    for i, feat in enumerate(cfg.get("features") or []):
-        for key in UNSUPPORTED_FEATURE_KEYS:
-            if key in feat:
-                raise UnsupportedNode(f"{node['id']}: features[{i}].{key} aggregations are not supported by "
-                                      "seekrun yet (supported: basic, rolling)")
     return node.get("generated_sql")
 
 
@@ -219,7 +203,8 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     listing = ", ".join(name for name, _ in columns.values())
     need = [(cfg["id_col"], "id_col"), (cfg["feature_date_col"], "feature_date_col"),
             *((c, f"group_by[{i}]") for i, c in enumerate(cfg.get("group_by") or [])),
-            *((f.get("column") or f["name"], f"features[{i}].column") for i, f in enumerate(cfg["features"]))]
+            *((c.column, f"features[{c.path[1]}].column") for c in output_columns(cfg)
+              if not (c.how == "since" and c.func == "count"))]  # a since count reads only its condition
     missing = [f"'{col}' ({what})" for col, what in need if col.lower() not in columns]
     if missing:
         ctx.fail(f"{node['id']}: {', '.join(dict.fromkeys(missing))} not found in {node['inputs'][0]} "

@@ -3,7 +3,8 @@
 Build steps (all inside the engine's one DuckDB transaction, so the last good table
 survives any failure):
 
-1. run the node's SQL (``transform``; or its Python function, into a staging table),
+1. run the node's SQL (``transform``; or its Python function, into a staging table; with
+   neither, the first input as it is, as Seeknal does),
 2. check that the join keys (and the event time column) exist, then cast the declared
    ``features`` dtypes and keep ``join keys + event_time_col + features`` in that order
    (``features: null`` keeps every column, uncast, in the SQL's order),
@@ -25,8 +26,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, PrepareContext, UnsupportedNode,
-                                 build_config, quote_ident)
+from seekrun.engine.base import (BuildContext, BuildResult, PrepareContext, UnsupportedNode,
+                                 build_config, quote_ident, table_name)
 
 HANDLES_PYTHON = True  # delegates to python_node itself when node["python"] is set
 ENGINE_VERSION = 1
@@ -119,6 +120,8 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
         from seekrun.engine import python_node
 
         python_node.prepare(rec, built, pc)
+    elif built.get("transform") is None and built.get("inputs"):  # as Seeknal: the first input, as it is
+        rec["compiled_sql"] = f"SELECT * FROM {table_name(rec['inputs'][0])}"
     entity = built.get("entity")
     keys = _entity_keys(entity)
     key_path = ("entity",) if isinstance(entity, str) else ("entity", "join_keys")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from seekrun.engine.base import (BuildContext, NodeFailure, quote_ident, sql_literal, table_name)
+from seekrun.engine.base import (BuildContext, NodeFailure, quote_ident, sql_literal)
 
 
-from seekrun.engine.rules.spec import TABLE_COLUMN, _number, matches
 from seekrun.errors import suggest
 
 
