@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from seekrun import secrets
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import output_hash, trace
-from seekrun.results import NodeStatus
+from seekrun.results import SKIP_AFTER_FAILURE, NodeStatus
 from seekrun.scheduler import Outcome
 
 
@@ -132,7 +132,7 @@ class NodeRunner:
 
     def on_skip(self, nid: str, failed: str) -> None:
         res = self.results[nid]
-        res.status, res.error = NodeStatus.SKIPPED, f"upstream {failed} failed"
+        res.status, res.error, res.skip = NodeStatus.SKIPPED, f"upstream {failed} failed", SKIP_AFTER_FAILURE
         self.reporter.result(res)
 
     def interrupt(self) -> None:
