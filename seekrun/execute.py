@@ -71,9 +71,10 @@ class NodeRunner:
                 error = str(exc) if isinstance(exc, (NodeFailure, UnsupportedNode)) else \
                     f"{exc.__class__.__name__}: {exc}"
                 error = secrets.redact(error)
+                again = getattr(exc, "retryable", True)  # a rule's verdict on the data is not transient
             runner = self.runner
             wait = min(runner.retry_base_delay * 2 ** (attempts - 1), runner.retry_max_delay)
-            if attempts > self.retry or self.stop.wait(wait):
+            if not again or attempts > self.retry or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out))
 
     def _claim_content(self, nid: str, rel: str, tmp) -> None:

@@ -145,7 +145,8 @@ def parse_checks(raw: list, inputs: list[str], err: Callable, at: Callable) -> l
             e(at(i, "type"), f"unknown check type {ctype!r}{suggest(ctype, TYPES)}: use one of {', '.join(TYPES)}")
             continue
         spec: dict[str, Any] = {"type": ctype, "name": chk.get("name"), "columns": [], "params": {},
-                                "sql": None, "checks": [], "profile": None}
+                                "sql": None, "checks": [], "profile": None,
+                                "raw_params": dict(chk["params"]) if isinstance(chk.get("params"), dict) else {}}
         for key in chk:
             if key not in CHECK_KEYS[ctype]:
                 e(at(i, key), f"unknown key '{key}' in a {ctype} check{suggest(key, CHECK_KEYS[ctype])}: "
