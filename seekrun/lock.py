@@ -39,8 +39,8 @@ def command_line(pid: int | str) -> str | None:
     if not args:
         return None
     args[0] = os.path.basename(args[0])
-    text = " ".join(args)
-    return text if len(text) <= 160 else text[:157] + "..."
+    text = " ".join(" ".join(args).split())  # one line, whatever the arguments hold
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def describe_process(pid: int | str) -> str:
