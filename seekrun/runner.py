@@ -336,9 +336,9 @@ class DAGRunner:
             elif it.reason is None:
                 results[nid] = NodeResult(nid, NodeStatus.CACHED, None)
             elif it.blocked_by is not None:
-                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
-                                          error=f"input {it.blocked_by} has not been built (left out by the "
-                                                "filter): still needs to run", skip=SKIP_FILTERED)
+                why = "" if items[it.blocked_by].selected else " (left out by the filter)"
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), skip=SKIP_FILTERED,
+                                          error=f"input {it.blocked_by} has not been built{why}: still needs to run")
             else:
                 results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
                                           error="left out by the filter: still needs to run", skip=SKIP_FILTERED)

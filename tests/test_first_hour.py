@@ -327,3 +327,13 @@ def test_a_rule_sql_error_names_the_check_and_keeps_the_caret(tmp_path):
                      r"fix its SQL to fit the data", res.stdout), res.stdout
     assert "^" in res.stdout
     assert run_results(proj)["rule.casts"]["attempts"] == 1
+
+
+def test_a_node_whose_input_was_left_out_says_so(tmp_path):
+    proj = small(tmp_path / "proj")
+    res = cli("run", "-p", str(proj), "--nodes", "transform.c")
+    assert res.exit_code == 0, res.output
+    r = run_results(proj)["transform.c"]
+    assert (r["status"], r["skip"], r["reason"]) == ("skipped", "filtered", "new")
+    assert r["error"] == "input transform.b has not been built (left out by the filter): still needs to run"
+    assert "skipped     : 3 (3 left out by a filter)" in res.stdout, res.stdout
