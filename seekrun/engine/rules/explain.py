@@ -75,7 +75,7 @@ def explain_error(node: dict, spec: dict, columns: dict, exc: BaseException) -> 
     first = " ".join(text.splitlines()[0].split()) if text else exc.__class__.__name__
     cols = f" on column{'s' if len(spec['columns']) > 1 else ''} " + ", ".join(
         f"'{c}' ({columns.get(c, '?')})" for c in spec["columns"]) if spec.get("columns") else ""
-    what = "its SQL" if spec.get("sql") else "its parameters"
+    what = "its SQL" if spec.get("sql") else "its column or parameters"
     name = f"check '{spec['label']}'" + (f" ({spec['type']})" if spec["label"] != spec["type"] else "")
     # the user's own SQL: keep DuckDB's LINE and caret under it (generated SQL: the check says it)
     rest = "\n" + "\n".join(text.splitlines()[1:]) if spec.get("sql") and "\n" in text else ""
