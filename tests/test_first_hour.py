@@ -337,3 +337,20 @@ def test_a_node_whose_input_was_left_out_says_so(tmp_path):
     assert (r["status"], r["skip"], r["reason"]) == ("skipped", "filtered", "new")
     assert r["error"] == "input transform.b has not been built (left out by the filter): still needs to run"
     assert "skipped     : 3 (3 left out by a filter)" in res.stdout, res.stdout
+
+
+def test_rule_parameters_whose_type_is_knowable_are_refused_at_parse(tmp_path):
+    proj = small(tmp_path / "proj", {"nodes/r.yml": """\
+        kind: rule
+        name: bounds
+        inputs: [{ref: source.a}]
+        rule:
+          - {type: range, name: mixed, column: v, params: {min_val: 1, max_val: '2024-01-01'}}
+          - {type: range, name: word, column: v, params: {min_val: abc}}
+        """})
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    assert ("nodes/r.yml:5: rule.bounds: min_val (1) and max_val ('2024-01-01') must be of one type: both "
+            "numbers, or both dates/timestamps") in res.stderr, res.output
+    assert "nodes/r.yml:6: rule.bounds: min_val must be a number or a date/timestamp" in res.stderr, res.output
+    assert "'abc'" in res.stderr and "Traceback" not in res.output

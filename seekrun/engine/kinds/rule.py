@@ -114,8 +114,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
         for problem in result.problems:
             pc.error(at(i, "sql"), problem)
         for bad in dict.fromkeys(result.bad_inputs):
-            pc.error(at(i, "sql"), f"{bad} is out of range: the rule declares {len(inputs)} input{'s' if len(inputs) != 1 else ''}"
-                     + (f" (input_0..input_{len(inputs) - 1})" if inputs else ""))
+            names = "input_0" if len(inputs) == 1 else f"input_0..input_{len(inputs) - 1}"
+            pc.error(at(i, "sql"), f"{bad} is out of range: the rule declares {len(inputs)} "
+                                   f"input{'s' if len(inputs) != 1 else ''}" + (f" ({names})" if inputs else ""))
         own = [r.node_id for r in result.refs]
         first_sql = first_sql or at(i, "sql")
         if flagged is None and (any(r not in inputs for r in own) or result.candidates):
