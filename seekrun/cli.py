@@ -256,38 +256,13 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
     """Show one node: where it is defined, tags, owner, inputs, columns, rows, its last run,
     whether it would run now and why, and its SQL. Read-only: works while a run is going."""
     from seekrun.errors import ProjectError
+    from seekrun.show import load
 
     try:
-        from seekrun import target
-        from seekrun.lock import note_run_in_progress
-        from seekrun.project import find_project
-        from seekrun.runner import DAGRunner
-        from seekrun.state import StateStore
-
-        project = find_project(project_dir)
-        target.check(project.root, project.database_path, writes=False)
-        holder = note_run_in_progress(project.target_dir)
-        compiled = Compiled(project, strict=False)
-        manifest = compiled.manifest
-        ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
-        if len(ids) != 1:
-            from seekrun.errors import Diagnostic, UsageError
-            from seekrun.errors import suggest
-
-            why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
-                   f"unknown node '{node}'{suggest(node, manifest.nodes)}")
-            raise UsageError([Diagnostic("", None, why)])
-        nid = next(iter(ids))
-        runner = DAGRunner(manifest, compiled.old, compiled.project.state_dir, project_dir=compiled.project.root,
-                           file_cache=compiled.result.file_cache)
-        runner.committed_only = holder is not None
-        summary = runner.run(dry_run=True)
-        record = StateStore(compiled.project.state_dir).load(repair=False).get(nid)
+        shown = load(project_dir, node, Compiled)
     except ProjectError as exc:
         _fail(exc)
-    from seekrun.show import show as show_node
-
-    show_node(compiled, nid, summary, record, db_path=runner.db_path, holder=holder, as_json=as_json)
+    shown.print(as_json)
 
 
 MAX_RETRY = 100

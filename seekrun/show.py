@@ -29,7 +29,7 @@ def _columns_from_db(db_path, node_id: str):
         text = str(exc)
         return None, None, ("the database is open in another program" if "lock" in text.lower()
                             else "the database cannot be read")
-    try:
+    try:  # noqa: SIM105 (a table dropped by hand, a damaged file: shown as unknown, never a crash)
         cols = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
                            "current_database() AND schema_name = ? AND table_name = ? ORDER BY column_index",
                            [kind, name]).fetchall()
@@ -37,6 +37,8 @@ def _columns_from_db(db_path, node_id: str):
             return None, None, "no table in the database yet"
         rows = con.execute(f"SELECT count(*) FROM {table_name(node_id)}").fetchone()[0]
         return cols, rows, None
+    except Exception:
+        return None, None, "the table cannot be read"
     finally:
         con.close()
 
@@ -59,6 +61,46 @@ def _declared(entry: dict) -> dict[str, dict]:
 
 def _fmt_seconds(d) -> str:
     return f"{d:.3f}s" if isinstance(d, (int, float)) else "-"
+
+
+class Shown:
+    """One node, looked up and planned (read-only), ready to print."""
+
+    def __init__(self, compiled, nid, summary, record, db_path, holder):
+        self.args = (compiled, nid, summary, record)
+        self.db_path, self.holder = db_path, holder
+
+    def print(self, as_json: bool) -> None:
+        show(*self.args, db_path=self.db_path, holder=self.holder, as_json=as_json)
+
+
+def load(project_dir, node: str, compiled_class) -> Shown:
+    """Find the node (an id, or a unique name), plan it as a dry run would, read its record.
+    Takes no lock: while a run holds it, says so and plans from the committed state."""
+    from seekrun import target
+    from seekrun.errors import Diagnostic, UsageError, suggest
+    from seekrun.lock import note_run_in_progress
+    from seekrun.project import find_project
+    from seekrun.runner import DAGRunner
+    from seekrun.state import StateStore
+
+    project = find_project(project_dir)
+    target.check(project.root, project.database_path, writes=False)
+    holder = note_run_in_progress(project.target_dir)
+    compiled = compiled_class(project, strict=False)
+    manifest = compiled.manifest
+    ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
+    if len(ids) != 1:
+        why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
+               f"unknown node '{node}'{suggest(node, manifest.nodes)}")
+        raise UsageError([Diagnostic("", None, why)])
+    nid = next(iter(ids))
+    runner = DAGRunner(manifest, compiled.old, project.state_dir, project_dir=project.root,
+                       file_cache=compiled.result.file_cache)
+    runner.committed_only = holder is not None
+    summary = runner.run(dry_run=True)
+    record = StateStore(project.state_dir).load(repair=False).get(nid)
+    return Shown(compiled, nid, summary, record, runner.db_path, holder)
 
 
 def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, as_json: bool) -> None:
