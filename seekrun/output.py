@@ -103,7 +103,7 @@ class ConsoleReporter:
         self.total = len(to_run)
         if self.quiet or not to_run:
             return
-        self.console.print(f"Running {len(to_run)} of {total} nodes")
+        self.console.print(f"Running {len(to_run)} of {plural(total, 'node')}")
         if self.console.is_terminal:
             from rich.live import Live
 

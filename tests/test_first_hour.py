@@ -169,7 +169,8 @@ def test_nothing_to_do_is_said_one_way(tmp_path):
     dry = cli("run", "-p", str(proj), "--dry-run").stdout.strip()
     assert run == dry == "Nothing to do: all 3 nodes are up to date.", (run, dry)
     one = write_project(tmp_path / "one", {"nodes/x.yml": "kind: transform\nname: x\ntransform: SELECT 1 AS a\n"})
-    assert cli("run", "-p", str(one)).exit_code == 0
+    first = cli("run", "-p", str(one))
+    assert first.exit_code == 0 and first.stdout.startswith("Running 1 of 1 node\n"), first.stdout
     assert cli("run", "-p", str(one)).stdout.strip() == "Nothing to do: the only node is up to date."
 
 
