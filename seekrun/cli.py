@@ -143,10 +143,11 @@ def parse(project_dir: Path = ProjectDir,
           strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
           as_json: bool = typer.Option(False, "--json", help="Print the summary and diff as JSON."),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list files that hold no node."),
-          run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate):
+          run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
+          dry_run: bool = typer.Option(False, "--dry-run", help="Check and show what changed; write nothing.")):
     """Compile the project into target/manifest.json and show what changed."""
     from seekrun.errors import ProjectError
-    from seekrun.lock import ProjectLock
+    from seekrun.lock import ProjectLock, note_run_in_progress
     from seekrun.project import find_project
 
     from seekrun import target
@@ -154,12 +155,17 @@ def parse(project_dir: Path = ProjectDir,
     try:
         values = _run_values(run_date, start_date, end_date)
         project = find_project(project_dir)
-        target.check(project.root, project.database_path)
-        with ProjectLock(project.target_dir):
-            target.tidy(project.root)
+        target.check(project.root, project.database_path, writes=not dry_run)
+        if dry_run:
+            note_run_in_progress(project.target_dir)
             compiled = Compiled(project, strict, values=values)
-            compiled.save()
             compiled.report(verbose)
+        else:
+            with ProjectLock(project.target_dir):
+                target.tidy(project.root)
+                compiled = Compiled(project, strict, values=values)
+                compiled.save()
+                compiled.report(verbose)
         result, old, diff = compiled.result, compiled.old, compiled.diff
     except ProjectError as exc:
         _fail(exc)
@@ -185,7 +191,9 @@ def parse(project_dir: Path = ProjectDir,
     else:
         for line in lines:
             console.print(line, markup=False)
-    if compiled.changed:
+    if dry_run:
+        console.print("Dry run: nothing was written.")
+    elif compiled.changed:
         console.print(f"Wrote {result.project.rel(result.project.target_dir / 'manifest.json')}")
     else:
         console.print("target/manifest.json is up to date.")
@@ -208,13 +216,18 @@ def run(project_dir: Path = ProjectDir,
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list cached nodes in plans."),
-        run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate):
+        run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
+        wait: bool = typer.Option(False, "--wait", help="If another run holds the project, wait for it."),
+        wait_timeout: Optional[float] = typer.Option(None, "--wait-timeout", help="With --wait: give up after "
+                                                     "this many seconds (exit 2).")):
     """Build what changed since the last run (and everything downstream of it)."""
     from seekrun.errors import Diagnostic, ProjectError, UsageError
-    from seekrun.lock import ProjectLock
+    from seekrun.lock import ProjectLock, note_run_in_progress
     from seekrun.project import find_project
 
     try:
+        if wait_timeout is not None and (wait_timeout <= 0 or not wait):
+            raise UsageError([Diagnostic("", None, "--wait-timeout needs --wait and a number of seconds above 0")])
         if threads is not None and threads < 1:
             raise UsageError([Diagnostic("", None, "--threads must be at least 1")])
         if retry < 0:
@@ -227,10 +240,10 @@ def run(project_dir: Path = ProjectDir,
 
         target.check(project.root, project.database_path, writes=not dry_run)
         if dry_run:
-            ProjectLock(project.target_dir).check()
-            summary = _run(project, dry_run=True, **locals_for_run(locals()))
+            busy = note_run_in_progress(project.target_dir) is not None
+            summary = _run(project, dry_run=True, committed_only=busy, **locals_for_run(locals()))
         else:
-            with ProjectLock(project.target_dir):
+            with ProjectLock(project.target_dir, wait=(wait_timeout or 0) if wait else None):
                 summary = _run(project, dry_run=False, **locals_for_run(locals()))
     except ProjectError as exc:
         _fail(exc)
@@ -253,60 +266,18 @@ def run(project_dir: Path = ProjectDir,
 @app.command()
 def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name."),
          project_dir: Path = ProjectDir,
-         as_json: bool = typer.Option(False, "--json", help="Print the manifest entry as JSON."),
+         as_json: bool = typer.Option(False, "--json", help="Print the manifest entry (and state) as JSON."),
          run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate):
-    """Show one node: where it is defined, its inputs, whether it would run and why, and its SQL."""
+    """Show one node: where it is defined, tags, owner, inputs, columns, rows, its last run,
+    whether it would run now and why, and its SQL. Read-only: works while a run is going."""
     from seekrun.errors import ProjectError
-    from seekrun.runner import DAGRunner
-
-    from seekrun.lock import ProjectLock
+    from seekrun.show import load
 
     try:
-        from seekrun import target
-        from seekrun.project import find_project
-
-        values = _run_values(run_date, start_date, end_date)
-        project = find_project(project_dir)
-        target.check(project.root, project.database_path, writes=False)
-        ProjectLock(project.target_dir).check()
-        compiled = Compiled(project, strict=False, values=values)
-        manifest = compiled.manifest
-        ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
-        if len(ids) != 1:
-            from seekrun.errors import Diagnostic, UsageError
-            from seekrun.errors import suggest
-
-            why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
-                   f"unknown node '{node}'{suggest(node, manifest.nodes)}")
-            raise UsageError([Diagnostic("", None, why)])
-        nid = next(iter(ids))
-        summary = DAGRunner(manifest, compiled.old, compiled.project.state_dir, project_dir=compiled.project.root,
-                            file_cache=compiled.result.file_cache).run(dry_run=True)
+        shown = load(project_dir, node, Compiled, values=_run_values(run_date, start_date, end_date))
     except ProjectError as exc:
         _fail(exc)
-    entry = manifest.nodes[nid]
-    if as_json:
-        print(json.dumps(entry, indent=1, sort_keys=True))
-        return
-    res = next(r for r in summary.results if r.node_id == nid)
-    status = "up to date" if res.status.value == "cached" else f"would run ({res.reason})"
-    print(f"{nid}  [{status}]")
-    print(f"  defined in : {entry['file']}:{entry.get('line')}")
-    if entry.get("description"):
-        print(f"  description: {entry['description']}")
-    print(f"  inputs     : {', '.join(entry['inputs']) or '-'}")
-    print(f"  used by    : {', '.join(sorted(manifest.children[nid])) or '-'}")
-    if entry.get("data_files"):
-        print(f"  data files : {', '.join(entry['data_files'])}")
-    if entry.get("output_files"):
-        print(f"  writes     : {', '.join(entry['output_files'])}")
-    if entry.get("python"):
-        print(f"  python     : {entry['python']}")
-    sql = entry.get("generated_sql") or entry.get("compiled_sql")
-    if sql:
-        print("  SQL (as run, with refs resolved):")
-        for line in str(sql).splitlines():
-            print(f"    {line}")
+    shown.print(as_json)
 
 
 @app.command()
@@ -344,8 +315,8 @@ def locals_for_run(ns: dict) -> dict:
     return {k: ns[k] for k in keys}
 
 
-def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, continue_on_error, retry,
-         threads, strict, as_json, project_dir, allow_removals, values=None):
+def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, nodes, tags, exclude_tags,
+         continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
@@ -359,6 +330,7 @@ def _run(project, *, dry_run: bool, full, types, nodes, tags, exclude_tags, cont
     reporter = None if dry_run else ConsoleReporter(quiet=as_json)
     runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
                        threads=threads, reporter=reporter, file_cache=compiled.result.file_cache)
+    runner.committed_only = committed_only
     args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
             "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
     return runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,

@@ -49,6 +49,16 @@ class Database:
             return dict(known["tables"])
         return None
 
+    def committed_tables(self, records: dict, meta: dict) -> dict[str, str | None]:
+        """The tables as the state says they are, without opening DuckDB (another run holds
+        it): those the last finished run left, and those the run in progress has built so far."""
+        known = meta.get("database")
+        tables = dict(known["tables"]) if isinstance(known, dict) and isinstance(known.get("tables"), dict) else {}
+        for nid, rec in records.items():
+            if rec.get("status") == "success" and rec.get("output_hash"):
+                tables[nid] = rec["output_hash"]
+        return tables
+
     def check_file(self) -> None:
         """An existing database file must be a DuckDB file: DuckDB would open a CSV or JSON file
         as a database in memory, and a build would then keep nothing."""

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from seekrun import secrets
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import output_hash, trace
-from seekrun.results import NodeStatus
+from seekrun.results import SKIP_AFTER_FAILURE, NodeStatus
 from seekrun.scheduler import Outcome
 
 
@@ -71,9 +71,10 @@ class NodeRunner:
                 error = str(exc) if isinstance(exc, (NodeFailure, UnsupportedNode)) else \
                     f"{exc.__class__.__name__}: {exc}"
                 error = secrets.redact(error)
+                again = getattr(exc, "retryable", True)  # a rule's verdict on the data is not transient
             runner = self.runner
             wait = min(runner.retry_base_delay * 2 ** (attempts - 1), runner.retry_max_delay)
-            if attempts > self.retry or self.stop.wait(wait):
+            if not again or attempts > self.retry or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out))
 
     def _claim_content(self, nid: str, rel: str, tmp) -> None:
@@ -132,7 +133,7 @@ class NodeRunner:
 
     def on_skip(self, nid: str, failed: str) -> None:
         res = self.results[nid]
-        res.status, res.error = NodeStatus.SKIPPED, f"upstream {failed} failed"
+        res.status, res.error, res.skip = NodeStatus.SKIPPED, f"upstream {failed} failed", SKIP_AFTER_FAILURE
         self.reporter.result(res)
 
     def interrupt(self) -> None:

@@ -37,19 +37,54 @@ def make_console(stderr: bool = False):
     return Console(file=stream, highlight=False, soft_wrap=True)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 row', '2 rows', '0 rows' (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def _fmt_result(r: "NodeResult") -> str:
+    """One node's line: status, id, duration, rows, attempts, then why it ran (or was skipped)
+    and, for a failure, the error's first line."""
     status = r.status.value
     parts = [f"{_LABEL.get(status, status.upper()):<6} {r.node_id}"]
     if status in ("success", "failed"):
         parts.append(f"{r.duration:.3f}s")
     if r.row_count is not None:
-        parts.append(f"{r.row_count} rows")
+        parts.append(plural(r.row_count, "row"))
     if r.attempts > 1:
         parts.append(f"{r.attempts} attempts")
+    if status in ("success", "failed") and r.reason:
+        parts.append(f"({r.reason})")
     line = "  ".join(parts)
     if r.error:
-        line += f"  ({r.error.splitlines()[0] if status == 'failed' else r.error})"
+        line += f"  {'error: ' + r.error.splitlines()[0] if status == 'failed' else '(' + r.error + ')'}"
     return line
+
+
+def nothing_to_do(total: int) -> str:
+    """The one wording for a run (or plan) with nothing to do."""
+    return f"Nothing to do: {'the only node is' if total == 1 else f'all {total} nodes are'} up to date."
+
+
+def _skip_counts(summary: "ExecutionSummary") -> str:
+    from seekrun.results import SKIP_LABELS
+
+    counts = summary.skipped_by()
+    if not counts:
+        return "0"
+    detail = ", ".join(f"{n} {SKIP_LABELS.get(code, code)}" for code, n in counts.items())
+    return f"{summary.skipped_nodes} ({detail})"
+
+
+def full_note(summary: "ExecutionSummary") -> str | None:
+    """With --full and a filter: say that --full rebuilds the selected nodes only."""
+    selected = summary.selected
+    if not summary.full or selected is None or selected >= summary.total_nodes:
+        return None
+    others = summary.total_nodes - selected
+    return (f"--full rebuilds only the {plural(selected, 'selected node')}: the other {others} "
+            f"{'is' if others == 1 else 'are'} not marked to rebuild (any that need to run anyway are "
+            "listed as left out by the filter)")
 
 
 class ConsoleReporter:
@@ -68,7 +103,7 @@ class ConsoleReporter:
         self.total = len(to_run)
         if self.quiet or not to_run:
             return
-        self.console.print(f"Running {len(to_run)} of {total} nodes")
+        self.console.print(f"Running {len(to_run)} of {plural(total, 'node')}")
         if self.console.is_terminal:
             from rich.live import Live
 
@@ -123,15 +158,18 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
             console.print(f"CACHED {r.node_id}", markup=False)
     for nid in summary.removed_nodes:
         console.print(f"DROP   {nid}  (removed from the project)", markup=False)
+    note = full_note(summary)
+    if note:
+        console.print(note, markup=False)
     pending = [r for r in summary.results if r.status.value == "skipped"]
     if not to_run and not summary.removed_nodes and not pending:
-        console.print("Nothing to do: every node is up to date.")
+        console.print(nothing_to_do(summary.total_nodes))
     elif not to_run and not summary.removed_nodes:
-        console.print(f"Nothing selected needs to run; {len(pending)} node(s) left out still need to run "
-                      "(run without filters to build them).")
+        console.print(f"Nothing selected needs to run; {plural(len(pending), 'node')} left out by the filter "
+                      "still need to run (run without filters to build them).")
     else:
         console.print(f"Plan: {len(to_run)} to run, {summary.cached_nodes} cached, "
-                      f"{summary.skipped_nodes} skipped (dry run: nothing was written)")
+                      f"{_skip_counts(summary)} skipped (dry run: nothing was written)")
 
 
 def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = True) -> None:
@@ -145,28 +183,36 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
     ran = summary.successful_nodes + summary.failed_nodes
     if ran == 0 and not summary.removed_nodes and not summary.failed_nodes and not summary.interrupted \
             and summary.skipped_nodes == 0:
-        console.print(f"Nothing to do: all {summary.total_nodes} nodes are up to date "
-                      f"({summary.total_duration:.2f}s).")
+        console.print(nothing_to_do(summary.total_nodes))
         return
+    note = full_note(summary)
+    if note:
+        console.print(note, markup=False)
     console.print("")
     console.print("Execution summary", style="bold" if console.is_terminal else None)
     console.print(f"  total nodes : {summary.total_nodes}")
     console.print(f"  ran         : {ran} ({summary.successful_nodes} succeeded, {summary.failed_nodes} failed)")
     console.print(f"  cached      : {summary.cached_nodes}")
-    console.print(f"  skipped     : {summary.skipped_nodes}")
+    console.print(f"  skipped     : {_skip_counts(summary)}")
     if summary.removed_nodes:
         console.print(f"  removed     : {len(summary.removed_nodes)} ({', '.join(summary.removed_nodes)})",
                       markup=False)
     console.print(f"  duration    : {summary.total_duration:.2f}s")
+    left_out = [r.node_id for r in summary.results if r.skip == "filtered"]
+    if left_out:
+        console.print(f"Left out by the filter, still to run: {_first(left_out)}", markup=False)
     if summary.interrupted:
-        undone = [r.node_id for r in summary.results if r.error == "interrupted"]
-        console.print(f"Interrupted: {len(undone)} node(s) left undone: {', '.join(undone) or '-'}; "
+        undone = [r.node_id for r in summary.results if r.skip == "interrupted"]
+        console.print(f"Interrupted: {plural(len(undone), 'node')} left undone: {', '.join(undone) or '-'}; "
                       "run 'seekrun run' again to finish.", markup=False)
     elif summary.failed_nodes:
         failed = [r for r in summary.results if r.status.value == "failed"]
         for r in failed:
             console.print(f"FAILED {r.node_id}: {r.error}", markup=False)
-        undone = [r.node_id for r in summary.results if r.status.value == "skipped" and r.error
-                  and not r.error.startswith("not selected")]
+        undone = [r.node_id for r in summary.results if r.skip == "after_failure"]
         if undone:
             console.print(f"Not run because of the failure: {', '.join(undone)}", markup=False)
+
+
+def _first(ids: list[str], limit: int = 10) -> str:
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

@@ -14,6 +14,16 @@ class NodeStatus(str, Enum):
     SKIPPED = "skipped"
 
 
+# Why a node was skipped (NodeResult.skip, "skip" in run_results.json; status stays "skipped",
+# with the detail in "error"). Counted apart in the summary, labelled by SKIP_LABELS.
+SKIP_FILTERED = "filtered"  # left out by --types/--nodes/--tags (or its input was)
+SKIP_AFTER_FAILURE = "after_failure"  # not started: an upstream node failed, or the run stopped after a failure
+SKIP_INTERRUPTED = "interrupted"  # left undone by Ctrl-C / SIGTERM
+SKIP_NOT_EXECUTABLE = "not_executable"  # a kind seekrun accepts but cannot execute
+SKIP_LABELS = {SKIP_FILTERED: "left out by a filter", SKIP_AFTER_FAILURE: "not started after a failure",
+               SKIP_INTERRUPTED: "interrupted", SKIP_NOT_EXECUTABLE: "not executable by seekrun"}
+
+
 @dataclass
 class NodeResult:
     node_id: str
@@ -24,11 +34,13 @@ class NodeResult:
     attempts: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    skip: str | None = None  # a SKIP_* code when status is SKIPPED
 
     def to_dict(self) -> dict:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
                 "duration": round(self.duration, 6), "row_count": self.row_count,
-                "attempts": self.attempts, "error": self.error, "warnings": self.warnings}
+                "attempts": self.attempts, "error": self.error, "warnings": self.warnings,
+                "skip": self.skip if self.status is NodeStatus.SKIPPED else None}
 
 
 @dataclass
@@ -39,6 +51,8 @@ class ExecutionSummary:
     interrupted: bool = False
     removed_nodes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    full: bool = False  # --full
+    selected: int | None = None  # how many nodes the filters selected
 
     def _count(self, *statuses: NodeStatus) -> int:
         return sum(1 for r in self.results if r.status in statuses)
@@ -68,6 +82,16 @@ class ExecutionSummary:
     def skipped_nodes(self) -> int:
         return self._count(NodeStatus.SKIPPED)
 
+    def skipped_by(self) -> dict[str, int]:
+        """Skipped nodes counted by why (SKIP_* codes), in SKIP_LABELS order."""
+        counts: dict[str, int] = {}
+        for r in self.results:
+            if r.status is NodeStatus.SKIPPED:
+                code = r.skip or "other"
+                counts[code] = counts.get(code, 0) + 1
+        order = list(SKIP_LABELS)
+        return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
     @property
     def ran(self) -> list[str]:
         return [r.node_id for r in self.results if r.status in (NodeStatus.SUCCESS, NodeStatus.FAILED)]
@@ -82,6 +106,7 @@ class ExecutionSummary:
         return {"total_nodes": self.total_nodes, "changed_nodes": self.changed_nodes,
                 "cached_nodes": self.cached_nodes, "successful_nodes": self.successful_nodes,
                 "failed_nodes": self.failed_nodes, "skipped_nodes": self.skipped_nodes,
+                "skipped_by": self.skipped_by(),
                 "total_duration": round(self.total_duration, 6), "dry_run": self.dry_run,
                 "interrupted": self.interrupted, "removed_nodes": self.removed_nodes,
                 "warnings": list(self.warnings), "results": [r.to_dict() for r in self.results]}

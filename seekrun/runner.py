@@ -18,7 +18,7 @@ from seekrun.database import Database
 from seekrun.execute import NodeRunner
 from seekrun.outputs import has_table, problem
 from seekrun.rebuilder import PlanItem, plan
-from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
+from seekrun.results import SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, ExecutionSummary, NodeResult, NodeStatus
 from seekrun.scheduler import KahnQueue, run_queue
 from seekrun.selection import select
 from seekrun.state import StateStore
@@ -85,6 +85,8 @@ class DAGRunner:
         self.engine_factory = engine_factory
         self.file_cache = file_cache
         self.plan_items: dict[str, PlanItem] = {}
+        # dry run while another run holds the lock: plan from the recorded state, never open DuckDB
+        self.committed_only = False
 
     # ---- engine --------------------------------------------------------------------
     def _open_engine(self, read_only: bool = False):
@@ -99,8 +101,15 @@ class DAGRunner:
 
             text = " ".join(redact(str(exc)).split())
             if "lock" in text.lower():
-                hint = "another program has it open: close it (or wait for it), then run again"
-            elif "permission denied" in text.lower():
+                from seekrun.lock import describe_process
+                import re
+
+                held = re.search(r"\(PID (\d+)\)", text)
+                who = describe_process(held.group(1)) if held else "a program"
+                raise ProjectError([Diagnostic(self._rel(self.db_path), None,
+                    f"the database is open in another program: {who} holds DuckDB's lock on it; close the "
+                    "database there, or stop that program or wait for it to finish, then run again")]) from None
+            if "permission denied" in text.lower():
                 hint = "fix its permissions: seekrun reads and writes it"
             else:
                 hint = "it is not a database this DuckDB can open: move it away to rebuild from scratch"
@@ -133,14 +142,17 @@ class DAGRunner:
                           exclude_tags=exclude_tags)
         store = StateStore(self.state_dir)
         records = store.load(repair=not dry_run)
-        summary = ExecutionSummary(dry_run=dry_run, warnings=list(store.warnings))
+        summary = ExecutionSummary(dry_run=dry_run, warnings=list(store.warnings), full=full, selected=len(selected))
         removed = sorted(nid for nid in records if nid not in self.manifest.nodes)
         engine = None
         writing = False
         tables: dict[str, str | None] | None = None
         node_runner = None
         try:
-            tables = self.db.inspect(lambda read_only: self._open_engine(read_only=read_only), store.meta)
+            if self.committed_only:  # another run holds the database: what the state says it left
+                tables = self.db.committed_tables(records, store.meta)
+            else:
+                tables = self.db.inspect(lambda read_only: self._open_engine(read_only=read_only), store.meta)
             if self.db.replaced:
                 summary.warnings.append(f"{self._rel(self.db_path)} is not the database the last run left "
                                         "(replaced, or an older copy put back): every table is checked "
@@ -325,11 +337,12 @@ class DAGRunner:
             elif it.reason is None:
                 results[nid] = NodeResult(nid, NodeStatus.CACHED, None)
             elif it.blocked_by is not None:
-                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
-                                          error=f"input {it.blocked_by} has not been built")
+                why = "" if items[it.blocked_by].selected else " (left out by the filter)"
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), skip=SKIP_FILTERED,
+                                          error=f"input {it.blocked_by} has not been built{why}: still needs to run")
             else:
                 results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
-                                          error="not selected (still needs to run)")
+                                          error="left out by the filter: still needs to run", skip=SKIP_FILTERED)
         return results
 
     def _execute(self, node_runner: NodeRunner, items, to_run, results, continue_on_error,
@@ -345,11 +358,12 @@ class DAGRunner:
             summary.interrupted = True
             finished = False
         if not finished:
-            why = "interrupted" if summary.interrupted else "not started: the run stopped after a failure"
+            why, code = (("interrupted", SKIP_INTERRUPTED) if summary.interrupted else
+                         ("not started: the run stopped after a failure", SKIP_AFTER_FAILURE))
             for nid in to_run:
                 res = results[nid]
                 if res.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
-                    res.status, res.error = NodeStatus.SKIPPED, why
+                    res.status, res.error, res.skip = NodeStatus.SKIPPED, why, code
 
     def _write_results(self, summary: ExecutionSummary, started_at: str, args: dict) -> None:
         data = {

@@ -86,14 +86,16 @@ class StateStore:
         for k in bad:
             del self.nodes[k]
         if bad:
-            self.warnings.append(f"{self.path}: {len(bad)} damaged record(s) ignored ({first_few(bad)}): those "
-                                 "nodes are rebuilt")
+            many = len(bad) != 1
+            self.warnings.append(f"{self.path}: {len(bad)} damaged record{'s' if many else ''} ignored "
+                                 f"({first_few(bad)}): "
+                                 f"{'those nodes are' if len(bad) != 1 else 'that node is'} rebuilt")
             self._pending = self._pending or repair
         self._loaded_meta = dict(self.meta)
         return self.nodes
 
     def _set_aside(self, path: Path, exc: Exception, repair: bool) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())  # UTC, as every time seekrun writes
         aside = path.with_name(f"{path.name}.corrupt-{stamp}")
         if repair:
             self._aside = (path, aside)  # moved by apply_repairs, once the run has passed its checks

@@ -473,7 +473,7 @@ def test_sql_assertion_with_undeclared_ref_is_a_parse_error(tmp_path):
     path.write_text(path.read_text().replace("ref('source.bb')", "input_3"))
     res = cli("run", "-p", str(project))
     assert res.exit_code == 2, res.output
-    assert "nodes/rules/r.yml:9: rule.r: input_3 is out of range: the rule declares 1 input(s) (input_0..input_0)" \
+    assert "nodes/rules/r.yml:9: rule.r: input_3 is out of range: the rule declares 1 input (input_0)" \
         in res.output
 
 

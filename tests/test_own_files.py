@@ -159,8 +159,8 @@ def test_a_damaged_record_is_dropped_with_a_warning_and_its_node_rebuilt(proj, t
     data = read_state(proj)
     data["nodes"][nid] = DAMAGED_RECORDS[how](data["nodes"][nid])
     write_state(proj, data)
-    res = carries_on(proj, tmp_path, must_run={nid}, warning="damaged record(s) ignored")
-    assert f"damaged record(s) ignored ({nid})" in res.output
+    res = carries_on(proj, tmp_path, must_run={nid}, warning="damaged record ignored")
+    assert f"damaged record ignored ({nid})" in res.output
     kept = read_state(proj)["nodes"][nid]
     assert kept["status"] == "success" and isinstance(kept["output_hash"], str)
 
@@ -214,9 +214,9 @@ JOURNAL_LINES = {
     # (journal content, nodes that must rebuild, warning)
     "id_a_list": (b'{"id": [1], "entry": {}}\n', set(), None),
     "output_files_an_int": (b'{"id": "source.orders", "entry": {"output_files": 5}}\n', {"source.orders"},
-                            "damaged record(s) ignored"),
-    "entry_an_int": (b'{"id": "source.orders", "entry": 5}\n', {"source.orders"}, "damaged record(s) ignored"),
-    "entry_null": (b'{"id": "source.orders", "entry": null}\n', {"source.orders"}, "damaged record(s) ignored"),
+                            "damaged record ignored"),
+    "entry_an_int": (b'{"id": "source.orders", "entry": 5}\n', {"source.orders"}, "damaged record ignored"),
+    "entry_null": (b'{"id": "source.orders", "entry": null}\n', {"source.orders"}, "damaged record ignored"),
     "claim_an_int": (b'{"id": "exposure.customer_360_csv", "claim": 5}\n', set(), None),
     "claim_with_ints": (b'{"id": "exposure.customer_360_csv", "claim": [1, {"a": 2}]}\n', set(), None),
     "a_list": (b"[1, 2, 3]\n", set(), None),
@@ -439,7 +439,7 @@ def test_a_lost_state_and_an_exposure_outside_target(tmp_path, damage):
     assert "Traceback" not in res.output and "internal error" not in res.output, res.output
     assert "exposure.customer_360_csv" in ran(proj)
     if damage != "target_deleted":
-        assert ("state file is corrupt" if damage == "garbled_state" else "damaged record(s) ignored") in res.output
+        assert ("state file is corrupt" if damage == "garbled_state" else "damaged record ignored") in res.output
     tables, exposure = clean_expected(proj, tmp_path, OUTSIDE_EXPOSURE)
     assert all_tables(proj) == tables
     assert exposure_rows(proj, OUTSIDE_EXPOSURE) == exposure

@@ -221,12 +221,12 @@ def test_second_run_or_parse_is_refused_while_one_runs_and_a_dead_holder_is_take
             res = cli_proc(*args, "-p", str(proj), timeout=30)
             shown = f"$ seekrun {' '.join(args)}: exit {res.exit_code}\n{res.output}"
             assert res.exit_code == 2, shown
-            assert re.search(rf"project is locked by pid {proc.pid} since \S", res.stderr), shown
+            assert re.search(rf"project is locked by pid {proc.pid} \(.*seekrun run.*\) since \S+ \S+ UTC", res.stderr), shown
             assert "Traceback" not in res.output, shown
             # ...and in-process: refused at once, not after waiting for the lock (the holder,
             # which runs far longer than this test, is still running when the refusal comes)
             res = cli(*args, "-p", str(proj))
-            assert res.exit_code == 2 and f"project is locked by pid {proc.pid} since" in res.stderr, res.output
+            assert res.exit_code == 2 and f"project is locked by pid {proc.pid} (" in res.stderr, res.output
             assert proc.poll() is None, f"$ seekrun {' '.join(args)} waited for the lock"
         assert proc.poll() is None, "the first run was disturbed"
         proc.send_signal(signal.SIGKILL)
@@ -245,8 +245,9 @@ def test_second_run_or_parse_is_refused_while_one_runs_and_a_dead_holder_is_take
     assert all(r["status"] in ("success", "cached") for r in run_results(proj).values()), res.output
 
 
-def test_dry_run_while_a_run_is_going_is_refused_too(tmp_path):
-    """`seekrun run --dry-run` is a second `seekrun run`: refused with the lock message, never a crash."""
+def test_dry_run_while_a_run_is_going_works_and_says_so(tmp_path):
+    """`seekrun run --dry-run` while a run holds the lock: the plan from the last committed
+    state, with a note naming the run in progress (issue 11; it used to be refused)."""
     proj, ids = slow_project(tmp_path / "proj")
     lock = proj / "target" / ".seekrun.lock"
     proc = start_run(proj, "--threads", "1")
@@ -259,8 +260,9 @@ def test_dry_run_while_a_run_is_going_is_refused_too(tmp_path):
         proc.communicate()
     shown = f"exit {res.exit_code}\n{res.output}"
     assert alive, "the first run was disturbed"
-    assert res.exit_code == 2, shown
-    assert re.search(rf"project is locked by pid {proc.pid} since \S", res.stderr), shown
+    assert res.exit_code == 0, shown
+    assert f"a run is in progress (pid {proc.pid} (" in res.stderr, shown
+    assert "RUN    transform.total" in res.stdout, shown
 
 
 # ---------------------------------------------------------------------------------------------

@@ -445,4 +445,4 @@ def test_output_has_one_plain_line_per_finished_node(tmp_path):
         lines = [ln for ln in res.stdout.splitlines() if nid in ln.split()]
         assert len(lines) == 1, (nid, res.stdout)
         assert re.search(r"\d+(\.\d+)?\s*s\b", lines[0]), lines[0]  # a duration
-        assert f"{rows[nid]} rows" in lines[0], lines[0]
+        assert f"{rows[nid]} row{'s' if rows[nid] != 1 else ''}" in lines[0], lines[0]  # "1 row" (issue 11)

@@ -43,6 +43,7 @@ from __future__ import annotations
 from seekrun.engine.base import (BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config)
 
 from seekrun.engine.rules.spec import (COLUMN_TYPES, SQL_TYPES, _without_descriptions, _line, seeknal_names, _node_params, parse_checks)
+from seekrun.engine.rules.explain import Verdict, check_range_types, explain_error
 from seekrun.engine.rules.checks import (_summary, _write, _describe, _need_columns, _null, _range, _uniqueness, _freshness, _assertion, _profile_check)
 
 ENGINE_VERSION = 1
@@ -116,8 +117,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
         for problem in result.problems:
             pc.error(at(i, "sql"), problem)
         for bad in dict.fromkeys(result.bad_inputs):
-            pc.error(at(i, "sql"), f"{bad} is out of range: the rule declares {len(inputs)} input(s)"
-                     + (f" (input_0..input_{len(inputs) - 1})" if inputs else ""))
+            names = "input_0" if len(inputs) == 1 else f"input_0..input_{len(inputs) - 1}"
+            pc.error(at(i, "sql"), f"{bad} is out of range: the rule declares {len(inputs)} "
+                                   f"input{'s' if len(inputs) != 1 else ''}" + (f" ({names})" if inputs else ""))
         own = [r.node_id for r in result.refs]
         first_sql = first_sql or at(i, "sql")
         if flagged is None and (any(r not in inputs for r in own) or result.candidates):
@@ -170,22 +172,10 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     columns = _describe(ctx, source)
     rows: list[tuple] = []
     for s in specs:
-        if s["type"] in COLUMN_TYPES:
-            _need_columns(node, s, columns, node["inputs"][0])
-        if s["type"] == "null":
-            rows += _null(ctx, s, source, violated)
-        elif s["type"] == "range":
-            rows += _range(ctx, s, source, violated)
-        elif s["type"] == "uniqueness":
-            rows += _uniqueness(ctx, s, source, violated)
-        elif s["type"] == "freshness":
-            rows += _freshness(ctx, s, source, columns, violated)
-        elif s["type"] in SQL_TYPES:
-            if s["sql"] is None:
-                raise UnsupportedNode(f"{node['id']}: check '{s['label']}' is a 'custom' rule without 'sql'")
-            rows.append(_assertion(ctx, s, violated))
-        else:
-            rows += _profile_check(ctx, node, s, violated)
+        try:
+            rows += _run_check(ctx, node, s, source, columns, violated)
+        except Exception as exc:
+            raise explain_error(node, s, columns, exc) from None
     count = _write(ctx, rows)
     fails = [r for r in rows if r[3] == "fail"]
     warns = [r for r in rows if r[3] == "warn"]
@@ -193,8 +183,27 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     where = f"(results in table {ctx.table.replace(chr(34), '')})"
     if fails:
         ctx.commit_on_failure = True  # the verdicts are the node's output: keep them, fail the node
-        ctx.fail(f"{prefix}{_summary(fails, len(rows), 'failed')} {where}")
+        raise Verdict(ctx.redact(f"{prefix}{_summary(fails, len(rows), 'failed')} {where}"))
     if warns:
         verb = "warned" if severity == "error" else "failed (severity warn)"
         ctx.warn(f"{prefix}{_summary(warns, len(rows), verb)} {where}")
     return BuildResult(count)
+
+
+def _run_check(ctx, node: dict, s: dict, source: str, columns: dict, violated: str) -> list[tuple]:
+    if s["type"] in COLUMN_TYPES:
+        _need_columns(node, s, columns, node["inputs"][0])
+    if s["type"] == "null":
+        return _null(ctx, s, source, violated)
+    if s["type"] == "range":
+        check_range_types(s, columns)
+        return _range(ctx, s, source, violated)
+    if s["type"] == "uniqueness":
+        return _uniqueness(ctx, s, source, violated)
+    if s["type"] == "freshness":
+        return _freshness(ctx, s, source, columns, violated)
+    if s["type"] in SQL_TYPES:
+        if s["sql"] is None:
+            raise UnsupportedNode(f"{node['id']}: check '{s['label']}' is a 'custom' rule without 'sql'")
+        return [_assertion(ctx, s, violated)]
+    return _profile_check(ctx, node, s, violated)

@@ -57,7 +57,7 @@ def _null(ctx, s, source, violated) -> list[tuple]:
         frac = nulls / total if total else 0.0
         bad = frac > allowed
         if nulls == 0:
-            msg = f"no NULLs in {total} rows"
+            msg = f"no NULLs in {total} row{'s' if total != 1 else ''}"
         else:
             msg = (f"{nulls} of {total} rows are NULL ({_pct(frac)}); "
                    + (f"allowed {_pct(allowed)}" if allowed else "no NULLs allowed"))
@@ -100,7 +100,7 @@ def _uniqueness(ctx, s, source, violated) -> list[tuple]:
     bad = frac > allowed
     label = ", ".join(cols)
     if rows_in == 0:
-        msg = f"every non-NULL key is unique ({total} rows)"
+        msg = f"every non-NULL key is unique ({total} row{'s' if total != 1 else ''})"
     else:
         examples = ctx.execute(f"SELECT {keys}, n FROM ({groups}) ORDER BY n DESC, {keys} LIMIT 3").fetchall()
         shown = "; ".join(_key_text(cols, ex[:-1]) + f" ({ex[-1]} rows)" for ex in examples)

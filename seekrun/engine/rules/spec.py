@@ -147,7 +147,8 @@ def parse_checks(raw: list, inputs: list[str], err: Callable, at: Callable) -> l
             e(at(i, "type"), f"unknown check type {ctype!r}{suggest(ctype, TYPES)}: use one of {', '.join(TYPES)}")
             continue
         spec: dict[str, Any] = {"type": ctype, "name": chk.get("name"), "columns": [], "params": {},
-                                "sql": None, "checks": [], "profile": None}
+                                "sql": None, "checks": [], "profile": None,
+                                "raw_params": dict(chk["params"]) if isinstance(chk.get("params"), dict) else {}}
         for key in chk:
             if key not in CHECK_KEYS[ctype]:
                 e(at(i, key), f"unknown key '{key}' in a {ctype} check{suggest(key, CHECK_KEYS[ctype])}: "
@@ -267,7 +268,10 @@ def _type_params(ctype: str, params: dict, spec: dict, e: Callable, at: Callable
         if not bounds and not any(params.get(k) is not None for k in ("min_val", "max_val")):
             e(at() if params else at()[:-1], "a range check needs params.min_val and/or params.max_val")
         lo, hi = bounds.get("min_val"), bounds.get("max_val")
-        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+        if lo is not None and hi is not None and isinstance(lo, str) != isinstance(hi, str):
+            e(at("max_val"), f"min_val ({lo!r}) and max_val ({hi!r}) must be of one type: both numbers, or "
+                             "both dates/timestamps (one column cannot be compared with both)")
+        elif isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
             e(at("min_val"), f"min_val ({lo}) is greater than max_val ({hi})")
         p["min"], p["max"] = lo, hi
     elif ctype == "freshness":

@@ -1,0 +1,199 @@
+"""`seekrun show NODE`: one node as a person wants to see it, read-only.
+
+Where it is defined, its description, tags and owner, inputs and users, whether it would run
+now and why, its columns (names and types from the database when it is built, else the
+declared ones), its row count, the last run's status, duration and reason, and its SQL.
+
+Nothing is written, and the project lock is not taken: while a run holds it, `show` says so
+and reads the last committed state (the database itself is then not opened: DuckDB lets one
+process at a time have it open for writing, and no one else in).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _columns_from_db(db_path, node_id: str):
+    """[(name, type)] and the row count of a node's table, or (None, None, why not)."""
+    if not db_path.exists():
+        return None, None, "not built yet"
+    import duckdb
+
+    from seekrun.engine.base import table_name
+
+    kind, _, name = node_id.partition(".")
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except Exception as exc:  # held by another program, or not readable
+        text = str(exc)
+        return None, None, ("the database is open in another program" if "lock" in text.lower()
+                            else "the database cannot be read")
+    try:  # noqa: SIM105 (a table dropped by hand, a damaged file: shown as unknown, never a crash)
+        cols = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
+                           "current_database() AND schema_name = ? AND table_name = ? ORDER BY column_index",
+                           [kind, name]).fetchall()
+        if not cols:
+            return None, None, "no table in the database yet"
+        rows = con.execute(f"SELECT count(*) FROM {table_name(node_id)}").fetchone()[0]
+        return cols, rows, None
+    except Exception:
+        return None, None, "the table cannot be read"
+    finally:
+        con.close()
+
+
+def _declared(entry: dict) -> dict[str, dict]:
+    """Declared columns: name -> {"dtype", "description"} (from `columns:` in the node)."""
+    cols = (entry.get("config") or {}).get("columns") if isinstance(entry.get("config"), dict) else None
+    out: dict[str, dict] = {}
+    if isinstance(cols, dict):
+        for k, v in cols.items():
+            out[str(k)] = v if isinstance(v, dict) else {"description": v}
+    elif isinstance(cols, list):
+        for c in cols:
+            if isinstance(c, dict) and c.get("name"):
+                out[str(c["name"])] = c
+            elif isinstance(c, str):
+                out[c] = {}
+    return out
+
+
+def _fmt_seconds(d) -> str:
+    return f"{d:.3f}s" if isinstance(d, (int, float)) else "-"
+
+
+class Shown:
+    """One node, looked up and planned (read-only), ready to print."""
+
+    def __init__(self, compiled, nid, summary, record, db_path, holder):
+        self.args = (compiled, nid, summary, record)
+        self.db_path, self.holder = db_path, holder
+
+    def print(self, as_json: bool) -> None:
+        show(*self.args, db_path=self.db_path, holder=self.holder, as_json=as_json)
+
+
+def load(project_dir, node: str, compiled_class, values=None) -> Shown:
+    """Find the node (an id, or a unique name), plan it as a dry run would, read its record.
+    Takes no lock: while a run holds it, says so and plans from the committed state."""
+    from seekrun import target
+    from seekrun.errors import Diagnostic, UsageError, suggest
+    from seekrun.lock import note_run_in_progress
+    from seekrun.project import find_project
+    from seekrun.runner import DAGRunner
+    from seekrun.state import StateStore
+
+    project = find_project(project_dir)
+    target.check(project.root, project.database_path, writes=False)
+    holder = note_run_in_progress(project.target_dir)
+    compiled = compiled_class(project, strict=False, values=values)
+    manifest = compiled.manifest
+    ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
+    if len(ids) != 1:
+        why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
+               f"unknown node '{node}'{suggest(node, manifest.nodes)}")
+        raise UsageError([Diagnostic("", None, why)])
+    nid = next(iter(ids))
+    runner = DAGRunner(manifest, compiled.old, project.state_dir, project_dir=project.root,
+                       file_cache=compiled.result.file_cache)
+    runner.committed_only = holder is not None
+    summary = runner.run(dry_run=True)
+    record = StateStore(project.state_dir).load(repair=False).get(nid)
+    return Shown(compiled, nid, summary, record, runner.db_path, holder)
+
+
+def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, as_json: bool) -> None:
+    from seekrun.outputs import has_table
+    from seekrun.output import plural
+
+    manifest = compiled.manifest
+    entry = manifest.nodes[nid]
+    res = next(r for r in summary.results if r.node_id == nid)
+    runs = res.status.value != "cached"
+    declared = _declared(entry)
+    columns, rows, why_not = None, None, None
+    if has_table(entry["kind"]):
+        if holder is not None:
+            why_not = "a run holds the database"
+        elif record is None:
+            why_not = "not built yet"
+        else:
+            columns, rows, why_not = _columns_from_db(db_path, nid)
+    if rows is None and record is not None and isinstance(record.get("row_count"), int):
+        rows = record["row_count"]
+    last = None
+    if record is not None:
+        last = {k: record.get(k) for k in ("status", "duration", "last_run", "reason", "row_count", "error")}
+    if as_json:
+        out = dict(entry)
+        out["plan"] = {"runs": runs, "reason": res.reason if runs else None}
+        out["last_run"] = last
+        out["columns"] = ([{"name": c, "type": t, "description": (declared.get(c) or {}).get("description")}
+                           for c, t in columns] if columns is not None else None)
+        out["row_count"] = rows
+        out["run_in_progress"] = holder is not None
+        print(json.dumps(out, indent=1, sort_keys=True, default=str))
+        return
+    p = print
+    p(f"{nid}  [{'would run (' + str(res.reason) + ')' if runs else 'up to date'}]")
+    p(f"  defined in : {entry['file']}:{entry.get('line')}")
+    if entry.get("description"):
+        p(f"  description: {entry['description']}")
+    p(f"  tags       : {', '.join(entry.get('tags') or []) or '-'}")
+    p(f"  owner      : {entry.get('owner') or '-'}")
+    p(f"  inputs     : {', '.join(entry['inputs']) or '-'}")
+    p(f"  used by    : {', '.join(sorted(manifest.children[nid])) or '-'}")
+    if entry.get("data_files"):
+        p(f"  data files : {', '.join(entry['data_files'])}")
+    if entry.get("output_files"):
+        p(f"  writes     : {', '.join(entry['output_files'])}")
+    if entry.get("python"):
+        p(f"  python     : {entry['python']}")
+    if last is None:
+        p("  last run   : never built")
+    else:
+        line = f"{last['status']}, {_fmt_seconds(last['duration'])}, at {_utc(last['last_run'])}"
+        if last.get("reason"):
+            line += f" (ran because: {last['reason']})"
+        p(f"  last run   : {line}")
+        if last["status"] == "failed" and last.get("error"):
+            p(f"  last error : {str(last['error']).splitlines()[0]}")
+    if has_table(entry["kind"]):
+        p(f"  rows       : {plural(rows, 'row') if rows is not None else '-'}"
+          + (" (as of the last run)" if rows is not None and columns is None else ""))
+    if columns is not None:
+        p(f"  columns    : {plural(len(columns), 'column')}")
+        width = max(len(c) for c, _ in columns)
+        for c, t in columns:
+            desc = (declared.get(c) or {}).get("description")
+            p(f"    {c:<{width}}  {t}" + (f"  -- {desc}" if desc else ""))
+    elif declared:
+        p(f"  columns    : {plural(len(declared), 'column')} declared"
+          + (f" (types from the database: {why_not})" if why_not else ""))
+        for c, d in declared.items():
+            t, desc = d.get("dtype") or d.get("data_type") or d.get("type"), d.get("description")
+            p(f"    {c}" + (f"  {t}" if t else "") + (f"  -- {desc}" if desc else ""))
+    elif why_not and has_table(entry["kind"]):
+        p(f"  columns    : - ({why_not})")
+    sql = entry.get("generated_sql") or entry.get("compiled_sql")
+    if sql:
+        p("  SQL (as run, with refs resolved):")
+        for line in str(sql).splitlines():
+            p(f"    {line}")
+    sys.stdout.flush()
+
+
+def _utc(stamp) -> str:
+    """An ISO timestamp from the state (UTC) as messages give times: '2026-12-01 15:40:06 UTC'."""
+    if not isinstance(stamp, str):
+        return "-"
+    from datetime import datetime, timezone
+
+    try:
+        t = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if t.tzinfo is None:
+        return stamp
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
