@@ -298,7 +298,7 @@ def _quote_contexts(text: str, matches: list) -> list[str | None]:
     state: str | None = None
     tag, depth = "", 0  # the dollar string's tag; how deep /* */ comments nest (DuckDB nests them)
     spans = [(m.start(), m.end()) for m in matches]
-    i, k, n = 0, 0, len(text)
+    i, k = 0, 0
     while k < len(spans):
         start, end = spans[k]
         if i >= start:  # at (or, inside a comment or string, past) the next placeholder
