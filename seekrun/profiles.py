@@ -87,10 +87,10 @@ def load(root: Path) -> tuple[dict, str | None]:
     return data, shown
 
 
-def interpolate(value: str, where: str) -> str:
-    """Seeknal's ${VAR} / ${VAR:default} / $VAR and seekrun's {{ env_var('VAR') }}, filled in
-    and registered as secrets."""
-    from seekrun import secrets
+def interpolate(value: str, where: str, env_var: bool = True) -> str:
+    """Seeknal's ${VAR} / ${VAR:default} / $VAR and seekrun's {{ env_var('VAR') }}, filled in.
+    env_var() values are registered as secrets (as everywhere); ${VAR} ones by resolve() under
+    a secret key (a port or a host name masked in every message helps no one)."""
     from seekrun.parser.templating import TemplateError, substitute_env
 
     def one(m: re.Match) -> str:
@@ -102,10 +102,11 @@ def interpolate(value: str, where: str) -> str:
             else:
                 raise ProfileError(f"{where}: environment variable {name} is not set: set it (or give "
                                    "${" + name + ":default})")
-        secrets.register(got)
         return got
 
     out = _SEEKNAL_ENV.sub(one, value) if "$" in value else value
+    if not env_var:
+        return out
     try:
         out, _ = substitute_env(out)  # registers what it fills in
     except TemplateError as exc:
@@ -113,14 +114,16 @@ def interpolate(value: str, where: str) -> str:
     return out
 
 
-def resolve(values: dict, where: str) -> dict:
-    """A copy with every string interpolated; secret keys registered as secrets."""
+def resolve(values: dict, where: str, fill=None) -> dict:
+    """A copy with every string interpolated (``fill``: how env_var() is filled in, after ${VAR};
+    by default as in a profile); secret keys registered as secrets."""
     from seekrun import secrets
 
     out = {}
     for key, value in values.items():
         if isinstance(value, str):
-            value = interpolate(value, f"{where}.{key}")
+            value = interpolate(value, f"{where}.{key}", env_var=fill is None)
+            value = fill(value) if fill is not None else value
         if key in SECRET_KEYS and value not in (None, ""):
             secrets.register(str(value))
         out[key] = value

@@ -106,3 +106,20 @@ def start() -> Server:
         last = (folder / "log").read_text(errors="replace") if (folder / "log").exists() else run.stderr
     shutil.rmtree(folder, ignore_errors=True)
     raise RuntimeError(f"PostgreSQL did not start: {last[-2000:]}")
+
+
+def fixture():
+    """A module-scoped pytest fixture: ``pg = pgserver.fixture()`` in a test module."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def pg():
+        if find_bin() is None:
+            pytest.skip("PostgreSQL 15 is not installed (initdb, pg_ctl, postgres): apt-get install postgresql-15")
+        server = start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    return pg

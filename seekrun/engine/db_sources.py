@@ -99,13 +99,15 @@ def connection_config(node: dict, root: Path, fill=lambda text: text) -> tuple[d
     """(libpq keyword arguments, the schema for a bare table name). ``fill`` puts the node's
     env_var() values in. Raises BadInput for an unusable connection (missing profile...)."""
     from seekrun import profiles
-    from seekrun.parser.templating import map_strings
 
     cfg = build_config(node)
     fmt = cfg.get("source")
-    params = map_strings(dict(cfg.get("params") or {}), lambda path, text: fill(text))
+    params = dict(cfg.get("params") or {})
     conn = cfg.get("connection")
-    conn = map_strings(conn, lambda path, text: fill(text)) if conn is not None else None
+    if isinstance(params.get("connection"), str):
+        params["connection"] = fill(params["connection"])
+    if isinstance(conn, str):
+        conn = fill(conn)
     try:
         layers: list[dict] = []
         defaults = profiles.source_defaults(root, fmt)
@@ -117,9 +119,11 @@ def connection_config(node: dict, root: Path, fill=lambda text: text) -> tuple[d
             if profiles.ALIASES.get(kind, kind) != "postgresql":
                 raise BadInput(f"connection '{name}' is of type '{kind}', not postgresql")
             layers.append(profile)
-        if isinstance(conn, dict):
-            layers.append(conn)
-        layers.append(params)
+        # Seeknal fills ${VAR} / $VAR in a node's own connection values too
+        for inline, label in ((conn, "connection"), (params, "params")):
+            if isinstance(inline, dict):
+                layers.append(profiles.resolve({k: v for k, v in inline.items() if k in CONNECTION_KEYS
+                                                or k == "schema"}, f"{node['file']}: {node['id']} {label}", fill))
     except profiles.ProfileError as exc:
         raise BadInput(str(exc)) from None
     out: dict = dict(DEFAULTS)
@@ -165,9 +169,18 @@ def _driver():
     return pg_read
 
 
+def _refuse_other(node: dict) -> None:
+    fmt = build_config(node).get("source")
+    if fmt in NOT_EXECUTABLE:  # reported at parse; a run skips the node before it gets here
+        from seekrun.engine.base import UnsupportedNode
+
+        raise UnsupportedNode(f"{node['id']}: not executable by seekrun: {NOT_EXECUTABLE[fmt]}")
+
+
 def check(node: dict, ctx: BuildContext) -> None:
     """Before anything runs: the driver is there, the connection resolves and connects, and the
     table or query exists (described, not read)."""
+    _refuse_other(node)
     pg_read = _driver()
     try:
         conninfo, query, table = read_plan(node, ctx.root, ctx.value, ctx.sql)
@@ -181,6 +194,7 @@ def check(node: dict, ctx: BuildContext) -> None:
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
+    _refuse_other(node)
     try:
         pg_read = _driver()
         conninfo, query, table = read_plan(node, ctx.root, ctx.value, ctx.sql)

@@ -20,7 +20,6 @@ from psycopg import sql as pgsql
 from psycopg.types.string import TextLoader
 
 BATCH_ROWS = 50_000
-_BATCH_VIEW = "_seekrun_pg_batch"
 
 
 class ReadError(Exception):
@@ -77,7 +76,12 @@ def _connect(conninfo: dict):
 
 
 def _first(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    """The server's (or libpq's) own first line, without the query it quotes."""
+    diag = getattr(exc, "diag", None)
+    text = getattr(diag, "message_primary", None) or next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+    text = " ".join(text.split())
+    if text.startswith("connection failed: "):
+        text = text[len("connection failed: "):]
     return text[:300] or exc.__class__.__name__
 
 
@@ -146,6 +150,8 @@ def _batch(schema: pa.Schema, rows: list, label: str) -> pa.RecordBatch:
     arrays = []
     for i, field in enumerate(schema):
         values = [r[i] for r in rows]
+        if pa.types.is_floating(field.type):  # an unconstrained numeric comes as Decimal
+            values = [v if v is None or isinstance(v, float) else float(v) for v in values]
         try:
             arrays.append(pa.array(values, type=field.type))
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
@@ -155,12 +161,14 @@ def _batch(schema: pa.Schema, rows: list, label: str) -> pa.RecordBatch:
 
 
 def _append(ctx, batch: pa.RecordBatch, first: bool) -> None:
-    cur = ctx.cur
-    cur.register(_BATCH_VIEW, pa.Table.from_batches([batch], schema=batch.schema))
+    import uuid
+
+    cur, view = ctx.cur, f"_seekrun_pg_{uuid.uuid4().hex}"
+    cur.register(view, pa.Table.from_batches([batch], schema=batch.schema))
     try:
         if first:
-            ctx.materialize(f"SELECT * FROM {_BATCH_VIEW}")
+            ctx.materialize(f"SELECT * FROM {view}")
         else:
-            ctx.execute(f"INSERT INTO {ctx.table} SELECT * FROM {_BATCH_VIEW}")
+            ctx.execute(f"INSERT INTO {ctx.table} SELECT * FROM {view}")
     finally:
-        cur.unregister(_BATCH_VIEW)
+        cur.unregister(view)
