@@ -134,15 +134,17 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
         guessed = any(p in tentative for p in inputs)
         if item.runs:
             actual[nid] = expected
-            if reason.code == "reread" and record.get("output_hash"):
-                actual[nid] = record["output_hash"]  # if it reads what it read last time
+            if node.get("reread") and record is not None and record.get("output_hash"):
+                # its output hash is what it reads: planned as if it read what it read last time
+                # (whatever made it run), and what that guess leaves cached is rechecked
+                actual[nid] = record["output_hash"]
                 guessed = True
         elif record is not None and record.get("output_hash") and problem() is None:
             actual[nid] = record["output_hash"]
             item.recheck = guessed and item.selected and reason is None
             guessed = item.recheck
         else:
-            actual[nid] = None
+            actual[nid], guessed = None, False
         if guessed:
             tentative.add(nid)
         items[nid] = item

@@ -151,6 +151,17 @@ def test_reread_every_run_and_unchanged_data_leaves_downstream_cached(shop, pg):
     assert "transform.regions" in reasons(shop)  # spend's output hash follows its inputs: regions reruns
     assert all_tables(shop) == clean_build(shop, shop.parent)
 
+    # the same rows read another way (a query instead of the table): the source runs for its new
+    # config, and what is built from it stays cached
+    nodes = (shop / "nodes" / "shop.yml").read_text()
+    (shop / "nodes" / "shop.yml").write_text(nodes.replace(
+        "table: raw.orders\nparams:\n  connection: local_pg\n",
+        "params:\n  connection: local_pg\n  query: SELECT * FROM raw.orders\n", 1))
+    same = cli("run", "-p", str(shop))
+    assert same.exit_code == 0, same.output
+    assert reasons(shop)["source.orders"] == "config changed: reader params, source path"
+    assert run_results(shop)["transform.spend"]["status"] == "cached"
+
 
 def test_secrets_never_reach_target_or_messages(shop, pg, monkeypatch):
     nodes = (shop / "nodes" / "shop.yml").read_text()
@@ -286,3 +297,21 @@ def test_parse_imports_no_driver(shop):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+def test_query_with_env_value_percent_and_trailing_comment(shop, pg, monkeypatch):
+    pg.sql("INSERT INTO public.customers VALUES ('o''neil', 'west'), ('anna%', 'east')", "shop")
+    monkeypatch.setenv("WHO", "o'neil")
+    write_project(shop, {"nodes/shop.yml": """\
+        kind: source
+        name: picked
+        source: postgresql
+        params:
+          connection: local_pg
+          query: |
+            SELECT name, region FROM customers
+            WHERE name = '{{ env_var('WHO') }}' OR name LIKE 'ann%'  -- the env value is data, quoted
+        """}, marker=None)
+    res = cli("run", "-p", str(shop))
+    assert res.exit_code == 0, res.output
+    assert sorted(table(shop, "source.picked")) == [("ann", "north"), ("anna%", "east"), ("o'neil", "west")]

@@ -87,7 +87,7 @@ def _first(exc: Exception) -> str:
 
 def _statement(query: str | None, table: tuple | None):
     if query is not None:
-        return pgsql.SQL(query.strip().rstrip(";"))  # the user's own SELECT, run read-only
+        return pgsql.SQL(query.strip().rstrip(";").rstrip())  # the user's own SELECT, run read-only
     return pgsql.SQL("SELECT * FROM {}").format(pgsql.Identifier(*table))
 
 
@@ -99,7 +99,7 @@ def describe(conninfo: dict, query: str | None, table: tuple | None) -> list[tup
     """The columns (name, Arrow type) the source will have; ReadError if it cannot be read."""
     with _connect(conninfo) as conn:
         try:
-            cur = conn.execute(pgsql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(_statement(query, table)))
+            cur = conn.execute(pgsql.SQL("SELECT * FROM ({}\n) AS q LIMIT 0").format(_statement(query, table)))
         except psycopg.Error as exc:
             raise ReadError(f"cannot read {_label(query, table)} from {_where(conninfo)}: {_first(exc)}") from None
         return [(c.name, str(arrow_type(c))) for c in cur.description or []]
