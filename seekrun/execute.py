@@ -61,16 +61,21 @@ class NodeRunner:
         inputs = {p: (self.store.nodes.get(p) or {}).get("output_hash") for p in parents}
         out = output_hash(node, [inputs[p] for p in parents])
         reread = bool(node.get("reread"))
-        stamp = (lambda result: content_output_hash(node, result.data_hash)) if reread else out
+        stamped: list[str] = []
+
+        def stamp(result) -> str:  # a re-read node: its output hash is what it read
+            stamped.append(content_output_hash(node, result.data_hash) if result.data_hash
+                           else f"unverified-{uuid.uuid4().hex}")  # (a build that did not say)
+            return stamped[-1]
         attempts, t0 = 0, time.perf_counter()
         while True:
             attempts += 1
             try:
                 before = _data_sigs(node, self.root)
-                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=stamp,
+                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=stamp if reread else out,
                                           on_file=lambda rel, tmp: self._claim_content(nid, rel, tmp))
                 after = _data_sigs(node, self.root)
-                got = content_output_hash(node, built.data_hash) if reread else out
+                got = (stamped[-1] if stamped else stamp(built)) if reread else out
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, got,
                                            after if after == before else None, built.data_hash))

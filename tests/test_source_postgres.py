@@ -263,7 +263,7 @@ def test_server_down_names_the_server(shop):
     ("source: postgresql\nparams: {connection: x, hots: h}\ntable: t\n", "'hots' is not a postgresql source param"),
     ("source: postgresql\ntable: a.b.c\n", "table 'a.b.c' must be <table> or <schema>.<table>"),
     ("source: postgresql\nparams: {connection: x}\n", "a postgresql source needs 'table: <schema>.<table>'"),
-    ("source: csv\nparams: {header: true}\n", "a csv source needs 'table: <file path or glob>'"),
+    ("source: csv\nparams: {header: true}\n", "field 'table': a csv source reads a file: add 'table: <file path or glob>'"),
 ])
 def test_parse_refuses_bad_database_config(tmp_path, node, message):
     proj = write_project(tmp_path / "p", {"nodes/s.yml": "kind: source\nname: s\n" + node})

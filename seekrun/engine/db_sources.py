@@ -56,6 +56,8 @@ def is_database(fmt) -> bool:
 
 def prepare(rec: dict, built: dict, pc) -> None:
     fmt = built.get("source")
+    if rec.get("python"):
+        return  # the user's own function reads the database (seekrun/engine/python_node.py)
     if fmt in NOT_EXECUTABLE:
         pc.not_executable = NOT_EXECUTABLE[fmt]
         return

@@ -27,8 +27,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
     if db_sources.is_database(built.get("source")):
         return db_sources.prepare(rec, built, pc)
-    if not isinstance(built.get("table"), str) or not built["table"].strip():
-        pc.error(("table",), f"a {built.get('source')} source needs 'table: <file path or glob>'")
+    if not rec.get("python") and (not isinstance(built.get("table"), str) or not built["table"].strip()):
+        pc.error(("table",), f"field 'table': a {built.get('source')} source reads a file: add "
+                             "'table: <file path or glob>'")
         return
     if built.get("connection") is not None:
         pc.error(("connection",), f"a {built.get('source')} source reads a file: 'connection' is for database "
