@@ -179,8 +179,9 @@ params:
   password: "{{ env_var('TEST_PG_PASSWORD') }}"
 """
     (shop / "nodes" / "shop.yml").write_text(nodes + inline)
-    outputs = [cli("parse", "-p", str(shop)), cli("run", "-p", str(shop)), cli("show", "-p", str(shop))]
-    assert all(r.exit_code == 0 for r in outputs[:2]), outputs[1].output
+    outputs = [cli("parse", "-p", str(shop)), cli("run", "-p", str(shop)),
+               cli("show", "-p", str(shop), "source.inline")]
+    assert all(r.exit_code == 0 for r in outputs), [r.output for r in outputs]
     monkeypatch.setenv("TEST_PG_PASSWORD", pgserver.PASSWORD + "-wrong")
     bad = cli("run", "-p", str(shop))
     assert bad.exit_code == 2 and "password authentication failed" in bad.stderr
