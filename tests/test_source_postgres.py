@@ -300,6 +300,27 @@ def test_parse_imports_no_driver(shop):
     assert json.loads(proc.stdout) == []
 
 
+def test_intervals_keep_months_and_other_types_come_as_text(shop, pg):
+    write_project(shop, {"nodes/shop.yml": """\
+        kind: source
+        name: odd
+        source: postgresql
+        params:
+          connection: local_pg
+          query: >-
+            SELECT '1 mon 2 days 03:04:05.5'::interval AS iv, '-1 day'::interval AS neg,
+                   '10.0.0.1'::inet AS ip, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS id,
+                   'NaN'::numeric AS nan
+        """}, marker=None)
+    res = cli("run", "-p", str(shop))
+    assert res.exit_code == 0, res.output
+    from conftest import query
+
+    assert query(shop, "SELECT iv = INTERVAL '1 month 2 days 3 hours 4 minutes 5.5 seconds', "
+                       "neg = INTERVAL '-1 day', ip, id, isnan(nan) FROM source.odd") == \
+        [(True, True, "10.0.0.1", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", True)]
+
+
 def test_query_with_env_value_percent_and_trailing_comment(shop, pg, monkeypatch):
     pg.sql("INSERT INTO public.customers VALUES ('o''neil', 'west'), ('anna%', 'east')", "shop")
     monkeypatch.setenv("WHO", "o'neil")

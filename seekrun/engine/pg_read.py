@@ -13,10 +13,14 @@ rows read the same way give the same hash.
 """
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
 import psycopg
 import pyarrow as pa
 import xxhash
 from psycopg import sql as pgsql
+from psycopg.adapt import Loader
 from psycopg.types.string import TextLoader
 
 BATCH_ROWS = 50_000
@@ -29,7 +33,7 @@ class ReadError(Exception):
 _SCALARS = {16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.uint32(),
             700: pa.float32(), 701: pa.float64(), 25: pa.string(), 1043: pa.string(), 1042: pa.string(),
             19: pa.string(), 18: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
-            1184: pa.timestamp("us", tz="UTC"), 1083: pa.time64("us"), 1186: pa.duration("us"),
+            1184: pa.timestamp("us", tz="UTC"), 1083: pa.time64("us"), 1186: pa.month_day_nano_interval(),
             17: pa.binary()}
 _ARRAYS = {1000: 16, 1016: 20, 1005: 21, 1007: 23, 1021: 700, 1022: 701, 1009: 25, 1015: 1043,
            1014: 1042, 1182: 1082, 1115: 1114, 1185: 1184}
@@ -53,6 +57,24 @@ def _numeric(precision, scale) -> pa.DataType:
     return pa.float64()
 
 
+_ISO_INTERVAL = re.compile(r"P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)W)?(?:(-?\d+)D)?"
+                           r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?[\d.]+)S)?)?\Z")
+
+
+class _IntervalLoader(Loader):
+    """An interval as (months, days, nanoseconds), as DuckDB keeps it (psycopg's own timedelta
+    would turn a month into 30 days). The session's IntervalStyle is iso_8601."""
+
+    def load(self, data):
+        text = bytes(data).decode()
+        m = _ISO_INTERVAL.match(text)
+        if m is None:
+            raise psycopg.DataError(f"unexpected interval {text!r}")
+        y, mo, w, d, h, mi, sec = m.groups()
+        nanos = (int(h or 0) * 3600 + int(mi or 0) * 60) * 10**9 + int(Decimal(sec or 0) * 10**9)
+        return pa.MonthDayNano([int(y or 0) * 12 + int(mo or 0), int(w or 0) * 7 + int(d or 0), nanos])
+
+
 def _text_loaders(conn) -> None:
     """Types with no column type of their own above come back as their text."""
     mapped = set(_SCALARS) | set(_ARRAYS) | {_NUMERIC}
@@ -60,6 +82,7 @@ def _text_loaders(conn) -> None:
         for oid in (info.oid, getattr(info, "array_oid", 0)):
             if oid and oid not in mapped:
                 conn.adapters.register_loader(oid, TextLoader)
+    conn.adapters.register_loader(1186, _IntervalLoader)
 
 
 def _connect(conninfo: dict):
@@ -118,6 +141,7 @@ def load(conninfo: dict, query: str | None, table: tuple | None, ctx) -> tuple[i
     with _connect(conninfo) as conn:
         try:
             conn.execute("SET TIME ZONE 'UTC'")
+            conn.execute("SET IntervalStyle = 'iso_8601'")
             with conn.cursor(name="seekrun_read") as cur:
                 cur.itersize = BATCH_ROWS
                 cur.execute(_statement(query, table))
