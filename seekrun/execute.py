@@ -5,6 +5,9 @@ on_done, on_skip under the scheduler's lock).
   ran has recorded its own by then), and its output hash is worked out from those: what the
   state says a table was built from is what it was built from, even when a parent's data
   turned out not to be the hashed data.
+- A node planned cached against a re-read input's last output (``provisional``) is decided
+  again when it starts, against what its inputs recorded by then: still cached, it is not
+  built and keeps its record; else it is built, with the reason.
 - Retries wait ``retry_base_delay * 2**k`` seconds, at most ``retry_max_delay`` a wait.
 - Every message that is shown or stored is redacted first (seekrun/secrets.py).
 """
@@ -19,7 +22,7 @@ from datetime import datetime, timezone
 
 from seekrun import secrets
 from seekrun.hashing import hash_parts, stat_sig
-from seekrun.rebuilder import output_hash, trace
+from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
 from seekrun.results import SKIP_AFTER_FAILURE, NodeStatus
 from seekrun.scheduler import Outcome
 
@@ -35,11 +38,14 @@ class Built:
     inputs: dict = field(default_factory=dict)  # input -> its output hash when this node started
     output: str | None = None  # this build's output hash (its table's stamp)
     read_sigs: dict | None = None  # data files and code files read: stat after the build (None: unstable)
+    data_hash: str | None = None  # a re-read node: the content hash of what it read
 
 
 class NodeRunner:
-    def __init__(self, runner, engine, store, results, retry: int, file_cache):
+    def __init__(self, runner, engine, store, results, retry: int, file_cache, provisional=()):
         self.runner, self.engine, self.store, self.results = runner, engine, store, results
+        self.provisional = set(provisional)  # rechecked when they start (see above)
+        self.still_cached: set[str] = set()
         self.manifest, self.root, self.reporter = runner.manifest, runner.root, runner.reporter
         self.retry, self.file_cache = retry, file_cache
         self.stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
@@ -48,21 +54,31 @@ class NodeRunner:
 
     # ---- on a worker ------------------------------------------------------------------
     def execute(self, nid: str) -> Outcome:
+        if nid in self.still_cached:
+            return Outcome(True, None)
         node = self.manifest.nodes[nid]
         parents = self.manifest.parents(nid)
         inputs = {p: (self.store.nodes.get(p) or {}).get("output_hash") for p in parents}
         out = output_hash(node, [inputs[p] for p in parents])
+        reread = bool(node.get("reread"))
+        stamped: list[str] = []
+
+        def stamp(result) -> str:  # a re-read node: its output hash is what it read
+            stamped.append(content_output_hash(node, result.data_hash) if result.data_hash
+                           else f"unverified-{uuid.uuid4().hex}")  # (a build that did not say)
+            return stamped[-1]
         attempts, t0 = 0, time.perf_counter()
         while True:
             attempts += 1
             try:
                 before = _data_sigs(node, self.root)
-                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=out,
+                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=stamp if reread else out,
                                           on_file=lambda rel, tmp: self._claim_content(nid, rel, tmp))
                 after = _data_sigs(node, self.root)
+                got = (stamped[-1] if stamped else stamp(built)) if reread else out
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
-                                           [secrets.redact(w) for w in built.warnings], inputs, out,
-                                           after if after == before else None))
+                                           [secrets.redact(w) for w in built.warnings], inputs, got,
+                                           after if after == before else None, built.data_hash))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
@@ -88,6 +104,14 @@ class NodeRunner:
 
     # ---- under the scheduler's lock -----------------------------------------------------
     def on_start(self, nid: str) -> None:
+        if nid in self.provisional:
+            reason = self._recheck(nid)
+            if reason is None:
+                self.still_cached.add(nid)
+                return
+            self.results[nid].reason = str(reason)
+            if isinstance(getattr(self.reporter, "total", None), int):
+                self.reporter.total += 1
         self.results[nid].status = NodeStatus.RUNNING
         files = self.manifest.nodes[nid].get("output_files")
         if files:
@@ -97,7 +121,18 @@ class NodeRunner:
             mark_written(self.root, files)  # survives target/ being deleted
         self.reporter.start(nid)
 
+    def _recheck(self, nid: str) -> Reason | None:
+        """A provisional node, now that its inputs have run: whether what they recorded is still
+        what it was built from (everything else was checked by the plan)."""
+        recorded = (self.store.nodes.get(nid) or {}).get("inputs") or {}
+        for p in self.manifest.parents(nid):
+            if recorded.get(p) != (self.store.nodes.get(p) or {}).get("output_hash"):
+                return Reason("upstream_changed", p)
+        return None
+
     def on_done(self, nid: str, outcome: Outcome) -> None:
+        if nid in self.still_cached:
+            return  # rechecked and still cached: its record stands
         b: Built = outcome.value
         res, store = self.results[nid], self.store
         res.duration, res.attempts, res.row_count, res.error = b.duration, b.attempts, b.rows, b.error
@@ -107,7 +142,7 @@ class NodeRunner:
         old = store.nodes.get(nid) or {}
         if outcome.ok:
             res.status = NodeStatus.SUCCESS
-            output, data_hash = b.output, ""
+            output, data_hash = b.output, "" if b.data_hash is None else b.data_hash
             moved = self._changed_while_read(node, b.read_sigs)
             if moved:
                 # files changed while they were read: what the table holds is not known to be

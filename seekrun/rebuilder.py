@@ -5,6 +5,11 @@ hashes, to name what changed), its source data hash, and the output hash of each
 input at the time.  Its own output hash is a function of those, so the whole plan can
 be worked out before anything runs, and a rebuilt node with unchanged inputs keeps its
 output hash (its dependents stay cached).  Reasons are data, checked cheapest first.
+
+A node flagged ``reread`` (a database source: its data cannot be stat'ed) runs on every run,
+and its output hash is the hash of what it read (``content_output_hash``), known only once it
+has run.  Its dependents are planned against its last output; those that are cached by that
+plan are rechecked when it has run (``PlanItem.recheck``): unchanged data leaves them cached.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from seekrun.parser.kinds import RUNTIME_FIELDS, field_label, value_change
 @dataclass(frozen=True)
 class Reason:
     code: str  # new | full | previous_run_failed | config_changed | value_changed | source_data_changed
-    #            | upstream_changed | output_missing | output_changed
+    #            | upstream_changed | output_missing | output_changed | reread
     detail: str = ""
 
     def __str__(self) -> str:
@@ -34,6 +39,7 @@ class Reason:
             "output_missing": "output missing",
             "output_changed": "output does not match its last build (an interrupted run, or changed "
                               "outside seekrun)",
+            "reread": f"re-read ({self.detail})",
         }.get(self.code, self.code)
 
 
@@ -41,6 +47,12 @@ def output_hash(node: dict, input_outputs: list[str | None]) -> str:
     """The fingerprint of what a node builds: its config, its data and its inputs' outputs."""
     h = node["hashes"]
     return hash_parts(node["kind"], h["config"], h.get("data"), *input_outputs)
+
+
+def content_output_hash(node: dict, data_hash: str) -> str:
+    """The output hash of a ``reread`` node: what it read, whatever its config (the same table
+    read through another connection is the same table)."""
+    return hash_parts(node["kind"], "content", data_hash)
 
 
 def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None], *,
@@ -70,7 +82,7 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
             return Reason("value_changed", "; ".join(values))
         labels = [field_label(node["kind"], k) for k in rest] or ["config"]
         return Reason("config_changed", "; ".join([", ".join(labels), *values]))
-    if record.get("data_hash") != hashes.get("data"):
+    if record.get("data_hash") != hashes.get("data") and not node.get("reread"):
         return Reason("source_data_changed")
     recorded_inputs = record.get("inputs") or {}
     for input_id, out in input_outputs.items():
@@ -79,6 +91,8 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
     problem = output_problem()
     if problem is not None:
         return Reason("output_missing" if problem == "missing" else "output_changed")
+    if node.get("reread"):
+        return Reason("reread", str(node["reread"]))
     return None
 
 
@@ -89,6 +103,7 @@ class PlanItem:
     selected: bool  # passes the filters
     expected_output: str
     blocked_by: str | None = None  # an unbuilt input that is not going to be built
+    recheck: bool = False  # cached as planned against a re-read input's last output: decided again when it has run
 
     @property
     def runs(self) -> bool:
@@ -106,6 +121,7 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
     """
     items: dict[str, PlanItem] = {}
     actual: dict[str, str | None] = {}
+    tentative: set[str] = set()  # actual[] is a guess until the node (or a re-read input) has run
     for nid in manifest.topological_order():
         node = manifest.nodes[nid]
         record = records.get(nid)
@@ -123,12 +139,22 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
         item = PlanItem(nid, reason, nid in selected, expected)
         if item.reason is not None and item.selected:
             item.blocked_by = next((p for p in inputs if actual[p] is None), None)
+        guessed = any(p in tentative for p in inputs)
         if item.runs:
             actual[nid] = expected
+            if node.get("reread") and record is not None and record.get("output_hash"):
+                # its output hash is what it reads: planned as if it read what it read last time
+                # (whatever made it run), and what that guess leaves cached is rechecked
+                actual[nid] = record["output_hash"]
+                guessed = True
         elif record is not None and record.get("output_hash") and problem() is None:
             actual[nid] = record["output_hash"]
+            item.recheck = guessed and item.selected and reason is None
+            guessed = item.recheck
         else:
-            actual[nid] = None
+            actual[nid], guessed = None, False
+        if guessed:
+            tentative.add(nid)
         items[nid] = item
     return items
 

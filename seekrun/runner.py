@@ -165,6 +165,7 @@ class DAGRunner:
             self._warn_stale_tables(items, store, summary)
             faults.point("plan")
             to_run = [nid for nid, it in items.items() if it.runs]
+            recheck = [nid for nid, it in items.items() if it.recheck]  # after a re-read input
             self._guard_removals(removed, records, allow_removals, dry_run, summary)
             if not dry_run and to_run:
                 from seekrun.outputs import overwrite_problems
@@ -209,7 +210,7 @@ class DAGRunner:
                 engine = engine or self._open_engine()
                 self.db.adopt(engine)
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
-                node_runner = NodeRunner(self, engine, store, results, retry, cache)
+                node_runner = NodeRunner(self, engine, store, results, retry, cache, recheck)
                 for nid in removed:  # said node by node, before each table goes
                     self.reporter.removed(nid)
                     engine.drop(nid)
@@ -217,7 +218,7 @@ class DAGRunner:
                     node_runner.remove_files(record.get("output_files"), record)
                     store.remove(nid)
             if to_run:
-                self._execute(node_runner, items, to_run, results, continue_on_error, summary)
+                self._execute(node_runner, items, to_run + recheck, results, continue_on_error, summary)
             if node_runner is not None and node_runner.kept:
                 summary.warnings.append(f"kept {first_few(node_runner.kept)}: seekrun no longer writes "
                                         f"{'them' if len(node_runner.kept) > 1 else 'it'}, but "
@@ -311,11 +312,6 @@ class DAGRunner:
             node = self.manifest.nodes[nid]
             lines = node.get("lines") or {}
             where = (node["file"], lines.get("sql") or lines.get("table") or node.get("line"))
-            if node["kind"] == "source" and not node.get("data_files") and not node.get("python"):
-                table = (node.get("build_config") or node["config"]).get("table")  # {{ today }} filled in
-                errors.append(Diagnostic(*where, f"{nid}: source data file '{table}' "
-                                                 "not found: create it or fix 'table'"))
-                continue
             try:
                 message = engine.check(node, self.root, self.manifest.nodes)
             except UnsupportedNode as exc:

@@ -36,6 +36,7 @@ class BadInput(Exception):
 class BuildResult:
     rows: int | None = None
     warnings: list[str] = field(default_factory=list)
+    data_hash: str | None = None  # a node flagged ``reread``: the content hash of what it read
 
 
 @dataclass

@@ -186,7 +186,8 @@ class DuckDBEngine:
     def build(self, node: dict, root: Path, nodes: dict[str, dict], stamp: str | None = None,
               on_file=None) -> BuildResult:
         """Build one node in one transaction; its table (if its kind has one) is stamped with
-        ``stamp`` in that transaction. ``on_file(rel, tmp)``: see BuildContext.on_file."""
+        ``stamp`` in that transaction (a callable: worked out from the BuildResult, e.g. from
+        the hash of what was read). ``on_file(rel, tmp)``: see BuildContext.on_file."""
         if self._stopping.is_set():
             raise NodeFailure("interrupted before it started")
         ctx = self.context(node, root, nodes, self._cursor())
@@ -202,10 +203,10 @@ class DuckDBEngine:
             except NodeFailure:
                 if not ctx.commit_on_failure:
                     raise
-                self._commit(ctx, node, has_table, stamp)  # e.g. a failing rule's results table
+                self._commit(ctx, node, has_table, None if callable(stamp) else stamp)  # a failing rule's results
                 committed = True
                 raise
-            self._commit(ctx, node, has_table, stamp)
+            self._commit(ctx, node, has_table, stamp(result) if callable(stamp) else stamp)
             committed = True
         except self._duckdb.Error as exc:
             raise NodeFailure(ctx.redact(str(exc).strip())) from None

@@ -51,8 +51,11 @@ class NodeBase(_Model):
 
 
 class SourceNode(NodeBase):
-    source: Literal["csv", "parquet", "json", "jsonl", "excel", "sqlite", "postgresql", "iceberg"]
-    table: str
+    # files, then the database kinds Seeknal lists (seekrun/engine/db_sources.py)
+    source: Literal["csv", "parquet", "json", "jsonl", "excel", "sqlite", "postgresql", "postgres", "iceberg",
+                    "hive", "starrocks", "bigquery", "snowflake", "redshift"]
+    table: Optional[str] = None  # a file (or glob), or a database table; a database source may give params.query
+    connection: Optional[Union[str, dict[str, Any]]] = None  # a profiles.yml connection name, or its keys
 
 
 class TransformNode(NodeBase):

@@ -318,7 +318,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
             node["build_config"] = rec["built_config"]
         if "compiled_sql" in rec:
             node["compiled_sql"] = rec["compiled_sql"]
-        for key in ("python", "live_files", "generated_sql", "output_files", "feature_order"):
+        for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread"):
             if rec.get(key):
                 node[key] = rec[key]
         if nid in data or rec["kind"] == "source":

@@ -115,7 +115,8 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
     if runtime:
         rec["runtime"] = runtime  # {{ today }} etc.: filled in after the parse cache (parser/runvars.py)
     if kind == "source":
-        rec.update(source_format=model.source, table=str(built.get("table", model.table)),
+        table = built.get("table", model.table)
+        rec.update(source_format=model.source, table=None if table is None else str(table),
                    table_line=line_of(doc.node, ("table",)))
     sql_key = SQL_KEYS.get(kind)
     canonical = None
@@ -183,8 +184,8 @@ def _env_outside_sql(kind: str, built: dict) -> list[tuple]:
 def _env_allowed(kind: str, path: tuple) -> bool:
     if SQL_KEYS.get(kind) and path == (SQL_KEYS[kind],):
         return True  # node SQL
-    if kind == "source" and path[:1] == ("params",):
-        return True  # reader params
+    if kind == "source" and path[:1] in (("params",), ("connection",)):
+        return True  # reader params, a database source's connection
     return kind == "rule" and bool(path) and path[0] == "rule" and path[-1] == "sql"  # assertion SQL
 
 

@@ -1,4 +1,5 @@
-"""source: data files (csv, parquet, json, jsonl) loaded as a table, with reader params.
+"""source: data files (csv, parquet, json, jsonl) loaded as a table, with reader params;
+database sources (postgresql, ...) are in seekrun/engine/db_sources.py.
 
 Before a run, each source that will run is checked: a missing or empty file, a CSV
 whose header does not match its rows (DuckDB would silently read the header as data)
@@ -22,6 +23,17 @@ READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "j
 def prepare(rec: dict, built: dict, pc) -> None:
     """Reader params become named arguments of DuckDB's reader: their names must be plain
     identifiers (values are always passed as quoted literals)."""
+    from seekrun.engine import db_sources
+
+    if db_sources.is_database(built.get("source")):
+        return db_sources.prepare(rec, built, pc)
+    if not rec.get("python") and (not isinstance(built.get("table"), str) or not built["table"].strip()):
+        pc.error(("table",), f"field 'table': a {built.get('source')} source reads a file: add "
+                             "'table: <file path or glob>'")
+        return
+    if built.get("connection") is not None:
+        pc.error(("connection",), f"a {built.get('source')} source reads a file: 'connection' is for database "
+                                  "sources (source: postgresql)")
     params = built.get("params") or {}
     if not isinstance(params, dict):
         pc.error(("params",), "params must be a mapping of reader options, e.g. {header: true}")
@@ -102,8 +114,14 @@ def _check_csv(path: Path, rel: str, params: dict) -> None:
 
 def check(node: dict, ctx: BuildContext) -> str | None:
     """Refuse unusable data before anything runs; return the SELECT for a syntax check."""
-    sql = select_sql(node, ctx.root, ctx.value)
     cfg = build_config(node)
+    from seekrun.engine import db_sources
+
+    if db_sources.is_database(cfg.get("source")):
+        return db_sources.check(node, ctx)
+    if not node.get("data_files") and cfg.get("source") in READERS:
+        raise BadInput(f"source data file '{cfg.get('table')}' not found: create it or fix 'table'")
+    sql = select_sql(node, ctx.root, ctx.value)
     params = cfg.get("params") or {}
     for rel in node.get("data_files") or []:
         path = ctx.root / rel
@@ -121,6 +139,10 @@ def check(node: dict, ctx: BuildContext) -> str | None:
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
+    from seekrun.engine import db_sources
+
+    if db_sources.is_database(build_config(node).get("source")):
+        return db_sources.build(node, ctx)
     sql, params, width = reader_query(node, ctx.root, ctx.value)
     try:
         rows = ctx.materialize(sql)
