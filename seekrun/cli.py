@@ -31,17 +31,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     secrets.reset()  # each command redacts the values it uses (a long-lived caller runs many)
 
 
-def _fail(exc) -> None:
-    """Report project/usage errors: one line each (with detail lines under it, such as a SQL
-    line and a caret), exit code 2, no traceback."""
-    from seekrun.secrets import redact
+def _fail(exc, as_json: bool = False) -> None:
+    """Report project/usage errors (seekrun/clierrors.py): exit code 2, no traceback."""
+    from seekrun.clierrors import fail
 
-    for d in exc.diagnostics:
-        for line in d.lines():
-            print(redact(line), file=sys.stderr)
-    n = len(exc.diagnostics)
-    print(f"seekrun: {n} error{'s' if n != 1 else ''}; nothing was changed in target/", file=sys.stderr)
-    raise typer.Exit(2)
+    fail(exc, as_json)
 
 
 def _print_warnings(warnings) -> None:
@@ -49,7 +43,7 @@ def _print_warnings(warnings) -> None:
 
     for w in warnings:
         where = w.path if w.line is None else f"{w.path}:{w.line}"
-        print(redact(f"{where}: warning: {w.message}"), file=sys.stderr)
+        print(redact(f"{where}: warning: {w.message}" if where else f"warning: {w.message}"), file=sys.stderr)
 
 
 def _sig(path: Path) -> list | None:
@@ -150,7 +144,7 @@ def parse(project_dir: Path = ProjectDir,
             compiled.report(verbose)
         result, old, diff = compiled.result, compiled.old, compiled.diff
     except ProjectError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
     counts: dict[str, int] = {}
     for n in result.manifest.nodes.values():
         counts[n["kind"]] = counts.get(n["kind"], 0) + 1
@@ -219,7 +213,7 @@ def run(project_dir: Path = ProjectDir,
             with ProjectLock(project.target_dir):
                 summary = _run(project, dry_run=False, **locals_for_run(locals()))
     except ProjectError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
     from seekrun.secrets import redact
 
     for w in summary.warnings:  # on stderr, as parse's warnings are (and in the JSON too)
@@ -267,7 +261,7 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
         summary = DAGRunner(manifest, compiled.old, compiled.project.state_dir, project_dir=compiled.project.root,
                             file_cache=compiled.result.file_cache).run(dry_run=True)
     except ProjectError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
     entry = manifest.nodes[nid]
     if as_json:
         print(json.dumps(entry, indent=1, sort_keys=True))

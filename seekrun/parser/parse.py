@@ -48,7 +48,8 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     notes: list[str] = []
     records: dict[str, dict] = {}
     digests: list[str] = []  # one per file, in path order
-    broken: list[str] = []  # files with errors: their nodes are unknown
+    broken: list[str] = []  # files that could not be read (or hold a failed document of unknown name)
+    failed: dict[str, str] = {}  # node a failed document meant to define -> "file:line" of its error
     cache = ParseCache(project.state_dir / "parse_cache" if use_cache else None)
     common, common_digest = load_common(project, errors)
     if cache.meta.get("common") != common_digest:
@@ -81,10 +82,12 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     for rel, sig, mtime_ns, entry in entries:
         if entry is None:
             recs, errs, warns, file_notes, digest = read[rel]
-            if errs:
-                broken.append(rel)
+            if errs:  # the file's other documents still count (the parse fails, but every error is found)
+                _note_failed(rel, recs, errs, broken, failed)
                 errors.extend(errs)
                 warnings.extend(warns)
+                notes.extend(file_notes)
+                _add_records(rel, recs, records, folded, errors)
                 continue
             entry = {"records": recs, "warnings": [[w.line, w.message] for w in warns], "notes": file_notes,
                      "digest": digest}
@@ -92,18 +95,8 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         warnings.extend(Diagnostic(rel, line, msg, "warning") for line, msg in entry["warnings"])
         notes.extend(entry["notes"])
         digests.append(entry["digest"])
-        for rec in entry["records"]:
-            other = records.get(rec["id"]) or folded.get(rec["id"].lower())
-            if other is not None:
-                same = "" if other["id"] == rec["id"] else (
-                    f" as '{other['id']}' (table names ignore case, so both would be one table)")
-                errors.append(Diagnostic(rel, rec["line"],
-                    f"duplicate node id '{rec['id']}': also defined in {other['file']}:{other['line']}{same}; "
-                    "rename one of them"))
-                continue
-            records[rec["id"]] = rec
-            folded[rec["id"].lower()] = rec
-    check_graph(records, errors, broken)
+        _add_records(rel, entry["records"], records, folded, errors)
+    check_graph(records, errors, broken, failed)
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")
     data = _check_sources(project, records, errors, warnings, file_cache)
@@ -125,7 +118,52 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *(f"{n}~{h}" for n, h in sorted(live.items())),
                         *sorted({clock(r["volatile"], now) for r in records.values() if r.get("volatile")}))
     manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
-    return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
+    warnings = sorted(warnings)
+    summary = not_nodes_summary(notes)
+    if summary is not None:
+        warnings.append(summary)
+    return ParseResult(project, manifest, warnings, file_cache, cache, notes, digest)
+
+
+def not_nodes_summary(notes: list[str]) -> Diagnostic | None:
+    """One line for every YAML document that is not a node (no 'kind', no node keys): Seeknal
+    projects keep hundreds of them beside the nodes (question/SQL pairs, tests). -v lists them."""
+    from seekrun.errors import first_few
+    from seekrun.parser.records import NOT_A_NODE
+
+    files = list(dict.fromkeys(n.rsplit(":", 2)[0] for n in notes if n.endswith(NOT_A_NODE)))
+    count = sum(1 for n in notes if n.endswith(NOT_A_NODE))
+    if not count:
+        return None
+    what = "1 YAML document is not a node" if count == 1 else f"{count} YAML documents are not nodes"
+    return Diagnostic("", None, f"{what} (no 'kind'), ignored: {first_few(files, 3)} (-v lists them)",
+                      "warning")
+
+
+def _add_records(rel: str, recs: list[dict], records: dict[str, dict], folded: dict[str, dict], errors) -> None:
+    for rec in recs:
+        other = records.get(rec["id"]) or folded.get(rec["id"].lower())
+        if other is not None:
+            same = "" if other["id"] == rec["id"] else (
+                f" as '{other['id']}' (table names ignore case, so both would be one table)")
+            errors.append(Diagnostic(rel, rec["line"],
+                f"duplicate node id '{rec['id']}': also defined in {other['file']}:{other['line']}{same}; "
+                "rename one of them"))
+            continue
+        records[rec["id"]] = rec
+        folded[rec["id"].lower()] = rec
+
+
+def _note_failed(rel: str, recs: list[dict], errs: list[Diagnostic], broken: list[str], failed: dict) -> None:
+    """Which nodes a file with errors may have lost: those its failed documents meant to define
+    (by id or name), or any node at all when a document's name is not known or the file could
+    not be read."""
+    for err in errs:
+        if err.node == "" or (err.node is None and not recs):
+            if rel not in broken:
+                broken.append(rel)
+        elif err.node:
+            failed.setdefault(err.node, f"{rel}:{err.line}" if err.line else rel)
 
 
 def _read_one(root: Path, common: dict | None, rel: str):

@@ -5,6 +5,7 @@ inputs with their line numbers, SQL analysis and the build-field hashes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,36 +34,85 @@ def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | Non
         return [], list(exc.diagnostics), [], []
     if not any(d.data is not None for d in docs):
         warnings.append(Diagnostic(rel, 1, "file holds no YAML document (only comments)", "warning"))
-    for doc in docs:
-        data = doc.data
-        if data is None:
+    templated = "{{" in text
+    for doc in docs:  # each document on its own: a bad one never drops the file's other nodes
+        if doc.data is None:
             continue
-        if not isinstance(data, dict):
-            errors.append(Diagnostic(rel, doc.line,
-                f"a node must be a mapping with 'kind' and 'name', not a {type(data).__name__}"))
-            continue
-        if too_deep(data):
-            errors.append(Diagnostic(rel, doc.line, f"this node's config nests more than {MAX_DEPTH} levels deep: "
-                                                    "flatten it"))
-            continue
-        if "kind" not in data and "name" not in data:
-            notes.append(f"{rel}:{doc.line}: not a node (no 'kind'), ignored")
-            continue
-        kind = data.get("kind")
-        if kind is None:
-            errors.append(Diagnostic(rel, doc.line, "node is missing 'kind': add e.g. 'kind: transform'"))
-            continue
-        if not isinstance(kind, str) or kind not in KINDS:
-            errors.append(Diagnostic(rel, line_of(doc.node, ("kind",)),
-                f"unknown kind '{kind}'{suggest(str(kind), KINDS)}: use one of {', '.join(sorted(KINDS))}"))
-            continue
-        if data.get("name") is None:
-            errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
-            continue
-        rec = _record(kind, data, doc, rel, errors, warnings, common, root, "{{" in text)
+        doc_errors: list[Diagnostic] = []
+        rec = _document(doc, rel, doc_errors, warnings, notes, common, root, templated)
         if rec is not None:
             records.append(rec)
+        elif doc_errors:  # the node this document meant to define, for the graph checks' messages
+            meant = _meant_id(doc.data)
+            errors.extend(replace(d, node=meant) for d in doc_errors)
+            continue
+        errors.extend(doc_errors)
     return records, errors, warnings, notes
+
+
+NOT_A_NODE = "not a node (no 'kind'), ignored"
+
+
+def _document(doc: Document, rel: str, errors, warnings, notes, common, root, templated) -> dict | None:
+    """One YAML document: its node record, or None (an error, or a document that is not a node)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        if isinstance(data, list) and any(isinstance(d, dict) and "kind" in d for d in data):
+            errors.append(Diagnostic(rel, doc.line, "a node must be a mapping with 'kind' and 'name', not a list: "
+                                                    "write each node as its own document, separated by '---'"))
+        else:  # e.g. a list of question/SQL pairs beside the nodes (Seeknal Ask projects)
+            notes.append(f"{rel}:{doc.line}: {NOT_A_NODE}")
+        return None
+    if too_deep(data):
+        errors.append(Diagnostic(rel, doc.line, f"this node's config nests more than {MAX_DEPTH} levels deep: "
+                                                "flatten it"))
+        return None
+    if "kind" not in data:
+        shape = node_shape(data)
+        if shape is None:  # Seeknal ignores such documents too (sql_pairs/, tests/ of Ask projects)
+            notes.append(f"{rel}:{doc.line}: {NOT_A_NODE}")
+            return None
+        kind, key = shape
+        errors.append(Diagnostic(rel, doc.line, f"node '{data['name']}' is missing 'kind' (it has 'name' and "
+                                                f"'{key}', as a {kind} has): add 'kind: {kind}'"))
+        return None
+    kind = data.get("kind")
+    if kind is None:
+        errors.append(Diagnostic(rel, line_of(doc.node, ("kind",)), "node is missing 'kind': add e.g. 'kind: transform'"))
+        return None
+    if not isinstance(kind, str) or kind not in KINDS:
+        errors.append(Diagnostic(rel, line_of(doc.node, ("kind",)),
+            f"unknown kind '{kind}'{suggest(str(kind), KINDS)}: use one of {', '.join(sorted(KINDS))}"))
+        return None
+    if data.get("name") is None:
+        errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
+        return None
+    return _record(kind, data, doc, rel, errors, warnings, common, root, templated)
+
+
+# Keys that make a document without 'kind' a node all the same (it has a 'name' too), checked in
+# this order, with the kind each suggests: such a document is an error, never silently ignored.
+SHAPES = (("entity", "feature_group"), ("materialization", "feature_group"), ("id_col", "aggregation"),
+          ("feature_date_col", "aggregation"), ("transform", "transform"), ("source", "source"),
+          ("table", "source"), ("rule", "rule"), ("python", "model"), ("inputs", "transform"),
+          ("depends_on", "transform"))
+
+
+def node_shape(data: dict) -> tuple[str, str] | None:
+    """(the kind it looks like, the key that says so) for a mapping without 'kind' that has a
+    'name' and a key only nodes have; None for anything else (not a node)."""
+    if not isinstance(data.get("name"), str):
+        return None
+    return next(((kind, key) for key, kind in SHAPES if key in data), None)
+
+
+def _meant_id(data) -> str | None:
+    """'kind.name' (or just the name) of the node a failed document meant to define ('' when not
+    known: it may have meant any node)."""
+    if not isinstance(data, dict) or not isinstance(data.get("name"), (str, int)):
+        return ""
+    kind = data.get("kind")
+    return f"{kind}.{data['name']}" if isinstance(kind, str) and kind in KINDS else str(data["name"])
 
 
 def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, common,
