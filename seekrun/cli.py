@@ -267,7 +267,11 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
         print(json.dumps(entry, indent=1, sort_keys=True))
         return
     res = next(r for r in summary.results if r.node_id == nid)
-    status = "up to date" if res.status.value == "cached" else f"would run ({res.reason})"
+    from seekrun.output import unbuildable
+
+    status = ("up to date" if res.status.value == "cached" else
+              f"skipped: {res.reason}{'; ' + res.error if res.error else ''}" if unbuildable(res) else
+              f"would run ({res.reason})")
     print(f"{nid}  [{status}]")
     print(f"  defined in : {entry['file']}:{entry.get('line')}")
     if entry.get("description"):

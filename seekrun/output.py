@@ -118,20 +118,38 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
         console.print(f"RUN    {r.node_id}  ({r.reason})", markup=False)
     for r in summary.results:
         if r.status.value == "skipped":
-            console.print(f"SKIP   {r.node_id}  ({r.reason}; {r.error})", markup=False)
+            console.print(_skip_line(r), markup=False)
         elif verbose and r.status.value == "cached":
             console.print(f"CACHED {r.node_id}", markup=False)
     for nid in summary.removed_nodes:
         console.print(f"DROP   {nid}  (removed from the project)", markup=False)
-    pending = [r for r in summary.results if r.status.value == "skipped"]
+    pending = [r for r in summary.results if r.status.value == "skipped" and not unbuildable(r)]
     if not to_run and not summary.removed_nodes and not pending:
-        console.print("Nothing to do: every node is up to date.")
+        console.print("Nothing to do: every node is up to date." + _unbuildable_note(summary))
     elif not to_run and not summary.removed_nodes:
         console.print(f"Nothing selected needs to run; {len(pending)} node(s) left out still need to run "
                       "(run without filters to build them).")
     else:
         console.print(f"Plan: {len(to_run)} to run, {summary.cached_nodes} cached, "
                       f"{summary.skipped_nodes} skipped (dry run: nothing was written)")
+
+
+NOT_EXECUTABLE = "not executable by seekrun"
+
+
+def unbuildable(r: "NodeResult") -> bool:
+    """A node skipped because seekrun cannot execute it, or because it reads one that way."""
+    return r.status.value == "skipped" and (str(r.reason or "").startswith(NOT_EXECUTABLE)
+                                            or NOT_EXECUTABLE in str(r.error or ""))
+
+
+def _skip_line(r: "NodeResult") -> str:
+    return f"SKIP   {r.node_id}  ({r.reason}{'; ' + r.error if r.error else ''})"
+
+
+def _unbuildable_note(summary: "ExecutionSummary") -> str:
+    n = sum(1 for r in summary.results if unbuildable(r))
+    return f" ({n} node{'s' if n != 1 else ''} skipped: not executable by seekrun, see above)" if n else ""
 
 
 def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = True) -> None:
@@ -143,9 +161,15 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
         print_plan(summary, console)
         return
     ran = summary.successful_nodes + summary.failed_nodes
+    cannot = [r for r in summary.results if unbuildable(r)]
+    for r in cannot:  # every run says so: these nodes are never built
+        console.print(_skip_line(r), markup=False)
     if ran == 0 and not summary.removed_nodes and not summary.failed_nodes and not summary.interrupted \
-            and summary.skipped_nodes == 0:
-        console.print(f"Nothing to do: all {summary.total_nodes} nodes are up to date "
+            and summary.skipped_nodes == len(cannot):
+        buildable = summary.total_nodes - len(cannot)
+        console.print(f"Nothing to do: all {buildable} nodes seekrun can build are up to date "
+                      f"({summary.total_duration:.2f}s)." if cannot else
+                      f"Nothing to do: all {summary.total_nodes} nodes are up to date "
                       f"({summary.total_duration:.2f}s).")
         return
     console.print("")
@@ -167,6 +191,6 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
         for r in failed:
             console.print(f"FAILED {r.node_id}: {r.error}", markup=False)
         undone = [r.node_id for r in summary.results if r.status.value == "skipped" and r.error
-                  and not r.error.startswith("not selected")]
+                  and not r.error.startswith("not selected") and not unbuildable(r)]
         if undone:
             console.print(f"Not run because of the failure: {', '.join(undone)}", markup=False)

@@ -319,13 +319,14 @@ class DAGRunner:
     def _initial_results(self, items: dict[str, PlanItem], dry_run: bool) -> dict[str, NodeResult]:
         results: dict[str, NodeResult] = {}
         for nid, it in items.items():
-            if it.runs:
+            if it.not_executable is not None:  # accepted by the parser, but seekrun cannot build it
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, f"not executable by seekrun: {it.not_executable}")
+            elif it.runs:
                 results[nid] = NodeResult(nid, NodeStatus.PENDING, str(it.reason))
             elif it.reason is None:
                 results[nid] = NodeResult(nid, NodeStatus.CACHED, None)
             elif it.blocked_by is not None:
-                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
-                                          error=f"input {it.blocked_by} has not been built")
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), error=_blocked(items, it))
             else:
                 results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
                                           error="not selected (still needs to run)")
@@ -359,3 +360,17 @@ class DAGRunner:
             "removed": summary.removed_nodes,
         }
         atomic_write_json(self.root / "target" / "run_results.json", data)
+
+
+def _blocked(items: dict[str, PlanItem], it: PlanItem) -> str:
+    """Why a node cannot run because of an input, naming the node seekrun cannot execute when
+    that is the cause (its input, or further up)."""
+    root, seen = it.blocked_by, set()
+    while root is not None and items[root].not_executable is None and items[root].blocked_by is not None \
+            and root not in seen:
+        seen.add(root)
+        root = items[root].blocked_by
+    if root is not None and items[root].not_executable is not None:
+        return (f"input {root} is not executable by seekrun" if root == it.blocked_by else
+                f"input {it.blocked_by} cannot be built: {root} is not executable by seekrun")
+    return f"input {it.blocked_by} has not been built"

@@ -97,6 +97,8 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         digests.append(entry["digest"])
         _add_records(rel, entry["records"], records, folded, errors)
     check_graph(records, errors, broken, failed)
+    warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
+                               "warning") for nid, rec in records.items() if rec.get("not_executable"))
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")
     data = _check_sources(project, records, errors, warnings, file_cache)
@@ -194,6 +196,7 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
     out: dict[str, tuple[list[str], str | None]] = {}
     for rec in records.values():
         if rec["kind"] != "source" or rec.get("python") or rec.get("source_format") not in FILE_FORMATS \
+                or rec.get("not_executable") \
                 or not isinstance(rec.get("table"), str):
             continue
         nid, table, line = rec["id"], rec["table"], rec["table_line"]
@@ -347,7 +350,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
             node["build_config"] = rec["built_config"]
         if "compiled_sql" in rec:
             node["compiled_sql"] = rec["compiled_sql"]
-        for key in ("python", "live_files", "generated_sql", "output_files", "feature_order"):
+        for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "not_executable"):
             if rec.get(key):
                 node[key] = rec[key]
         if nid in data or rec["kind"] == "source":

@@ -219,6 +219,8 @@ def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=Non
                         line=line, text_line=text_line)
     prepare(rec, built, pc)
     fields.update(pc.fields)
+    if pc.not_executable:
+        rec["not_executable"] = str(pc.not_executable)
     return len(errors) == before
 
 

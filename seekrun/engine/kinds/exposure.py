@@ -12,7 +12,8 @@ An exposure has no table (``HAS_TABLE = False``); its file is its output, so a d
 file means "output missing" and reruns it.  Every param is a build field, so changing
 the path or format reruns it.
 
-Other types (api, database, notification) parse, and are refused at run time (exit 2).
+Other types (api, database, notification) parse, and are not executable: parse warns, run
+skips them and builds the rest.
 """
 from __future__ import annotations
 
@@ -73,7 +74,9 @@ def _resolve(path: str, root: Path) -> tuple[str | None, str]:
 
 def prepare(rec: dict, built: dict, pc) -> None:
     """Parse time: a file exposure's path and format are checked; its file is its output."""
-    if built.get("type") != "file":
+    if built.get("type") != "file":  # Seeknal's api, database, notification... exposures
+        pc.not_executable = (f"exposure type '{built.get('type')}' is not supported (seekrun writes only "
+                             "'type: file' exposures)")
         return
     path, path_key, fmt, fmt_key = _settings(built)
     if not rec["inputs"]:

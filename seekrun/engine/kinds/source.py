@@ -22,6 +22,10 @@ READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "j
 def prepare(rec: dict, built: dict, pc) -> None:
     """Reader params become named arguments of DuckDB's reader: their names must be plain
     identifiers (values are always passed as quoted literals)."""
+    if built.get("source") not in READERS:  # a format seekrun accepts but has no reader for
+        pc.not_executable = (f"source format '{built.get('source')}' is not supported yet "
+                             f"(supported: {', '.join(sorted(READERS))})")
+        return
     params = built.get("params") or {}
     if not isinstance(params, dict):
         pc.error(("params",), "params must be a mapping of reader options, e.g. {header: true}")
