@@ -52,22 +52,38 @@ def _sig(path: Path) -> list | None:
     return file_sig(path)
 
 
-def _load_old(path: Path, warnings: list):
+def _load_old(path: Path, warnings: list, seeknal: list | None = None):
     """The current manifest, or None. An unreadable one is only a warning: parse rebuilds it.
-    A manifest from a newer seekrun is refused (exit 2), so it is never silently replaced."""
+    A manifest from a newer seekrun is refused (exit 2), so it is never silently replaced.
+    One Seeknal wrote (both tools write target/manifest.json) is noted in ``seeknal`` (it is
+    kept as target/manifest.seeknal.json when seekrun writes its own), and seekrun's own last
+    manifest, kept in target/state/, is the previous one."""
     from seekrun.errors import Diagnostic, ProjectError
-    from seekrun.manifest import Manifest, newer_version
+    from seekrun.manifest import OWN_COPY, Manifest, SeeknalManifest, newer_version
 
     if not path.exists():
         return None
     try:
         return Manifest.load(path)
+    except SeeknalManifest:
+        if seeknal is None:
+            return None
+        seeknal.append(path)
+        own = path.parent / OWN_COPY
+        return _load_old(own, warnings, None) if own.exists() else None
     except ProjectError as exc:
         if newer_version(exc):
             raise
         warnings.append(Diagnostic("target/manifest.json", None,
                                    "previous manifest is unreadable; treating every node as new", "warning"))
         return None
+
+
+def _is_seeknal_file(path: Path, is_seeknal) -> bool:
+    try:
+        return is_seeknal(json.loads(path.read_bytes()))
+    except (OSError, ValueError, RecursionError):
+        return False
 
 
 class Compiled:
@@ -90,8 +106,9 @@ class Compiled:
         elif ours and not diff:
             self.old = None  # ours (so not from a newer seekrun), and out of date: no need to read it
         else:
-            self.old = _load_old(self.path, result.warnings)
-            if self.old is not None:
+            self.seeknal: list = []
+            self.old = _load_old(self.path, result.warnings, self.seeknal)
+            if self.old is not None and not self.seeknal:
                 self.changed = self.old.content_bytes() != self.manifest.content_bytes()
         self._diff = None
 
@@ -106,6 +123,15 @@ class Compiled:
     def save(self) -> None:
         """Write the manifest (only if its content changed) and the caches, atomically."""
         result, manifest, cache = self.result, self.manifest, self.result.parse_cache
+        if getattr(self, "seeknal", None) and self.path.exists():
+            from seekrun.errors import Diagnostic
+            from seekrun.manifest import is_seeknal, keep_seeknal
+
+            if _is_seeknal_file(self.path, is_seeknal):  # (still: not replaced since it was read)
+                note = Diagnostic("", None, keep_seeknal(self.path.parent), "warning")
+                result.warnings.append(note)
+                if self.reported:
+                    _print_warnings([note])
         if self.changed:  # Manifest.save also saves a new env key, before the hashes it keys
             manifest.save(self.path)
         root = self.project.root
@@ -115,7 +141,10 @@ class Compiled:
         cache.meta.update(digest=result.digest, manifest_sig=_sig(self.path))
         cache.save(cache.seen)
 
+    reported = False
+
     def report(self, verbose: bool = False) -> None:
+        self.reported = True
         _print_warnings(self.result.warnings)
         if verbose:
             for note in self.result.notes:
@@ -160,7 +189,10 @@ def parse(project_dir: Path = ProjectDir,
     console.print(f"Parsed {result.project.name}: {len(result.manifest.nodes)} nodes ({kinds or 'none'})",
                   markup=False)
     lines = diff.lines()
-    if old is None:
+    if old is None and getattr(compiled, "seeknal", None):
+        console.print("No earlier seekrun manifest to compare with (Seeknal wrote over it); builds stay "
+                      "incremental (target/state/ holds what seekrun built).")
+    elif old is None:
         console.print("No previous manifest: every node is new.")
     elif not lines:
         console.print("No changes since the last parse.")
