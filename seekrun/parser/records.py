@@ -15,7 +15,8 @@ from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
 from seekrun.parser.templating import iter_strings, render_config
 from seekrun.fsutil import too_deep
-from seekrun.parser.yaml_load import MAX_DEPTH, Document, decode, line_of, load_documents, text_start
+from seekrun.parser.yaml_load import (MAX_DEPTH, Document, decode, line_of, load_documents, source_map,
+                                     text_start)
 
 
 def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | None = None
@@ -176,8 +177,9 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             return None
         if isinstance(sql, str):
             result = analyse(sql, inputs, KINDS)
+            own_line = text_start(doc.node, (sql_key,)) or rec["sql_line"]  # the SQL's, not its key's
             for problem in result.problems:
-                errors.append(Diagnostic(rel, rec["sql_line"], f"{node_id}: {problem}"))
+                errors.append(Diagnostic(rel, own_line, f"{node_id}: {problem}"))
             for bad in dict.fromkeys(result.bad_inputs):
                 errors.append(Diagnostic(rel, rec["sql_line"],
                     f"{node_id}: {bad} is out of range: the node declares {len(inputs)} input(s)"
@@ -187,26 +189,34 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
             if not result.problems and not result.bad_inputs:  # DuckDB's own parse (parser/sql_check.py)
-                rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs)]
+                src = source_map(doc, (sql_key,)) if sql == config.get(sql_key) else None
+                rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs,
+                                                     src=src)]
     rec["built_config"] = built if built is not config and built != config else None
     fields = _build_fields(kind, built, model, inputs, sql_key, canonical)
     if not run_prepare(kind, rec, built, fields, rel, errors, root, lambda path: line_of(doc.node, path),
-                       lambda path: text_start(doc.node, path)):
+                       lambda path: text_start(doc.node, path), None if built is not config else doc):
         return None
     rec["field_hashes"] = {k: hash_obj(v) for k, v in fields.items()}
     return rec
 
 
-def sql_check_entry(result, original: str, line: int | None, inputs: list[str], label: str = "") -> dict:
-    """What parser/sql_check.py needs to check one SQL text and point into the file."""
-    return {"sql": result.executable, "orig": original, "spans": result.spans, "lead": result.lead,
-            "line": line, "inputs": list(inputs), "label": label}
+def sql_check_entry(result, original: str, line: int | None, inputs: list[str], label: str = "",
+                    src: dict | None = None) -> dict:
+    """What parser/sql_check.py needs to check one SQL text and point into the file (``src``:
+    yaml_load.source_map, for a folded or multi-line quoted value)."""
+    entry = {"sql": result.executable, "orig": original, "spans": result.spans, "lead": result.lead,
+             "line": line, "inputs": list(inputs), "label": label}
+    if src:
+        entry["src"] = src
+    return entry
 
 
-def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=None) -> bool:
+def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=None, doc=None) -> bool:
     """The kind's own parse-time checks and facts (seekrun/engine/kinds/<kind>.py: prepare).
     ``line(key_path)`` gives the line of a key in the node's definition, ``text_line`` that of
-    line 1 of a text value."""
+    line 1 of a text value. With ``doc`` (the YAML document, when its values are the built
+    ones), SQL the kind asks to check in a folded or multi-line value points into the file."""
     from seekrun.engine.base import PrepareContext
     from seekrun.engine.kinds import executor
 
@@ -214,14 +224,36 @@ def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=Non
     if prepare is None:
         return True
     before = len(errors)
+    asked: dict[int | None, tuple] = {}  # text start line -> key path (to find a checked SQL's value)
+
+    def text_at(path: tuple) -> int | None:
+        at = text_line(path) if text_line is not None else line(path)
+        asked.setdefault(at, path)
+        return at
+
     pc = PrepareContext(rec["id"], root or Path("."),
                         lambda path, msg: errors.append(Diagnostic(rel, line(path), f"{rec['id']}: {msg}")),
-                        line=line, text_line=text_line)
+                        line=line, text_line=text_at)
     prepare(rec, built, pc)
+    for chk in rec.get("sql_checks") or [] if doc is not None else []:
+        path = asked.get(chk["line"])
+        if "src" not in chk and path is not None and _value_at(built, path) == chk["orig"]:
+            src = source_map(doc, path)
+            if src:
+                chk["src"] = src
     fields.update(pc.fields)
     if pc.not_executable:
         rec["not_executable"] = str(pc.not_executable)
     return len(errors) == before
+
+
+def _value_at(data, path: tuple):
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _env_outside_sql(kind: str, built: dict) -> list[tuple]:
