@@ -53,37 +53,9 @@ def _sig(path: Path) -> list | None:
 
 
 def _load_old(path: Path, warnings: list, seeknal: list | None = None):
-    """The current manifest, or None. An unreadable one is only a warning: parse rebuilds it.
-    A manifest from a newer seekrun is refused (exit 2), so it is never silently replaced.
-    One Seeknal wrote (both tools write target/manifest.json) is noted in ``seeknal`` (it is
-    kept as target/manifest.seeknal.json when seekrun writes its own), and seekrun's own last
-    manifest, kept in target/state/, is the previous one."""
-    from seekrun.errors import Diagnostic, ProjectError
-    from seekrun.manifest import OWN_COPY, Manifest, SeeknalManifest, newer_version
+    from seekrun.previous import load_previous
 
-    if not path.exists():
-        return None
-    try:
-        return Manifest.load(path)
-    except SeeknalManifest:
-        if seeknal is None:
-            return None
-        seeknal.append(path)
-        own = path.parent / OWN_COPY
-        return _load_old(own, warnings, None) if own.exists() else None
-    except ProjectError as exc:
-        if newer_version(exc):
-            raise
-        warnings.append(Diagnostic("target/manifest.json", None,
-                                   "previous manifest is unreadable; treating every node as new", "warning"))
-        return None
-
-
-def _is_seeknal_file(path: Path, is_seeknal) -> bool:
-    try:
-        return is_seeknal(json.loads(path.read_bytes()))
-    except (OSError, ValueError, RecursionError):
-        return False
+    return load_previous(path, warnings, seeknal)
 
 
 class Compiled:
@@ -123,12 +95,11 @@ class Compiled:
     def save(self) -> None:
         """Write the manifest (only if its content changed) and the caches, atomically."""
         result, manifest, cache = self.result, self.manifest, self.result.parse_cache
-        if getattr(self, "seeknal", None) and self.path.exists():
-            from seekrun.errors import Diagnostic
-            from seekrun.manifest import is_seeknal, keep_seeknal
+        if getattr(self, "seeknal", None):  # Seeknal's target/manifest.json: kept aside, said once
+            from seekrun.previous import keep_seeknal
 
-            if _is_seeknal_file(self.path, is_seeknal):  # (still: not replaced since it was read)
-                note = Diagnostic("", None, keep_seeknal(self.path.parent), "warning")
+            note = keep_seeknal(self.path)
+            if note is not None:
                 result.warnings.append(note)
                 if self.reported:
                     _print_warnings([note])

@@ -33,17 +33,6 @@ def is_seeknal(data) -> bool:
     return isinstance(meta, dict) and "seeknal_version" in meta and "manifest_version" not in meta
 
 
-def keep_seeknal(target: Path) -> str:
-    """Move Seeknal's target/manifest.json to target/manifest.seeknal.json (one rename: atomic;
-    an older copy there is replaced by this newer one). Returns what to tell the user."""
-    from seekrun.fsutil import fsync_path
-
-    os.replace(target / "manifest.json", target / SEEKNAL_COPY)
-    fsync_path(target)
-    return (f"target/manifest.json was written by Seeknal: kept it as target/{SEEKNAL_COPY} "
-            "(seekrun writes its own target/manifest.json; its build state in target/state/ is unchanged)")
-
-
 class Manifest:
     def __init__(self, metadata: dict, nodes: dict[str, dict], edges: list[dict] | None = None):
         self.metadata = metadata

@@ -19,7 +19,7 @@ from seekrun import __version__
 from seekrun.fsutil import read_checked, write_checked
 from seekrun.hashing import RACY_SECONDS
 
-VERSION = 10  # 9: feature groups record feature_order; 10: SQL lexer: -- ends at \r, $ in names, any $tag$
+VERSION = 11  # 9: feature groups record feature_order; 10: SQL lexer: -- ends at \r, $ in names, any $tag$; 11: not_executable, kind-less notes
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
 
