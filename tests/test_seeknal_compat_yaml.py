@@ -377,3 +377,20 @@ def test_sql_error_points_at_the_sql_line_with_the_caret_under_it(tmp_path, valu
     assert lines[i + 2] == "    " + " " * col + "^"
     assert shown[col] == "=" and shown[col + 1:].startswith(" 1")  # under the second '='
     assert shown.split()[-2] in text.splitlines()[line - 1]  # the line is the file's
+
+
+def test_rule_sql_in_a_folded_value_points_at_its_own_line(tmp_path):
+    proj = write_project(tmp_path / "p", {**SOURCE, "nodes/r.yml": b"""kind: rule
+name: r
+inputs: [source.a]
+rule:
+  type: sql_assertion
+  sql: >-
+    SELECT * FROM input_0
+    WHERE id >> > 3
+"""})
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.splitlines()
+    i = lines.index('nodes/r.yml:8: rule.r: check sql_assertion: SQL does not parse: syntax error at or near ">"')
+    assert lines[i + 1:i + 3] == ["    WHERE id >> > 3", "                ^"]
