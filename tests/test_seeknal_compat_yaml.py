@@ -85,19 +85,30 @@ SOURCE = {"data/a.csv": "id,v\n1,10\n2,20\n",
           "nodes/a.yml": "kind: source\nname: a\nsource: csv\ntable: data/a.csv\n"}
 
 
-@pytest.mark.parametrize("body, kind, key", [
-    ("name: clean\ninputs:\n  - ref: source.a\ntransform: SELECT * FROM ref('source.a')\n", "transform", "transform"),
-    ("name: raw\nsource: csv\ntable: data/a.csv\n", "source", "source"),
-    ("name: fg\nentity: {name: c, join_keys: [id]}\ntransform: SELECT 1 AS id\n", "feature_group", "entity"),
-    ("name: chk\ninputs: [source.a]\nrule: {type: 'null', columns: [id]}\n", "rule", "rule"),
+@pytest.mark.parametrize("body, key, hint", [
+    ("name: clean\ninputs:\n  - ref: source.a\ntransform: SELECT * FROM ref('source.a')\n", "transform",
+     "add 'kind: transform'"),
+    ("name: raw\nsource: csv\ntable: data/a.csv\n", "source", "add 'kind: source'"),
+    ("name: fg\nentity: {name: c, join_keys: [id]}\ntransform: SELECT 1 AS id\n", "entity",
+     "add 'kind: feature_group'"),
+    ("name: chk\ninputs: [source.a]\nrule: {type: 'null', columns: [id]}\n", "rule", "add 'kind: rule'"),
+    ("name: p\ninputs: [source.a]\n", "inputs", "add its kind, e.g. 'kind: transform'"),
 ])
-def test_node_shaped_document_without_kind_is_an_error_suggesting_the_kind(tmp_path, body, kind, key):
+def test_node_shaped_document_without_kind_is_an_error_suggesting_the_kind(tmp_path, body, key, hint):
     proj = write_project(tmp_path / "p", {**SOURCE, "nodes/x.yml": "# a node\n" + body})
     res = cli("parse", "-p", str(proj))
     assert res.exit_code == 2, res.output
     name = body.split("\n")[0].split(": ")[1]
-    assert (f"nodes/x.yml:2: node '{name}' is missing 'kind' (it has 'name' and '{key}', as a {kind} has): "
-            f"add 'kind: {kind}'") in res.stderr
+    assert (f"nodes/x.yml:2: node '{name}' is missing 'kind' (it has '{key}', so it is not just data): {hint}"
+            in res.stderr)
+
+
+def test_data_with_a_name_is_not_a_node(tmp_path):
+    proj = write_project(tmp_path / "p", {**SOURCE, "nodes/tests/t.yml": "name: revenue test\nsource: manual\n"
+                                                                         "question: q\nexpected: 3\n"})
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert "warning: 1 YAML document is not a node (no 'kind'), ignored: nodes/tests/t.yml" in res.stderr
 
 
 def test_kindless_documents_beside_nodes_do_not_refuse_the_project(tmp_path):

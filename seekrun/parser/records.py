@@ -74,8 +74,9 @@ def _document(doc: Document, rel: str, errors, warnings, notes, common, root, te
             notes.append(f"{rel}:{doc.line}: {NOT_A_NODE}")
             return None
         kind, key = shape
-        errors.append(Diagnostic(rel, doc.line, f"node '{data['name']}' is missing 'kind' (it has 'name' and "
-                                                f"'{key}', as a {kind} has): add 'kind: {kind}'"))
+        hint = f"add 'kind: {kind}'" if key not in GENERIC_KEYS else f"add its kind, e.g. 'kind: {kind}'"
+        errors.append(Diagnostic(rel, doc.line, f"node '{data['name']}' is missing 'kind' (it has '{key}', so it is "
+                                                f"not just data): {hint}"))
         return None
     kind = data.get("kind")
     if kind is None:
@@ -95,8 +96,10 @@ def _document(doc: Document, rel: str, errors, warnings, notes, common, root, te
 # this order, with the kind each suggests: such a document is an error, never silently ignored.
 SHAPES = (("entity", "feature_group"), ("materialization", "feature_group"), ("id_col", "aggregation"),
           ("feature_date_col", "aggregation"), ("transform", "transform"), ("source", "source"),
-          ("table", "source"), ("rule", "rule"), ("python", "model"), ("inputs", "transform"),
+          ("table", "source"), ("rule", "rule"), ("python", "transform"), ("inputs", "transform"),
           ("depends_on", "transform"))
+GENERIC_KEYS = frozenset({"python", "inputs", "depends_on"})  # any kind has them: the kind is only a guess
+SOURCE_FORMATS = frozenset({"csv", "parquet", "json", "jsonl", "excel", "sqlite", "postgresql", "iceberg"})
 
 
 def node_shape(data: dict) -> tuple[str, str] | None:
@@ -104,7 +107,10 @@ def node_shape(data: dict) -> tuple[str, str] | None:
     'name' and a key only nodes have; None for anything else (not a node)."""
     if not isinstance(data.get("name"), str):
         return None
-    return next(((kind, key) for key, kind in SHAPES if key in data), None)
+    for key, kind in SHAPES:
+        if key in data and (key != "source" or str(data[key]).lower() in SOURCE_FORMATS):
+            return kind, key
+    return None
 
 
 def _meant_id(data) -> str | None:
