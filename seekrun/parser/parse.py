@@ -160,8 +160,8 @@ def _note_failed(rel: str, recs: list[dict], errs: list[Diagnostic], broken: lis
     """Which nodes a file with errors may have lost: those its failed documents meant to define
     (by id or name), or any node at all when a document's name is not known or the file could
     not be read."""
-    for err in errs:
-        if err.node == "" or (err.node is None and not recs):
+    for err in errs:  # (a Python file's errors do not say which node they lost)
+        if err.node == "" or (err.node is None and (not recs or rel.endswith(".py"))):
             if rel not in broken:
                 broken.append(rel)
         elif err.node:
