@@ -57,13 +57,17 @@ def test_seeknal_project_builds_as_seeknal_built_it(tmp_path: Path):
     summary = ("warning: 5 YAML documents are not nodes (no 'kind'), ignored: seeknal/yaml/sql_pairs/yaml_pair_1.yml, "
                "seeknal/yaml/sql_pairs/yaml_pair_2.yml, seeknal/yaml/sql_pairs/yaml_pair_3.yml and 2 more "
                "(-v lists them)")
-    assert res.stderr.count("not a node") + res.stderr.count("not nodes") == 1, res.stderr  # said once
+    assert res.stderr.count("not nodes") == 1, res.stderr  # said once
     assert summary in res.stderr
+    assert ("warning: 1 file is not valid YAML and has no 'kind:' line, so it is not a node: ignored: "
+            "seeknal/yaml/sql_pairs/yaml_pair_colon.yml (-v lists them, with YAML's error)") in res.stderr
     assert (f"seeknal/yaml/exposures/yaml_webhook.yml:1: warning: exposure.yaml_webhook: not executable by "
             f"seekrun: {API_WHY}") in res.stderr
     verbose = cli("parse", "-p", str(proj), "-v")
     for name in ("sql_pairs/yaml_pair_1.yml", "sql_pairs/yaml_pairs_list.yml", "tests/yaml_eval_totals.yml"):
         assert f"seeknal/yaml/{name}:1: not a node (no 'kind'), ignored" in verbose.stderr
+    assert ("seeknal/yaml/sql_pairs/yaml_pair_colon.yml:2: not valid YAML, and no 'kind:' line: not a node, ignored "
+            "(YAML syntax error: mapping values are not allowed") in verbose.stderr
 
     res = cli("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
@@ -126,6 +130,14 @@ def test_kindless_documents_beside_nodes_do_not_refuse_the_project(tmp_path):
     res = cli("parse", "-p", str(proj), "-v")  # cached files say it too
     assert "nodes/mixed.yml:6: not a node (no 'kind'), ignored" in res.stderr
     assert "nodes/sql_pairs/p039.yml:1: not a node (no 'kind'), ignored" in res.stderr
+
+
+def test_invalid_yaml_with_a_kind_line_is_still_an_error(tmp_path):
+    proj = write_project(tmp_path / "p", {**SOURCE, "nodes/t.yml": "kind: transform\nname: t\n"
+                                                                   "description: Top customers: by revenue\n"})
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    assert "nodes/t.yml:3: YAML syntax error: mapping values are not allowed" in res.stderr
 
 
 def test_a_list_of_nodes_is_still_an_error(tmp_path):

@@ -120,26 +120,31 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *(f"{n}~{h}" for n, h in sorted(live.items())),
                         *sorted({clock(r["volatile"], now) for r in records.values() if r.get("volatile")}))
     manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
-    warnings = sorted(warnings)
-    summary = not_nodes_summary(notes)
-    if summary is not None:
-        warnings.append(summary)
+    warnings = sorted(warnings) + not_nodes_summary(notes)
     return ParseResult(project, manifest, warnings, file_cache, cache, notes, digest)
 
 
-def not_nodes_summary(notes: list[str]) -> Diagnostic | None:
-    """One line for every YAML document that is not a node (no 'kind', no node keys): Seeknal
-    projects keep hundreds of them beside the nodes (question/SQL pairs, tests). -v lists them."""
+def not_nodes_summary(notes: list[str]) -> list[Diagnostic]:
+    """One line for every YAML document that is not a node (no 'kind', no node keys), and one for
+    the files that are not valid YAML but have no 'kind:' line: Seeknal projects keep hundreds
+    of them beside the nodes (question/SQL pairs, tests). -v lists them."""
     from seekrun.errors import first_few
-    from seekrun.parser.records import NOT_A_NODE
+    from seekrun.parser.records import NOT_A_NODE, NOT_YAML
 
-    files = list(dict.fromkeys(n.rsplit(":", 2)[0] for n in notes if n.endswith(NOT_A_NODE)))
-    count = sum(1 for n in notes if n.endswith(NOT_A_NODE))
-    if not count:
-        return None
-    what = "1 YAML document is not a node" if count == 1 else f"{count} YAML documents are not nodes"
-    return Diagnostic("", None, f"{what} (no 'kind'), ignored: {first_few(files, 3)} (-v lists them)",
-                      "warning")
+    out = []
+    docs = [n for n in notes if n.endswith(NOT_A_NODE)]
+    if docs:
+        files = list(dict.fromkeys(n.rsplit(":", 2)[0] for n in docs))
+        what = "1 YAML document is not a node" if len(docs) == 1 else f"{len(docs)} YAML documents are not nodes"
+        out.append(Diagnostic("", None, f"{what} (no 'kind'), ignored: {first_few(files, 3)} (-v lists them)",
+                              "warning"))
+    bad = [n.split(": " + NOT_YAML)[0].rsplit(":", 1)[0] for n in notes if NOT_YAML in n]
+    if bad:
+        what = "1 file is not valid YAML" if len(bad) == 1 else f"{len(bad)} files are not valid YAML"
+        out.append(Diagnostic("", None, f"{what} and {'has' if len(bad) == 1 else 'have'} no 'kind:' line, so "
+                                        f"{'it is not a node' if len(bad) == 1 else 'they are not nodes'}: ignored: "
+                                        f"{first_few(bad, 3)} (-v lists them, with YAML's error)", "warning"))
+    return out
 
 
 def _add_records(rel: str, recs: list[dict], records: dict[str, dict], folded: dict[str, dict], errors) -> None:

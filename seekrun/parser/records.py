@@ -5,6 +5,7 @@ inputs with their line numbers, SQL analysis and the build-field hashes.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,18 @@ def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | Non
     warnings: list[Diagnostic] = []
     notes: list[str] = []
     records: list[dict] = []
+    text = None
     try:
         text = decode(raw, rel)
         if not text.strip():
             raise ProjectError([Diagnostic(rel, 1, "file is empty: add a node definition or delete the file")])
         docs = load_documents(text, rel)
     except ProjectError as exc:
+        if text is not None and text.strip() and not _KIND_LINE.search(text):
+            # Not a node whatever it holds (a node needs 'kind'): Seeknal skips such files too, and
+            # Ask projects' question/SQL pairs often hold an unquoted ': ' that YAML refuses.
+            d = exc.diagnostics[0]
+            return [], [], [], [f"{rel}:{d.line or 1}: {NOT_YAML} ({d.message.rsplit(': ', 1)[0]})"]
         return [], list(exc.diagnostics), [], []
     if not any(d.data is not None for d in docs):
         warnings.append(Diagnostic(rel, 1, "file holds no YAML document (only comments)", "warning"))
@@ -52,6 +59,8 @@ def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | Non
 
 
 NOT_A_NODE = "not a node (no 'kind'), ignored"
+NOT_YAML = "not valid YAML, and no 'kind:' line: not a node, ignored"
+_KIND_LINE = re.compile(r"""^[ \t-]*["']?kind["']?[ \t]*:""", re.M)
 
 
 def _document(doc: Document, rel: str, errors, warnings, notes, common, root, templated) -> dict | None:
