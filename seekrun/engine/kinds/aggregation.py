@@ -115,6 +115,10 @@ def generate_sql(node_id: str, cfg: dict, input_table: str) -> str:
 # ---- parse time ------------------------------------------------------------------------------
 def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
     ok = True
+    unsupported = next((f"features[{i}].{key}" for i, f in enumerate(built.get("features") or [])
+                        if isinstance(f, dict) for key in UNSUPPORTED_FEATURE_KEYS if key in f), None)
+    if unsupported:  # (what check() refuses at run time, said at parse)
+        pc.not_executable = f"{unsupported} aggregations are not supported yet (supported: basic, rolling)"
 
     def error(path: tuple, message: str) -> None:
         nonlocal ok
