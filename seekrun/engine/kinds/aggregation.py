@@ -117,7 +117,7 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
     ok = True
     unsupported = next((f"features[{i}].{key}" for i, f in enumerate(built.get("features") or [])
                         if isinstance(f, dict) for key in UNSUPPORTED_FEATURE_KEYS if key in f), None)
-    if unsupported:  # (what check() refuses at run time, said at parse)
+    if unsupported and not rec.get("python"):  # (what check() refuses at run time, said at parse)
         pc.not_executable = f"{unsupported} aggregations are not supported yet (supported: basic, rolling)"
 
     def error(path: tuple, message: str) -> None:

@@ -75,8 +75,9 @@ def _resolve(path: str, root: Path) -> tuple[str | None, str]:
 def prepare(rec: dict, built: dict, pc) -> None:
     """Parse time: a file exposure's path and format are checked; its file is its output."""
     if built.get("type") != "file":  # Seeknal's api, database, notification... exposures
-        pc.not_executable = (f"exposure type '{built.get('type')}' is not supported (seekrun writes only "
-                             "'type: file' exposures)")
+        if not rec.get("python"):
+            pc.not_executable = (f"exposure type '{built.get('type')}' is not supported (seekrun writes only "
+                                 "'type: file' exposures)")
         return
     path, path_key, fmt, fmt_key = _settings(built)
     if not rec["inputs"]:

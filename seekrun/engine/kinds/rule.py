@@ -88,7 +88,7 @@ def prepare(rec: dict, built: dict, pc) -> None:
     if checks is None:
         return
     custom = next((c for c in checks if c["type"] == "custom" and c["sql"] is None), None)
-    if custom is not None:  # Seeknal calls a Python validator there
+    if custom is not None and not rec.get("python"):  # Seeknal calls a Python validator there
         pc.not_executable = (f"check '{custom['label']}' is a 'custom' rule without 'sql': seekrun runs custom "
                              "rules only as SQL (add 'sql: SELECT ...' returning the bad rows)")
     # hashed: the checks without their descriptions, assertion SQL in canonical form (so

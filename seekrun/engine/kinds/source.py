@@ -22,7 +22,7 @@ READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "j
 def prepare(rec: dict, built: dict, pc) -> None:
     """Reader params become named arguments of DuckDB's reader: their names must be plain
     identifiers (values are always passed as quoted literals)."""
-    if built.get("source") not in READERS:  # a format seekrun accepts but has no reader for
+    if built.get("source") not in READERS and not rec.get("python"):  # a format seekrun has no reader for
         pc.not_executable = (f"source format '{built.get('source')}' is not supported yet "
                              f"(supported: {', '.join(sorted(READERS))})")
         return
