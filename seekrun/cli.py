@@ -40,17 +40,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     secrets.reset()  # each command redacts the values it uses (a long-lived caller runs many)
 
 
-def _fail(exc) -> None:
-    """Report project/usage errors: one line each (with detail lines under it, such as a SQL
-    line and a caret), exit code 2, no traceback."""
-    from seekrun.secrets import redact
+def _fail(exc, as_json: bool = False) -> None:
+    """Report project/usage errors (seekrun/clierrors.py): exit code 2, no traceback."""
+    from seekrun.clierrors import fail
 
-    for d in exc.diagnostics:
-        for line in d.lines():
-            print(redact(line), file=sys.stderr)
-    n = len(exc.diagnostics)
-    print(f"seekrun: {n} error{'s' if n != 1 else ''}; nothing was changed in target/", file=sys.stderr)
-    raise typer.Exit(2)
+    fail(exc, as_json)
 
 
 def _print_warnings(warnings) -> None:
@@ -58,7 +52,7 @@ def _print_warnings(warnings) -> None:
 
     for w in warnings:
         where = w.path if w.line is None else f"{w.path}:{w.line}"
-        print(redact(f"{where}: warning: {w.message}"), file=sys.stderr)
+        print(redact(f"{where}: warning: {w.message}" if where else f"warning: {w.message}"), file=sys.stderr)
 
 
 def _sig(path: Path) -> list | None:
@@ -67,22 +61,10 @@ def _sig(path: Path) -> list | None:
     return file_sig(path)
 
 
-def _load_old(path: Path, warnings: list):
-    """The current manifest, or None. An unreadable one is only a warning: parse rebuilds it.
-    A manifest from a newer seekrun is refused (exit 2), so it is never silently replaced."""
-    from seekrun.errors import Diagnostic, ProjectError
-    from seekrun.manifest import Manifest, newer_version
+def _load_old(path: Path, warnings: list, seeknal: list | None = None):
+    from seekrun.previous import load_previous
 
-    if not path.exists():
-        return None
-    try:
-        return Manifest.load(path)
-    except ProjectError as exc:
-        if newer_version(exc):
-            raise
-        warnings.append(Diagnostic("target/manifest.json", None,
-                                   "previous manifest is unreadable; treating every node as new", "warning"))
-        return None
+    return load_previous(path, warnings, seeknal)
 
 
 class Compiled:
@@ -106,8 +88,9 @@ class Compiled:
         elif ours and not diff:
             self.old = None  # ours (so not from a newer seekrun), and out of date: no need to read it
         else:
-            self.old = _load_old(self.path, result.warnings)
-            if self.old is not None:
+            self.seeknal: list = []
+            self.old = _load_old(self.path, result.warnings, self.seeknal)
+            if self.old is not None and not self.seeknal:
                 self.changed = self.old.content_bytes() != self.manifest.content_bytes()
         self._diff = None
 
@@ -122,6 +105,14 @@ class Compiled:
     def save(self) -> None:
         """Write the manifest (only if its content changed) and the caches, atomically."""
         result, manifest, cache = self.result, self.manifest, self.result.parse_cache
+        if getattr(self, "seeknal", None):  # Seeknal's target/manifest.json: kept aside, said once
+            from seekrun.previous import keep_seeknal
+
+            note = keep_seeknal(self.path)
+            if note is not None:
+                result.warnings.append(note)
+                if self.reported:
+                    _print_warnings([note])
         if self.changed:  # Manifest.save also saves a new env key, before the hashes it keys
             manifest.save(self.path)
         root = self.project.root
@@ -131,7 +122,10 @@ class Compiled:
         cache.meta.update(digest=result.digest, manifest_sig=_sig(self.path))
         cache.save(cache.seen)
 
+    reported = False
+
     def report(self, verbose: bool = False) -> None:
+        self.reported = True
         _print_warnings(self.result.warnings)
         if verbose:
             for note in self.result.notes:
@@ -168,7 +162,7 @@ def parse(project_dir: Path = ProjectDir,
                 compiled.report(verbose)
         result, old, diff = compiled.result, compiled.old, compiled.diff
     except ProjectError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
     counts: dict[str, int] = {}
     for n in result.manifest.nodes.values():
         counts[n["kind"]] = counts.get(n["kind"], 0) + 1
@@ -184,7 +178,10 @@ def parse(project_dir: Path = ProjectDir,
     console.print(f"Parsed {result.project.name}: {len(result.manifest.nodes)} nodes ({kinds or 'none'})",
                   markup=False)
     lines = diff.lines()
-    if old is None:
+    if old is None and getattr(compiled, "seeknal", None):
+        console.print("No earlier seekrun manifest to compare with (Seeknal wrote over it); builds stay "
+                      "incremental (target/state/ holds what seekrun built).")
+    elif old is None:
         console.print("No previous manifest: every node is new.")
     elif not lines:
         console.print("No changes since the last parse.")
@@ -246,7 +243,7 @@ def run(project_dir: Path = ProjectDir,
             with ProjectLock(project.target_dir, wait=(wait_timeout or 0) if wait else None):
                 summary = _run(project, dry_run=False, **locals_for_run(locals()))
     except ProjectError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
     from seekrun.secrets import redact
 
     for w in summary.warnings:  # on stderr, as parse's warnings are (and in the JSON too)
@@ -297,7 +294,7 @@ def query(metric: str = typer.Option(..., "--metric", help="The metric (or a mea
         print(f"seekrun query: {exc.diagnostics[0].message}", file=sys.stderr)
         raise typer.Exit(2)
     except ProjectError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
 
 
 MAX_RETRY = 100

@@ -1,7 +1,7 @@
 """Diagnostics: every problem is one line, `path:line: message`, collected and reported together."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, order=True)
@@ -11,6 +11,9 @@ class Diagnostic:
     message: str
     severity: str = "error"  # "error" or "warning"
     detail: tuple[str, ...] = ()  # extra lines shown under the message (e.g. a SQL line and a caret)
+    # the node a failed YAML document meant to define ('kind.name', or its name): a ref to it
+    # elsewhere says where it is, instead of "does not exist"
+    node: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"

@@ -15,8 +15,22 @@ MANIFEST_VERSION = 1
 NEWER_HINT = "upgrade seekrun, or delete target/ to start afresh"
 
 
+SEEKNAL_COPY = "manifest.seeknal.json"  # where a manifest Seeknal wrote into target/ is kept
+OWN_COPY = "state/manifest.json"  # seekrun's own last manifest (Seeknal overwrites target/manifest.json)
+
+
 def newer_version(exc: ProjectError) -> bool:
     return any(NEWER_HINT in d.message for d in exc.diagnostics)
+
+
+class SeeknalManifest(ProjectError):
+    """target/manifest.json was written by Seeknal (both tools write that file)."""
+
+
+def is_seeknal(data) -> bool:
+    """Seeknal's manifest: metadata with seeknal_version (and project), never manifest_version."""
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    return isinstance(meta, dict) and "seeknal_version" in meta and "manifest_version" not in meta
 
 
 class Manifest:
@@ -38,6 +52,8 @@ class Manifest:
         except (OSError, ValueError, RecursionError) as exc:
             raise ProjectError([Diagnostic(str(path), None,
                 f"cannot read manifest ({exc.__class__.__name__}): run 'seekrun parse' to rebuild it")]) from None
+        if is_seeknal(data):
+            raise SeeknalManifest([Diagnostic(str(path), None, "written by Seeknal, not seekrun")])
         if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
             raise ProjectError([Diagnostic(str(path), None, "not a seekrun manifest: run 'seekrun parse'")])
         meta = data.get("metadata")
@@ -71,7 +87,9 @@ class Manifest:
         return dump_json({"metadata": meta, "nodes": self.nodes, "edges": self.edges})
 
     def save(self, path: Path | str) -> None:
-        """Write atomically, keeping the previous file as <path>.old (hard link, no copy)."""
+        """Write atomically, keeping the previous file as <path>.old (hard link, no copy), and a
+        copy in target/state/ (Seeknal writes target/manifest.json in place: the copy is what
+        seekrun last wrote, for the next parse's diff, whatever Seeknal did meanwhile)."""
         path = Path(path)
         if path.exists():
             old_tmp = path.with_name(path.name + ".old.tmp")
@@ -82,7 +100,10 @@ class Manifest:
             from seekrun.parser.templating import save_env_key
 
             save_env_key(self, path.parent / "state")
-        atomic_write_bytes(path, dump_json(self.to_dict()))
+        data = dump_json(self.to_dict())
+        if path.parent.name == "target":
+            atomic_write_bytes(path.parent / OWN_COPY, data)
+        atomic_write_bytes(path, data)
 
     # ---- graph -------------------------------------------------------------------
     @property

@@ -61,8 +61,12 @@ def _fmt_result(r: "NodeResult") -> str:
     return line
 
 
-def nothing_to_do(total: int) -> str:
-    """The one wording for a run (or plan) with nothing to do."""
+def nothing_to_do(total: int, cannot: int = 0) -> str:
+    """The one wording for a run (or plan) with nothing to do (``cannot``: nodes seekrun cannot
+    execute, listed above it)."""
+    if cannot:
+        return (f"Nothing to do: all {total - cannot} nodes seekrun can build are up to date "
+                f"({plural(cannot, 'node')} not executable by seekrun, see above).")
     return f"Nothing to do: {'the only node is' if total == 1 else f'all {total} nodes are'} up to date."
 
 
@@ -153,7 +157,7 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
         console.print(f"RUN    {r.node_id}  ({r.reason})", markup=False)
     for r in summary.results:
         if r.status.value == "skipped":
-            console.print(f"SKIP   {r.node_id}  ({r.reason}; {r.error})", markup=False)
+            console.print(_skip_line(r), markup=False)
         elif verbose and r.status.value == "cached":
             console.print(f"CACHED {r.node_id}", markup=False)
     for nid in summary.removed_nodes:
@@ -161,15 +165,35 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
     note = full_note(summary)
     if note:
         console.print(note, markup=False)
-    pending = [r for r in summary.results if r.status.value == "skipped"]
+    pending = [r for r in summary.results if r.status.value == "skipped" and not unbuildable(r)]
     if not to_run and not summary.removed_nodes and not pending:
-        console.print(nothing_to_do(summary.total_nodes))
+        cannot = summary.total_nodes - sum(1 for r in summary.results if not unbuildable(r))
+        console.print(nothing_to_do(summary.total_nodes, cannot))
     elif not to_run and not summary.removed_nodes:
         console.print(f"Nothing selected needs to run; {plural(len(pending), 'node')} left out by the filter "
                       "still need to run (run without filters to build them).")
     else:
         console.print(f"Plan: {len(to_run)} to run, {summary.cached_nodes} cached, "
                       f"{_skip_counts(summary)} skipped (dry run: nothing was written)")
+
+
+NOT_EXECUTABLE = "not executable by seekrun"
+
+
+def unbuildable(r: "NodeResult") -> bool:
+    """A node skipped because seekrun cannot execute it, or because it reads one that way."""
+    from seekrun.results import SKIP_NOT_EXECUTABLE
+
+    return r.status.value == "skipped" and r.skip == SKIP_NOT_EXECUTABLE
+
+
+def _skip_line(r: "NodeResult") -> str:
+    return f"SKIP   {r.node_id}  ({r.reason}{'; ' + r.error if r.error else ''})"
+
+
+def _unbuildable_note(summary: "ExecutionSummary") -> str:
+    n = sum(1 for r in summary.results if unbuildable(r))
+    return f" ({n} node{'s' if n != 1 else ''} skipped: not executable by seekrun, see above)" if n else ""
 
 
 def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = True) -> None:
@@ -181,9 +205,12 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
         print_plan(summary, console)
         return
     ran = summary.successful_nodes + summary.failed_nodes
+    cannot = [r for r in summary.results if unbuildable(r)]
+    for r in cannot:  # every run says so: these nodes are never built
+        console.print(_skip_line(r), markup=False)
     if ran == 0 and not summary.removed_nodes and not summary.failed_nodes and not summary.interrupted \
-            and summary.skipped_nodes == 0:
-        console.print(nothing_to_do(summary.total_nodes))
+            and summary.skipped_nodes == len(cannot):
+        console.print(nothing_to_do(summary.total_nodes, len(cannot)))
         return
     note = full_note(summary)
     if note:

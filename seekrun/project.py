@@ -19,7 +19,8 @@ SEEKRUN_MARKER = "seekrun_project.yml"
 SEEKNAL_MARKER = "seeknal_project.yml"
 NODE_SUFFIXES = (".yml", ".yaml")
 DEFAULT_DATABASE = "target/seekrun.duckdb"
-OWN_FILES = frozenset({"target/manifest.json", "target/manifest.json.old", "target/run_results.json",
+OWN_FILES = frozenset({"target/manifest.json", "target/manifest.json.old", "target/manifest.seeknal.json",
+                       "target/run_results.json",
                        "target/.seekrun.lock"})
 OWN_FOLDERS = ("target/state/", "target/feature_store/")  # everything inside these is seekrun's
 

@@ -104,10 +104,12 @@ class PlanItem:
     expected_output: str
     blocked_by: str | None = None  # an unbuilt input that is not going to be built
     recheck: bool = False  # cached as planned against a re-read input's last output: decided again when it has run
+    not_executable: str | None = None  # why seekrun cannot build this node (it is skipped)
 
     @property
     def runs(self) -> bool:
-        return self.reason is not None and self.selected and self.blocked_by is None
+        return (self.reason is not None and self.selected and self.blocked_by is None
+                and self.not_executable is None)
 
 
 def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[[str], str | None], *,
@@ -136,7 +138,7 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
         # --full dirties what it selects, nothing else: a node left out keeps its own reason
         reason = decide(node, record, inputs, full=full and nid in selected, output_problem=problem)
         expected = output_hash(node, [actual[p] for p in manifest.parents(nid)])
-        item = PlanItem(nid, reason, nid in selected, expected)
+        item = PlanItem(nid, reason, nid in selected, expected, not_executable=node.get("not_executable"))
         if item.reason is not None and item.selected:
             item.blocked_by = next((p for p in inputs if actual[p] is None), None)
         guessed = any(p in tentative for p in inputs)
@@ -147,6 +149,8 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
                 # (whatever made it run), and what that guess leaves cached is rechecked
                 actual[nid] = record["output_hash"]
                 guessed = True
+        elif item.not_executable is not None:
+            actual[nid] = None  # never built: what reads it cannot run either
         elif record is not None and record.get("output_hash") and problem() is None:
             actual[nid] = record["output_hash"]
             item.recheck = guessed and item.selected and reason is None

@@ -18,7 +18,7 @@ from seekrun.database import Database
 from seekrun.execute import NodeRunner
 from seekrun.outputs import has_table, problem
 from seekrun.rebuilder import PlanItem, plan
-from seekrun.results import SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, ExecutionSummary, NodeResult, NodeStatus
+from seekrun.results import SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, SKIP_NOT_EXECUTABLE, ExecutionSummary, NodeResult, NodeStatus
 from seekrun.scheduler import KahnQueue, run_queue
 from seekrun.selection import select
 from seekrun.state import StateStore
@@ -328,14 +328,16 @@ class DAGRunner:
     def _initial_results(self, items: dict[str, PlanItem], dry_run: bool) -> dict[str, NodeResult]:
         results: dict[str, NodeResult] = {}
         for nid, it in items.items():
-            if it.runs:
+            if it.not_executable is not None:  # accepted by the parser, but seekrun cannot build it
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, f"not executable by seekrun: {it.not_executable}",
+                                          skip=SKIP_NOT_EXECUTABLE)
+            elif it.runs:
                 results[nid] = NodeResult(nid, NodeStatus.PENDING, str(it.reason))
             elif it.reason is None:
                 results[nid] = NodeResult(nid, NodeStatus.CACHED, None)
             elif it.blocked_by is not None:
-                why = "" if items[it.blocked_by].selected else " (left out by the filter)"
-                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), skip=SKIP_FILTERED,
-                                          error=f"input {it.blocked_by} has not been built{why}: still needs to run")
+                skip = SKIP_NOT_EXECUTABLE if _cannot_build(items, it) else SKIP_FILTERED
+                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), skip=skip, error=_blocked(items, it))
             else:
                 results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
                                           error="left out by the filter: still needs to run", skip=SKIP_FILTERED)
@@ -370,3 +372,29 @@ class DAGRunner:
             "removed": summary.removed_nodes,
         }
         atomic_write_json(self.root / "target" / "run_results.json", data)
+
+
+def _root_cause(items: dict[str, PlanItem], it: PlanItem) -> str | None:
+    """The first unbuilt input up the chain of blocked inputs."""
+    root, seen = it.blocked_by, set()
+    while root is not None and items[root].not_executable is None and items[root].blocked_by is not None \
+            and root not in seen:
+        seen.add(root)
+        root = items[root].blocked_by
+    return root
+
+
+def _cannot_build(items: dict[str, PlanItem], it: PlanItem) -> bool:
+    root = _root_cause(items, it)
+    return root is not None and items[root].not_executable is not None
+
+
+def _blocked(items: dict[str, PlanItem], it: PlanItem) -> str:
+    """Why a node cannot run because of an input, naming the node seekrun cannot execute when
+    that is the cause (its input, or further up)."""
+    root = _root_cause(items, it)
+    if root is not None and items[root].not_executable is not None:
+        return (f"input {root} is not executable by seekrun" if root == it.blocked_by else
+                f"input {it.blocked_by} cannot be built: {root} is not executable by seekrun")
+    why = "" if items[it.blocked_by].selected else " (left out by the filter)"
+    return f"input {it.blocked_by} has not been built{why}: still needs to run"

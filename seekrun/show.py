@@ -136,7 +136,11 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
         print(json.dumps(out, indent=1, sort_keys=True, default=str))
         return
     p = print
-    p(f"{nid}  [{'would run (' + str(res.reason) + ')' if runs else 'up to date'}]")
+    from seekrun.output import unbuildable
+
+    status = (f"skipped: {res.reason}{'; ' + res.error if res.error else ''}" if unbuildable(res) else
+              f"would run ({res.reason})" if runs else "up to date")
+    p(f"{nid}  [{status}]")
     p(f"  defined in : {entry['file']}:{entry.get('line')}")
     if entry.get("description"):
         p(f"  description: {entry['description']}")

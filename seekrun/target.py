@@ -14,7 +14,8 @@ from seekrun.errors import Diagnostic, ProjectError
 from seekrun.project import inside
 
 FOLDERS = ("target", "target/state", "target/state/parse_cache", "target/feature_store")
-FILES = ("target/manifest.json", "target/manifest.json.old", "target/run_results.json", "target/.seekrun.lock",
+FILES = ("target/manifest.json", "target/manifest.json.old", "target/manifest.seeknal.json", "target/state/manifest.json",
+         "target/run_results.json", "target/.seekrun.lock",
          "target/state/execution_state.json", "target/state/execution_state.journal",
          "target/state/file_hashes.json", "target/state/env_key")
 

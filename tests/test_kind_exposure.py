@@ -347,7 +347,9 @@ def test_bad_file_settings_are_parse_errors_with_their_line(tmp_path: Path, body
 
 # ---- types seekrun cannot run ------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["api", "database", "notification"])
-def test_other_types_parse_but_refuse_to_run_with_exit_2(tmp_path: Path, kind: str):
+def test_other_types_are_not_executable_and_the_rest_builds(tmp_path: Path, kind: str):
+    """Issue 11 (compatibility 8): parse says so; run skips the node with that reason, builds
+    the rest and exits 0."""
     proj = write_project(tmp_path / "proj", {**FILES, "nodes/exposures/push.yml": f"""\
         kind: exposure
         name: push
@@ -357,19 +359,20 @@ def test_other_types_parse_but_refuse_to_run_with_exit_2(tmp_path: Path, kind: s
         params:
           url: https://example.invalid/hook
         """})
+    why = f"exposure type '{kind}' is not supported (seekrun writes only 'type: file' exposures)"
     res = cli("parse", "-p", str(proj))
     assert res.exit_code == 0, res.output
+    assert f"nodes/exposures/push.yml:1: warning: exposure.push: not executable by seekrun: {why}" in res.stderr
     res = run(proj)
-    assert res.exit_code == 2, res.output
-    assert (f"nodes/exposures/push.yml:1: exposure.push: exposure type '{kind}' is not supported by seekrun "
-            "(only 'type: file' runs)") in res.output
-    assert not (proj / "output").exists()  # refused before anything ran
-    assert not (proj / "target" / "run_results.json").exists()
-    # Selecting only other nodes runs them; the unsupported exposure is never reported as built.
-    res = run(proj, "--types", "source,transform")
     assert res.exit_code == 0, res.output
-    assert ran(proj) == {"source.a", "transform.t", "transform.other"}
-    assert run_results(proj)["exposure.push"]["status"] == "skipped"
+    assert f"SKIP   exposure.push  (not executable by seekrun: {why})" in res.stdout
+    assert "exposure.push" not in ran(proj) and {"source.a", "transform.t", "transform.other"} <= ran(proj)
+    result = run_results(proj)["exposure.push"]
+    assert (result["status"], result["reason"]) == ("skipped", f"not executable by seekrun: {why}")
+    built = len(ran(proj))
+    res = run(proj)  # never built: skipped again, and the rest is up to date
+    assert res.exit_code == 0, res.output
+    assert f"Nothing to do: all {built} nodes seekrun can build are up to date" in res.stdout
 
 
 def test_sample_project_exposure_writes_customer_360(sample: Path):

@@ -577,7 +577,8 @@ def test_missing_column_fails_the_node_even_with_warn_severity(tmp_path):
         "check 'null': column 'idd' is not in source.a (did you mean 'id'?) (columns: id)"
 
 
-def test_custom_rule_without_sql_is_refused_before_anything_runs(tmp_path):
+def test_custom_rule_without_sql_is_not_executable(tmp_path):
+    """Issue 11 (compatibility 8): said at parse; run skips it and builds the rest."""
     project = write_project(tmp_path / "p", {**REF_FILES, "nodes/r.yml": """\
         kind: rule
         name: r
@@ -586,11 +587,14 @@ def test_custom_rule_without_sql_is_refused_before_anything_runs(tmp_path):
           type: custom
           params: {function: my_module.check}
         """})
+    res = cli("parse", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    assert ("nodes/r.yml:1: warning: rule.r: not executable by seekrun: check 'custom' is a 'custom' rule without "
+            "'sql': seekrun runs custom rules only as SQL") in res.stderr
     res = cli("run", "-p", str(project))
-    assert res.exit_code == 2, res.output
-    assert ("nodes/r.yml:1: rule.r: check 'custom' is a 'custom' rule without 'sql': seekrun runs custom rules "
-            "only as SQL") in res.output
-    assert not (project / "target" / "seekrun.duckdb").exists()
+    assert res.exit_code == 0, res.output
+    assert run_results(project)["rule.r"]["status"] == "skipped"
+    assert run_results(project)["source.a"]["status"] == "success"
 
 
 def test_sql_assertion_syntax_error_is_refused_before_anything_runs(tmp_path):

@@ -392,14 +392,17 @@ def test_transform_with_both_sql_and_python_is_a_parse_error(tmp_path: Path):
     assert "nodes/transforms/both.yml:4: transform.both: has both 'transform' SQL and 'python'" in res.output
 
 
-def test_model_without_python_parses_but_refuses_to_run(tmp_path: Path):
+def test_model_without_python_is_not_executable(tmp_path: Path):
+    """Issue 11 (compatibility 8): parse says so; run skips it and builds the rest (exit 0)."""
     proj = project(tmp_path, {"nodes/models/scorer.yml": MODEL_YML.replace("python: lib/train.py:train\n", "")})
-    assert cli("parse", "-p", str(proj)).exit_code == 0
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    assert ("nodes/models/scorer.yml:1: warning: model.scorer: not executable by seekrun: a model without 'python' "
+            "is trained by Seeknal itself; seekrun runs a model only as Python: add "
+            "'python: path/to/file.py:function'") in res.stderr
     res = run(proj)
-    assert res.exit_code == 2, res.output
-    assert ("nodes/models/scorer.yml:1: model.scorer: kind 'model' runs as a Python node in seekrun and this one "
-            "has no 'python': add 'python: path/to/file.py:function'") in res.output
-    assert not (proj / "target" / "run_results.json").exists()
+    assert res.exit_code == 0, res.output
+    assert run_results(proj)["model.scorer"]["status"] == "skipped"
 
 
 # ---- failures at run time -----------------------------------------------------------------------

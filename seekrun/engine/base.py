@@ -4,7 +4,9 @@ Each kind lives in its own module under seekrun/engine/kinds/ and provides:
 
 - ``prepare(rec, built, pc)`` (optional, parse time, no duckdb): check the kind's own
   config, add build-relevant facts to the record (e.g. generated SQL, output files,
-  extra hashed fields).  Problems go to ``pc.error(key_path, message)``.
+  extra hashed fields).  Problems go to ``pc.error(key_path, message)``.  Every check that
+  needs no data belongs here, not in ``check``.  A node seekrun accepts but cannot build
+  sets ``pc.not_executable = "<why>"``.
 - ``check(node, ctx)`` (optional, run time, before anything runs): raise
   ``UnsupportedNode`` for what cannot run, or return SQL to syntax-check.
 - ``build(node, ctx)`` -> ``BuildResult``: produce the node's outputs.
@@ -48,6 +50,9 @@ class PrepareContext:
     fields: dict[str, Any] = field(default_factory=dict)  # extra build fields to hash
     line: Callable[[tuple], int | None] = lambda path: None  # line of a key path in the YAML
     text_line: Callable[[tuple], int | None] | None = None  # file line of line 1 of a text value
+    # set to why, for a node seekrun accepts but cannot build (an api exposure): parse warns
+    # "<id>: not executable by seekrun: <why>", run skips it (and its dependents) and builds the rest
+    not_executable: str | None = None
 
     def text_start(self, path: tuple) -> int | None:
         return self.text_line(path) if self.text_line is not None else self.line(path)

@@ -6,10 +6,24 @@ from seekrun.parser.graph import find_cycles
 from seekrun.project import DEFAULT_DATABASE, Project, seekrun_owned
 
 
-def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str]) -> None:
+def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list[str],
+                failed: dict[str, str] | None = None) -> None:
+    """``broken``: files whose nodes are unknown (they could not be read); ``failed``: the nodes
+    (ids, or names) that documents with errors meant to define, with where their error is."""
     known = records.keys()
     folded = {k.lower(): k for k in known}  # DuckDB resolves table names ignoring case
-    maybe = " (or it is in a file that failed to parse above)" if broken else ""
+    failed = failed or {}
+    from seekrun.errors import first_few
+
+    maybe = f" (unless it is defined in {first_few(broken)}, which has an error that stops it being read)" \
+        if broken else ""
+
+    def missing(ref: str) -> str:
+        where = failed.get(ref) or failed.get(ref.partition(".")[2])
+        if where is not None:  # said plainly: the node is there, its definition has an error
+            return f"is defined at {where}, which has an error: fix that first"
+        return f"does not exist{maybe or suggest(ref, known)}"
+
     for rec in records.values():
         seen: set[str] = set()
         nid, rel = rec["id"], rec["file"]
@@ -18,8 +32,7 @@ def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list
                 errors.append(Diagnostic(rel, line, f"{nid}: input '{ref}' is listed twice"))
             seen.add(ref)
             if ref not in known:
-                errors.append(Diagnostic(rel, line,
-                    f"{nid}: ref '{ref}' does not exist{maybe or suggest(ref, known)}"))
+                errors.append(Diagnostic(rel, line, f"{nid}: ref '{ref}' {missing(ref)}"))
         if not (rec.get("sql_refs") or rec.get("sql_tables")):
             continue
         declared = {r.lower() for r in seen}
@@ -38,8 +51,7 @@ def check_graph(records: dict[str, dict], errors: list[Diagnostic], broken: list
                 errors.append(Diagnostic(rel, line, f"{nid}: SQL uses '{real}' but it is not declared in inputs: "
                                                     f"add '- ref: {real}' to inputs"))
             else:
-                errors.append(Diagnostic(rel, line,
-                    f"{nid}: SQL refers to '{ref}', which does not exist{maybe or suggest(ref, known)}"))
+                errors.append(Diagnostic(rel, line, f"{nid}: SQL refers to '{ref}', which {missing(ref)}"))
     for cycle in find_cycles({nid: [r for r in rec["inputs"] if r in known] for nid, rec in records.items()}):
         first = records[cycle[0]]
         errors.append(Diagnostic(first["file"], first["inputs_line"],

@@ -146,7 +146,7 @@ class ProfileNode(NodeBase):
 
 
 class ExposureNode(NodeBase):
-    type: Literal["file", "api", "database", "notification"]
+    type: Literal["file", "api", "database", "notification", "starrocks_materialized_view", "report"]
     path: Optional[str] = None
     format: Optional[str] = None
 

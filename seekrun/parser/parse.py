@@ -50,7 +50,8 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     notes: list[str] = []
     records: dict[str, dict] = {}
     digests: list[str] = []  # one per file, in path order
-    broken: list[str] = []  # files with errors: their nodes are unknown
+    broken: list[str] = []  # files that could not be read (or hold a failed document of unknown name)
+    failed: dict[str, str] = {}  # node a failed document meant to define -> "file:line" of its error
     cache = ParseCache(project.state_dir / "parse_cache" if use_cache else None)
     common, common_digest = load_common(project, errors)
     if cache.meta.get("common") != common_digest:
@@ -83,10 +84,12 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     for rel, sig, mtime_ns, entry in entries:
         if entry is None:
             recs, errs, warns, file_notes, digest = read[rel]
-            if errs:
-                broken.append(rel)
+            if errs:  # the file's other documents still count (the parse fails, but every error is found)
+                _note_failed(rel, recs, errs, broken, failed)
                 errors.extend(errs)
                 warnings.extend(warns)
+                notes.extend(file_notes)
+                _add_records(rel, recs, records, folded, errors)
                 continue
             entry = {"records": recs, "warnings": [[w.line, w.message] for w in warns], "notes": file_notes,
                      "digest": digest}
@@ -94,17 +97,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         warnings.extend(Diagnostic(rel, line, msg, "warning") for line, msg in entry["warnings"])
         notes.extend(entry["notes"])
         digests.append(entry["digest"])
-        for rec in entry["records"]:
-            other = records.get(rec["id"]) or folded.get(rec["id"].lower())
-            if other is not None:
-                same = "" if other["id"] == rec["id"] else (
-                    f" as '{other['id']}' (table names ignore case, so both would be one table)")
-                errors.append(Diagnostic(rel, rec["line"],
-                    f"duplicate node id '{rec['id']}': also defined in {other['file']}:{other['line']}{same}; "
-                    "rename one of them"))
-                continue
-            records[rec["id"]] = rec
-            folded[rec["id"].lower()] = rec
+        _add_records(rel, entry["records"], records, folded, errors)
     from seekrun.parser import runvars
 
     runvars.apply(records, run_values, errors)  # after the cache: {{ today }} etc. into the nodes that use them
@@ -112,7 +105,9 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         from seekrun.semantic.link import link  # metrics name measures in other files
 
         link(records, errors, bool(broken))
-    check_graph(records, errors, broken)
+    check_graph(records, errors, broken, failed)
+    warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
+                               "warning") for nid, rec in records.items() if rec.get("not_executable"))
     if file_cache is None:
         file_cache = FileHashCache(project.state_dir / "file_hashes.json")
     data = _check_sources(project, records, errors, warnings, file_cache)
@@ -134,7 +129,57 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *(f"{n}~{h}" for n, h in sorted(live.items())), *runvars.digest_parts(records),
                         *sorted({clock(r["volatile"], now) for r in records.values() if r.get("volatile")}))
     manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
-    return ParseResult(project, manifest, sorted(warnings), file_cache, cache, notes, digest)
+    warnings = sorted(warnings) + not_nodes_summary(notes)
+    return ParseResult(project, manifest, warnings, file_cache, cache, notes, digest)
+
+
+def not_nodes_summary(notes: list[str]) -> list[Diagnostic]:
+    """One line for every YAML document that is not a node (no 'kind', no node keys), and one for
+    the files that are not valid YAML but have no 'kind:' line: Seeknal projects keep hundreds
+    of them beside the nodes (question/SQL pairs, tests). -v lists them."""
+    from seekrun.errors import first_few
+    from seekrun.parser.records import NOT_A_NODE, NOT_YAML
+
+    out = []
+    docs = [n for n in notes if n.endswith(NOT_A_NODE)]
+    if docs:
+        files = list(dict.fromkeys(n.rsplit(":", 2)[0] for n in docs))
+        what = "1 YAML document is not a node" if len(docs) == 1 else f"{len(docs)} YAML documents are not nodes"
+        out.append(Diagnostic("", None, f"{what} (no 'kind'), ignored: {first_few(files, 3)} (-v lists them)",
+                              "warning"))
+    bad = [n.split(": " + NOT_YAML)[0].rsplit(":", 1)[0] for n in notes if NOT_YAML in n]
+    if bad:
+        what = "1 file is not valid YAML" if len(bad) == 1 else f"{len(bad)} files are not valid YAML"
+        out.append(Diagnostic("", None, f"{what} and {'has' if len(bad) == 1 else 'have'} no 'kind:' line, so "
+                                        f"{'it is not a node' if len(bad) == 1 else 'they are not nodes'}: ignored: "
+                                        f"{first_few(bad, 3)} (-v lists them, with YAML's error)", "warning"))
+    return out
+
+
+def _add_records(rel: str, recs: list[dict], records: dict[str, dict], folded: dict[str, dict], errors) -> None:
+    for rec in recs:
+        other = records.get(rec["id"]) or folded.get(rec["id"].lower())
+        if other is not None:
+            same = "" if other["id"] == rec["id"] else (
+                f" as '{other['id']}' (table names ignore case, so both would be one table)")
+            errors.append(Diagnostic(rel, rec["line"],
+                f"duplicate node id '{rec['id']}': also defined in {other['file']}:{other['line']}{same}; "
+                "rename one of them"))
+            continue
+        records[rec["id"]] = rec
+        folded[rec["id"].lower()] = rec
+
+
+def _note_failed(rel: str, recs: list[dict], errs: list[Diagnostic], broken: list[str], failed: dict) -> None:
+    """Which nodes a file with errors may have lost: those its failed documents meant to define
+    (by id or name), or any node at all when a document's name is not known or the file could
+    not be read."""
+    for err in errs:  # (a Python file's errors do not say which node they lost)
+        if err.node == "" or (err.node is None and (not recs or rel.endswith(".py"))):
+            if rel not in broken:
+                broken.append(rel)
+        elif err.node:
+            failed.setdefault(err.node, f"{rel}:{err.line}" if err.line else rel)
 
 
 def _read_one(root: Path, common: dict | None, rel: str):
@@ -165,6 +210,7 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
     out: dict[str, tuple[list[str], str | None]] = {}
     for rec in records.values():
         if rec["kind"] != "source" or rec.get("python") or rec.get("source_format") not in FILE_FORMATS \
+                or rec.get("not_executable") \
                 or not isinstance(rec.get("table"), str):
             continue
         nid, table, line = rec["id"], rec["table"], rec["table_line"]
@@ -318,7 +364,8 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
             node["build_config"] = rec["built_config"]
         if "compiled_sql" in rec:
             node["compiled_sql"] = rec["compiled_sql"]
-        for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread"):
+        for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread",
+                    "not_executable"):
             if rec.get(key):
                 node[key] = rec[key]
         if nid in data or rec["kind"] == "source":

@@ -5,6 +5,8 @@ inputs with their line numbers, SQL analysis and the build-field hashes.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,8 @@ from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
 from seekrun.parser.templating import iter_strings, render_config
 from seekrun.fsutil import too_deep
-from seekrun.parser.yaml_load import MAX_DEPTH, Document, decode, line_of, load_documents, text_start
+from seekrun.parser.yaml_load import (MAX_DEPTH, Document, decode, line_of, load_documents, source_map,
+                                     text_start)
 
 
 def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | None = None
@@ -24,45 +27,108 @@ def read_file(raw: bytes, rel: str, common: dict | None = None, root: Path | Non
     warnings: list[Diagnostic] = []
     notes: list[str] = []
     records: list[dict] = []
+    text = None
     try:
         text = decode(raw, rel)
         if not text.strip():
             raise ProjectError([Diagnostic(rel, 1, "file is empty: add a node definition or delete the file")])
         docs = load_documents(text, rel)
     except ProjectError as exc:
+        if text is not None and text.strip() and not _KIND_LINE.search(text):
+            # Not a node whatever it holds (a node needs 'kind'): Seeknal skips such files too, and
+            # Ask projects' question/SQL pairs often hold an unquoted ': ' that YAML refuses.
+            d = exc.diagnostics[0]
+            return [], [], [], [f"{rel}:{d.line or 1}: {NOT_YAML} ({d.message.rsplit(': ', 1)[0]})"]
         return [], list(exc.diagnostics), [], []
     if not any(d.data is not None for d in docs):
         warnings.append(Diagnostic(rel, 1, "file holds no YAML document (only comments)", "warning"))
-    for doc in docs:
-        data = doc.data
-        if data is None:
+    templated = "{{" in text
+    for doc in docs:  # each document on its own: a bad one never drops the file's other nodes
+        if doc.data is None:
             continue
-        if not isinstance(data, dict):
-            errors.append(Diagnostic(rel, doc.line,
-                f"a node must be a mapping with 'kind' and 'name', not a {type(data).__name__}"))
-            continue
-        if too_deep(data):
-            errors.append(Diagnostic(rel, doc.line, f"this node's config nests more than {MAX_DEPTH} levels deep: "
-                                                    "flatten it"))
-            continue
-        if "kind" not in data and "name" not in data:
-            notes.append(f"{rel}:{doc.line}: not a node (no 'kind'), ignored")
-            continue
-        kind = data.get("kind")
-        if kind is None:
-            errors.append(Diagnostic(rel, doc.line, "node is missing 'kind': add e.g. 'kind: transform'"))
-            continue
-        if not isinstance(kind, str) or kind not in KINDS:
-            errors.append(Diagnostic(rel, line_of(doc.node, ("kind",)),
-                f"unknown kind '{kind}'{suggest(str(kind), KINDS)}: use one of {', '.join(sorted(KINDS))}"))
-            continue
-        if data.get("name") is None:
-            errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
-            continue
-        rec = _record(kind, data, doc, rel, errors, warnings, common, root, "{{" in text)
+        doc_errors: list[Diagnostic] = []
+        rec = _document(doc, rel, doc_errors, warnings, notes, common, root, templated)
         if rec is not None:
             records.append(rec)
+        elif doc_errors:  # the node this document meant to define, for the graph checks' messages
+            meant = _meant_id(doc.data)
+            errors.extend(replace(d, node=meant) for d in doc_errors)
+            continue
+        errors.extend(doc_errors)
     return records, errors, warnings, notes
+
+
+NOT_A_NODE = "not a node (no 'kind'), ignored"
+NOT_YAML = "not valid YAML, and no 'kind:' line: not a node, ignored"
+_KIND_LINE = re.compile(r"""^[ \t-]*["']?kind["']?[ \t]*:""", re.M)
+
+
+def _document(doc: Document, rel: str, errors, warnings, notes, common, root, templated) -> dict | None:
+    """One YAML document: its node record, or None (an error, or a document that is not a node)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        if isinstance(data, list) and any(isinstance(d, dict) and "kind" in d for d in data):
+            errors.append(Diagnostic(rel, doc.line, "a node must be a mapping with 'kind' and 'name', not a list: "
+                                                    "write each node as its own document, separated by '---'"))
+        else:  # e.g. a list of question/SQL pairs beside the nodes (Seeknal Ask projects)
+            notes.append(f"{rel}:{doc.line}: {NOT_A_NODE}")
+        return None
+    if too_deep(data):
+        errors.append(Diagnostic(rel, doc.line, f"this node's config nests more than {MAX_DEPTH} levels deep: "
+                                                "flatten it"))
+        return None
+    if "kind" not in data:
+        shape = node_shape(data)
+        if shape is None:  # Seeknal ignores such documents too (sql_pairs/, tests/ of Ask projects)
+            notes.append(f"{rel}:{doc.line}: {NOT_A_NODE}")
+            return None
+        kind, key = shape
+        hint = f"add 'kind: {kind}'" if key not in GENERIC_KEYS else f"add its kind, e.g. 'kind: {kind}'"
+        errors.append(Diagnostic(rel, doc.line, f"node '{data['name']}' is missing 'kind' (it has '{key}', so it is "
+                                                f"not just data): {hint}"))
+        return None
+    kind = data.get("kind")
+    if kind is None:
+        errors.append(Diagnostic(rel, line_of(doc.node, ("kind",)), "node is missing 'kind': add e.g. 'kind: transform'"))
+        return None
+    if not isinstance(kind, str) or kind not in KINDS:
+        errors.append(Diagnostic(rel, line_of(doc.node, ("kind",)),
+            f"unknown kind '{kind}'{suggest(str(kind), KINDS)}: use one of {', '.join(sorted(KINDS))}"))
+        return None
+    if data.get("name") is None:
+        errors.append(Diagnostic(rel, doc.line, f"{kind} node is missing 'name': add 'name: <identifier>'"))
+        return None
+    return _record(kind, data, doc, rel, errors, warnings, common, root, templated)
+
+
+# Keys that make a document without 'kind' a node all the same (it has a 'name' too), checked in
+# this order, with the kind each suggests: such a document is an error, never silently ignored.
+SHAPES = (("entity", "feature_group"), ("materialization", "feature_group"), ("id_col", "aggregation"),
+          ("feature_date_col", "aggregation"), ("transform", "transform"), ("source", "source"),
+          ("table", "source"), ("rule", "rule"), ("python", "transform"), ("inputs", "transform"),
+          ("depends_on", "transform"))
+GENERIC_KEYS = frozenset({"python", "inputs", "depends_on"})  # any kind has them: the kind is only a guess
+SOURCE_FORMATS = frozenset({"csv", "parquet", "json", "jsonl", "excel", "sqlite", "postgresql", "iceberg"})
+
+
+def node_shape(data: dict) -> tuple[str, str] | None:
+    """(the kind it looks like, the key that says so) for a mapping without 'kind' that has a
+    'name' and a key only nodes have; None for anything else (not a node)."""
+    if not isinstance(data.get("name"), str):
+        return None
+    for key, kind in SHAPES:
+        if key in data and (key != "source" or str(data[key]).lower() in SOURCE_FORMATS):
+            return kind, key
+    return None
+
+
+def _meant_id(data) -> str | None:
+    """'kind.name' (or just the name) of the node a failed document meant to define ('' when not
+    known: it may have meant any node)."""
+    if not isinstance(data, dict) or not isinstance(data.get("name"), (str, int)):
+        return ""
+    kind = data.get("kind")
+    return f"{kind}.{data['name']}" if isinstance(kind, str) and kind in KINDS else str(data["name"])
 
 
 def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, common,
@@ -129,8 +195,9 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             return None
         if isinstance(sql, str):
             result = analyse(sql, inputs, KINDS)
+            own_line = text_start(doc.node, (sql_key,)) or rec["sql_line"]  # the SQL's, not its key's
             for problem in result.problems:
-                errors.append(Diagnostic(rel, rec["sql_line"], f"{node_id}: {problem}"))
+                errors.append(Diagnostic(rel, own_line, f"{node_id}: {problem}"))
             for bad in dict.fromkeys(result.bad_inputs):
                 errors.append(Diagnostic(rel, rec["sql_line"],
                     f"{node_id}: {bad} is out of range: the node declares {len(inputs)} input(s)"
@@ -140,26 +207,34 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
             if not result.problems and not result.bad_inputs:  # DuckDB's own parse (parser/sql_check.py)
-                rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs)]
+                src = source_map(doc, (sql_key,)) if sql == config.get(sql_key) else None
+                rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs,
+                                                     src=src)]
     rec["built_config"] = built if built is not config and built != config else None
     fields = _build_fields(kind, built, model, inputs, sql_key, canonical)
     if not run_prepare(kind, rec, built, fields, rel, errors, root, lambda path: line_of(doc.node, path),
-                       lambda path: text_start(doc.node, path)):
+                       lambda path: text_start(doc.node, path), None if built is not config else doc):
         return None
     rec["field_hashes"] = {k: hash_obj(v) for k, v in fields.items()}
     return rec
 
 
-def sql_check_entry(result, original: str, line: int | None, inputs: list[str], label: str = "") -> dict:
-    """What parser/sql_check.py needs to check one SQL text and point into the file."""
-    return {"sql": result.executable, "orig": original, "spans": result.spans, "lead": result.lead,
-            "line": line, "inputs": list(inputs), "label": label}
+def sql_check_entry(result, original: str, line: int | None, inputs: list[str], label: str = "",
+                    src: dict | None = None) -> dict:
+    """What parser/sql_check.py needs to check one SQL text and point into the file (``src``:
+    yaml_load.source_map, for a folded or multi-line quoted value)."""
+    entry = {"sql": result.executable, "orig": original, "spans": result.spans, "lead": result.lead,
+             "line": line, "inputs": list(inputs), "label": label}
+    if src:
+        entry["src"] = src
+    return entry
 
 
-def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=None) -> bool:
+def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=None, doc=None) -> bool:
     """The kind's own parse-time checks and facts (seekrun/engine/kinds/<kind>.py: prepare).
     ``line(key_path)`` gives the line of a key in the node's definition, ``text_line`` that of
-    line 1 of a text value."""
+    line 1 of a text value. With ``doc`` (the YAML document, when its values are the built
+    ones), SQL the kind asks to check in a folded or multi-line value points into the file."""
     from seekrun.engine.base import PrepareContext
     from seekrun.engine.kinds import executor
 
@@ -167,12 +242,36 @@ def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=Non
     if prepare is None:
         return True
     before = len(errors)
+    asked: dict[int | None, tuple] = {}  # text start line -> key path (to find a checked SQL's value)
+
+    def text_at(path: tuple) -> int | None:
+        at = text_line(path) if text_line is not None else line(path)
+        asked.setdefault(at, path)
+        return at
+
     pc = PrepareContext(rec["id"], root or Path("."),
                         lambda path, msg: errors.append(Diagnostic(rel, line(path), f"{rec['id']}: {msg}")),
-                        line=line, text_line=text_line)
+                        line=line, text_line=text_at)
     prepare(rec, built, pc)
+    for chk in rec.get("sql_checks") or [] if doc is not None else []:
+        path = asked.get(chk["line"])
+        if "src" not in chk and path is not None and _value_at(built, path) == chk["orig"]:
+            src = source_map(doc, path)
+            if src:
+                chk["src"] = src
     fields.update(pc.fields)
+    if pc.not_executable:
+        rec["not_executable"] = str(pc.not_executable)
     return len(errors) == before
+
+
+def _value_at(data, path: tuple):
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _env_outside_sql(kind: str, built: dict) -> list[tuple]:

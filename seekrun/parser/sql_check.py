@@ -191,22 +191,52 @@ def char_pos(text: str, byte_pos) -> int | None:
     return len(text.encode("utf-8")[:pos].decode("utf-8", "ignore"))
 
 
-def caret(original: str, pos: int | None) -> tuple[int, tuple[str, ...]]:
-    """(0-based line within original, detail lines: that line and a caret under pos)."""
+def caret(original: str, pos: int | None, src: dict | None = None) -> tuple[int, tuple[str, ...]]:
+    """(0-based line within original, detail lines: that line and a caret under pos). With
+    ``src`` (yaml_load.source_map: a folded or multi-line value), the line is the file's own line
+    as shown in the file, and the first element is the file line itself (not 0-based)."""
     if pos is None:
         return 0, ()
     pos = max(0, min(pos, len(original)))
+    if src:
+        return _file_caret(pos, src)
     line_no = original.count("\n", 0, pos)
     start = original.rfind("\n", 0, pos) + 1
     end = original.find("\n", pos)
     text = original[start:end if end >= 0 else len(original)]
-    col = pos - start
+    return line_no, _caret_lines(text, pos - start)
+
+
+def _file_caret(pos: int, src: dict) -> tuple[int, tuple[str, ...]]:
+    import bisect
+
+    segs = src["segs"]
+    k = max(0, bisect.bisect_right([s[0] for s in segs], pos) - 1)
+    vi, line, col = segs[k]
+    col += pos - vi
+    first, shown = src["lines"][str(line)]
+    return line, _caret_lines(shown, max(0, min(col - first, len(shown))))
+
+
+def _caret_lines(text: str, col: int) -> tuple[str, ...]:
+    """The line and a caret under column col (tabs shown as one space, so the caret stays
+    under its character; a long line shown as a window around the caret)."""
     text = text.expandtabs(1)
     if len(text) > WIDTH:  # a window around the caret
         left = max(0, min(col - WIDTH // 3, len(text) - WIDTH))
         head, tail = ("..." if left else ""), ("..." if left + WIDTH < len(text) else "")
         text, col = head + text[left:left + WIDTH] + tail, col - left + len(head)
-    return line_no, (text.rstrip(), " " * col + "^")
+    return (text.rstrip(), " " * col + "^")
+
+
+def file_position(chk: dict, pos: int | None) -> tuple[int | None, tuple[str, ...]]:
+    """(file line, detail lines) of a position in a checked SQL text (chk: records.sql_check_entry)."""
+    if pos is None:
+        return chk["line"], ()
+    line_no, detail = caret(chk["orig"], pos, chk.get("src"))
+    if chk.get("src"):
+        return line_no, detail
+    return (chk["line"] + line_no if chk["line"] else None), detail
 
 
 def connection():
@@ -243,8 +273,8 @@ def check_files(read: dict, connect=connection) -> None:
         texts.append(text)
         maps.append(spans)
         for at in unsafe[:1]:
-            line_no, detail = caret(chk["orig"], origin(at, chk["spans"], chk["lead"]))
-            read[rel][1].append(Diagnostic(rel, chk["line"] + line_no if chk["line"] else None,
+            line, detail = file_position(chk, origin(at, chk["spans"], chk["lead"]))
+            read[rel][1].append(Diagnostic(rel, line,
                 f"{rec['id']}: env_var() inside an E'...' or $$...$$ string cannot be quoted safely: put it in a "
                 "plain '...' literal", detail=detail))
     con = connect()
@@ -266,9 +296,7 @@ def check_files(read: dict, connect=connection) -> None:
                 if pos_in_text is None:
                     return chk["line"], ()
                 in_exec = origin(pos_in_text, spans)
-                in_orig = origin(in_exec, chk["spans"], chk["lead"])
-                line_no, detail = caret(chk["orig"], in_orig)
-                return (chk["line"] + line_no if chk["line"] else None), detail
+                return file_position(chk, origin(in_exec, chk["spans"], chk["lead"]))
 
             label = f"{rec['id']}: {chk['label'] + ': ' if chk.get('label') else ''}"
             if found.get("too_deep"):

@@ -47,6 +47,7 @@ class Document:
     data: Any
     node: yaml.Node  # composed node, for line numbers
     line: int  # 1-based line where the document starts
+    text: str = ""  # the whole file's text (marks index into it), for source_map
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
@@ -87,7 +88,7 @@ def load_documents(text: str, rel: str) -> list[Document]:
                 raise ProjectError([Diagnostic(rel, node.start_mark.line + 1,
                     "YAML anchors/aliases expand to too many values (alias bomb?): remove the aliases")])
             data = loader.construct_document(node)
-            docs.append(Document(data, node, node.start_mark.line + 1))
+            docs.append(Document(data, node, node.start_mark.line + 1, text))
     except DuplicateKey as exc:
         raise ProjectError([Diagnostic(rel, exc.line,
             f"duplicate key '{exc.key}' (first defined on line {exc.first_line}): keep only one")]) from None
@@ -158,6 +159,89 @@ def text_start(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
     if not isinstance(found, yaml.ScalarNode):
         return None
     return found.start_mark.line + (2 if found.style in ("|", ">") else 1)
+
+
+_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
+            "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0",
+            "L": "\u2028", "P": "\u2029"}
+_HEX = {"x": 2, "u": 4, "U": 8}
+
+
+def _escape(text: str, p: int) -> tuple[str | None, int]:
+    """(the character a double-quoted escape at text[p] == '\\' stands for, or None for a line
+    continuation; its length in the source)."""
+    nxt = text[p + 1: p + 2]
+    if nxt in ("\n", "\r"):
+        return None, 2
+    if nxt in _HEX:
+        n = _HEX[nxt]
+        try:
+            return chr(int(text[p + 2: p + 2 + n], 16)), 2 + n
+        except ValueError:
+            return None, 2
+    return _ESCAPES.get(nxt), 2
+
+
+def source_map(doc: Document, path: tuple[Any, ...]) -> dict | None:
+    """Where each character of a multi-line folded, plain or quoted scalar (at a key path) is in
+    the file, for messages that point into it: folding joins lines, so the value's own lines are
+    not the file's. {"segs": [[value index, file line, column]...] (a run of characters on one
+    line), "lines": {file line: [column the shown text starts at, shown text]}}. None for a
+    literal block (``|``: its lines are the file's), a one-line value, or if the value cannot be
+    matched to the source (then messages fall back to line-based positions)."""
+    found = None if doc.node is None else _descend(doc.node, path)[0]
+    text = doc.text
+    if (not isinstance(found, yaml.ScalarNode) or not text or found.style == "|"
+            or found.start_mark.line == found.end_mark.line):
+        return None
+    value, style = found.value, found.style
+    start, end = found.start_mark.index, found.end_mark.index
+    if style in ("'", '"'):
+        start, end = start + 1, end - 1
+    elif style == ">":
+        start = text.find("\n", start, end) + 1  # after the header line (> or >- and a comment)
+        if start == 0:
+            return None
+    positions: list[int] = []
+    p = start
+    for ch in value:
+        while p < end:
+            s = text[p]
+            if style == '"' and s == "\\":
+                made, size = _escape(text, p)
+                p += size
+                if made == ch:
+                    positions.append(p - size)
+                    break
+                continue
+            p += 1
+            if s == ch or (ch == " " and s in "\r\n"):  # a line break folded into a space
+                positions.append(p - 1)
+                break
+        else:
+            return None  # not matched: the value is not what the source says (should not happen)
+    import bisect
+
+    starts = [0]
+    for i, c in enumerate(text):
+        if c == "\n":
+            starts.append(i + 1)
+    segs: list[list[int]] = []
+    lines: dict[int, list] = {}
+    for vi, pos in enumerate(positions):
+        li = bisect.bisect_right(starts, pos) - 1
+        col = pos - starts[li]
+        if not (segs and segs[-1][1] == li + 1 and col - segs[-1][2] == vi - segs[-1][0]):
+            segs.append([vi, li + 1, col])
+        if li + 1 not in lines:
+            line_end = text.find("\n", starts[li])
+            line_text = text[starts[li]: line_end if line_end >= 0 else len(text)].rstrip("\r")
+            first = len(line_text) - len(line_text.lstrip())  # the text after the indentation...
+            if starts[li] <= start:
+                first = max(first, start - starts[li])  # ...and, on the first line, after the key
+            last = end - starts[li] if end <= starts[li] + len(line_text) else len(line_text)
+            lines[li + 1] = [first, line_text[first:last]]
+    return {"segs": segs, "lines": {str(k): v for k, v in lines.items()}}
 
 
 def load_marker(path: Path, rel: str) -> tuple[dict, Any]:

@@ -144,7 +144,6 @@ def _daily_sql(node_id: str, cfg: dict, input_table: str) -> str:
 # ---- parse time ------------------------------------------------------------------------------
 def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
     ok = True
-
     def error(path: tuple, message: str) -> None:
         nonlocal ok
         ok = False

@@ -27,7 +27,8 @@ their content hashes (a folder: the hash of every file in it), so a deleted or e
 or a partition file deleted, edited or added, reruns it.  Every param is a build field, so
 changing the path, format or partitioning reruns it.
 
-Other types (api, database, notification) parse, and are refused at run time (exit 2).
+Other types (api, database, notification) parse, and are not executable: parse warns, run
+skips them and builds the rest.
 """
 from __future__ import annotations
 
@@ -115,7 +116,10 @@ def _targets(rel: str, inputs: list[str]) -> list[str]:
 
 def prepare(rec: dict, built: dict, pc) -> None:
     """Parse time: a file exposure's path and format are checked; its file is its output."""
-    if built.get("type") != "file":
+    if built.get("type") != "file":  # Seeknal's api, database, notification... exposures
+        if not rec.get("python"):
+            pc.not_executable = (f"exposure type '{built.get('type')}' is not supported (seekrun writes only "
+                                 "'type: file' exposures)")
         return
     path, path_key, fmt, fmt_key = _settings(built)
     if not rec["inputs"]:

@@ -181,6 +181,9 @@ def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
         "offline": offline if spec.offline else {"enabled": False},
     }
     pc.fields["features"] = None if spec.features is None else [list(f) for f in spec.features]
+    if spec.offline and spec.offline_format not in OFFLINE_FORMATS:  # (else refused at run time)
+        pc.error(("materialization", "offline", "format"), f"offline format '{spec.offline_format}' is not "
+                 f"supported (supported: {', '.join(OFFLINE_FORMATS)})")
     if spec.offline:
         rec["output_files"] = [parquet_rel(rec["name"], spec.offline_partition_by)]
 

@@ -3,7 +3,8 @@
 It needs ``python: path/to/file.py:function`` (or a ``@model`` decorated function in a .py
 file under the node paths): the function gets the context (``ctx.ref``, ``ctx.con``,
 ``ctx.params``, ``ctx.config`` with e.g. ``training``) and returns the model's output
-table.  A model without ``python`` parses, but is refused at run time (exit 2).
+table.  A model without ``python`` parses, and is not executable: parse warns, run skips it
+(and what reads it) and builds the rest.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ ENGINE_VERSION = 1
 def prepare(rec: dict, built: dict, pc) -> None:
     if rec.get("python"):
         python_node.prepare(rec, built, pc)
+    else:  # Seeknal trains it from 'training:' itself; seekrun runs a model only as Python
+        pc.not_executable = ("a model without 'python' is trained by Seeknal itself; seekrun runs a model only "
+                             "as Python: add 'python: path/to/file.py:function' (ctx in, output table out)")
 
 
 def _require_python(node: dict) -> None:

@@ -88,6 +88,10 @@ def prepare(rec: dict, built: dict, pc) -> None:
     checks = parse_checks(raw, inputs, pc.error, at)
     if checks is None:
         return
+    custom = next((c for c in checks if c["type"] == "custom" and c["sql"] is None), None)
+    if custom is not None and not rec.get("python"):  # Seeknal calls a Python validator there
+        pc.not_executable = (f"check '{custom['label']}' is a 'custom' rule without 'sql': seekrun runs custom "
+                             "rules only as SQL (add 'sql: SELECT ...' returning the bad rows)")
     # hashed: the checks without their descriptions, assertion SQL in canonical form (so
     # whitespace and comments do not rerun); run: the SQL with refs resolved
     canonical = [_without_descriptions(c) for c in raw]

@@ -27,6 +27,10 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
     if db_sources.is_database(built.get("source")):
         return db_sources.prepare(rec, built, pc)
+    if built.get("source") not in READERS and not rec.get("python"):  # a format seekrun has no reader for
+        pc.not_executable = (f"source format '{built.get('source')}' is not supported yet "
+                             f"(supported: {', '.join(sorted(READERS))})")
+        return
     if not rec.get("python") and (not isinstance(built.get("table"), str) or not built["table"].strip()):
         pc.error(("table",), f"field 'table': a {built.get('source')} source reads a file: add "
                              "'table: <file path or glob>'")
