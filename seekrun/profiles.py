@@ -13,8 +13,11 @@ Seeknal's config folder is ``$SEEKNAL_BASE_CONFIG_PATH``, else ``~/.seeknal``.  
 ``${VAR}`` / ``${VAR:default}`` / ``$VAR`` or seekrun's ``{{ env_var('VAR') }}``.
 
 Nothing from a profile enters the manifest or the hashes: a database source is re-read on
-every run anyway.  Every value filled in from the environment, and every password, is
-registered as a secret (seekrun/secrets.py), so no message or file shows it.
+every run anyway.  Registered as secrets (seekrun/secrets.py), so no message or file shows
+them: every value filled in from the environment (``${VAR}``, ``$VAR``, ``env_var()``), whatever
+its key; the value of every password-like key (password, token, secret, api_key...); and the
+password inside any URL-style DSN (``postgresql://user:password@host/db``) or ``password=...``
+in a key=value connection string, whatever its key (url, uri, dsn, connection_string...).
 """
 from __future__ import annotations
 
@@ -24,6 +27,11 @@ from pathlib import Path
 
 _SEEKNAL_ENV = re.compile(r"\$\{(\w+)(?::([^}]*))?\}|\$(\w+)")
 SECRET_KEYS = frozenset({"password", "token", "secret", "bearer_token"})
+# any key naming a secret: password, db_password, passwd, pwd, api_key, access_token, client_secret...
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|private|api_?key|access_?key|auth_?key", re.I)
+# the password of a URL (scheme://user:password@host) and of a key=value DSN (password=... / ?password=...)
+_URL_PASSWORD = re.compile(r"[A-Za-z][\w+.-]*://[^/?#@\s:]*:([^@\s/?#]*)@")
+_KV_PASSWORD = re.compile(r"(?:^|[\s?&;])(?:password|passwd|pwd)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s&;]+))", re.I)
 ALIASES = {"postgres": "postgresql"}
 
 
@@ -89,8 +97,8 @@ def load(root: Path) -> tuple[dict, str | None]:
 
 def interpolate(value: str, where: str, env_var: bool = True) -> str:
     """Seeknal's ${VAR} / ${VAR:default} / $VAR and seekrun's {{ env_var('VAR') }}, filled in.
-    env_var() values are registered as secrets (as everywhere); ${VAR} ones by resolve() under
-    a secret key (a port or a host name masked in every message helps no one)."""
+    Every value taken from the environment is registered as a secret (env_var() ones by
+    substitute_env, as everywhere): whatever its key, it may be one (a user, a DSN...)."""
     from seekrun.parser.templating import TemplateError, substitute_env
 
     def one(m: re.Match) -> str:
@@ -102,6 +110,8 @@ def interpolate(value: str, where: str, env_var: bool = True) -> str:
             else:
                 raise ProfileError(f"{where}: environment variable {name} is not set: set it (or give "
                                    "${" + name + ":default})")
+        else:
+            register_value(got)
         return got
 
     out = _SEEKNAL_ENV.sub(one, value) if "$" in value else value
@@ -114,9 +124,35 @@ def interpolate(value: str, where: str, env_var: bool = True) -> str:
     return out
 
 
+def is_secret_key(key) -> bool:
+    return str(key).lower() in SECRET_KEYS or bool(_SECRET_KEY.search(str(key)))
+
+
+def dsn_passwords(text: str) -> list[str]:
+    """The passwords written inside a connection string: a URL's ``user:password@`` (as written
+    and percent-decoded) and ``password=...`` (plain or quoted)."""
+    from urllib.parse import unquote
+
+    found = [m.group(1) for m in _URL_PASSWORD.finditer(text)]
+    found += [m.group(1) if m.group(1) is not None else m.group(2) for m in _KV_PASSWORD.finditer(text)]
+    out = []
+    for value in found:
+        if value:
+            out += [value, unquote(value), value.replace("\\'", "'").replace("\\\\", "\\")]
+    return out
+
+
+def register_value(value: str) -> None:
+    """A secret, and the passwords inside it if it is a connection string."""
+    from seekrun import secrets
+
+    secrets.register(value, *dsn_passwords(value))
+
+
 def resolve(values: dict, where: str, fill=None) -> dict:
     """A copy with every string interpolated (``fill``: how env_var() is filled in, after ${VAR};
-    by default as in a profile); secret keys registered as secrets."""
+    by default as in a profile); the values of secret keys, the values from the environment and
+    the passwords inside connection strings registered as secrets."""
     from seekrun import secrets
 
     out = {}
@@ -124,10 +160,38 @@ def resolve(values: dict, where: str, fill=None) -> dict:
         if isinstance(value, str):
             value = interpolate(value, f"{where}.{key}", env_var=fill is None)
             value = fill(value) if fill is not None else value
-        if key in SECRET_KEYS and value not in (None, ""):
-            secrets.register(str(value))
+            secrets.register(*dsn_passwords(value))
+        if is_secret_key(key) and value not in (None, ""):
+            if isinstance(value, (dict, list)):
+                secrets.register(*_strings(value))
+            else:
+                register_value(str(value))
+        elif isinstance(value, (dict, list)):
+            _register_nested(value)
         out[key] = value
     return out
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [] if value is None or isinstance(value, bool) else [str(value)]
+
+
+def _register_nested(value) -> None:
+    """Secret keys and connection strings inside a nested mapping (options: {password: ...})."""
+    from seekrun import secrets
+
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, v in items:
+        if isinstance(key, str) and is_secret_key(key) and v not in (None, ""):
+            secrets.register(*_strings(v))
+        elif isinstance(v, str):
+            secrets.register(*dsn_passwords(v))
+        elif isinstance(v, (dict, list)):
+            _register_nested(v)
 
 
 def connection(root: Path, name: str) -> dict:

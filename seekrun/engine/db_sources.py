@@ -10,7 +10,8 @@ named profile connection (``params.connection`` as in Seeknal, or ``connection: 
 an inline ``connection: {host: ..., ...}`` mapping, then the connection keys in ``params``.
 Profiles are found by seekrun/profiles.py.  Secrets go through ``{{ env_var('X') }}`` in the
 node, or ``${X}`` / ``{{ env_var('X') }}`` in the profile: they are filled in only here, at run
-time, and registered for redaction.
+time, and registered for redaction (seekrun/profiles.py says what else is); every message of
+check() and build() goes through redaction.
 
 A database cannot be stat'ed, so the node is re-read on every run (the record's ``reread``
 flag, which the rebuilder honours without knowing why); the hash of what was read is its
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from seekrun.engine.base import BadInput, BuildContext, BuildResult, NodeFailure, build_config
+from seekrun.engine.base import BadInput, BuildContext, BuildResult, NodeFailure, UnsupportedNode, build_config
 
 POSTGRES_FORMATS = frozenset({"postgresql", "postgres"})
 NOT_EXECUTABLE = {
@@ -138,10 +139,8 @@ def connection_config(node: dict, root: Path, fill=lambda text: text) -> tuple[d
                 out[CONNECTION_KEYS[key]] = value
             elif key == "schema":
                 schema = str(value)
-    from seekrun import secrets
-
     if out.get("password"):
-        secrets.register(str(out["password"]))
+        profiles.register_value(str(out["password"]))
     return {k: str(v) for k, v in out.items()}, schema
 
 
@@ -174,36 +173,45 @@ def _driver():
 def _refuse_other(node: dict) -> None:
     fmt = build_config(node).get("source")
     if fmt in NOT_EXECUTABLE:  # reported at parse; a run skips the node before it gets here
-        from seekrun.engine.base import UnsupportedNode
-
         raise UnsupportedNode(f"{node['id']}: not executable by seekrun: {NOT_EXECUTABLE[fmt]}")
 
 
 def check(node: dict, ctx: BuildContext) -> None:
     """Before anything runs: the driver is there, the connection resolves and connects, and the
-    table or query exists (described, not read)."""
-    _refuse_other(node)
-    pg_read = _driver()
+    table or query exists (described, not read). Every message is redacted (the connection's
+    secrets: a ${VAR} value may show in any of them)."""
     try:
-        conninfo, query, table = read_plan(node, ctx.root, ctx.value, ctx.sql)
-    except NodeFailure as exc:  # an env_var() that is not set
-        raise BadInput(str(exc)) from None
-    try:
-        pg_read.describe(conninfo, query, table)
-    except pg_read.ReadError as exc:
+        _check(node, ctx)
+    except UnsupportedNode as exc:
+        raise UnsupportedNode(ctx.redact(str(exc))) from None
+    except (BadInput, NodeFailure) as exc:  # NodeFailure: an env_var() that is not set
         raise BadInput(ctx.redact(str(exc))) from None
     return None
 
 
-def build(node: dict, ctx: BuildContext) -> BuildResult:
+def _check(node: dict, ctx: BuildContext) -> None:
     _refuse_other(node)
+    pg_read = _driver()
+    conninfo, query, table = read_plan(node, ctx.root, ctx.value, ctx.sql)
     try:
+        pg_read.describe(conninfo, query, table)
+    except pg_read.ReadError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def build(node: dict, ctx: BuildContext) -> BuildResult:
+    try:
+        _refuse_other(node)
         pg_read = _driver()
         conninfo, query, table = read_plan(node, ctx.root, ctx.value, ctx.sql)
-    except BadInput as exc:
+    except UnsupportedNode as exc:
+        raise UnsupportedNode(ctx.redact(str(exc))) from None
+    except (BadInput, NodeFailure) as exc:
         raise NodeFailure(ctx.redact(str(exc))) from None
     try:
         rows, digest = pg_read.load(conninfo, query, table, ctx)
     except pg_read.ReadError as exc:
         ctx.fail(str(exc))
+    except NodeFailure as exc:  # ctx.execute's own are redacted already: once more costs nothing
+        raise NodeFailure(ctx.redact(str(exc))) from None
     return BuildResult(rows, data_hash=digest)

@@ -8,8 +8,10 @@ arrays of those as lists; anything else (json, uuid, inet, enums...) as its text
 
 The rows are fetched through a server-side cursor in fixed-size batches, in a read-only
 transaction, and each batch is appended to the node's table in the build's transaction.  The
-content hash is taken over the Arrow schema and every batch as read (in order), so the same
-rows read the same way give the same hash.
+content hash is taken over the Arrow schema (column names and types), the row count and the sum
+(as a 128-bit integer) of one 64-bit hash per row of the loaded table: independent of the order
+the server returns rows in (an UPDATE that changes nothing, a VACUUM FULL), sensitive to the
+multiset of rows (a duplicated row adds its hash again, where XOR would cancel it).
 """
 from __future__ import annotations
 
@@ -136,7 +138,6 @@ def _where(conninfo: dict) -> str:
 
 def load(conninfo: dict, query: str | None, table: tuple | None, ctx) -> tuple[int, str]:
     """Read everything into the node's table (in the build's transaction): (rows, content hash)."""
-    h = xxhash.xxh3_128()
     rows = 0
     with _connect(conninfo) as conn:
         try:
@@ -152,14 +153,12 @@ def load(conninfo: dict, query: str | None, table: tuple | None, ctx) -> tuple[i
                     raise ReadError(f"{_label(query, table)} has more than one column named "
                                     f"{', '.join(dupes)}: give each column its own name (AS ...)")
                 schema = pa.schema([pa.field(c.name, arrow_type(c)) for c in columns])
-                h.update(schema.serialize().to_pybytes())
                 first = True
                 while True:
                     batch_rows = cur.fetchmany(BATCH_ROWS)
                     if not batch_rows and not first:
                         break
                     batch = _batch(schema, batch_rows, _label(query, table))
-                    h.update(batch.serialize().to_pybytes())
                     _append(ctx, batch, first)
                     rows += batch.num_rows
                     first = False
@@ -167,7 +166,36 @@ def load(conninfo: dict, query: str | None, table: tuple | None, ctx) -> tuple[i
                         break
         except psycopg.Error as exc:
             raise ReadError(f"cannot read {_label(query, table)} from {_where(conninfo)}: {_first(exc)}") from None
-    return rows, h.hexdigest()
+    return rows, content_hash(ctx, schema)
+
+
+HASH_VERSION = b"seekrun-pg-content-v2"
+
+
+def _hashed(field: pa.Field) -> str:
+    """One column as handed to DuckDB's hash(): as itself, except where hash() would equate values
+    that differ (it hashes 0.0 and -0.0 alike, and an interval of 1 month like one of 30 days):
+    those by their text."""
+    from seekrun.engine.base import quote_ident
+
+    col, t = quote_ident(field.name), field.type
+    if pa.types.is_floating(t) or pa.types.is_interval(t):
+        return f"{col}::VARCHAR"
+    if pa.types.is_list(t) and (pa.types.is_floating(t.value_type) or pa.types.is_interval(t.value_type)):
+        return f"list_transform({col}, lambda x: x::VARCHAR)"
+    return col
+
+
+def content_hash(ctx, schema: pa.Schema) -> str:
+    """The hash of the node's table as loaded: schema, row count, sum of per-row hashes."""
+    h = xxhash.xxh3_128()
+    h.update(HASH_VERSION)
+    h.update(schema.serialize().to_pybytes())
+    if len(schema):
+        row = ctx.execute(f"SELECT count(*), coalesce(sum(hash({', '.join(map(_hashed, schema))})::HUGEINT), 0) "
+                          f"FROM {ctx.table}").fetchone()
+        h.update(f"{int(row[0])}:{int(row[1])}".encode())
+    return h.hexdigest()
 
 
 def _batch(schema: pa.Schema, rows: list, label: str) -> pa.RecordBatch:
