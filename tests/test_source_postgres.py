@@ -337,3 +337,154 @@ def test_query_with_env_value_percent_and_trailing_comment(shop, pg, monkeypatch
     res = cli("run", "-p", str(shop))
     assert res.exit_code == 0, res.output
     assert sorted(table(shop, "source.picked")) == [("ann", "north"), ("anna%", "east"), ("o'neil", "west")]
+
+
+# ---- review fixes: row order, redaction of every connection secret ------------------------
+def _pg_rows(pg, sql: str, dbname: str = "shop") -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(**pg.conninfo(dbname), autocommit=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _downstream_cached(shop) -> None:
+    assert set(reasons(shop)) == {"source.orders", "source.customers", "source.big_orders"}, reasons(shop)
+    results = run_results(shop)
+    assert results["transform.spend"]["status"] == "cached" and results["transform.regions"]["status"] == "cached"
+
+
+def test_row_order_does_not_defeat_early_cutoff(shop, pg):
+    assert cli("run", "-p", str(shop)).exit_code == 0
+    assert [r[0] for r in _pg_rows(pg, "SELECT id FROM raw.orders")] == [1, 2, 3]
+    pg.sql("UPDATE raw.orders SET amount = amount WHERE id = 2", "shop")  # same values, new physical order
+    assert [r[0] for r in _pg_rows(pg, "SELECT id FROM raw.orders")] == [1, 3, 2]
+    res = cli("run", "-p", str(shop))
+    assert res.exit_code == 0, res.output
+    _downstream_cached(shop)
+
+    pg.sql("UPDATE raw.orders SET customer = customer WHERE id = 1", "shop")
+    pg.sql("VACUUM FULL raw.orders", "shop")
+    assert [r[0] for r in _pg_rows(pg, "SELECT id FROM raw.orders")] == [3, 2, 1]
+    assert cli("run", "-p", str(shop)).exit_code == 0
+    _downstream_cached(shop)
+    assert all_tables(shop) == clean_build(shop, shop.parent)
+
+    # two values swapped between rows: the same values per column, other rows: reruns
+    pg.sql("UPDATE raw.orders SET customer = CASE id WHEN 1 THEN 'bob' ELSE 'ann' END WHERE id IN (1, 2)", "shop")
+    res = cli("run", "-p", str(shop))
+    assert res.exit_code == 0, res.output
+    assert reasons(shop)["transform.spend"] == "upstream source.orders changed"
+    assert all_tables(shop) == clean_build(shop, shop.parent)
+
+
+def test_content_hash_counts_duplicates_and_tells_values_apart(shop, pg):
+    pg.sql("CREATE TABLE public.events (k text, v int, f float8, iv interval);"
+           "INSERT INTO events VALUES ('x', 1, 0.0, '1 mon'), ('x', 1, 0.0, '1 mon'), ('y', 2, 1, '1 day'),"
+           "('y', 2, 1, '1 day')", "shop")
+    write_project(shop, {"nodes/shop.yml": """\
+        kind: source
+        name: events
+        source: postgresql
+        table: events
+        params: {connection: local_pg}
+        ---
+        kind: transform
+        name: counted
+        inputs: [source.events]
+        transform: SELECT k, count(*) AS n, sum(f) AS f, min(iv) AS iv FROM ref('source.events') GROUP BY k
+        """}, marker=None)
+    assert cli("run", "-p", str(shop)).exit_code == 0
+
+    def reruns(change: str) -> bool:
+        for statement in change.split(";"):  # one by one: VACUUM runs outside a transaction
+            pg.sql(statement, "shop")
+        res = cli("run", "-p", str(shop))
+        assert res.exit_code == 0, res.output
+        assert all_tables(shop) == clean_build(shop, shop.parent)
+        return "transform.counted" in reasons(shop)
+
+    assert not reruns("UPDATE events SET v = v WHERE k = 'x'; VACUUM FULL events")
+    assert reruns("INSERT INTO events VALUES ('y', 2, 1, '1 day')")  # a row duplicated once more
+    assert reruns("DELETE FROM events WHERE k = 'y'; INSERT INTO events VALUES ('y', 2, 1, '1 day'),"
+                  "('y', 2, 1, '1 day')")  # back to two of each
+    # pairs replaced by other pairs: the same count, XOR of the row hashes the same (0), the sum not
+    assert reruns("UPDATE events SET k = CASE k WHEN 'x' THEN 'z' ELSE 'w' END, v = v + 10")
+    assert reruns("UPDATE events SET f = '-0'::float8 WHERE f = 0")  # DuckDB's hash() says 0.0 = -0.0
+    assert reruns("UPDATE events SET iv = '30 days' WHERE iv = '1 mon'")  # and 1 month = 30 days
+    assert not reruns("UPDATE events SET f = f; VACUUM FULL events")
+
+
+SECRET_USER = "usr_Hidden_9931"
+SECRET_TYPE = "pg_Hidden_Type_5521"
+
+
+def _secret_free(results: list, shop, *values: str) -> None:
+    for value in values:
+        for r in results:
+            assert value not in r.output, r.output
+        if (shop / "target" / "run_results.json").exists():
+            assert value not in (shop / "target" / "run_results.json").read_text()
+        for rel, data in target_snapshot(shop).items():
+            assert value.encode() not in data, rel
+
+
+@pytest.mark.parametrize("spelling", ["${TEST_PG_USER}", "{{ env_var('TEST_PG_USER') }}"])
+def test_every_value_from_the_environment_is_redacted(shop, pg, monkeypatch, spelling):
+    pg.sql(f"DO $$ BEGIN CREATE ROLE \"{SECRET_USER}\" LOGIN PASSWORD '{pgserver.PASSWORD}'; "
+           "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    pg.sql(f'GRANT USAGE ON SCHEMA raw TO "{SECRET_USER}"', "shop")
+    pg.sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA raw, public TO "{SECRET_USER}"', "shop")
+    monkeypatch.setenv("TEST_PG_USER", SECRET_USER)
+    (shop / "profiles.yml").write_text(PROFILE.replace("user: seekrun", f'user: "{spelling}"'))
+    ok = cli("run", "-p", str(shop))
+    assert ok.exit_code == 0, ok.output
+    assert len(table(shop, "source.orders")) == 3
+
+    monkeypatch.setenv("TEST_PG_PASSWORD", pgserver.PASSWORD + "-wrong")  # the server names the user
+    wrong = cli("run", "-p", str(shop))
+    assert wrong.exit_code == 2 and "password authentication failed for user" in wrong.stderr, wrong.output
+    assert "as ***" in wrong.stderr
+
+    monkeypatch.setenv("TEST_PG_PASSWORD", pgserver.PASSWORD)
+    monkeypatch.setenv("TEST_PG_PORT", "1")  # refused
+    refused = cli("run", "-p", str(shop))
+    assert refused.exit_code == 2 and "cannot connect to PostgreSQL at 127.0.0.1:1/shop as ***" in refused.stderr
+    _secret_free([ok, wrong, refused], shop, SECRET_USER, pgserver.PASSWORD, pgserver.PASSWORD + "-wrong")
+
+
+def test_check_redacts_a_bad_input_from_the_connection(shop, monkeypatch):
+    monkeypatch.setenv("TEST_PG_TYPE", SECRET_TYPE)
+    (shop / "profiles.yml").write_text(PROFILE.replace("type: postgresql", "type: ${TEST_PG_TYPE}"))
+    res = cli("run", "-p", str(shop))
+    assert res.exit_code == 2 and "connection 'local_pg' is of type '***', not postgresql" in res.stderr, res.output
+    _secret_free([res], shop, SECRET_TYPE, SECRET_TYPE.lower())
+
+    # a connection name from env_var() that names no connection
+    monkeypatch.setenv("TEST_PG_CONN", "conn_Hidden_7781")
+    (shop / "profiles.yml").write_text(PROFILE)
+    (shop / "nodes" / "shop.yml").write_text(NODES.replace("connection: local_pg\n  query",
+                                                           "connection: \"{{ env_var('TEST_PG_CONN') }}\"\n  query"))
+    res = cli("run", "-p", str(shop))
+    assert res.exit_code == 2 and "no connection named '***'" in res.stderr, res.output
+    _secret_free([res], shop, "conn_Hidden_7781")
+
+
+def test_password_like_keys_and_dsn_passwords_in_a_profile_are_registered(shop, tmp_path):
+    from seekrun import profiles, secrets
+
+    (shop / "profiles.yml").write_text(PROFILE + """\
+  other:
+    type: postgresql
+    url: postgresql://someone:url-Pa%40ss-0042@db.example:5432/x?sslmode=require
+    connection_string: "host=h password='kv-Pass-0043' user=u"
+    jdbc_url: jdbc:postgresql://h/db?user=u&password=jdbc-Pass-0044
+    db_password: key-Pass-0045
+    api_key: key-Api-0046
+    options: {client_secret: nested-0047}
+    host: db.example
+""")
+    secrets.reset()
+    profiles.connection(shop, "other")
+    text = " ".join(["url-Pa%40ss-0042", "url-Pa@ss-0042", "kv-Pass-0043", "jdbc-Pass-0044", "key-Pass-0045",
+                     "key-Api-0046", "nested-0047", "db.example", "someone"])
+    assert secrets.redact(text) == " ".join(["***"] * 7 + ["db.example", "someone"])

@@ -118,9 +118,10 @@ def connection_config(node: dict, root: Path, fill=lambda text: text) -> tuple[d
         layers.append({k: v for k, v in defaults.items() if k != "connection"})
         if name:
             profile = profiles.connection(root, str(name))
-            kind = str(profile.get("type", "postgresql")).lower()
-            if profiles.ALIASES.get(kind, kind) != "postgresql":
-                raise BadInput(f"connection '{name}' is of type '{kind}', not postgresql")
+            written = str(profile.get("type", "postgresql"))
+            kind = written.lower()
+            if profiles.ALIASES.get(kind, kind) != "postgresql":  # as written: it is what redaction knows
+                raise BadInput(f"connection '{name}' is of type '{written}', not postgresql")
             layers.append(profile)
         # Seeknal fills ${VAR} / $VAR in a node's own connection values too
         for inline, label in ((conn, "connection"), (params, "params")):
