@@ -187,7 +187,6 @@ def check(node: dict, ctx: BuildContext) -> None:
         raise UnsupportedNode(ctx.redact(str(exc))) from None
     except (BadInput, NodeFailure) as exc:  # NodeFailure: an env_var() that is not set
         raise BadInput(ctx.redact(str(exc))) from None
-    return None
 
 
 def _check(node: dict, ctx: BuildContext) -> None:
