@@ -169,7 +169,7 @@ class DAGRunner:
             recheck = [nid for nid, it in items.items() if it.recheck]  # after a re-read input
             results = initial_results(items)
             dropped = unbuildable_built(results, records)  # built before, not executable now: they go
-            self._guard_removals(removed + dropped, records, allow_removals, dry_run, summary)
+            self._guard_removals(removed, records, allow_removals, dry_run, summary, dropped)
             if not dry_run and to_run:
                 from seekrun.outputs import overwrite_problems
 
@@ -263,15 +263,19 @@ class DAGRunner:
                 "do not match their recorded builds (an older copy put back, or changed outside seekrun): rebuilt")
 
     def _guard_removals(self, removed: list[str], records: dict, allow: bool, dry_run: bool,
-                        summary: ExecutionSummary) -> None:
+                        summary: ExecutionSummary, dropped: list[str] = ()) -> None:
         """A run that would drop more than half of the built nodes (or all of them) is most
-        likely a mistake (a node_paths typo, a folder moved away): refuse unless allowed."""
-        built = len(records)
-        if allow or not removed or not (len(removed) * 2 > built or len(removed) == built):
+        likely a mistake (a node_paths typo, a folder moved away, a source's format changed to
+        one seekrun cannot read, which drops the builds of ``dropped``): refuse unless allowed."""
+        built, gone = len(records), [*removed, *dropped]
+        if allow or not gone or not (len(gone) * 2 > built or len(gone) == built):
             return
-        message = (f"this run would remove {len(removed)} of the {built} built nodes ({first_few(removed)}) and "
-                   "drop their tables: if that is intended, run again with --allow-removals; otherwise check "
-                   "node_paths and that the node files are where they were")
+        why = ("" if not dropped else " (not executable by seekrun now)" if not removed else
+               f" ({first_few(list(dropped))}: not executable by seekrun now)")
+        message = (f"this run would remove {len(gone)} of the {built} built nodes ({first_few(gone)}) and "
+                   f"drop their tables{why}: if that is intended, run again with --allow-removals; otherwise "
+                   + ("check node_paths and that the node files are where they were" if removed else
+                      "check the nodes' kinds and formats"))
         if dry_run:
             summary.warnings.append(message)
             return

@@ -114,6 +114,8 @@ def test_dry_run_and_header_say_what_runs_only_if_reread_data_changed(rr, pg):
             "every run)") in plan.stdout
     assert "Plan: 1 to run, 4 to check after re-reading, 0 cached, 0 skipped" in plan.stdout
     assert "CACHED" not in cli("run", "-p", str(proj), "--dry-run", "--verbose").stdout
+    shown = cli("show", "-p", str(proj), "transform.a")
+    assert "transform.a  [may run (runs if what source.t reads has changed" in shown.stdout, shown.output
 
     data = json.loads(cli("run", "-p", str(proj), "--dry-run", "--json").stdout)
     a = next(r for r in data["results"] if r["node_id"] == "transform.a")
@@ -189,7 +191,34 @@ def test_removal_guard_counts_nodes_that_became_not_executable(tmp_path):
     (proj / "nodes" / "x.yml").write_text(csv.replace("source: csv", "source: excel"))
     res = cli("run", "-p", str(proj))
     assert res.exit_code == 2 and "--allow-removals" in res.stderr, res.output
+    assert "this run would remove 2 of the 2 built nodes (source.x, transform.y) and drop their tables " \
+           "(not executable by seekrun now)" in res.stderr
     assert "source.x" in _state(proj)
     ok = cli("run", "-p", str(proj), "--allow-removals")
     assert ok.exit_code == 0, ok.output
     assert _state(proj) == {} and all_tables(proj) == {}
+
+
+def test_interrupted_run_does_not_call_an_unstarted_recheck_node_cached(rr, pg, monkeypatch):
+    proj = project(rr, [SOURCE_T, transform("m", "source.t")])
+    assert cli("run", "-p", str(proj)).exit_code == 0
+    pg.sql("UPDATE public.t SET w = w + 1", "rr")
+    from seekrun.output import ConsoleReporter
+
+    shown = ConsoleReporter.result
+
+    def ctrl_c_after_t(self, r):  # Ctrl-C once source.t has read the new rows, before m starts
+        shown(self, r)
+        if r.node_id == "source.t":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ConsoleReporter, "result", ctrl_c_after_t)
+    res = cli("run", "-p", str(proj), "--threads", "1")
+    assert res.exit_code == 130, res.output
+    m = run_results(proj)["transform.m"]
+    assert (m["status"], m["skip"]) == ("skipped", "interrupted"), m
+    assert "Interrupted: 1 node left undone: transform.m" in res.stdout
+    monkeypatch.setattr(ConsoleReporter, "result", shown)
+    assert cli("run", "-p", str(proj)).exit_code == 0
+    assert reasons(proj)["transform.m"] == "upstream source.t changed"
+    assert all_tables(proj) == clean_build(proj, rr)
