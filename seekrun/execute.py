@@ -7,7 +7,8 @@ on_done, on_skip under the scheduler's lock).
   turned out not to be the hashed data.
 - A node planned cached against a re-read input's last output (``provisional``) is decided
   again when it starts, against what its inputs recorded by then: still cached, it is not
-  built and keeps its record; else it is built, with the reason.
+  built and keeps its record; else it is built, with the reason (a node left out by a filter
+  is not built: it is skipped, still to run, and keeps its record).
 - Retries wait ``retry_base_delay * 2**k`` seconds, at most ``retry_max_delay`` a wait.
 - Every message that is shown or stored is redacted first (seekrun/secrets.py).
 """
@@ -23,7 +24,7 @@ from datetime import datetime, timezone
 from seekrun import secrets
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
-from seekrun.results import SKIP_AFTER_FAILURE, NodeStatus
+from seekrun.results import FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, NodeStatus
 from seekrun.scheduler import Outcome
 
 
@@ -45,7 +46,8 @@ class NodeRunner:
     def __init__(self, runner, engine, store, results, retry: int, file_cache, provisional=()):
         self.runner, self.engine, self.store, self.results = runner, engine, store, results
         self.provisional = set(provisional)  # rechecked when they start (see above)
-        self.still_cached: set[str] = set()
+        self.still_cached: set[str] = set()  # provisional nodes decided not to be built here
+        self.started: set[str] = set()
         self.manifest, self.root, self.reporter = runner.manifest, runner.root, runner.reporter
         self.retry, self.file_cache = retry, file_cache
         self.stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
@@ -104,12 +106,19 @@ class NodeRunner:
 
     # ---- under the scheduler's lock -----------------------------------------------------
     def on_start(self, nid: str) -> None:
+        self.started.add(nid)
         if nid in self.provisional:
-            reason = self._recheck(nid)
+            reason = self.recheck(nid)
             if reason is None:
                 self.still_cached.add(nid)
                 return
-            self.results[nid].reason = str(reason)
+            res = self.results[nid]
+            res.reason = str(reason)
+            item = self.runner.plan_items.get(nid)
+            if item is not None and not item.selected:  # left out by the filter: still needs to run
+                res.status, res.skip, res.error = NodeStatus.SKIPPED, SKIP_FILTERED, FILTERED
+                self.still_cached.add(nid)
+                return
             if isinstance(getattr(self.reporter, "total", None), int):
                 self.reporter.total += 1
         self.results[nid].status = NodeStatus.RUNNING
@@ -121,7 +130,7 @@ class NodeRunner:
             mark_written(self.root, files)  # survives target/ being deleted
         self.reporter.start(nid)
 
-    def _recheck(self, nid: str) -> Reason | None:
+    def recheck(self, nid: str) -> Reason | None:
         """A provisional node, now that its inputs have run: whether what they recorded is still
         what it was built from (everything else was checked by the plan)."""
         recorded = (self.store.nodes.get(nid) or {}).get("inputs") or {}
@@ -200,6 +209,22 @@ class NodeRunner:
             if not moved and hash_parts(*parts) != recorded:
                 moved.extend(files)
         return list(dict.fromkeys(moved))
+
+    def drop_unbuildable(self, ids: list[str]) -> None:
+        """Nodes seekrun cannot execute now (or that read one) lose their build, as a node removed
+        from the project does: table, files and state record (a later edit that makes them
+        executable again builds them as new)."""
+        if not ids:
+            return
+        from seekrun.outputs import files_in_use
+
+        self._in_use = files_in_use(self.manifest, leaving=set(ids))
+        for nid in ids:
+            self.reporter.removed(nid, "not executable by seekrun")
+            self.engine.drop(nid)
+            record = self.store.nodes.get(nid) or {}
+            self.remove_files(record.get("output_files"), record)
+            self.store.remove(nid)
 
     def remove_files(self, files, record: dict | None = None) -> None:
         """Delete files a node wrote and no longer writes; a file changed since seekrun wrote it

@@ -103,11 +103,13 @@ class ConsoleReporter:
         self.running: dict[str, float] = {}
         self.t0 = time.perf_counter()
 
-    def plan(self, to_run: list[str], total: int) -> None:
+    def plan(self, to_run: list[str], total: int, maybe: int = 0) -> None:
+        """``maybe``: nodes that run only if what a re-read (database) source reads has changed."""
         self.total = len(to_run)
         if self.quiet or not to_run:
             return
-        self.console.print(f"Running {len(to_run)} of {plural(total, 'node')}")
+        more = f" (and up to {maybe} more if re-read data changed)" if maybe else ""
+        self.console.print(f"Running {len(to_run)} of {plural(total, 'node')}{more}")
         if self.console.is_terminal:
             from rich.live import Live
 
@@ -122,9 +124,9 @@ class ConsoleReporter:
         names = ", ".join(f"{n} {now - t:.1f}s" for n, t in list(self.running.items())[:3])
         return Text(f"[{self.done}/{self.total}] {names}  elapsed {now - self.t0:.1f}s", style="cyan")
 
-    def removed(self, node_id: str) -> None:
+    def removed(self, node_id: str, why: str = "removed from the project") -> None:
         if not self.quiet:
-            self.console.print(f"DROP   {node_id}  (removed from the project)", markup=False)
+            self.console.print(f"DROP   {node_id}  ({why})", markup=False)
 
     def start(self, node_id: str) -> None:
         self.running[node_id] = time.perf_counter()
@@ -155,25 +157,31 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
     to_run = [r for r in summary.results if r.status.value == "pending"]
     for r in to_run:
         console.print(f"RUN    {r.node_id}  ({r.reason})", markup=False)
+    maybe = [r for r in summary.results if r.status.value == "cached" and r.after_reread]
+    for r in maybe:  # decided only once the re-read sources have run
+        console.print(f"MAYBE  {r.node_id}  ({r.reason})", markup=False)
     for r in summary.results:
         if r.status.value == "skipped":
             console.print(_skip_line(r), markup=False)
-        elif verbose and r.status.value == "cached":
+        elif verbose and r.status.value == "cached" and not r.after_reread:
             console.print(f"CACHED {r.node_id}", markup=False)
     for nid in summary.removed_nodes:
         console.print(f"DROP   {nid}  (removed from the project)", markup=False)
+    for nid in summary.dropped_nodes:
+        console.print(f"DROP   {nid}  ({NOT_EXECUTABLE})", markup=False)
     note = full_note(summary)
     if note:
         console.print(note, markup=False)
     pending = [r for r in summary.results if r.status.value == "skipped" and not unbuildable(r)]
-    if not to_run and not summary.removed_nodes and not pending:
+    if not to_run and not summary.removed_nodes and not summary.dropped_nodes and not pending:
         cannot = summary.total_nodes - sum(1 for r in summary.results if not unbuildable(r))
         console.print(nothing_to_do(summary.total_nodes, cannot))
-    elif not to_run and not summary.removed_nodes:
+    elif not to_run and not summary.removed_nodes and not summary.dropped_nodes:
         console.print(f"Nothing selected needs to run; {plural(len(pending), 'node')} left out by the filter "
                       "still need to run (run without filters to build them).")
     else:
-        console.print(f"Plan: {len(to_run)} to run, {summary.cached_nodes} cached, "
+        check = f"{len(maybe)} to check after re-reading, " if maybe else ""
+        console.print(f"Plan: {len(to_run)} to run, {check}{summary.cached_nodes - len(maybe)} cached, "
                       f"{_skip_counts(summary)} skipped (dry run: nothing was written)")
 
 
@@ -208,7 +216,8 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
     cannot = [r for r in summary.results if unbuildable(r)]
     for r in cannot:  # every run says so: these nodes are never built
         console.print(_skip_line(r), markup=False)
-    if ran == 0 and not summary.removed_nodes and not summary.failed_nodes and not summary.interrupted \
+    if ran == 0 and not summary.removed_nodes and not summary.dropped_nodes and not summary.failed_nodes \
+            and not summary.interrupted \
             and summary.skipped_nodes == len(cannot):
         console.print(nothing_to_do(summary.total_nodes, len(cannot)))
         return
@@ -224,6 +233,9 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
     if summary.removed_nodes:
         console.print(f"  removed     : {len(summary.removed_nodes)} ({', '.join(summary.removed_nodes)})",
                       markup=False)
+    if summary.dropped_nodes:
+        console.print(f"  dropped     : {len(summary.dropped_nodes)} ({', '.join(summary.dropped_nodes)}: "
+                      f"{NOT_EXECUTABLE})", markup=False)
     console.print(f"  duration    : {summary.total_duration:.2f}s")
     left_out = [r.node_id for r in summary.results if r.skip == "filtered"]
     if left_out:

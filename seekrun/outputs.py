@@ -195,9 +195,10 @@ def remove_files(root: Path, files, in_use: set[str], recorded: dict | None = No
     return kept
 
 
-def files_in_use(manifest) -> set[str]:
-    return {f for n in manifest.nodes.values() for key in ("data_files", "live_files", "output_files")
-            for f in n.get(key) or []}
+def files_in_use(manifest, leaving=frozenset()) -> set[str]:
+    """The files the project's nodes read or write (not counting what the nodes ``leaving`` write)."""
+    return {f for nid, n in manifest.nodes.items() for key in ("data_files", "live_files", "output_files")
+            if not (key == "output_files" and nid in leaving) for f in n.get(key) or []}
 
 
 def remove_stale_claims(root: Path, manifest, store, cache: FileHashCache) -> list[str]:

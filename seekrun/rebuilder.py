@@ -104,6 +104,7 @@ class PlanItem:
     expected_output: str
     blocked_by: str | None = None  # an unbuilt input that is not going to be built
     recheck: bool = False  # cached as planned against a re-read input's last output: decided again when it has run
+    after_reread: tuple[str, ...] = ()  # a recheck node: the re-read nodes whose reads decide it
     not_executable: str | None = None  # why seekrun cannot build this node (it is skipped)
 
     @property
@@ -123,7 +124,9 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
     """
     items: dict[str, PlanItem] = {}
     actual: dict[str, str | None] = {}
-    tentative: set[str] = set()  # actual[] is a guess until the node (or a re-read input) has run
+    # actual[] is a guess until the re-read nodes it was guessed from have run: node -> those nodes
+    tentative: dict[str, tuple[str, ...]] = {}
+    cannot: set[str] = set()  # not executable, or blocked by one that is: never built (their builds go)
     for nid in manifest.topological_order():
         node = manifest.nodes[nid]
         record = records.get(nid)
@@ -141,24 +144,28 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
         item = PlanItem(nid, reason, nid in selected, expected, not_executable=node.get("not_executable"))
         if item.reason is not None and item.selected:
             item.blocked_by = next((p for p in inputs if actual[p] is None), None)
-        guessed = any(p in tentative for p in inputs)
+        guessed = tuple(dict.fromkeys(s for p in inputs for s in tentative.get(p, ())))
         if item.runs:
             actual[nid] = expected
             if node.get("reread") and record is not None and record.get("output_hash"):
                 # its output hash is what it reads: planned as if it read what it read last time
                 # (whatever made it run), and what that guess leaves cached is rechecked
                 actual[nid] = record["output_hash"]
-                guessed = True
-        elif item.not_executable is not None:
-            actual[nid] = None  # never built: what reads it cannot run either
+                guessed = (*guessed, nid)
+        elif item.not_executable is not None or item.blocked_by in cannot:
+            actual[nid], guessed = None, ()  # never built: what reads it cannot run either
+            cannot.add(nid)
         elif record is not None and record.get("output_hash") and problem() is None:
             actual[nid] = record["output_hash"]
-            item.recheck = guessed and item.selected and reason is None
-            guessed = item.recheck
+            # selected or not: a node left out by a filter is decided after the re-read too
+            # (cached if what was read is unchanged, else left out: still needs to run)
+            item.recheck = bool(guessed) and reason is None
+            guessed = guessed if item.recheck else ()
+            item.after_reread = guessed
         else:
-            actual[nid], guessed = None, False
+            actual[nid], guessed = None, ()
         if guessed:
-            tentative.add(nid)
+            tentative[nid] = guessed
         items[nid] = item
     return items
 

@@ -20,6 +20,7 @@ SKIP_FILTERED = "filtered"  # left out by --types/--nodes/--tags (or its input w
 SKIP_AFTER_FAILURE = "after_failure"  # not started: an upstream node failed, or the run stopped after a failure
 SKIP_INTERRUPTED = "interrupted"  # left undone by Ctrl-C / SIGTERM
 SKIP_NOT_EXECUTABLE = "not_executable"  # a kind seekrun accepts but cannot execute
+FILTERED = "left out by the filter: still needs to run"  # the error of a node skipped SKIP_FILTERED
 SKIP_LABELS = {SKIP_FILTERED: "left out by a filter", SKIP_AFTER_FAILURE: "not started after a failure",
                SKIP_INTERRUPTED: "interrupted", SKIP_NOT_EXECUTABLE: "not executable by seekrun"}
 
@@ -35,12 +36,16 @@ class NodeResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     skip: str | None = None  # a SKIP_* code when status is SKIPPED
+    # planned cached against what these re-read (database) nodes read last time: decided again once
+    # they have run (a dry run cannot know: "runs if what they read has changed")
+    after_reread: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
                 "duration": round(self.duration, 6), "row_count": self.row_count,
                 "attempts": self.attempts, "error": self.error, "warnings": self.warnings,
-                "skip": self.skip if self.status is NodeStatus.SKIPPED else None}
+                "skip": self.skip if self.status is NodeStatus.SKIPPED else None,
+                "after_reread": list(self.after_reread)}
 
 
 @dataclass
@@ -50,6 +55,7 @@ class ExecutionSummary:
     dry_run: bool = False
     interrupted: bool = False
     removed_nodes: list[str] = field(default_factory=list)
+    dropped_nodes: list[str] = field(default_factory=list)  # built before, not executable by seekrun now
     warnings: list[str] = field(default_factory=list)
     full: bool = False  # --full
     selected: int | None = None  # how many nodes the filters selected
@@ -69,6 +75,11 @@ class ExecutionSummary:
     @property
     def cached_nodes(self) -> int:
         return self._count(NodeStatus.CACHED)
+
+    @property
+    def recheck_nodes(self) -> int:
+        """Cached nodes decided after a re-read (in a dry run: to be decided then)."""
+        return sum(1 for r in self.results if r.status is NodeStatus.CACHED and r.after_reread)
 
     @property
     def successful_nodes(self) -> int:
@@ -104,9 +115,11 @@ class ExecutionSummary:
 
     def to_dict(self) -> dict:
         return {"total_nodes": self.total_nodes, "changed_nodes": self.changed_nodes,
-                "cached_nodes": self.cached_nodes, "successful_nodes": self.successful_nodes,
+                "cached_nodes": self.cached_nodes, "recheck_nodes": self.recheck_nodes,
+                "successful_nodes": self.successful_nodes,
                 "failed_nodes": self.failed_nodes, "skipped_nodes": self.skipped_nodes,
                 "skipped_by": self.skipped_by(),
                 "total_duration": round(self.total_duration, 6), "dry_run": self.dry_run,
                 "interrupted": self.interrupted, "removed_nodes": self.removed_nodes,
+                "dropped_nodes": self.dropped_nodes,
                 "warnings": list(self.warnings), "results": [r.to_dict() for r in self.results]}

@@ -18,23 +18,24 @@ from seekrun.database import Database
 from seekrun.execute import NodeRunner
 from seekrun.outputs import has_table, problem
 from seekrun.rebuilder import PlanItem, plan
-from seekrun.results import SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, SKIP_NOT_EXECUTABLE, ExecutionSummary, NodeResult, NodeStatus
+from seekrun.planned import initial_results, mark_undone, maybe_reason, unbuildable_built
+from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
 from seekrun.scheduler import KahnQueue, run_queue
 from seekrun.selection import select
 from seekrun.state import StateStore
 
 
 class Reporter(Protocol):
-    def plan(self, to_run: list[str], total: int) -> None: ...
-    def removed(self, node_id: str) -> None: ...
+    def plan(self, to_run: list[str], total: int, maybe: int = 0) -> None: ...
+    def removed(self, node_id: str, why: str = "removed from the project") -> None: ...
     def start(self, node_id: str) -> None: ...
     def result(self, result: NodeResult) -> None: ...
     def close(self) -> None: ...
 
 
 class _Quiet:
-    def plan(self, to_run, total): pass
-    def removed(self, node_id): pass
+    def plan(self, to_run, total, maybe=0): pass
+    def removed(self, node_id, why=""): pass
     def start(self, node_id): pass
     def result(self, result): pass
     def close(self): pass
@@ -166,7 +167,9 @@ class DAGRunner:
             faults.point("plan")
             to_run = [nid for nid, it in items.items() if it.runs]
             recheck = [nid for nid, it in items.items() if it.recheck]  # after a re-read input
-            self._guard_removals(removed, records, allow_removals, dry_run, summary)
+            results = initial_results(items)
+            dropped = unbuildable_built(results, records)  # built before, not executable now: they go
+            self._guard_removals(removed, records, allow_removals, dry_run, summary, dropped)
             if not dry_run and to_run:
                 from seekrun.outputs import overwrite_problems
 
@@ -183,10 +186,11 @@ class DAGRunner:
                     self._preflight_with(engine, to_run)
                 else:
                     self._preflight(to_run)
-            results = self._initial_results(items, dry_run)
             summary.results = list(results.values())
-            summary.removed_nodes = removed
+            summary.removed_nodes, summary.dropped_nodes = removed, dropped
             if dry_run:
+                for nid in recheck:  # what it reads is known only once it has run
+                    results[nid].reason = maybe_reason(results[nid], items[nid].selected)
                 summary.total_duration = time.perf_counter() - started
                 return summary
             writing = True
@@ -205,8 +209,8 @@ class DAGRunner:
                 from seekrun.parser.templating import save_env_key
 
                 save_env_key(self.manifest, self.root / "target" / "state")  # where parsing reads it
-            self.reporter.plan(to_run, len(items))
-            if to_run or removed:
+            self.reporter.plan(to_run, len(items), sum(1 for nid in recheck if items[nid].selected))
+            if to_run or removed or dropped:
                 engine = engine or self._open_engine()
                 self.db.adopt(engine)
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
@@ -217,6 +221,7 @@ class DAGRunner:
                     record = store.nodes.get(nid) or {}
                     node_runner.remove_files(record.get("output_files"), record)
                     store.remove(nid)
+                node_runner.drop_unbuildable(dropped)
             if to_run:
                 self._execute(node_runner, items, to_run + recheck, results, continue_on_error, summary)
             if node_runner is not None and node_runner.kept:
@@ -258,15 +263,19 @@ class DAGRunner:
                 "do not match their recorded builds (an older copy put back, or changed outside seekrun): rebuilt")
 
     def _guard_removals(self, removed: list[str], records: dict, allow: bool, dry_run: bool,
-                        summary: ExecutionSummary) -> None:
+                        summary: ExecutionSummary, dropped: list[str] = ()) -> None:
         """A run that would drop more than half of the built nodes (or all of them) is most
-        likely a mistake (a node_paths typo, a folder moved away): refuse unless allowed."""
-        built = len(records)
-        if allow or not removed or not (len(removed) * 2 > built or len(removed) == built):
+        likely a mistake (a node_paths typo, a folder moved away, a source's format changed to
+        one seekrun cannot read, which drops the builds of ``dropped``): refuse unless allowed."""
+        built, gone = len(records), [*removed, *dropped]
+        if allow or not gone or not (len(gone) * 2 > built or len(gone) == built):
             return
-        message = (f"this run would remove {len(removed)} of the {built} built nodes ({first_few(removed)}) and "
-                   "drop their tables: if that is intended, run again with --allow-removals; otherwise check "
-                   "node_paths and that the node files are where they were")
+        why = ("" if not dropped else " (not executable by seekrun now)" if not removed else
+               f" ({first_few(list(dropped))}: not executable by seekrun now)")
+        message = (f"this run would remove {len(gone)} of the {built} built nodes ({first_few(gone)}) and "
+                   f"drop their tables{why}: if that is intended, run again with --allow-removals; otherwise "
+                   + ("check node_paths and that the node files are where they were" if removed else
+                      "check the nodes' kinds and formats"))
         if dry_run:
             summary.warnings.append(message)
             return
@@ -325,24 +334,6 @@ class DAGRunner:
         if errors:
             raise ProjectError(errors)
 
-    def _initial_results(self, items: dict[str, PlanItem], dry_run: bool) -> dict[str, NodeResult]:
-        results: dict[str, NodeResult] = {}
-        for nid, it in items.items():
-            if it.not_executable is not None:  # accepted by the parser, but seekrun cannot build it
-                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, f"not executable by seekrun: {it.not_executable}",
-                                          skip=SKIP_NOT_EXECUTABLE)
-            elif it.runs:
-                results[nid] = NodeResult(nid, NodeStatus.PENDING, str(it.reason))
-            elif it.reason is None:
-                results[nid] = NodeResult(nid, NodeStatus.CACHED, None)
-            elif it.blocked_by is not None:
-                skip = SKIP_NOT_EXECUTABLE if _cannot_build(items, it) else SKIP_FILTERED
-                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), skip=skip, error=_blocked(items, it))
-            else:
-                results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason),
-                                          error="left out by the filter: still needs to run", skip=SKIP_FILTERED)
-        return results
-
     def _execute(self, node_runner: NodeRunner, items, to_run, results, continue_on_error,
                  summary: ExecutionSummary) -> None:
         manifest = self.manifest
@@ -356,12 +347,7 @@ class DAGRunner:
             summary.interrupted = True
             finished = False
         if not finished:
-            why, code = (("interrupted", SKIP_INTERRUPTED) if summary.interrupted else
-                         ("not started: the run stopped after a failure", SKIP_AFTER_FAILURE))
-            for nid in to_run:
-                res = results[nid]
-                if res.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
-                    res.status, res.error, res.skip = NodeStatus.SKIPPED, why, code
+            mark_undone(self.manifest, node_runner, to_run, results, summary.interrupted)
 
     def _write_results(self, summary: ExecutionSummary, started_at: str, args: dict) -> None:
         data = {
@@ -370,31 +356,7 @@ class DAGRunner:
                          "interrupted": summary.interrupted},
             "results": [r.to_dict() for r in summary.results],
             "removed": summary.removed_nodes,
+            "dropped": summary.dropped_nodes,
         }
         atomic_write_json(self.root / "target" / "run_results.json", data)
 
-
-def _root_cause(items: dict[str, PlanItem], it: PlanItem) -> str | None:
-    """The first unbuilt input up the chain of blocked inputs."""
-    root, seen = it.blocked_by, set()
-    while root is not None and items[root].not_executable is None and items[root].blocked_by is not None \
-            and root not in seen:
-        seen.add(root)
-        root = items[root].blocked_by
-    return root
-
-
-def _cannot_build(items: dict[str, PlanItem], it: PlanItem) -> bool:
-    root = _root_cause(items, it)
-    return root is not None and items[root].not_executable is not None
-
-
-def _blocked(items: dict[str, PlanItem], it: PlanItem) -> str:
-    """Why a node cannot run because of an input, naming the node seekrun cannot execute when
-    that is the cause (its input, or further up)."""
-    root = _root_cause(items, it)
-    if root is not None and items[root].not_executable is not None:
-        return (f"input {root} is not executable by seekrun" if root == it.blocked_by else
-                f"input {it.blocked_by} cannot be built: {root} is not executable by seekrun")
-    why = "" if items[it.blocked_by].selected else " (left out by the filter)"
-    return f"input {it.blocked_by} has not been built{why}: still needs to run"

@@ -127,7 +127,8 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
         last = {k: record.get(k) for k in ("status", "duration", "last_run", "reason", "row_count", "error")}
     if as_json:
         out = dict(entry)
-        out["plan"] = {"runs": runs, "reason": res.reason if runs else None}
+        out["plan"] = {"runs": runs, "reason": res.reason if runs or res.after_reread else None,
+                       "after_reread": list(res.after_reread)}
         out["last_run"] = last
         out["columns"] = ([{"name": c, "type": t, "description": (declared.get(c) or {}).get("description")}
                            for c, t in columns] if columns is not None else None)
@@ -139,7 +140,8 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
     from seekrun.output import unbuildable
 
     status = (f"skipped: {res.reason}{'; ' + res.error if res.error else ''}" if unbuildable(res) else
-              f"would run ({res.reason})" if runs else "up to date")
+              f"would run ({res.reason})" if runs else f"may run ({res.reason})" if res.after_reread else
+              "up to date")
     p(f"{nid}  [{status}]")
     p(f"  defined in : {entry['file']}:{entry.get('line')}")
     if entry.get("description"):

@@ -1,0 +1,103 @@
+"""From the plan to the results a run starts with, and what a run that stopped early left undone.
+
+- Every node starts with its plan: to run (pending), cached, or skipped with a SKIP_* code.  A
+  node cached only on the guess that a re-read input reads what it read last time carries
+  ``after_reread`` (decided again once those have run; a dry run shows it apart).
+- A node seekrun cannot execute (or that reads one, further up) and was built before loses
+  its table, its files and its state record, as a node removed from the project does
+  (``unbuildable_built``): the database is what a clean build leaves.
+- A run that stopped (after a failure, or interrupted) reports every node that never started
+  as skipped, a re-read-rechecked one too, unless what it was built from is still there.
+"""
+from __future__ import annotations
+
+from seekrun.rebuilder import PlanItem
+from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, SKIP_NOT_EXECUTABLE,
+                             NodeResult, NodeStatus)
+
+
+def initial_results(items: dict[str, PlanItem]) -> dict[str, NodeResult]:
+    results: dict[str, NodeResult] = {}
+    for nid, it in items.items():
+        if it.not_executable is not None:  # accepted by the parser, but seekrun cannot build it
+            results[nid] = NodeResult(nid, NodeStatus.SKIPPED, f"not executable by seekrun: {it.not_executable}",
+                                      skip=SKIP_NOT_EXECUTABLE)
+        elif it.runs:
+            results[nid] = NodeResult(nid, NodeStatus.PENDING, str(it.reason))
+        elif it.reason is None:
+            results[nid] = NodeResult(nid, NodeStatus.CACHED, None,
+                                      after_reread=list(it.after_reread) if it.recheck else [])
+        elif it.blocked_by is not None:
+            skip = SKIP_NOT_EXECUTABLE if _cannot_build(items, it) else SKIP_FILTERED
+            results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), skip=skip, error=_blocked(items, it))
+        else:
+            results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), error=FILTERED, skip=SKIP_FILTERED)
+    return results
+
+
+def unbuildable_built(results: dict[str, NodeResult], records: dict) -> list[str]:
+    """Nodes built before that seekrun cannot execute now (or that read one): their builds go."""
+    return sorted(nid for nid, r in results.items() if r.skip == SKIP_NOT_EXECUTABLE and nid in records)
+
+
+def mark_undone(manifest, node_runner, ids: list[str], results: dict[str, NodeResult], interrupted: bool) -> None:
+    """After a run that stopped early: every node that never started is skipped (interrupted, or
+    not started after a failure). A rechecked node that never started stays cached only if its
+    inputs still hold what it was built from and none of them was left undone."""
+    why, code = (("interrupted", SKIP_INTERRUPTED) if interrupted else
+                 ("not started: the run stopped after a failure", SKIP_AFTER_FAILURE))
+    for nid in ids:
+        res = results[nid]
+        if res.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
+            res.status, res.error, res.skip = NodeStatus.SKIPPED, why, code
+    provisional = node_runner.provisional if node_runner is not None else set()
+    started = node_runner.started if node_runner is not None else set()
+    for nid in manifest.topological_order():
+        res = results[nid]
+        if nid not in provisional or nid in started or res.status is not NodeStatus.CACHED:
+            continue
+        reason = node_runner.recheck(nid)
+        undone = next((p for p in manifest.parents(nid) if results[p].status is NodeStatus.FAILED
+                       or results[p].skip in (SKIP_AFTER_FAILURE, SKIP_INTERRUPTED)), None)
+        if reason is None and undone is None:
+            continue  # what it was built from is what its inputs hold: cached
+        res.reason = str(reason) if reason is not None else f"input {undone} was not built"
+        if reason is not None and not node_runner.runner.plan_items[nid].selected:
+            res.status, res.error, res.skip = NodeStatus.SKIPPED, FILTERED, SKIP_FILTERED
+        else:
+            res.status, res.error, res.skip = NodeStatus.SKIPPED, why, code
+
+
+def maybe_reason(r: NodeResult, selected: bool = True) -> str:
+    """Why a dry run cannot say whether a rechecked node runs."""
+    who = r.after_reread
+    what = (f"what {who[0]} reads has" if len(who) == 1 else
+            f"what {', '.join(who[:-1])} or {who[-1]} read has")
+    verb = "runs" if selected else "left out by the filter: needs to run"
+    return f"{verb} if {what} changed: database sources are re-read every run"
+
+
+def _root_cause(items: dict[str, PlanItem], it: PlanItem) -> str | None:
+    """The first unbuilt input up the chain of blocked inputs."""
+    root, seen = it.blocked_by, set()
+    while root is not None and items[root].not_executable is None and items[root].blocked_by is not None \
+            and root not in seen:
+        seen.add(root)
+        root = items[root].blocked_by
+    return root
+
+
+def _cannot_build(items: dict[str, PlanItem], it: PlanItem) -> bool:
+    root = _root_cause(items, it)
+    return root is not None and items[root].not_executable is not None
+
+
+def _blocked(items: dict[str, PlanItem], it: PlanItem) -> str:
+    """Why a node cannot run because of an input, naming the node seekrun cannot execute when
+    that is the cause (its input, or further up)."""
+    root = _root_cause(items, it)
+    if root is not None and items[root].not_executable is not None:
+        return (f"input {root} is not executable by seekrun" if root == it.blocked_by else
+                f"input {it.blocked_by} cannot be built: {root} is not executable by seekrun")
+    why = "" if items[it.blocked_by].selected else " (left out by the filter)"
+    return f"input {it.blocked_by} has not been built{why}: still needs to run"
