@@ -273,7 +273,7 @@ def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique n
     try:
         shown = load(project_dir, node, Compiled, values=_run_values(run_date, start_date, end_date))
     except ProjectError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
     shown.print(as_json)
 
 

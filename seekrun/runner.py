@@ -170,6 +170,10 @@ class DAGRunner:
             results = initial_results(items)
             dropped = unbuildable_built(results, records)  # built before, not executable now: they go
             self._guard_removals(removed, records, allow_removals, dry_run, summary, dropped)
+            # a killed run may have built (and stamped) a table it never recorded, for a node
+            # since removed from the project: it goes too (not counted by the removal guard)
+            removed = sorted({*removed, *(nid for nid, stamp in tables.items()
+                                          if stamp and nid not in self.manifest.nodes and nid not in records)})
             if not dry_run and to_run:
                 from seekrun.outputs import overwrite_problems
 

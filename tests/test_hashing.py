@@ -261,7 +261,7 @@ FEATURE_GROUP = """\
     ("GROUP BY id", "WHERE v <> 'x' GROUP BY id", False),
     ("n: {dtype: INTEGER}", "n: {dtype: BIGINT}", False),
     ("join_keys: [id]", "join_keys: [id, v]", False),
-    ("format: parquet", "format: csv", False),
+    ("offline: {enabled: true", "offline: {enabled: false", False),
 ], ids=["ws", "comment", "description", "sql", "feature-dtype", "join-keys", "offline-format"])
 def test_feature_group_hash(tmp_path, old, new, same):
     proj = project(tmp_path)
