@@ -123,3 +123,32 @@ def fixture():
             server.stop()
 
     return pg
+
+
+def profile_yaml(database: str) -> str:
+    """A Seeknal profiles.yml with connection `local_pg` to this server's `database`, its port and
+    password read from ${TEST_PG_PORT} / ${TEST_PG_PASSWORD} (see fresh_database)."""
+    return f"""\
+connections:
+  local_pg:
+    type: postgresql
+    host: 127.0.0.1
+    port: ${{TEST_PG_PORT}}
+    database: {database}
+    user: seekrun
+    password: ${{TEST_PG_PASSWORD}}
+"""
+
+
+def fresh_database(pg: Server, name: str, seed_sql: str, monkeypatch, home: Path, prefix: str = "TEST_PG") -> None:
+    """Database `name` made anew and seeded; the environment a profile reaches it through
+    (${<prefix>_PORT}, ${<prefix>_PASSWORD}); no SEEKRUN_ENV / SEEKRUN_PROFILE; Seeknal's home
+    folder (where it also looks for profiles) at `home`, so the user's own is never read."""
+    pg.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    pg.sql(f"CREATE DATABASE {name}")
+    pg.sql(seed_sql, name)
+    monkeypatch.setenv(f"{prefix}_PORT", str(pg.port))
+    monkeypatch.setenv(f"{prefix}_PASSWORD", PASSWORD)
+    for var in ("SEEKRUN_ENV", "SEEKRUN_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SEEKNAL_BASE_CONFIG_PATH", str(home))

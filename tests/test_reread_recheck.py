@@ -12,16 +12,7 @@ from conftest import all_tables, clean_build, cli, reasons, run_results, write_p
 
 pg = pgserver.fixture()
 
-PROFILE = """\
-connections:
-  local_pg:
-    type: postgresql
-    host: 127.0.0.1
-    port: ${TEST_PG_PORT}
-    database: rr
-    user: seekrun
-    password: ${TEST_PG_PASSWORD}
-"""
+PROFILE = pgserver.profile_yaml("rr")
 
 SOURCE_T = "kind: source\nname: t\nsource: postgresql\ntable: public.t\nconnection: local_pg\n"
 
@@ -34,14 +25,8 @@ def transform(name: str, of: str, sql: str | None = None) -> str:
 @pytest.fixture
 def rr(pg, tmp_path, monkeypatch):
     """A fresh database `rr` with public.t (w int): 1, 2."""
-    pg.sql("DROP DATABASE IF EXISTS rr WITH (FORCE)")
-    pg.sql("CREATE DATABASE rr")
-    pg.sql("CREATE TABLE public.t (w int); INSERT INTO public.t VALUES (1), (2);", "rr")
-    monkeypatch.setenv("TEST_PG_PORT", str(pg.port))
-    monkeypatch.setenv("TEST_PG_PASSWORD", pgserver.PASSWORD)
-    monkeypatch.delenv("SEEKRUN_ENV", raising=False)
-    monkeypatch.delenv("SEEKRUN_PROFILE", raising=False)
-    monkeypatch.setenv("SEEKNAL_BASE_CONFIG_PATH", str(tmp_path / "home_seeknal"))
+    pgserver.fresh_database(pg, "rr", "CREATE TABLE public.t (w int); INSERT INTO public.t VALUES (1), (2);",
+                            monkeypatch, tmp_path / "home_seeknal")
     return tmp_path
 
 

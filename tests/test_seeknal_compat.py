@@ -32,15 +32,9 @@ pg = pgserver.fixture()
 
 @pytest.fixture
 def env(pg, tmp_path, monkeypatch):
-    pg.sql("DROP DATABASE IF EXISTS compat WITH (FORCE)")
-    pg.sql("CREATE DATABASE compat")
-    pg.sql((COMPAT / "data" / "pg_seed.sql").read_text(), "compat")
-    monkeypatch.setenv("SEEKNAL_COMPAT_PG_PORT", str(pg.port))
-    monkeypatch.setenv("SEEKNAL_COMPAT_PG_PASSWORD", pgserver.PASSWORD)
-    monkeypatch.setenv("SEEKNAL_BASE_CONFIG_PATH", str(tmp_path / "no_home"))
+    pgserver.fresh_database(pg, "compat", (COMPAT / "data" / "pg_seed.sql").read_text(), monkeypatch,
+                            tmp_path / "no_home", prefix="SEEKNAL_COMPAT_PG")
     monkeypatch.setenv("TMPL_REGION", "US")
-    for var in ("SEEKRUN_ENV", "SEEKRUN_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
     return tmp_path
 
 

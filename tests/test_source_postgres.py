@@ -14,20 +14,7 @@ from conftest import all_tables, cli, clean_build, reasons, run_results, table, 
 
 pg = pgserver.fixture()
 
-PROFILE = """\
-connections:
-  local_pg:
-    type: postgresql
-    host: 127.0.0.1
-    port: ${TEST_PG_PORT}
-    database: shop
-    user: seekrun
-    password: ${TEST_PG_PASSWORD}
-"""
-
-SEED = """
-DROP DATABASE IF EXISTS shop;
-"""
+PROFILE = pgserver.profile_yaml("shop")
 
 TABLES = """
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -81,14 +68,7 @@ transform: SELECT region, sum(total) AS total FROM ref('transform.spend') GROUP 
 @pytest.fixture
 def shop(pg, tmp_path, monkeypatch):
     """A fresh database `shop` with raw.orders and customers, and a project reading it."""
-    pg.sql("DROP DATABASE IF EXISTS shop WITH (FORCE)")
-    pg.sql("CREATE DATABASE shop")
-    pg.sql(TABLES, "shop")
-    monkeypatch.setenv("TEST_PG_PORT", str(pg.port))
-    monkeypatch.setenv("TEST_PG_PASSWORD", pgserver.PASSWORD)
-    monkeypatch.delenv("SEEKRUN_ENV", raising=False)
-    monkeypatch.delenv("SEEKRUN_PROFILE", raising=False)
-    monkeypatch.setenv("SEEKNAL_BASE_CONFIG_PATH", str(tmp_path / "home_seeknal"))
+    pgserver.fresh_database(pg, "shop", TABLES, monkeypatch, tmp_path / "home_seeknal")
     return write_project(tmp_path / "proj", {"profiles.yml": PROFILE, "nodes/shop.yml": NODES,
                                              "data/x.csv": "a\n1\n",
                                              "nodes/local.yml": "kind: source\nname: local\nsource: csv\n"
