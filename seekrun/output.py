@@ -199,11 +199,6 @@ def _skip_line(r: "NodeResult") -> str:
     return f"SKIP   {r.node_id}  ({r.reason}{'; ' + r.error if r.error else ''})"
 
 
-def _unbuildable_note(summary: "ExecutionSummary") -> str:
-    n = sum(1 for r in summary.results if unbuildable(r))
-    return f" ({n} node{'s' if n != 1 else ''} skipped: not executable by seekrun, see above)" if n else ""
-
-
 def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = True) -> None:
     """The summary of a run (its warnings first, unless warnings=False: the CLI prints them on stderr)."""
     console = console or make_console()

@@ -201,8 +201,3 @@ def metric(data: dict, err: Err) -> dict | None:
 def _norm_offset(offset) -> str | None:
     m = _OFFSET.match(str(offset))
     return f"{int(m.group(1))} {m.group(2).lower()}" if m else None
-
-
-def inline_metric_config(sm_config: dict, entry: dict) -> dict:
-    """The config of a metric defined inline in a semantic model, as if in its own file."""
-    return {"kind": "metric", **entry}
