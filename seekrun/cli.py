@@ -304,7 +304,7 @@ def _leave(code) -> None:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    user_code = sys.modules.get("seekrun.engine.user_code")
+    user_code = sys.modules.get("seekrun.engines.user_code")
     if user_code is not None and user_code.any_ran():
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):

@@ -84,7 +84,7 @@ class NodeRunner:
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
-                from seekrun.engine.base import NodeFailure, UnsupportedNode
+                from seekrun.kinds.base import NodeFailure, UnsupportedNode
 
                 error = str(exc) if isinstance(exc, (NodeFailure, UnsupportedNode)) else \
                     f"{exc.__class__.__name__}: {exc}"

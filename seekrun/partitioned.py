@@ -64,7 +64,7 @@ def resolve_columns(ctx, table: str, cols: list[str], what: str) -> list[str]:
 
 
 def clause(cols: list[str]) -> str:
-    from seekrun.engine.base import quote_ident
+    from seekrun.kinds.base import quote_ident
 
     return f"PARTITION_BY ({', '.join(quote_ident(c) for c in cols)})"
 

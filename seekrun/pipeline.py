@@ -28,7 +28,7 @@ in the function.  In a file written for Seeknal (``from seeknal.pipeline import 
 It returns a DuckDB relation, a pandas or polars DataFrame, or a pyarrow Table.
 
 Seeknal's spellings work too (``from seeknal.pipeline import transform``, ``@materialize``,
-``Materialization(offline=OfflineConfig(...))``): see seekrun/engine/seeknal_shim/.
+``Materialization(offline=OfflineConfig(...))``): see seekrun/engines/seeknal_shim/.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def _usage(message: str) -> UsageError:
 
 
 def _catalog(manifest):
-    from seekrun.engine.base import build_config
+    from seekrun.kinds.base import build_config
     from seekrun.semantic.compile import catalog
     from seekrun.semantic.spec import metric, semantic_model
 

@@ -93,7 +93,7 @@ class DAGRunner:
     def _open_engine(self, read_only: bool = False):
         if self.engine_factory is not None:
             return self.engine_factory(self.db_path)
-        from seekrun.engine.duckdb_engine import DuckDBEngine
+        from seekrun.engines.duckdb import DuckDBEngine
 
         try:
             return DuckDBEngine(self.db_path, read_only=read_only, root=self.root)
@@ -309,7 +309,7 @@ class DAGRunner:
     def _preflight(self, to_run: list[str]) -> None:
         """Refuse, before anything runs, what cannot run: missing or unusable data, unsupported
         kinds, SQL that does not parse. Uses an in-memory DuckDB, so it writes nothing."""
-        from seekrun.engine.duckdb_engine import DuckDBEngine
+        from seekrun.engines.duckdb import DuckDBEngine
 
         engine = DuckDBEngine(None, root=self.root)
         try:
@@ -318,7 +318,7 @@ class DAGRunner:
             engine.close()
 
     def _preflight_with(self, engine, to_run: list[str]) -> None:
-        from seekrun.engine.base import BadInput, UnsupportedNode
+        from seekrun.kinds.base import BadInput, UnsupportedNode
 
         errors: list[Diagnostic] = []
         for nid in to_run:

@@ -20,7 +20,7 @@ def _columns_from_db(db_path, node_id: str):
         return None, None, "not built yet"
     import duckdb
 
-    from seekrun.engine.base import table_name
+    from seekrun.kinds.base import table_name
 
     kind, _, name = node_id.partition(".")
     try:

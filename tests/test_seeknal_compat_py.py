@@ -309,7 +309,7 @@ def test_a_python_nodes_error_shows_the_users_frames_under_seekrun_debug(tmp_pat
         '  File "lib/calc.py", line 2, in ratio',
         "    return a / b"], error
     assert 'File "seeknal/pipelines/p.py", line 7, in t' in res.output
-    assert "seekrun/engine" not in error and "site-packages" not in error
+    assert "seekrun/engines" not in error and "site-packages" not in error
 
 
 REAL_SEEKNAL = {

@@ -5,7 +5,7 @@ import ast
 import os
 from pathlib import Path
 
-from seekrun.engine.base import inside
+from seekrun.kinds.base import inside
 
 
 def local_imports(tree: ast.AST, path: Path, root: Path, watch: set[str] | None = None) -> list[str]:

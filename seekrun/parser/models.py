@@ -51,7 +51,7 @@ class NodeBase(_Model):
 
 
 class SourceNode(NodeBase):
-    # files, then the database kinds Seeknal lists (seekrun/engine/db_sources.py)
+    # files, then the database kinds Seeknal lists (seekrun/engines/db_sources.py)
     source: Literal["csv", "parquet", "json", "jsonl", "excel", "sqlite", "postgresql", "postgres", "iceberg",
                     "hive", "starrocks", "bigquery", "snowflake", "redshift"]
     table: Optional[str] = None  # a file (or glob), or a database table; a database source may give params.query
@@ -87,7 +87,7 @@ class FeatureGroupNode(NodeBase):
 
 class AggFeature(_Model):
     """One aggregation feature (documentation: its keys are checked, with lines and hints, by
-    seekrun/engine/kinds/aggregation_features.py)."""
+    seekrun/kinds/aggregation_features.py)."""
     name: str
     column: Optional[str] = None  # defaults to name, as in Seeknal
     basic: Any = None  # [sum, count, ...]
@@ -105,7 +105,7 @@ class AggregationNode(NodeBase):
 
 
 class SecondOrderAggregationNode(NodeBase):
-    """Aggregates of an aggregated table (seekrun/engine/kinds/second_order_aggregation.py)."""
+    """Aggregates of an aggregated table (seekrun/kinds/second_order_aggregation.py)."""
     id_col: str
     feature_date_col: str
     application_date_col: Optional[str] = None
@@ -123,7 +123,7 @@ class SecondOrderAggregationNode(NodeBase):
 
 class RuleCheck(_Model):
     """The shape of one check (documentation).  Checks are validated by the rule executor's
-    prepare() (seekrun/engine/kinds/rule.py), which names the line and suggests fixes."""
+    prepare() (seekrun/kinds/rule.py), which names the line and suggests fixes."""
     type: Optional[str] = None  # `type: null` unquoted is YAML's null: the null check
     column: Optional[str] = None
     columns: Optional[list[str]] = None
@@ -158,7 +158,7 @@ class ModelNode(NodeBase):
 
 class SemanticModelNode(NodeBase):
     """Seeknal's semantic model: entities, dimensions and measures over one node.  The lists
-    are checked entry by entry by seekrun/engine/kinds/semantic_model.py (lines, suggestions)."""
+    are checked entry by entry by seekrun/kinds/semantic_model.py (lines, suggestions)."""
     model: str  # "ref('transform.orders')" (or a bare kind.name)
     default_time_dimension: Optional[str] = None
     entities: list[Any] = Field(default_factory=list)
@@ -180,7 +180,7 @@ class MetricInput(BaseModel):
 
 
 class MetricNode(NodeBase):
-    """Seeknal's metric (simple, ratio, cumulative, derived); checked by seekrun/engine/kinds/metric.py."""
+    """Seeknal's metric (simple, ratio, cumulative, derived); checked by seekrun/kinds/metric.py."""
     type: Any = None  # simple, ratio, cumulative or derived: checked with a suggestion by prepare()
     measure: Optional[str] = None
     numerator: Optional[str] = None

@@ -222,7 +222,7 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
                               if k not in METADATA_KEYS and k not in ("inputs", "depends_on", SCHEMA_KEY)
                               and (k in known or k == "python")}
     fields["inputs"] = inputs
-    from seekrun.engine.kinds import engine_version
+    from seekrun.kinds import engine_version
 
     fields["seekrun_engine"] = engine_version(kind)
     from seekrun.parser.records import run_prepare

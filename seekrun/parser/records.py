@@ -231,12 +231,12 @@ def sql_check_entry(result, original: str, line: int | None, inputs: list[str], 
 
 
 def run_prepare(kind, rec, built, fields, rel, errors, root, line, text_line=None, doc=None) -> bool:
-    """The kind's own parse-time checks and facts (seekrun/engine/kinds/<kind>.py: prepare).
+    """The kind's own parse-time checks and facts (seekrun/kinds/<kind>.py: prepare).
     ``line(key_path)`` gives the line of a key in the node's definition, ``text_line`` that of
     line 1 of a text value. With ``doc`` (the YAML document, when its values are the built
     ones), SQL the kind asks to check in a folded or multi-line value points into the file."""
-    from seekrun.engine.base import PrepareContext
-    from seekrun.engine.kinds import executor
+    from seekrun.kinds.base import PrepareContext
+    from seekrun.kinds import executor
 
     prepare = getattr(executor(kind), "prepare", None)
     if prepare is None:
@@ -298,7 +298,7 @@ def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, 
     if sql_key and canonical is not None:
         fields[sql_key] = canonical
     fields["inputs"] = inputs
-    from seekrun.engine.kinds import engine_version
+    from seekrun.kinds import engine_version
 
     fields["seekrun_engine"] = engine_version(kind)  # bumped when seekrun builds a kind differently
     return fields

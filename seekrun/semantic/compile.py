@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from seekrun.engine.base import quote_ident as q, table_name
+from seekrun.kinds.base import quote_ident as q, table_name
 from seekrun.semantic.spec import GRAINS
 
 

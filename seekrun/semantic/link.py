@@ -109,7 +109,7 @@ def _closure_ok(name: str, cat: dict, ok: dict[str, bool], seen: set) -> bool:
 
 def _inline_record(sm: dict, entry: dict) -> dict:
     spec = entry["spec"]
-    from seekrun.engine.kinds import engine_version
+    from seekrun.kinds import engine_version
 
     fields = {k: v for k, v in spec.items() if k != "name"}
     fields["seekrun_engine"] = engine_version("metric")

@@ -1,0 +1,165 @@
+"""The executor interface shared by every kind, and small SQL helpers.
+
+Each kind lives in its own module under seekrun/kinds/ and provides:
+
+- ``prepare(rec, built, pc)`` (optional, parse time, no duckdb): check the kind's own
+  config, add build-relevant facts to the record (e.g. generated SQL, output files,
+  extra hashed fields).  Problems go to ``pc.error(key_path, message)``.  Every check that
+  needs no data belongs here, not in ``check``.  A node seekrun accepts but cannot build
+  sets ``pc.not_executable = "<why>"``.
+- ``check(node, ctx)`` (optional, run time, before anything runs): raise
+  ``UnsupportedNode`` for what cannot run, or return SQL to syntax-check.
+- ``build(node, ctx)`` -> ``BuildResult``: produce the node's outputs.
+- ``output_files(node, root)`` (optional): files the node writes; a missing one means
+  "output missing".  ``HAS_TABLE = False`` for kinds without a table (exposures).
+
+The scheduler and the rebuilder never change when a kind is added.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+class NodeFailure(Exception):
+    """A node could not be built; the message is shown to the user as is."""
+
+
+class UnsupportedNode(Exception):
+    """The project asks for something this seekrun cannot run (exit 2)."""
+
+
+class BadInput(Exception):
+    """An input the node reads is unusable (empty file, bad header...): refused before the run (exit 2)."""
+
+
+@dataclass
+class BuildResult:
+    rows: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    data_hash: str | None = None  # a node flagged ``reread``: the content hash of what it read
+
+
+@dataclass
+class PrepareContext:
+    """Parse-time helper handed to a kind's prepare()."""
+    node_id: str
+    root: Path
+    error: Callable[[tuple, str], None]  # (key path in the YAML, message)
+    fields: dict[str, Any] = field(default_factory=dict)  # extra build fields to hash
+    line: Callable[[tuple], int | None] = lambda path: None  # line of a key path in the YAML
+    text_line: Callable[[tuple], int | None] | None = None  # file line of line 1 of a text value
+    # set to why, for a node seekrun accepts but cannot build (an api exposure): parse warns
+    # "<id>: not executable by seekrun: <why>", run skips it (and its dependents) and builds the rest
+    not_executable: str | None = None
+
+    def text_start(self, path: tuple) -> int | None:
+        return self.text_line(path) if self.text_line is not None else self.line(path)
+
+
+@dataclass
+class BuildContext:
+    """Run-time helper handed to a kind's build(): one per node build, on the worker's cursor."""
+    root: Path
+    node: dict
+    nodes: dict[str, dict]  # the manifest's nodes, e.g. to read an input's config
+    cur: Any = None  # the worker's DuckDB cursor
+    duckdb: Any = None  # the duckdb module
+    secrets: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # The build runs in one transaction (DuckDBEngine.build): work that must wait for its
+    # commit (renaming a finished file into place) goes here; on_abort undoes what a failed
+    # build left (temp files).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    on_abort: list[Callable[[], None]] = field(default_factory=list)
+    # called with (relative path, finished temp file) just before a file outside the database is
+    # put in place (the runner journals its content: see StateStore.claim_hash)
+    on_file: Callable[[str, Path], None] | None = None
+    commit_on_failure: bool = False  # e.g. a failing rule still writes its results table
+
+    @property
+    def table(self) -> str:
+        return table_name(self.node["id"])
+
+    def input_table(self, i: int = 0) -> str:
+        inputs = self.node["inputs"]
+        if i >= len(inputs):
+            raise NodeFailure(f"{self.node['id']} needs at least {i + 1} input(s)")
+        return table_name(inputs[i])
+
+    def sql(self, text: str) -> str:
+        """SQL with env_var() values put in: as data inside quotes (quotes doubled), as written
+        outside them.  The values are remembered, so messages can be redacted."""
+        return self._fill(text, True)
+
+    def value(self, text: str) -> str:
+        """A config value (a reader param, a Python node's config) with env_var() values put in."""
+        return self._fill(text, False)
+
+    def _fill(self, text: str, sql: bool) -> str:
+        from seekrun.parser.templating import TemplateError, substitute_env
+
+        try:
+            text, secrets = substitute_env(text, sql=sql)
+        except TemplateError as exc:
+            raise NodeFailure(str(exc)) from None
+        self.secrets.extend(secrets)
+        return text
+
+    def redact(self, message: str) -> str:
+        from seekrun.parser.templating import redact
+
+        return redact(message, self.secrets)
+
+    def execute(self, sql: str, params: list | None = None):
+        try:
+            return self.cur.execute(self.sql(sql), params) if params else self.cur.execute(self.sql(sql))
+        except self.duckdb.Error as exc:
+            raise NodeFailure(self.redact(str(exc).strip())) from None
+
+    def materialize(self, select_sql: str, table: str | None = None) -> int | None:
+        """CREATE OR REPLACE the node's table from a SELECT, in one transaction (build, then swap)."""
+        row = self.execute(f"CREATE OR REPLACE TABLE {table or self.table} AS\n{select_sql}\n").fetchone()
+        return int(row[0]) if row else None
+
+    def fail(self, message: str) -> None:
+        raise NodeFailure(self.redact(message))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(self.redact(message))
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_name(node_id: str) -> str:
+    kind, _, name = node_id.partition(".")
+    return f"{quote_ident(kind)}.{quote_ident(name)}"
+
+
+def sql_literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{sql_literal(str(k))}: {sql_literal(v)}" for k, v in value.items()) + "}"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def build_config(node: dict) -> dict:
+    """The config with seeknal/common templates rendered (env_var placeholders stay)."""
+    return node.get("build_config") or node["config"]
+
+
+def inside(root: Path, path: Path) -> bool:
+    import os
+
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
