@@ -40,6 +40,8 @@ class Built:
     output: str | None = None  # this build's output hash (its table's stamp)
     read_sigs: dict | None = None  # data files and code files read: stat after the build (None: unstable)
     data_hash: str | None = None  # a re-read node: the content hash of what it read
+    value: str | None = None  # a task's captured output
+    exit_code: int | None = None  # a task's exit code
 
 
 class NodeRunner:
@@ -53,6 +55,9 @@ class NodeRunner:
         self.stop = threading.Event()  # set on Ctrl-C: no retries, no new attempts
         self._in_use: set[str] | None = None
         self.kept: list[str] = []  # files seekrun no longer writes but kept: changed by hand
+        self.run_id = getattr(runner, "run_id", "")
+        self.processes = None  # the process runner, made when the first task starts
+        self._lock = threading.Lock()
 
     # ---- on a worker ------------------------------------------------------------------
     def execute(self, nid: str) -> Outcome:
@@ -63,7 +68,9 @@ class NodeRunner:
         inputs = {p: (self.store.nodes.get(p) or {}).get("output_hash") for p in parents}
         out = output_hash(node, [inputs[p] for p in parents])
         reread = bool(node.get("reread"))
+        by_content = reread or bool(node.get("content_output"))  # a task: what it wrote and printed
         stamped: list[str] = []
+        run = self._run_context(node, parents) if node.get("task") or node.get("consumes") else None
 
         def stamp(result) -> str:  # a re-read node: its output hash is what it read
             stamped.append(content_output_hash(node, result.data_hash) if result.data_hash
@@ -74,13 +81,14 @@ class NodeRunner:
             attempts += 1
             try:
                 before = _data_sigs(node, self.root)
-                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=stamp if reread else out,
-                                          on_file=lambda rel, tmp: self._claim_content(nid, rel, tmp))
+                built = self.engine.build(node, self.root, self.manifest.nodes, stamp=stamp if by_content else out,
+                                          on_file=lambda rel, tmp: self._claim_content(nid, rel, tmp), run=run)
                 after = _data_sigs(node, self.root)
-                got = (stamped[-1] if stamped else stamp(built)) if reread else out
+                got = (stamped[-1] if stamped else stamp(built)) if by_content else out
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, got,
-                                           after if after == before else None, built.data_hash))
+                                           after if after == before else None, built.data_hash if reread else None,
+                                           value=built.value, exit_code=built.exit_code))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
@@ -90,10 +98,36 @@ class NodeRunner:
                     f"{exc.__class__.__name__}: {exc}"
                 error = secrets.redact(error)
                 again = getattr(exc, "retryable", True)  # a rule's verdict on the data is not transient
+                exit_code = getattr(exc, "exit_code", None)
             runner = self.runner
             wait = min(runner.retry_base_delay * 2 ** (attempts - 1), runner.retry_max_delay)
             if not again or attempts > self.retry or self.stop.wait(wait):
-                return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out))
+                return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out,
+                                            exit_code=exit_code))
+
+    def _run_context(self, node: dict, parents: list[str]) -> dict:
+        """What a task sees of its run: the run id, its inputs' status, exit code and captured
+        value (empty for one that failed), the process runner, its timeout."""
+        upstream = {}
+        for p in parents:
+            rec = self.store.nodes.get(p) or {}
+            ok = rec.get("status") == "success"
+            status = self.results[p].status.value if p in self.results else rec.get("status")
+            upstream[p] = {"status": "success" if status == "cached" else status,
+                           "exit_code": rec.get("exit_code"), "value": rec.get("value") if ok else ""}
+        with self._lock:
+            if self.processes is None:
+                from seekrun.engines.process import ProcessRunner
+
+                self.processes = ProcessRunner()
+                if self.stop.is_set():
+                    self.processes.interrupt()
+        return {"run_id": self.run_id, "upstream": upstream, "processes": self.processes,
+                "timeout": node.get("timeout")}
+
+    def close(self) -> None:
+        if self.processes is not None:
+            self.processes.close()
 
     def _claim_content(self, nid: str, rel: str, tmp) -> None:
         """Journal what a claimed file will hold, just before it is put in place: after a kill,
@@ -123,7 +157,7 @@ class NodeRunner:
                 self.reporter.total += 1
         self.results[nid].status = NodeStatus.RUNNING
         files = self.manifest.nodes[nid].get("output_files")
-        if files:
+        if files and not self.manifest.nodes[nid].get("process_outputs"):  # a task writes its own files
             from seekrun.outputs import mark_written
 
             self.store.claim(nid, files)
@@ -164,12 +198,16 @@ class NodeRunner:
 
             entry = trace(node, b.inputs, output, hashes_after_build(node, self.root, self.file_cache),
                           data_hash)
-            if old.get("output_files"):  # e.g. an exposure whose path changed: the old file goes
+            if node.get("task"):
+                entry.update(value=b.value, exit_code=b.exit_code, process_outputs=True)
+            if old.get("output_files") and not old.get("process_outputs"):  # e.g. an exposure whose path changed: the old file goes
                 self.remove_files(sorted(set(old["output_files"]) - set(entry.get("output_files", []))), old)
         else:
             res.status = NodeStatus.FAILED
             entry = dict(old)
             entry["error"] = b.error
+            if node.get("task"):
+                entry["exit_code"] = b.exit_code
         entry.update(status=res.status.value, duration=round(b.duration, 6), row_count=b.rows,
                      last_run=now, reason=res.reason, warnings=res.warnings)
         store.record(nid, entry)
@@ -183,6 +221,8 @@ class NodeRunner:
     def interrupt(self) -> None:
         self.stop.set()
         self.engine.interrupt()
+        if self.processes is not None:
+            self.processes.interrupt()
 
     # ---- helpers ----------------------------------------------------------------------
     def _changed_while_read(self, node: dict, sigs: dict | None) -> list[str]:
@@ -223,7 +263,8 @@ class NodeRunner:
             self.reporter.removed(nid, "not executable by seekrun")
             self.engine.drop(nid)
             record = self.store.nodes.get(nid) or {}
-            self.remove_files(record.get("output_files"), record)
+            if not record.get("process_outputs"):  # what a task wrote is left where it is
+                self.remove_files(record.get("output_files"), record)
             self.store.remove(nid)
 
     def remove_files(self, files, record: dict | None = None) -> None:

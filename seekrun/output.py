@@ -103,12 +103,13 @@ class ConsoleReporter:
         self.running: dict[str, float] = {}
         self.t0 = time.perf_counter()
 
-    def plan(self, to_run: list[str], total: int, maybe: int = 0) -> None:
-        """``maybe``: nodes that run only if what a re-read (database) source reads has changed."""
+    def plan(self, to_run: list[str], total: int, maybe: int = 0, maybe_why: str = "re-read data changed") -> None:
+        """``maybe``: nodes that run only if what a re-read (database) source reads, or what a task
+        writes, has changed (``maybe_why`` says which)."""
         self.total = len(to_run)
         if self.quiet or not to_run:
             return
-        more = f" (and up to {maybe} more if re-read data changed)" if maybe else ""
+        more = f" (and up to {maybe} more if {maybe_why})" if maybe else ""
         self.console.print(f"Running {len(to_run)} of {plural(total, 'node')}{more}")
         if self.console.is_terminal:
             from rich.live import Live
@@ -157,6 +158,8 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
     to_run = [r for r in summary.results if r.status.value == "pending"]
     for r in to_run:
         console.print(f"RUN    {r.node_id}  ({r.reason})", markup=False)
+        if r.command is not None:
+            console.print(f"       $ {r.command}", markup=False)
     maybe = [r for r in summary.results if r.status.value == "cached" and r.after_reread]
     for r in maybe:  # decided only once the re-read sources have run
         console.print(f"MAYBE  {r.node_id}  ({r.reason})", markup=False)
@@ -180,7 +183,9 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
         console.print(f"Nothing selected needs to run; {plural(len(pending), 'node')} left out by the filter "
                       "still need to run (run without filters to build them).")
     else:
-        check = f"{len(maybe)} to check after re-reading, " if maybe else ""
+        waits = sum(1 for r in maybe if (r.reason or "").startswith("waits on"))
+        check = "".join([f"{len(maybe) - waits} to check after re-reading, " if len(maybe) > waits else "",
+                         f"{waits} to decide once the tasks they wait on have run, " if waits else ""])
         console.print(f"Plan: {len(to_run)} to run, {check}{summary.cached_nodes - len(maybe)} cached, "
                       f"{_skip_counts(summary)} skipped (dry run: nothing was written)")
 
@@ -232,6 +237,8 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
         console.print(f"  dropped     : {len(summary.dropped_nodes)} ({', '.join(summary.dropped_nodes)}: "
                       f"{NOT_EXECUTABLE})", markup=False)
     console.print(f"  duration    : {summary.total_duration:.2f}s")
+    for line in summary.notes:
+        console.print(line, markup=False)
     left_out = [r.node_id for r in summary.results if r.skip == "filtered"]
     if left_out:
         console.print(f"Left out by the filter, still to run: {_first(left_out)}", markup=False)

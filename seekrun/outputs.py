@@ -228,6 +228,7 @@ def overwrite_problems(root: Path, manifest, to_run: list[str], records: dict, c
 
     owned = None
     errors = []
+    to_run = [nid for nid in to_run if not manifest.nodes[nid].get("process_outputs")]  # a task writes its own
     folders = {f.rpartition("/")[0] for nid in to_run for f in manifest.nodes[nid].get("output_files") or []
                if not f.startswith("target/")}
     for folder in sorted(folders):

@@ -68,13 +68,27 @@ def mark_undone(manifest, node_runner, ids: list[str], results: dict[str, NodeRe
             res.status, res.error, res.skip = NodeStatus.SKIPPED, why, code
 
 
-def maybe_reason(r: NodeResult, selected: bool = True) -> str:
-    """Why a dry run cannot say whether a rechecked node runs."""
-    who = r.after_reread
-    what = (f"what {who[0]} reads has" if len(who) == 1 else
-            f"what {', '.join(who[:-1])} or {who[-1]} read has")
-    verb = "runs" if selected else "left out by the filter: needs to run"
-    return f"{verb} if {what} changed: database sources are re-read every run"
+def maybe_reason(r: NodeResult, selected: bool = True, tasks=frozenset()) -> str:
+    """Why a dry run cannot say whether a rechecked node runs: what re-read sources read, and
+    what tasks write, are known only once they have run (``tasks``: the content-output nodes)."""
+    waits = [w for w in r.after_reread if w in tasks]
+    who = [w for w in r.after_reread if w not in tasks]
+    parts = []
+    if waits:
+        parts.append(f"waits on {_and(waits)}'s output" if len(waits) == 1 else
+                     f"waits on the outputs of {_and(waits)}")
+    if who:
+        what = (f"what {who[0]} reads has" if len(who) == 1 else
+                f"what {', '.join(who[:-1])} or {who[-1]} read has")
+        verb = "runs" if selected else "left out by the filter: needs to run"
+        parts.append(f"{verb} if {what} changed: database sources are re-read every run")
+    elif not selected:
+        parts.append("left out by the filter: needs to run if it changed")
+    return "; ".join(parts)
+
+
+def _and(ids: list[str]) -> str:
+    return ids[0] if len(ids) == 1 else f"{', '.join(ids[:-1])} and {ids[-1]}"
 
 
 def _root_cause(items: dict[str, PlanItem], it: PlanItem) -> str | None:

@@ -22,7 +22,7 @@ DEFAULT_DATABASE = "target/seekrun.duckdb"
 OWN_FILES = frozenset({"target/manifest.json", "target/manifest.json.old", "target/manifest.seeknal.json",
                        "target/run_results.json",
                        "target/.seekrun.lock"})
-OWN_FOLDERS = ("target/state/", "target/feature_store/")  # everything inside these is seekrun's
+OWN_FOLDERS = ("target/state/", "target/feature_store/", "target/logs/", "target/tasks/")  # everything inside these is seekrun's
 
 
 def seekrun_owned(rel: str) -> bool:

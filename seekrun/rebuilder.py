@@ -10,6 +10,11 @@ A node flagged ``reread`` (a database source: its data cannot be stat'ed) runs o
 and its output hash is the hash of what it read (``content_output_hash``), known only once it
 has run.  Its dependents are planned against its last output; those that are cached by that
 plan are rechecked when it has run (``PlanItem.recheck``): unchanged data leaves them cached.
+
+A node flagged ``content_output`` (a task) runs only when it must, but its output hash is
+likewise the content of what it produced: a rerun that wrote the same bytes leaves its
+dependents cached (early cutoff), decided when it has run, by the same recheck.  One flagged
+``always`` (a task that declares nothing it reads or writes) runs on every run.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from seekrun.parser.kinds import RUNTIME_FIELDS, field_label, value_change
 @dataclass(frozen=True)
 class Reason:
     code: str  # new | full | previous_run_failed | config_changed | value_changed | source_data_changed
-    #            | upstream_changed | output_missing | output_changed | reread
+    #            | upstream_changed | output_missing | output_changed | reread | always
     detail: str = ""
 
     def __str__(self) -> str:
@@ -34,12 +39,13 @@ class Reason:
             "previous_run_failed": "previous run failed",
             "config_changed": f"config changed: {self.detail}",
             "value_changed": self.detail,  # e.g. "today changed (2026-11-30 -> 2026-12-01)"
-            "source_data_changed": "source data changed",
+            "source_data_changed": self.detail or "source data changed",
             "upstream_changed": f"upstream {self.detail} changed",
             "output_missing": "output missing",
             "output_changed": "output does not match its last build (an interrupted run, or changed "
                               "outside seekrun)",
             "reread": f"re-read ({self.detail})",
+            "always": f"always ({self.detail})",
         }.get(self.code, self.code)
 
 
@@ -83,7 +89,7 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
         labels = [field_label(node["kind"], k) for k in rest] or ["config"]
         return Reason("config_changed", "; ".join([", ".join(labels), *values]))
     if record.get("data_hash") != hashes.get("data") and not node.get("reread"):
-        return Reason("source_data_changed")
+        return Reason("source_data_changed", "a file it reads changed" if node.get("task") else "")
     recorded_inputs = record.get("inputs") or {}
     for input_id, out in input_outputs.items():
         if recorded_inputs.get(input_id) != out:
@@ -93,6 +99,8 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
         return Reason("output_missing" if problem == "missing" else "output_changed")
     if node.get("reread"):
         return Reason("reread", str(node["reread"]))
+    if node.get("always"):  # a task that cannot be proven unchanged (or says so)
+        return Reason("always", str(node["always"]))
     return None
 
 
@@ -147,7 +155,8 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
         guessed = tuple(dict.fromkeys(s for p in inputs for s in tentative.get(p, ())))
         if item.runs:
             actual[nid] = expected
-            if node.get("reread") and record is not None and record.get("output_hash"):
+            if (node.get("reread") or node.get("content_output")) and record is not None \
+                    and record.get("output_hash"):
                 # its output hash is what it reads: planned as if it read what it read last time
                 # (whatever made it run), and what that guess leaves cached is rechecked
                 actual[nid] = record["output_hash"]

@@ -39,13 +39,15 @@ class NodeResult:
     # planned cached against what these re-read (database) nodes read last time: decided again once
     # they have run (a dry run cannot know: "runs if what they read has changed")
     after_reread: list[str] = field(default_factory=list)
+    command: str | None = None  # a task in a dry run: the command as it would run
 
     def to_dict(self) -> dict:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
                 "duration": round(self.duration, 6), "row_count": self.row_count,
                 "attempts": self.attempts, "error": self.error, "warnings": self.warnings,
                 "skip": self.skip if self.status is NodeStatus.SKIPPED else None,
-                "after_reread": list(self.after_reread)}
+                "after_reread": list(self.after_reread),
+                **({"command": self.command} if self.command is not None else {})}
 
 
 @dataclass
@@ -58,6 +60,7 @@ class ExecutionSummary:
     dropped_nodes: list[str] = field(default_factory=list)  # built before, not executable by seekrun now
     warnings: list[str] = field(default_factory=list)
     full: bool = False  # --full
+    notes: list[str] = field(default_factory=list)  # e.g. "task.x ran, outputs unchanged: 3 dependents stay cached"
     selected: int | None = None  # how many nodes the filters selected
 
     def _count(self, *statuses: NodeStatus) -> int:
@@ -122,4 +125,5 @@ class ExecutionSummary:
                 "total_duration": round(self.total_duration, 6), "dry_run": self.dry_run,
                 "interrupted": self.interrupted, "removed_nodes": self.removed_nodes,
                 "dropped_nodes": self.dropped_nodes,
-                "warnings": list(self.warnings), "results": [r.to_dict() for r in self.results]}
+                "warnings": list(self.warnings), "notes": list(self.notes),
+                "results": [r.to_dict() for r in self.results]}

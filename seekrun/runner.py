@@ -26,7 +26,7 @@ from seekrun.state import StateStore
 
 
 class Reporter(Protocol):
-    def plan(self, to_run: list[str], total: int, maybe: int = 0) -> None: ...
+    def plan(self, to_run: list[str], total: int, maybe: int = 0, maybe_why: str = "") -> None: ...
     def removed(self, node_id: str, why: str = "removed from the project") -> None: ...
     def start(self, node_id: str) -> None: ...
     def result(self, result: NodeResult) -> None: ...
@@ -34,7 +34,7 @@ class Reporter(Protocol):
 
 
 class _Quiet:
-    def plan(self, to_run, total, maybe=0): pass
+    def plan(self, to_run, total, maybe=0, maybe_why=""): pass
     def removed(self, node_id, why=""): pass
     def start(self, node_id): pass
     def result(self, result): pass
@@ -138,7 +138,9 @@ class DAGRunner:
         """Plan, check, then build. Nothing under target/ is written until the plan has passed
         its checks; ``on_commit`` (e.g. saving the manifest) is called at that point."""
         started = time.perf_counter()
-        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(timezone.utc)
+        started_at = now.isoformat(timespec="seconds")
+        self.run_id = now.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
         selected = select(self.manifest, node_types=node_types, nodes=nodes, tags=tags,
                           exclude_tags=exclude_tags)
         store = StateStore(self.state_dir)
@@ -193,8 +195,14 @@ class DAGRunner:
             summary.results = list(results.values())
             summary.removed_nodes, summary.dropped_nodes = removed, dropped
             if dry_run:
+                for nid, res in results.items():
+                    if self.manifest.nodes[nid].get("task") and (items[nid].runs or items[nid].recheck):
+                        from seekrun.kinds.task_run import preview
+
+                        res.command = preview(self.manifest.nodes[nid], self.root, records)
+                tasks = self._content_nodes()
                 for nid in recheck:  # what it reads is known only once it has run
-                    results[nid].reason = maybe_reason(results[nid], items[nid].selected)
+                    results[nid].reason = maybe_reason(results[nid], items[nid].selected, tasks)
                 summary.total_duration = time.perf_counter() - started
                 return summary
             writing = True
@@ -213,7 +221,10 @@ class DAGRunner:
                 from seekrun.parser.templating import save_env_key
 
                 save_env_key(self.manifest, self.root / "target" / "state")  # where parsing reads it
-            self.reporter.plan(to_run, len(items), sum(1 for nid in recheck if items[nid].selected))
+            maybe = [nid for nid in recheck if items[nid].selected]
+            self.reporter.plan(to_run, len(items), len(maybe), self._maybe_why(items, maybe))
+            before = {nid: (records.get(nid) or {}).get("output_hash") for nid in to_run
+                      if self.manifest.nodes[nid].get("content_output")}
             if to_run or removed or dropped:
                 engine = engine or self._open_engine()
                 self.db.adopt(engine)
@@ -223,11 +234,13 @@ class DAGRunner:
                     self.reporter.removed(nid)
                     engine.drop(nid)
                     record = store.nodes.get(nid) or {}
-                    node_runner.remove_files(record.get("output_files"), record)
+                    if not record.get("process_outputs"):  # what a removed task wrote is left in place
+                        node_runner.remove_files(record.get("output_files"), record)
                     store.remove(nid)
                 node_runner.drop_unbuildable(dropped)
             if to_run:
                 self._execute(node_runner, items, to_run + recheck, results, continue_on_error, summary)
+                self._note_cutoffs(before, store, results, summary)
             if node_runner is not None and node_runner.kept:
                 summary.warnings.append(f"kept {first_few(node_runner.kept)}: seekrun no longer writes "
                                         f"{'them' if len(node_runner.kept) > 1 else 'it'}, but "
@@ -237,6 +250,8 @@ class DAGRunner:
             # each step runs even if one before it failed (a full disk): the first error is raised
             steps = []
             final = tables
+            if node_runner is not None:
+                steps.append(node_runner.close)  # the process reaper leaves
             if engine is not None:
                 if writing:
                     final = self._verify_tables(engine, store, summary, tables or {})
@@ -251,6 +266,29 @@ class DAGRunner:
         summary.total_duration = time.perf_counter() - started
         self._write_results(summary, started_at, args or {})
         return summary
+
+    def _content_nodes(self) -> frozenset:
+        """Nodes whose output hash is known only once they have run, without being re-read (tasks)."""
+        return frozenset(nid for nid, n in self.manifest.nodes.items() if n.get("content_output") and not n.get("reread"))
+
+    def _maybe_why(self, items: dict[str, PlanItem], maybe: list[str]) -> str:
+        doubt = {w for nid in maybe for w in items[nid].after_reread}
+        tasks = self._content_nodes()
+        kinds = ["re-read data" if doubt - tasks else "", "task outputs" if doubt & tasks else ""]
+        return " or ".join(k for k in kinds if k) + " changed"
+
+    def _note_cutoffs(self, before: dict, store: StateStore, results: dict, summary: ExecutionSummary) -> None:
+        """Early cutoff, said: a task that ran and wrote what it wrote before leaves what reads it cached."""
+        from seekrun.output import plural
+
+        for nid, old in before.items():
+            res = results[nid]
+            if old is None or res.status is not NodeStatus.SUCCESS or (store.nodes.get(nid) or {}).get("output_hash") != old:
+                continue
+            stayed = sum(1 for r in results.values() if r.status is NodeStatus.CACHED and nid in r.after_reread)
+            if stayed:
+                summary.notes.append(f"{nid} ran, outputs unchanged: {plural(stayed, 'dependent')} stay"
+                                     f"{'s' if stayed == 1 else ''} cached")
 
     def _warn_stale_tables(self, items: dict[str, PlanItem], store: StateStore, summary: ExecutionSummary) -> None:
         """Tables whose stamps are not their recorded builds, with no interrupted run to explain
@@ -323,6 +361,8 @@ class DAGRunner:
         errors: list[Diagnostic] = []
         for nid in to_run:
             node = self.manifest.nodes[nid]
+            if node.get("fed_files"):
+                continue  # what it reads is written during the run, by a task: checked when it is built
             lines = node.get("lines") or {}
             where = (node["file"], lines.get("sql") or lines.get("table") or node.get("line"))
             try:

@@ -127,8 +127,17 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
     last = None
     if record is not None:
         last = {k: record.get(k) for k in ("status", "duration", "last_run", "reason", "row_count", "error")}
+    command = None
+    if entry.get("task"):
+        from seekrun.kinds.task_run import preview
+        from seekrun.state import StateStore
+
+        project = compiled.project
+        command = preview(entry, project.root, StateStore(project.state_dir).load(repair=False))
     if as_json:
         out = dict(entry)
+        if command is not None:
+            out["command"] = command
         out["plan"] = {"runs": runs, "reason": res.reason if runs or res.after_reread else None,
                        "after_reread": list(res.after_reread)}
         out["last_run"] = last
@@ -158,6 +167,16 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
         p(f"  writes     : {', '.join(entry['output_files'])}")
     if entry.get("python"):
         p(f"  python     : {entry['python']}")
+    if command is not None:
+        task = entry["task"]
+        p(f"  command    : {command}")
+        if task.get("dir"):
+            p(f"  runs in    : {task['dir']}")
+        p(f"  files      : {', '.join(task['files']) or '-'}")
+        p(f"  outputs    : {', '.join(entry.get('output_files') or []) or '-'}")
+        if task.get("output"):
+            value = (record or {}).get("value")
+            p(f"  captures   : {task['output']}" + (f" (last value: {value})" if value is not None else ""))
     if last is None:
         p("  last run   : never built")
     else:

@@ -184,7 +184,7 @@ class DuckDBEngine:
             self._schemas.add(kind)
 
     def build(self, node: dict, root: Path, nodes: dict[str, dict], stamp: str | None = None,
-              on_file=None) -> BuildResult:
+              on_file=None, run: dict | None = None) -> BuildResult:
         """Build one node in one transaction; its table (if its kind has one) is stamped with
         ``stamp`` in that transaction (a callable: worked out from the BuildResult, e.g. from
         the hash of what was read). ``on_file(rel, tmp)``: see BuildContext.on_file."""
@@ -192,6 +192,8 @@ class DuckDBEngine:
             raise NodeFailure("interrupted before it started")
         ctx = self.context(node, root, nodes, self._cursor())
         ctx.on_file = on_file
+        for key, value in (run or {}).items():  # the run's context (seekrun/kinds/base.py)
+            setattr(ctx, key, value)
         mod = self._executor(node)
         has_table = getattr(executor(node["kind"]), "HAS_TABLE", True)
         cur = ctx.cur

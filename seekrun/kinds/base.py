@@ -39,6 +39,9 @@ class BuildResult:
     rows: int | None = None
     warnings: list[str] = field(default_factory=list)
     data_hash: str | None = None  # a node flagged ``reread``: the content hash of what it read
+    # (a ``content_output`` node, e.g. a task: the content hash of what it wrote and printed)
+    value: str | None = None  # a task's captured output (``output: NAME``)
+    exit_code: int | None = None  # a task's exit code
 
 
 @dataclass
@@ -77,6 +80,12 @@ class BuildContext:
     # put in place (the runner journals its content: see StateStore.claim_hash)
     on_file: Callable[[str, Path], None] | None = None
     commit_on_failure: bool = False  # e.g. a failing rule still writes its results table
+    # a run's context, for kinds that need it (tasks): the run id, the state records of the
+    # node's inputs (their status, exit code and captured value), the process runner, the timeout
+    run_id: str = ""
+    upstream: dict[str, dict] = field(default_factory=dict)
+    processes: Any = None
+    timeout: float | None = None
 
     @property
     def table(self) -> str:
@@ -105,7 +114,23 @@ class BuildContext:
         except TemplateError as exc:
             raise NodeFailure(str(exc)) from None
         self.secrets.extend(secrets)
+        if "__seekrun_output_" in text and self.node.get("consumes"):
+            text = self._outputs(text)
         return text
+
+    def _outputs(self, text: str) -> str:
+        """{{ output('NAME') }}: the value the input task that captures NAME printed, as raw text
+        (empty when that task failed and its continue_on let this node run)."""
+        from seekrun.parser.templating import OUTPUT_MARKER
+
+        consumes = self.node["consumes"]
+
+        def one(m):
+            producer = consumes.get(m.group(1))
+            if producer is None:
+                return m.group(0)
+            return str((self.upstream.get(producer) or {}).get("value") or "")
+        return OUTPUT_MARKER.sub(one, text)
 
     def redact(self, message: str) -> str:
         from seekrun.parser.templating import redact

@@ -8,6 +8,7 @@ or a parquet/JSON file DuckDB cannot read is refused with exit 2 before anything
 from __future__ import annotations
 
 import csv
+import os
 import io
 import re
 from pathlib import Path
@@ -56,6 +57,12 @@ def select_sql(node: dict, root: Path, fill=lambda text: text) -> str:
     return reader_query(node, root, fill)[0]
 
 
+def read_files(node: dict) -> list[str]:
+    """The files it reads: those found at parse, and those a task writes during the run."""
+    fed = node.get("fed_files")
+    return sorted({*node.get("data_files", ()), *fed}) if fed else list(node.get("data_files") or [])
+
+
 def reader_query(node: dict, root: Path, fill=lambda text: text) -> tuple[str, dict, int | None]:
     """(the reader query, the params it uses, the CSV header's number of fields or None).
     CSV is read strictly (see seekrun/engines/csvfiles.py)."""
@@ -65,9 +72,13 @@ def reader_query(node: dict, root: Path, fill=lambda text: text) -> tuple[str, d
     if reader is None:
         raise UnsupportedNode(f"{node['id']}: source format '{fmt}' is not supported yet "
                               f"(supported: {', '.join(sorted(READERS))})")
-    files = [str(root / f) for f in node.get("data_files") or []]
+    files = [str(root / f) for f in read_files(node)]
     if not files:
         raise NodeFailure(f"{node['id']}: source data file '{cfg.get('table')}' not found")
+    for f in node.get("fed_files") or ():  # written by a task during this run
+        if not os.path.isfile(root / f):
+            raise NodeFailure(f"{node['id']}: source data file '{f}' not found (the task that writes it did "
+                              "not leave it there)")
     from seekrun.parser.templating import map_strings
 
     # every string, nested ones too (types: {col: ...}, a list of nullstr values)
@@ -81,7 +92,7 @@ def reader_query(node: dict, root: Path, fill=lambda text: text) -> tuple[str, d
         try:
             params, width = strict_params(params, Path(files[0]))
         except OSError as exc:
-            raise NodeFailure(f"{node['id']}: cannot read {node['data_files'][0]}: {exc.strerror or exc}") from None
+            raise NodeFailure(f"{node['id']}: cannot read {read_files(node)[0]}: {exc.strerror or exc}") from None
     args = [sql_literal(files)] + [f"{k} = {sql_literal(v)}" for k, v in sorted(params.items())]
     return f"SELECT * FROM {reader}({', '.join(args)})", params, width
 
@@ -156,7 +167,7 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
 
         con = ctx.cur.cursor()  # the build's transaction is aborted: look on a cursor of its own
         try:
-            why = explain(con, [(str(ctx.root / f), f) for f in node["data_files"]], params, width, sql_literal)
+            why = explain(con, [(str(ctx.root / f), f) for f in read_files(node)], params, width, sql_literal)
         finally:
             con.close()
         ctx.fail(f"cannot read the CSV data ({why or str(exc).splitlines()[0]}): fix the file, "
@@ -166,6 +177,6 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         from seekrun.engines.csvfiles import EXTRA_COLUMNS
 
         if got < width or (got > width and not any(params.get(k) for k in EXTRA_COLUMNS)):
-            ctx.fail(f"the CSV header of {node['data_files'][0]} has {width} field(s) but DuckDB read {got} "
+            ctx.fail(f"the CSV header of {read_files(node)[0]} has {width} field(s) but DuckDB read {got} "
                      "column(s): fix the file, or give the reader params that match it")
     return BuildResult(rows)

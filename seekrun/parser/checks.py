@@ -84,7 +84,7 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
             elif f.endswith((".yml", ".yaml", ".py")) and any(f.startswith(p.rstrip("/") + "/")
                                                               for p in project.node_paths):
                 why = "it would be read as a node file"
-            if why is None and not any(f.startswith(r + "/") for r in roots):
+            if why is None and not rec.get("process_outputs") and not any(f.startswith(r + "/") for r in roots):
                 folder = f.split("/")[0] if "/" in f and not f.startswith(".") else None  # never suggest .git
                 fix = (f"add 'exposure_paths: [{folder}]' to {project.marker}, or write under target/" if folder
                        else "write it under target/ or a folder listed in exposure_paths")
@@ -111,7 +111,8 @@ def check_input_tables(records: dict[str, dict], errors: list[Diagnostic]) -> No
     an input."""
     from seekrun.parser.kinds import TABLELESS_KINDS
 
-    tableless = {nid for nid, rec in records.items() if rec["kind"] in TABLELESS_KINDS}
+    # a task orders what reads it (its output hash enters their traces), with no table to read
+    tableless = {nid for nid, rec in records.items() if rec["kind"] in TABLELESS_KINDS and not rec.get("task")}
     if not tableless:
         return
     for nid in sorted(records):

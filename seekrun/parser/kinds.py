@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model",
-                   "semantic_model", "metric", "second_order_aggregation"})
+                   "semantic_model", "metric", "second_order_aggregation", "task"})
 METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
 # Kinds whose output is a file, not a table (their executor modules say HAS_TABLE = False).
-TABLELESS_KINDS = frozenset({"exposure", "semantic_model", "metric"})
+TABLELESS_KINDS = frozenset({"exposure", "semantic_model", "metric", "task"})
 # Kinds whose output is a view (metric.<name>), dropped as a view when the node goes; a
 # semantic_model only checks its expressions against its model's table and builds nothing.
 VIEW_KINDS = frozenset({"metric"})
@@ -24,6 +24,8 @@ FIELD_LABELS = {
     ("metric", "generated_sql"): "metric SQL (its measures and their semantic model)",
     ("semantic_model", "model"): "semantic model's node",
     ("second_order_aggregation", "generated_sql"): "generated SQL",
+    ("task", "fed_by"): "tasks writing its files",
+    ("source", "fed_by"): "tasks writing its files",
 }
 
 
@@ -42,7 +44,9 @@ def field_label(kind: str, key: str) -> str:
     if key == "env":
         return "environment variable value"
     if key == "code":
-        return "Python code"
+        return "Python code" if kind != "task" else "python script"
+    if key == "env_plain":
+        return "environment variable value"
     if key == "clock":
         return "time passed (freshness is measured against now)"
     return FIELD_LABELS.get((kind, key), key)

@@ -192,6 +192,19 @@ class MetricNode(NodeBase):
     aliases: list[str] = Field(default_factory=list)
 
 
+class TaskNode(NodeBase):
+    """A program run as a node (seekrun/kinds/task.py checks the values and paths)."""
+    command: Optional[Union[str, list[Union[str, int, float]]]] = None
+    script: Optional[str] = None
+    shell: Optional[str] = None
+    dir: Optional[str] = None
+    files: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
+    output: Optional[str] = None
+    always: bool = False
+
+
 KIND_MODELS: dict[str, type[NodeBase]] = {
     "source": SourceNode,
     "transform": TransformNode,
@@ -204,5 +217,6 @@ KIND_MODELS: dict[str, type[NodeBase]] = {
     "model": ModelNode,
     "semantic_model": SemanticModelNode,
     "metric": MetricNode,
+    "task": TaskNode,
 }
 assert KINDS == frozenset(KIND_MODELS)

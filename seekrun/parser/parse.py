@@ -105,6 +105,10 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         from seekrun.semantic.link import link  # metrics name measures in other files
 
         link(records, errors, bool(broken))
+    if any(r["kind"] == "task" or r.get("uses_outputs") for r in records.values()):
+        from seekrun.parser.tasks import link as link_tasks  # files written by tasks feed what reads them
+
+        link_tasks(records, errors)
     check_graph(records, errors, broken, failed)
     warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
                                "warning") for nid, rec in records.items() if rec.get("not_executable"))
@@ -209,11 +213,15 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
     root = str(project.root)
     out: dict[str, tuple[list[str], str | None]] = {}
     for rec in records.values():
+        if rec.get("task"):
+            _task_files(project, rec, out, errors, cache)
+            continue
         if rec["kind"] != "source" or rec.get("python") or rec.get("source_format") not in FILE_FORMATS \
                 or rec.get("not_executable") \
                 or not isinstance(rec.get("table"), str):
             continue
         nid, table, line = rec["id"], rec["table"], rec["table_line"]
+        fed = set(rec.get("fed_files") or ())
         pattern = table if os.path.isabs(table) else os.path.join(root, table)
         if any(ch in table for ch in "*?["):
             matches = sorted(globmod.glob(pattern, recursive=True))
@@ -225,7 +233,11 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
                 f"{nid}: table path '{table}' resolves outside the project directory: "
                 "keep data files inside the project"))
             continue
-        files = [m for m in matches if not os.path.isdir(m)]
+        files = [m for m in matches if not os.path.isdir(m)
+                 and os.path.relpath(m, root).replace(os.sep, "/") not in fed]
+        if not files and fed:  # every file it reads is written by a task during the run
+            out[nid] = ([], None)
+            continue
         if not files:
             why = "is a folder" if matches else "not found (an error at run time)"
             if matches:
@@ -256,6 +268,41 @@ def _check_sources(project: Project, records: dict[str, dict], errors, warnings,
         if problem is None:
             out[nid] = (rels, hash_parts(*parts))
     return out
+
+
+def _task_files(project: Project, rec: dict, out: dict, errors, cache: FileHashCache) -> None:
+    """A task's ``files``: every glob expanded now (a new matching file reruns it), each file
+    hashed (stat first); files another task writes are left to that task's output hash."""
+    root = str(project.root)
+    fed = set(rec.get("fed_files") or ())
+    parts: list[str | None] = []
+    rels: list[str] = []
+    line = (rec.get("task_lines") or {}).get("files") or rec["line"]
+    for pattern in rec["task"]["files"]:
+        full = pattern if os.path.isabs(pattern) else os.path.join(root, pattern)
+        glob = any(ch in pattern for ch in "*?[")
+        matches = sorted(globmod.glob(full, recursive=True)) if glob else [os.path.normpath(full)]
+        for m in matches:
+            relm = os.path.relpath(m, root).replace(os.sep, "/")
+            if not inside(root, m):
+                errors.append(Diagnostic(rec["file"], line, f"{rec['id']}: file '{pattern}' is outside the project "
+                                                            "directory: keep what tasks read inside the project"))
+                return
+            if relm in fed or relm in rels or (glob and os.path.isdir(m)):
+                continue
+            try:
+                st = os.stat(m)
+            except OSError:
+                errors.append(Diagnostic(rec["file"], line, f"{rec['id']}: file '{pattern}' not found: create it, "
+                                                            "fix the path, or use a glob"))
+                return
+            if not stat.S_ISREG(st.st_mode):
+                errors.append(Diagnostic(rec["file"], line, f"{rec['id']}: file '{relm}' is not a plain file: "
+                                                            "list files (or globs), not folders"))
+                return
+            rels.append(relm)
+            parts += [relm, cache.hash(Path(os.path.normpath(m)), st)]
+    out[rec["id"]] = (rels, hash_parts(*parts) if rels else None)
 
 
 def load_common(project: Project, errors: list[Diagnostic]) -> tuple[dict | None, str | None]:
@@ -315,7 +362,7 @@ def _env_hashes(project: Project, records: dict[str, dict],
     if this parse had to make one (no target/state/env_key yet)."""
     from seekrun.parser.templating import env_hash
 
-    users = [(nid, rec) for nid, rec in records.items() if rec.get("env")]
+    users = [(nid, rec) for nid, rec in records.items() if rec.get("env") or rec.get("env_plain")]
     if not users:
         return {}, None
     from seekrun.parser.templating import read_env_key
@@ -325,7 +372,10 @@ def _env_hashes(project: Project, records: dict[str, dict],
         key = new_key = os.urandom(32)
     out: dict[str, str] = {}
     for nid, rec in users:
-        digest, missing = env_hash(rec["env"], key)
+        digest, missing = env_hash(rec.get("env") or [], key)
+        if rec.get("env_plain"):  # a task's ${NAME} from the environment: hashed, not a secret
+            plain, _ = env_hash([[n, None] for n in rec["env_plain"]], key, register=False)
+            digest = plain if not rec.get("env") else hash_parts(digest, plain)
         for name in missing:
             errors.append(Diagnostic(rec["file"], rec["line"],
                 f"{nid}: environment variable {name} is not set: set it, or give a default "
@@ -365,7 +415,8 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         if "compiled_sql" in rec:
             node["compiled_sql"] = rec["compiled_sql"]
         for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread",
-                    "not_executable"):
+                    "not_executable", "task", "content_output", "process_outputs", "always", "fed_files",
+                    "consumes"):
             if rec.get(key):
                 node[key] = rec[key]
         if nid in data or rec["kind"] == "source":

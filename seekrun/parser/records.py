@@ -211,6 +211,11 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
                 rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs,
                                                      src=src)]
     rec["built_config"] = built if built is not config and built != config else None
+    if "__seekrun_output_" in str(built):  # {{ output('NAME') }}: resolved for the whole project (parser/tasks.py)
+        from seekrun.parser.templating import OUTPUT_MARKER
+
+        rec["uses_outputs"] = sorted({m.group(1) for _, text in iter_strings(built)
+                                      for m in OUTPUT_MARKER.finditer(text)})
     fields = _build_fields(kind, built, model, inputs, sql_key, canonical)
     if not run_prepare(kind, rec, built, fields, rel, errors, root, lambda path: line_of(doc.node, path),
                        lambda path: text_start(doc.node, path), None if built is not config else doc):
@@ -285,6 +290,8 @@ def _env_allowed(kind: str, path: tuple) -> bool:
         return True  # node SQL
     if kind == "source" and path[:1] in (("params",), ("connection",)):
         return True  # reader params, a database source's connection
+    if kind == "task" and path[:1] in (("command",), ("script",), ("env",), ("params",)):
+        return True  # filled in when the task runs, and redacted from what is shown
     return kind == "rule" and bool(path) and path[0] == "rule" and path[-1] == "sql"  # assertion SQL
 
 

@@ -28,6 +28,9 @@ _ENV = re.compile(r"""env_var\(\s*(['"])(?P<name>[^'"]+)\1\s*(?:,\s*(['"])(?P<de
 _DOTTED = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*\Z")
 _ENV_COLON = re.compile(r"env:\s*(?P<name>[A-Za-z_]\w*)\s*(?:\|(?P<default>.*))?\Z", re.S)  # Seeknal's
 _REF = re.compile(r"""ref\(\s*(['"])(?P<target>[^'"]+)\1\s*\)\Z""")
+_OUTPUT = re.compile(r"""output\(\s*(['"])(?P<name>[A-Za-z_]\w*)\1\s*\)\Z""")
+# {{ output('NAME') }} (a value a task captured) becomes this marker at parse, and the value at run time
+OUTPUT_MARKER = re.compile(r"__seekrun_output_([A-Za-z_]\w*?)__")
 
 
 def env_ref(expr: str) -> tuple[str, str | None] | None:
@@ -60,7 +63,7 @@ def env_value(name: str, default: str | None) -> str | None:
     return default if value is None else value
 
 
-def env_hash(refs: list, key: bytes) -> tuple[str, list[str]]:
+def env_hash(refs: list, key: bytes, register: bool = True) -> tuple[str, list[str]]:
     """Keyed hash of the current values of env vars (name, default); and the names that are unset.
 
     Keyed BLAKE2b (stdlib), not xxhash: the hash lands in manifest.json, which gets shared and
@@ -76,7 +79,7 @@ def env_hash(refs: list, key: bytes) -> tuple[str, list[str]]:
         value = env_value(name, default)
         if value is None:
             missing.append(name)
-        else:
+        elif register:
             registry.register(value)
         for part in (name, value):
             data = b"" if part is None else part.encode("utf-8")
@@ -188,6 +191,9 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0, pa
         if base:
             out.runtime.append(base)
             return m.group(0)
+        value_of = _OUTPUT.match(expr)
+        if value_of:
+            return f"__seekrun_output_{value_of.group('name')}__"
         ref = _REF.match(expr)
         if ref:
             return "ref('{}')".format(ref.group("target").strip().replace("'", "''"))
@@ -208,7 +214,7 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0, pa
                 value = inner.text
             return value
         problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME'), a key of the node's params, "
-                        "a seeknal/common id, ref('kind.name') or today, run_date, start_date, end_date")
+                        "a seeknal/common id, ref('kind.name'), output('NAME') or today, run_date, start_date, end_date")
         return m.group(0)
 
     out.text = _EXPR.sub(sub, text)

@@ -1,0 +1,223 @@
+"""task: a step that is a program (a shell command, an inline script, a Python script).
+
+```yaml
+kind: task
+name: extract_sales
+command: ./bin/extract.sh --day ${DAY} --out data/staged/sales.csv   # or script: / python:
+files: [bin/extract.sh, config/*.yaml]    # what it reads (globs): content-hashed, stat first
+outputs: [data/staged/sales.csv]          # what it writes
+env: {REGION: eu}
+params: {DAY: "2026-01-01"}
+output: SALES_FILE                        # its stdout, trimmed, as a value for what reads it
+```
+
+It runs when something it reads changed (its spec, its files, an input's output), when an
+output is missing or not what it last wrote, after a failure, or always when it declares
+nothing it reads or writes (it cannot be proven unchanged).  Its output hash is the content
+of what it wrote and printed (``content_output``), so a rerun that writes the same bytes
+leaves its dependents cached (early cutoff).
+
+Parse time (``prepare``): one of command/script/python, ``${NAME}`` names resolvable, outputs
+and dir inside the project.  Run time (``build``): seekrun/kinds/task_run.py.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from seekrun import values
+
+ENGINE_VERSION = 1
+HAS_TABLE = False
+HANDLES_PYTHON = True  # python: is a script to run, not a function returning a table
+CONTEXT_VARS = ("SEEKRUN_PROJECT_DIR", "SEEKRUN_TARGET_DIR", "SEEKRUN_NODE", "SEEKRUN_RUN_ID")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+ALWAYS_UNDECLARED = "declares no inputs or outputs"
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                           for v in value)
+
+
+def prepare(rec: dict, built: dict, pc) -> None:
+    how = [k for k in ("command", "script", "python") if built.get(k) not in (None, "", [])]
+    if len(how) != 1:
+        pc.error((how[1],) if len(how) > 1 else (), "a task runs exactly one of 'command' (a string for /bin/sh, "
+                 "or a list run as argv), 'script' (an inline script) or 'python' (a .py file): "
+                 + (f"it has {' and '.join(how)}: keep one" if how else "add one"))
+        return
+    mode = how[0]
+    cmd = built[mode]
+    if mode == "command" and not (isinstance(cmd, str) or (_strings(cmd) and cmd)):
+        pc.error(("command",), "command must be a string (run by /bin/sh -c) or a list of strings (argv)")
+        return
+    if mode != "command" and not isinstance(cmd, str):
+        pc.error((mode,), f"{mode} must be a string")
+        return
+    env = built.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and _NAME.match(k) for k in env) \
+            or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
+        pc.error(("env",), "env must map variable names (letters, digits, _) to strings")
+        return
+    params = built.get("params") or {}
+    if not isinstance(params, dict):
+        pc.error(("params",), "params must be a mapping of names to values")
+        return
+    ok = True
+    task = {"mode": mode, "shell": built.get("shell") or "sh", "env": {k: _text(v) for k, v in env.items()},
+            "params": {str(k): _text(v) for k, v in params.items()}}
+    if built.get("shell") is not None and mode != "script":
+        pc.error(("shell",), "shell is for 'script': a command string always runs in /bin/sh")
+        ok = False
+    # ${NAME}: params, then env; the rest (an upstream task's value or status, ${inputs.N}, the
+    # environment) is resolved for the whole project (parser/tasks.py), and filled in at run time
+    late: dict[str, tuple] = {}
+
+    def check(path: tuple, text: str) -> bool:
+        for name in values.unknown(text, lambda n: n in task["params"] or n in task["env"]):
+            late.setdefault(name, path)
+        return True
+
+    texts: list[tuple[tuple, str]] = []
+    if mode == "command" and isinstance(cmd, list):
+        texts += [(("command", i), str(c)) for i, c in enumerate(cmd)]
+    else:
+        texts.append(((mode,), str(cmd)))
+    texts += [(("env", k), v) for k, v in task["env"].items()]
+    for path, text in texts:
+        ok = check(path, text) and ok
+    task["argv"] = [str(c) for c in cmd] if mode == "command" and isinstance(cmd, list) else None
+    task["text"] = None if task["argv"] is not None else str(cmd)
+    # dir and outputs are known at parse: their values are filled in now
+    lookup = _parse_lookup(task)
+    where = built.get("dir")
+    if where is not None:
+        rel = _expand_path(where, ("dir",), lookup, pc)
+        if rel is False:
+            ok = False
+        else:
+            if rel is None:
+                pc.error(("dir",), f"dir '{where}' is outside the project: run tasks in a folder inside it")
+                ok = False
+            task["dir"] = rel
+    outputs = built.get("outputs") or []
+    if not _strings(outputs):
+        pc.error(("outputs",), "outputs must be a list of file paths")
+        return
+    files = built.get("files") or []
+    if not _strings(files):
+        pc.error(("files",), "files must be a list of file paths or globs (e.g. config/*.yaml)")
+        return
+    out_files = []
+    for i, out in enumerate(outputs):
+        rel = _expand_path(str(out), ("outputs", i), lookup, pc)
+        if rel is False:
+            ok = False
+        elif rel is None or rel in ("", "."):
+            pc.error(("outputs", i), f"output '{out}' is outside the project: write inside the project folder")
+            ok = False
+        elif any(ch in rel for ch in "*?["):
+            pc.error(("outputs", i), f"output '{out}' is a glob: name each file the task writes")
+            ok = False
+        else:
+            out_files.append(rel)
+    name = built.get("output")
+    if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+        pc.error(("output",), "output names the value the task prints: a name such as SALES_FILE")
+        ok = False
+    if mode == "python":
+        ok = _python_file(rec, str(cmd), pc) and ok
+    if not ok:
+        return
+    task["files"] = [str(f) for f in files]
+    task["output"] = name
+    task["late"] = {name: list(path) for name, path in late.items()}
+    task["passed"] = [i["ref"] if isinstance(i, dict) else str(i) for i in built.get("inputs") or []
+                      if isinstance(i, (dict, str))]
+    rec["task_lines"] = {k: pc.line((k,)) for k in ("command", "script", "python", "env", "dir", "outputs",
+                                                    "files", "output") if k in built}
+    rec["task"] = task
+    rec["output_files"] = sorted(dict.fromkeys(out_files))
+    rec["output_lines"] = {f: pc.line(("outputs", i)) for i, f in enumerate(out_files)}
+    rec["content_output"] = True  # its output hash is what it wrote and printed
+    rec["process_outputs"] = True  # its command writes its outputs: seekrun never writes there itself
+    if built.get("always") is True:
+        rec["always"] = "set by always: true"
+    # declares something it reads or writes (values it takes from upstream tasks count too: the
+    # whole project decides that, parser/tasks.py)
+    task["declares"] = bool(files or task["passed"] or out_files or name or mode == "python" or task["params"])
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _expand_path(text, path: tuple, lookup, pc):
+    """A path with its ${NAME} values in (params, env, the environment: known at parse), made
+    project-relative (None: outside the project; False: an error was reported)."""
+    if not isinstance(text, str):
+        pc.error(path, f"{path[0]} must be a path")
+        return False
+    try:
+        return _inside(pc.root, values.expand(text, lookup))
+    except values.UnknownValue as exc:
+        pc.error(path, f"'${{{exc.name}}}' in {path[0]} has no value: add it to params or env, or set the "
+                       f"environment variable (write $${{{exc.name}}} for a literal)")
+        return False
+
+
+def _parse_lookup(task: dict):
+    def lookup(name: str) -> str | None:
+        for scope in (task["params"], task["env"], os.environ):
+            if name in scope:
+                return scope[name]
+        return None
+    return lookup
+
+
+def _inside(root, path: str) -> str | None:
+    from seekrun.kinds.base import inside
+
+    full = path if os.path.isabs(path) else os.path.join(str(root), path)
+    if not inside(root, full):
+        return None
+    return os.path.relpath(os.path.realpath(full), os.path.realpath(root)).replace(os.sep, "/")
+
+
+def _python_file(rec: dict, file: str, pc) -> bool:
+    """A python: script is code: its content and the project modules it imports are hashed."""
+    import ast
+
+    rel = _inside(pc.root, file)
+    if rel is None:
+        pc.error(("python",), f"python file '{file}' is outside the project directory: keep it inside the project")
+        return False
+    path = pc.root / rel
+    if not path.is_file():
+        pc.error(("python",), f"python file '{file}' not found (paths are relative to the project root)")
+        return False
+    try:
+        tree = ast.parse(path.read_bytes(), filename=rel)
+    except (SyntaxError, ValueError) as exc:
+        pc.error(("python",), f"python file '{rel}' does not parse: {getattr(exc, 'msg', None) or exc}")
+        return False
+    from seekrun.parser.imports import local_imports
+
+    watch: set[str] = set()
+    rec["live_files"] = [rel, *local_imports(tree, path, pc.root, watch)]
+    rec["live_watch"] = sorted(watch)
+    rec["python"] = None  # not a Python node: the file is run as a script (task["text"])
+    return True
+
+
+def build(node: dict, ctx):
+    from seekrun.kinds.task_run import build as run
+
+    return run(node, ctx)
+
+
+def check(node: dict, ctx) -> None:
+    return None

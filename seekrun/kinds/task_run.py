@@ -1,0 +1,224 @@
+"""A task's build: its inputs exported, its values filled in, its program run, its outputs checked.
+
+- Each table input (``inputs:``) is written to ``target/tasks/<node>/input_<i>.parquet``, only
+  now (the task runs), and its path is in ``SEEKRUN_INPUT_<i>`` and ``${inputs.<i>}``.
+- ``${NAME}``: params, env, a value an input task captured, an input path, an upstream task's
+  ``status`` / ``exit_code``, then the environment (seekrun/values.py).
+- The environment: the caller's, the node's ``env``, then SEEKRUN_PROJECT_DIR,
+  SEEKRUN_TARGET_DIR, SEEKRUN_NODE, SEEKRUN_RUN_ID and the input paths.
+- Outputs there before are copied aside first and put back if the run fails or is stopped:
+  the last good output is kept.  A declared output that was not written fails the task.
+- The output hash is the content of the outputs and of the captured value: byte-identical
+  outputs leave dependents cached.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from seekrun import values
+from seekrun.kinds.base import BuildResult, NodeFailure, table_name
+
+
+class TaskFailure(NodeFailure):
+    def __init__(self, message: str, exit_code: int | None = None, timed_out: bool = False):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.timed_out = timed_out
+
+
+def command_line(node: dict, lookup, fill=lambda text: text) -> list[str]:
+    """The argv that runs: a string under /bin/sh -c, a list as it is, a script under its shell."""
+    task = node["task"]
+    if task["mode"] == "python":
+        return [sys.executable, task["text"]]
+    if task["argv"] is not None:
+        return [values.expand(fill(a), lookup) for a in task["argv"]]
+    text = values.expand(fill(task["text"]), lookup, shell=True)
+    if task["mode"] == "command":
+        return ["/bin/sh", "-c", text]
+    return [*shlex.split(task["shell"]), "-c", text]
+
+
+def shown(argv: list[str]) -> str:
+    """The command as a person would type it."""
+    if len(argv) == 3 and argv[:2] == ["/bin/sh", "-c"]:
+        return argv[2]
+    return shlex.join(argv)
+
+
+def lookup_for(node: dict, upstream: dict[str, dict], env: dict[str, str], inputs: dict[int, str],
+               environ=os.environ):
+    """name -> value, in the documented order."""
+    task = node["task"]
+    consumes = node.get("consumes") or {}
+    names = {}
+    for nid in upstream:
+        names[nid.partition(".")[2]] = nid
+
+    def lookup(name: str) -> str | None:
+        if name in task["params"]:
+            return task["params"][name]
+        if name in env:
+            return env[name]
+        if name in consumes:
+            return str((upstream.get(consumes[name]) or {}).get("value") or "")
+        head, _, key = name.partition(".")
+        if head == "inputs" and key.isdigit():
+            return inputs.get(int(key))
+        if key in ("status", "exit_code") and head in names:
+            rec = upstream.get(names[head]) or {}
+            value = rec.get(key)
+            return "" if value is None else str(value)
+        return environ.get(name)
+    return lookup
+
+
+def preview(node: dict, root: Path, records: dict[str, dict]) -> str:
+    """The command as it would run now (for --dry-run and show): values filled in from the state
+    (an upstream task's last value), env_var() values in and then redacted."""
+    from seekrun import secrets
+    from seekrun.parser.templating import TemplateError, substitute_env
+
+    found: list[str] = []
+
+    def fill(text: str) -> str:
+        try:
+            text, got = substitute_env(text, sql=False)
+        except TemplateError:
+            return text
+        found.extend(got)
+        return text
+    task, nid = node["task"], node["id"]
+    inputs = {i: str(Path(root) / "target" / "tasks" / nid / f"input_{i}.parquet")
+              for i, ref in enumerate(task.get("passed") or []) if not (records.get(ref) or {}).get("process_outputs")
+              and not ref.startswith("task.")}
+    upstream = {}
+    for p in node["inputs"]:
+        rec = records.get(p) or {}
+        upstream[p] = {"status": rec.get("status") or "pending", "exit_code": rec.get("exit_code"),
+                       "value": rec.get("value") or ""}
+    env = {k: fill(v) for k, v in task["env"].items()}
+    try:
+        lookup = lookup_for(node, upstream, {}, inputs)
+        env = {k: values.expand(v, lookup) for k, v in env.items()}
+        text = shown(command_line(node, lookup_for(node, upstream, env, inputs), fill))
+    except values.UnknownValue as exc:
+        text = f"(cannot be worked out now: '${{{exc.name}}}' has no value)"
+    return secrets.redact(text, found)
+
+
+def build(node: dict, ctx) -> BuildResult:
+    task, nid, root = node["task"], node["id"], Path(ctx.root)
+    work = root / "target" / "tasks" / nid
+    inputs = _export_inputs(node, ctx, work)
+    env_values = {k: ctx.value(v) for k, v in task["env"].items()}  # env_var() values: secrets
+    upstream = getattr(ctx, "upstream", None) or {}
+    lookup = lookup_for(node, upstream, {}, inputs)
+    try:
+        env_values = {k: values.expand(v, lookup) for k, v in env_values.items()}
+        lookup = lookup_for(node, upstream, env_values, inputs)
+        argv = command_line(node, lookup, ctx.value)
+    except values.UnknownValue as exc:
+        raise NodeFailure(f"{nid}: '${{{exc.name}}}' has no value now (it was set when the project was parsed)")
+    env = dict(os.environ)
+    env.update(env_values)
+    env.update(SEEKRUN_PROJECT_DIR=str(root), SEEKRUN_TARGET_DIR=str(root / "target"), SEEKRUN_NODE=nid,
+               SEEKRUN_RUN_ID=str(getattr(ctx, "run_id", "") or ""))
+    for i, path in inputs.items():
+        env[f"SEEKRUN_INPUT_{i}"] = path
+    cwd = root / task["dir"] if task.get("dir") else root
+    backups = _set_aside(node, root, work)
+    runner = getattr(ctx, "processes", None)
+    if runner is None:  # a build outside a run (tests, the API): a runner of its own
+        from seekrun.engines.process import ProcessRunner
+
+        runner = ProcessRunner()
+    log = root / "target" / "logs" / str(getattr(ctx, "run_id", "") or "adhoc") / f"{nid}.log"
+    timeout = getattr(ctx, "timeout", None) or node.get("timeout")
+    done = False
+    try:
+        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=timeout, capture=bool(task.get("output")),
+                         redact=ctx.redact)
+        _judge(node, fin, timeout, log, root)
+        value = fin.stdout.strip() if task.get("output") else None
+        from seekrun.hashing import hash_parts
+        from seekrun.outputs import content_digest
+
+        parts = [p for rel in node.get("output_files") or [] for p in (rel, content_digest(root / rel))]
+        content = hash_parts("task", *parts, "value", value)
+        result = BuildResult(rows=None, data_hash=content)
+        result.value = ctx.redact(value) if value is not None else None
+        result.exit_code = fin.exit_code
+        done = True
+        return result
+    finally:
+        _restore(backups, root, keep=done)
+        if done:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _judge(node: dict, fin, timeout, log: Path, root: Path) -> None:
+    nid = node["id"]
+    rel_log = os.path.relpath(log, root)
+    tail = "".join(f"\n  | {line}" for line in fin.tail)
+    if fin.error is not None:
+        raise TaskFailure(f"{nid}: {fin.error}")
+    if fin.timed_out:
+        from seekrun.engines.process import describe
+
+        raise TaskFailure(f"timed out after {describe(timeout)} (log: {rel_log}){tail}", fin.exit_code, True)
+    if fin.interrupted:
+        raise TaskFailure(f"{nid}: stopped (log: {rel_log})", fin.exit_code)
+    if fin.exit_code != 0:
+        how = f"killed by signal {-fin.exit_code}" if fin.exit_code < 0 else f"exited {fin.exit_code}"
+        if fin.exit_code == 127:
+            how += " (command not found)"
+        elif fin.exit_code == 126:
+            how += " (not executable)"
+        raise TaskFailure(f"{nid} {how} (log: {rel_log}){tail}", fin.exit_code)
+    for rel in node.get("output_files") or []:
+        if not os.path.lexists(root / rel):
+            raise TaskFailure(f"{nid} exited 0 but did not write {rel}", 0)
+
+
+def _export_inputs(node: dict, ctx, work: Path) -> dict[int, str]:
+    out: dict[int, str] = {}
+    passed = node["task"].get("passed") or []
+    from seekrun.outputs import has_table
+
+    for i, ref in enumerate(passed):
+        if not has_table(ref.partition(".")[0]):
+            continue
+        work.mkdir(parents=True, exist_ok=True)
+        path = work / f"input_{i}.parquet"
+        tmp = work / f".input_{i}.parquet.tmp"
+        literal = "'" + str(tmp).replace("'", "''") + "'"
+        ctx.execute(f"COPY (SELECT * FROM {table_name(ref)}) TO {literal} (FORMAT parquet)")
+        os.replace(tmp, path)
+        out[i] = str(path)
+    return out
+
+
+def _set_aside(node: dict, root: Path, work: Path) -> dict[str, Path]:
+    """Copies of the outputs there now (the last good ones), to put back if this run fails."""
+    saved: dict[str, Path] = {}
+    for i, rel in enumerate(node.get("output_files") or []):
+        src = root / rel
+        if src.is_file():
+            dst = work / "kept" / str(i)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            saved[rel] = dst
+    return saved
+
+
+def _restore(saved: dict[str, Path], root: Path, keep: bool) -> None:
+    for rel, copy in saved.items():
+        if keep:
+            copy.unlink(missing_ok=True)
+        else:
+            os.replace(copy, root / rel)

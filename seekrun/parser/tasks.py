@@ -1,0 +1,164 @@
+"""Tasks in the whole project, on every parse (after the cached per-file records):
+
+- **Files as outputs feed nodes.** A file source whose ``table:`` (or a task whose ``files:``)
+  matches a task's ``outputs`` gets that task as an input: ``task -> source -> transform``
+  needs no wiring.  Those files (``fed_files``) are not hashed at parse (the task writes them
+  during the run: its output hash is their content), and are not checked before the run.
+- **Late values.** ``${NAME}`` a task's params and env do not give is an input's path
+  (``${inputs.0}``), an upstream task's ``${name.status}`` / ``${name.exit_code}``, a value an
+  input task captures (``output: NAME``), or an environment variable (whose value is hashed,
+  keyed, so changing it reruns the task).  Anything else is an error naming the node and field.
+
+Records are copied before they change: the parse cache holds the originals.
+"""
+from __future__ import annotations
+
+import os
+from fnmatch import fnmatchcase
+
+from seekrun.errors import Diagnostic
+from seekrun.hashing import hash_obj
+
+STATUS_KEYS = ("status", "exit_code")
+FILE_FORMATS = ("csv", "parquet", "json", "jsonl")
+
+
+def link(records: dict[str, dict], errors: list[Diagnostic]) -> None:
+    tasks = {nid: rec for nid, rec in records.items() if rec.get("task")}
+    users = [nid for nid, rec in records.items() if rec.get("uses_outputs")]
+    if users:
+        _sql_values(records, tasks, users, errors)
+    if not tasks:
+        return
+    _feed(records, tasks)
+    _late_values(records, tasks, errors)
+    from seekrun.kinds.task import ALWAYS_UNDECLARED
+
+    for nid, rec in tasks.items():
+        rec = records[nid]
+        if not (rec["task"]["declares"] or rec.get("consumes") or rec.get("reads_status") or rec.get("fed_files")
+                or rec.get("always")):
+            records[nid] = {**rec, "always": ALWAYS_UNDECLARED}
+
+
+def _patterns(rec: dict) -> list[str]:
+    if rec["kind"] == "source" and not rec.get("python") and rec.get("source_format") in FILE_FORMATS \
+            and isinstance(rec.get("table"), str):
+        return [rec["table"]]
+    if rec.get("task"):
+        return list(rec["task"]["files"])
+    return []
+
+
+def _feed(records: dict[str, dict], tasks: dict[str, dict]) -> None:
+    writers = {f: nid for nid, rec in tasks.items() for f in rec.get("output_files") or []}
+    if not writers:
+        return
+    for nid in sorted(records):
+        rec = records[nid]
+        fed: list[str] = []
+        for pattern in _patterns(rec):
+            rel = os.path.normpath(pattern).replace(os.sep, "/")
+            if any(ch in rel for ch in "*?["):
+                fed += [f for f in writers if fnmatchcase(f, rel)]
+            elif rel in writers:
+                fed.append(rel)
+        producers = sorted({writers[f] for f in fed} - {nid})
+        if not producers:
+            continue
+        new = dict(rec)
+        added = [p for p in producers if p not in rec["inputs"]]
+        new["inputs"] = [*rec["inputs"], *added]
+        new["input_lines"] = [*rec["input_lines"], *[rec.get("table_line") or rec["line"]] * len(added)]
+        new["fed_files"] = sorted(dict.fromkeys(f for f in fed if writers[f] != nid))
+        new["field_hashes"] = {**rec["field_hashes"], "fed_by": hash_obj(producers)}
+        records[nid] = new
+        if nid in tasks:
+            tasks[nid] = new
+
+
+def _producers(tasks: dict[str, dict]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for nid, rec in tasks.items():
+        if rec["task"].get("output"):
+            out.setdefault(rec["task"]["output"], []).append(nid)
+    return out
+
+
+def _sql_values(records: dict[str, dict], tasks: dict[str, dict], users: list[str], errors) -> None:
+    """{{ output('NAME') }} in a SQL node: the value of an input task that captures NAME."""
+    producers = _producers(tasks)
+    for nid in sorted(users):
+        rec = records[nid]
+        consumes = {}
+        for name in rec["uses_outputs"]:
+            mine = [p for p in producers.get(name, ()) if p in rec["inputs"]]
+            line = rec.get("sql_line") or rec["line"]
+            if len(mine) == 1:
+                consumes[name] = mine[0]
+            elif mine:
+                errors.append(Diagnostic(rec["file"], line, f"{nid}: {' and '.join(mine)} both capture {name}: "
+                                                            "rename one output"))
+            elif producers.get(name):
+                errors.append(Diagnostic(rec["file"], line, f"{nid}: output('{name}') is the output of "
+                    f"{producers[name][0]}, which is not an input of {nid}: add it to inputs or depends_on"))
+            else:
+                errors.append(Diagnostic(rec["file"], line, f"{nid}: output('{name}'): no task captures {name} "
+                                                            "(a task's 'output: NAME')"))
+        records[nid] = {**rec, "consumes": consumes}
+
+
+def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[Diagnostic]) -> None:
+    by_name = {rec["name"]: nid for nid, rec in tasks.items()}
+    producers = _producers(tasks)
+    for nid in sorted(tasks):
+        rec = tasks[nid]
+        late = rec["task"].get("late") or {}
+        if not late:
+            continue
+        parents = set(rec["inputs"])
+        consumes: dict[str, str] = {}
+        plain: list[str] = []
+        status = False
+        for name, path in late.items():
+            parts = name.split(".")
+            head = parts[0]
+            field = ".".join(str(p) for p in path[:1])
+            problem = None
+            if head == "inputs":
+                passed = rec["task"].get("passed", rec["inputs"])
+                if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) >= len(passed):
+                    problem = (f"'${{{name}}}' in {field}: the task has {len(passed)} input(s) "
+                               f"(${{inputs.0}}..): check the index")
+                elif records.get(passed[int(parts[1])], {}).get("task"):
+                    problem = (f"'${{{name}}}' in {field}: input {passed[int(parts[1])]} is a task, which has no "
+                               "table to pass: use its outputs as files, or its output value")
+            elif len(parts) == 2 and parts[1] in STATUS_KEYS and head in by_name:
+                status = True
+                if by_name[head] not in parents:
+                    problem = (f"'${{{name}}}' in {field}: {by_name[head]} is not an input of {nid}: "
+                               f"add it to depends_on")
+            elif head in producers:
+                mine = [p for p in producers[head] if p in parents]
+                if len(mine) == 1:
+                    consumes[head] = mine[0]
+                elif mine:
+                    problem = (f"'${{{name}}}' in {field}: {' and '.join(mine)} both capture {head}: "
+                               "rename one output")
+                else:
+                    problem = (f"'${{{name}}}' in {field} is the output of {producers[head][0]}, which is not "
+                               f"an input of {nid}: add it to inputs or depends_on")
+            elif head in os.environ:
+                plain.append(head)
+            else:
+                problem = (f"'${{{name}}}' in {field} has no value: add it to params or env, or set the "
+                           f"environment variable (write $${{{name}}} for a literal)")
+            if problem:
+                errors.append(Diagnostic(rec["file"], rec.get("task_lines", {}).get(field) or rec["line"],
+                                         f"{nid}: {problem}"))
+        if consumes or plain or status:
+            new = dict(rec)
+            new["consumes"] = consumes
+            new["env_plain"] = sorted(set(plain))
+            new["reads_status"] = status
+            records[nid] = new
