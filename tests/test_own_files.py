@@ -36,7 +36,7 @@ def copy_sample(dest: Path, exposure: str) -> Path:
 @pytest.fixture
 def proj(tmp_path: Path) -> Path:
     """sample_project (every kind, a feature store, Python nodes) with its exposure writing
-    under target/, built by a real run (all 21 nodes), and a second run that did nothing.
+    under target/, built by a real run (all 25 nodes), and a second run that did nothing.
     (Outside target/, a lost record of the exposure's file makes it a file seekrun cannot prove
     it wrote: see test_a_lost_state_and_an_exposure_outside_target.)"""
     dest = copy_sample(tmp_path / "proj", EXPOSURE)
@@ -359,7 +359,7 @@ def test_a_damaged_manifest_costs_a_rewrite_not_a_rebuild(proj, tmp_path, rel, c
     (proj / rel).write_bytes(content)
     carries_on(proj, tmp_path, ran_exactly=set())
     manifest = json.loads((proj / "target" / "manifest.json").read_text())
-    assert set(manifest["nodes"]) == node_ids(proj) and len(manifest["nodes"]) == 21
+    assert set(manifest["nodes"]) == node_ids(proj) and len(manifest["nodes"]) == 25
 
 
 @pytest.mark.parametrize("content", [b"not json\n", b'{"results": 5}', b"[]", b"\xff\x00"],

@@ -153,7 +153,7 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
         return None
     node_id = f"{kind}.{model.name}"
     unknown = sorted(model.model_extra or {})
-    use = "passed to the Python function as ctx.config" if model.python else "not used by seekrun"
+    use = "passed to the Python function as ctx.config" if model.python and kind != "task" else "not used by seekrun"
     for key in unknown:
         warnings.append(Diagnostic(rel, line_of(doc.node, (key,)),
             f"unknown key '{key}' in {node_id} (kept in config, {use})", "warning"))
