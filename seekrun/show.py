@@ -158,6 +158,10 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
         p(f"  writes     : {', '.join(entry['output_files'])}")
     if entry.get("python"):
         p(f"  python     : {entry['python']}")
+    from seekrun.controls import summary as controls
+
+    for label, text in controls(entry):  # timeout, retry, preconditions, continue_on, run_always
+        p(f"  {label:<11}: {text}")
     if last is None:
         p("  last run   : never built")
     else:
