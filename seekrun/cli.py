@@ -164,6 +164,9 @@ def run(project_dir: Path = ProjectDir,
 
     for w in summary.warnings:  # on stderr, as parse's warnings are (and in the JSON too)
         print(redact(f"warning: {w}"), file=sys.stderr)
+    if summary.timed_out:
+        print(f"seekrun: run timed out after {summary.timed_out} (the project's timeout): the running nodes "
+              "were stopped, the rest left undone", file=sys.stderr)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=1, sort_keys=True))
     else:

@@ -9,7 +9,13 @@ on_done, on_skip under the scheduler's lock).
   again when it starts, against what its inputs recorded by then: still cached, it is not
   built and keeps its record; else it is built, with the reason (a node left out by a filter
   is not built: it is skipped, still to run, and keeps its record).
-- Retries wait ``retry_base_delay * 2**k`` seconds, at most ``retry_max_delay`` a wait.
+- Retries follow the node's ``retry:`` policy, else ``--retry N``'s: ``retry_base_delay * 2**k``
+  seconds, at most ``retry_max_delay`` a wait (seekrun/controls.py).  A policy with
+  ``exit_codes`` retries only failures with one of those exit codes.  The waits are recorded.
+- A node with ``preconditions`` checks them first (seekrun/conditions.py): one that does not
+  hold skips the node (its record stays: it still needs to run).
+- A node that runs past its ``timeout`` fails "timed out after <timeout>" (the engine
+  interrupts its SQL; a kind running a process raises NodeFailure(timed_out=True) itself).
 - Every message that is shown or stored is redacted first (seekrun/secrets.py).
 """
 from __future__ import annotations
@@ -22,9 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from seekrun import secrets
+from seekrun.controls import covers, format_duration, retry_wait
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
-from seekrun.results import FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, NodeStatus
+from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_PRECONDITION,
+                             SKIP_UPSTREAM_SKIPPED, NodeStatus)
 from seekrun.scheduler import Outcome
 
 
@@ -41,7 +49,9 @@ class Built:
     read_sigs: dict | None = None  # data files and code files read: stat after the build (None: unstable)
     data_hash: str | None = None  # a re-read node: the content hash of what it read
     value: str | None = None  # a task's captured output
-    exit_code: int | None = None  # a task's exit code
+    retry_waits: list = field(default_factory=list)  # seconds waited before each retry
+    exit_code: int | None = None  # a failure's (or a task's) exit code, if it had one
+    unmet: str | None = None  # skipped: the precondition that did not hold
 
 
 class NodeRunner:
@@ -58,6 +68,21 @@ class NodeRunner:
         self.run_id = getattr(runner, "run_id", "")
         self.processes = None  # the process runner, made when the first task starts
         self._lock = threading.Lock()
+        from seekrun.conditions import Commands
+
+        self.commands = Commands()  # precondition commands running now
+
+    def continue_on(self, nid: str, outcome: Outcome) -> bool:
+        """The scheduler's policy: whether nid's continue_on covers this failure or skip."""
+        policy = self.manifest.nodes[nid].get("continue_on")
+        if not policy:
+            return False
+        value = outcome.value
+        return covers(policy, outcome.skipped, getattr(value, "exit_code", None))
+
+    def retry_policy(self, node: dict) -> dict:
+        return node.get("retry") or {"limit": self.retry, "interval": self.runner.retry_base_delay, "backoff": 2.0,
+                                     "max_interval": self.runner.retry_max_delay, "exit_codes": None}
 
     # ---- on a worker ------------------------------------------------------------------
     def execute(self, nid: str) -> Outcome:
@@ -77,6 +102,19 @@ class NodeRunner:
                            else f"unverified-{uuid.uuid4().hex}")  # (a build that did not say)
             return stamped[-1]
         attempts, t0 = 0, time.perf_counter()
+        if node.get("preconditions"):
+            from seekrun.conditions import unmet
+            from seekrun.kinds.base import NodeFailure
+
+            try:
+                which = unmet(node, self.root, self.engine, self.commands)
+            except NodeFailure as exc:
+                return Outcome(False, Built(None, time.perf_counter() - t0, 1, secrets.redact(str(exc)), [],
+                                            inputs, out))
+            if which is not None:
+                return Outcome(False, Built(None, time.perf_counter() - t0, 0, f"precondition not met: {which}",
+                                            [], inputs, out, unmet=which), skipped=True)
+        policy, waits = self.retry_policy(node), []
         while True:
             attempts += 1
             try:
@@ -88,7 +126,7 @@ class NodeRunner:
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, got,
                                            after if after == before else None, built.data_hash if reread else None,
-                                           value=built.value, exit_code=built.exit_code))
+                                           waits, value=built.value, exit_code=built.exit_code))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
@@ -96,14 +134,18 @@ class NodeRunner:
 
                 error = str(exc) if isinstance(exc, (NodeFailure, UnsupportedNode)) else \
                     f"{exc.__class__.__name__}: {exc}"
+                if getattr(exc, "timed_out", False) and not self.stop.is_set():
+                    error = f"timed out after {node.get('timeout_text') or format_duration(node.get('timeout') or 0)}"
                 error = secrets.redact(error)
-                again = getattr(exc, "retryable", True)  # a rule's verdict on the data is not transient
-                exit_code = getattr(exc, "exit_code", None)
-            runner = self.runner
-            wait = min(runner.retry_base_delay * 2 ** (attempts - 1), runner.retry_max_delay)
-            if not again or attempts > self.retry or self.stop.wait(wait):
+                code = getattr(exc, "exit_code", None)
+                codes = policy.get("exit_codes")
+                # a rule's verdict on the data is not transient; with exit_codes, only those are retried
+                again = getattr(exc, "retryable", True) and (codes is None or code in codes)
+            wait = retry_wait(policy, attempts)
+            if not again or attempts > policy["limit"] or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out,
-                                            exit_code=exit_code))
+                                            retry_waits=waits, exit_code=code))
+            waits.append(round(wait, 6))
 
     def _run_context(self, node: dict, parents: list[str]) -> dict:
         """What a task sees of its run: the run id, its inputs' status, exit code and captured
@@ -179,8 +221,14 @@ class NodeRunner:
         b: Built = outcome.value
         res, store = self.results[nid], self.store
         res.duration, res.attempts, res.row_count, res.error = b.duration, b.attempts, b.rows, b.error
-        res.warnings = list(b.warnings)
+        res.warnings, res.retry_waits = list(b.warnings), list(b.retry_waits)
         node = self.manifest.nodes[nid]
+        if not outcome.ok:
+            res.continued = self.continue_on(nid, outcome)
+        if outcome.skipped:  # a precondition did not hold: its record stays (it still needs to run)
+            res.status, res.skip = NodeStatus.SKIPPED, SKIP_PRECONDITION
+            self.reporter.result(res)
+            return
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         old = store.nodes.get(nid) or {}
         if outcome.ok:
@@ -213,13 +261,19 @@ class NodeRunner:
         store.record(nid, entry)
         self.reporter.result(res)
 
-    def on_skip(self, nid: str, failed: str) -> None:
+    def on_skip(self, nid: str, cause: str) -> None:
         res = self.results[nid]
-        res.status, res.error, res.skip = NodeStatus.SKIPPED, f"upstream {failed} failed", SKIP_AFTER_FAILURE
+        if self.results[cause].status is NodeStatus.SKIPPED:
+            res.error, res.skip = f"upstream {cause} skipped", SKIP_UPSTREAM_SKIPPED
+        else:
+            res.error, res.skip = f"upstream {cause} failed", SKIP_AFTER_FAILURE
+        res.status = NodeStatus.SKIPPED
+        res.continued = self.continue_on(nid, Outcome(False, None, True))
         self.reporter.result(res)
 
     def interrupt(self) -> None:
         self.stop.set()
+        self.commands.kill()
         self.engine.interrupt()
         if self.processes is not None:
             self.processes.interrupt()

@@ -157,7 +157,7 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
     console = console or make_console()
     to_run = [r for r in summary.results if r.status.value == "pending"]
     for r in to_run:
-        console.print(f"RUN    {r.node_id}  ({r.reason})", markup=False)
+        console.print(f"RUN    {r.node_id}  ({r.reason}{'; ' + r.condition if r.condition else ''})", markup=False)
         if r.command is not None:
             console.print(f"       $ {r.command}", markup=False)
     maybe = [r for r in summary.results if r.status.value == "cached" and r.after_reread]
@@ -244,12 +244,14 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
         console.print(f"Left out by the filter, still to run: {_first(left_out)}", markup=False)
     if summary.interrupted:
         undone = [r.node_id for r in summary.results if r.skip == "interrupted"]
-        console.print(f"Interrupted: {plural(len(undone), 'node')} left undone: {', '.join(undone) or '-'}; "
+        what = f"Run timed out after {summary.timed_out}" if summary.timed_out else "Interrupted"
+        console.print(f"{what}: {plural(len(undone), 'node')} left undone: {', '.join(undone) or '-'}; "
                       "run 'seekrun run' again to finish.", markup=False)
     elif summary.failed_nodes:
         failed = [r for r in summary.results if r.status.value == "failed"]
         for r in failed:
-            console.print(f"FAILED {r.node_id}: {r.error}", markup=False)
+            note = "  (continue_on: its dependents ran; not counted as a failure of the run)" if r.continued else ""
+            console.print(f"FAILED {r.node_id}: {r.error}{note}", markup=False)
         undone = [r.node_id for r in summary.results if r.skip == "after_failure"]
         if undone:
             console.print(f"Not run because of the failure: {', '.join(undone)}", markup=False)

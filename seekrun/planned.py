@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from seekrun.rebuilder import PlanItem
 from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, SKIP_NOT_EXECUTABLE,
-                             NodeResult, NodeStatus)
+                             SKIP_PRECONDITION, SKIP_UPSTREAM_SKIPPED, NodeResult, NodeStatus)
 
 
 def initial_results(items: dict[str, PlanItem]) -> dict[str, NodeResult]:
@@ -40,11 +40,12 @@ def unbuildable_built(results: dict[str, NodeResult], records: dict) -> list[str
     return sorted(nid for nid, r in results.items() if r.skip == SKIP_NOT_EXECUTABLE and nid in records)
 
 
-def mark_undone(manifest, node_runner, ids: list[str], results: dict[str, NodeResult], interrupted: bool) -> None:
+def mark_undone(manifest, node_runner, ids: list[str], results: dict[str, NodeResult], interrupted: bool,
+                why: str | None = None) -> None:
     """After a run that stopped early: every node that never started is skipped (interrupted, or
     not started after a failure). A rechecked node that never started stays cached only if its
     inputs still hold what it was built from and none of them was left undone."""
-    why, code = (("interrupted", SKIP_INTERRUPTED) if interrupted else
+    why, code = (((why or "interrupted"), SKIP_INTERRUPTED) if interrupted else
                  ("not started: the run stopped after a failure", SKIP_AFTER_FAILURE))
     for nid in ids:
         res = results[nid]
@@ -58,7 +59,8 @@ def mark_undone(manifest, node_runner, ids: list[str], results: dict[str, NodeRe
             continue
         reason = node_runner.recheck(nid)
         undone = next((p for p in manifest.parents(nid) if results[p].status is NodeStatus.FAILED
-                       or results[p].skip in (SKIP_AFTER_FAILURE, SKIP_INTERRUPTED)), None)
+                       or results[p].skip in (SKIP_AFTER_FAILURE, SKIP_INTERRUPTED, SKIP_PRECONDITION,
+                                              SKIP_UPSTREAM_SKIPPED)), None)
         if reason is None and undone is None:
             continue  # what it was built from is what its inputs hold: cached
         res.reason = str(reason) if reason is not None else f"input {undone} was not built"

@@ -43,6 +43,8 @@ class Project:
     exposure_paths: list[str] = field(default_factory=list)  # folders exposures may write to, besides target/
     allow_external_database: bool = False
     node_paths_line: int | None = None  # where node_paths is in the project file (for its errors)
+    timeout: float | None = None  # `timeout:` in the project file: seconds a run may take
+    timeout_text: str | None = None  # ... as written
 
     @property
     def target_dir(self) -> Path:
@@ -236,6 +238,15 @@ def find_project(project_dir: Path | str) -> Project:
         project = Project(root, str(cfg.get("name") or root.name), "seeknal", marker, ["seeknal"],
                           excluded=["seeknal/common"], common_dir="seeknal/common")
     _read_outputs_config(project, cfg, line, errors)
+    if cfg.get("timeout") is not None:  # a limit for the whole run
+        from seekrun.controls import parse_duration, shown_duration
+
+        seconds = parse_duration(cfg["timeout"])
+        if seconds is None or seconds <= 0:
+            errors.append(Diagnostic(marker, line("timeout"), f"timeout '{cfg['timeout']}' is not a duration above 0: "
+                                     "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
+        else:
+            project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
     if errors:
         raise ProjectError(errors)
     return project

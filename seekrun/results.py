@@ -20,9 +20,12 @@ SKIP_FILTERED = "filtered"  # left out by --types/--nodes/--tags (or its input w
 SKIP_AFTER_FAILURE = "after_failure"  # not started: an upstream node failed, or the run stopped after a failure
 SKIP_INTERRUPTED = "interrupted"  # left undone by Ctrl-C / SIGTERM
 SKIP_NOT_EXECUTABLE = "not_executable"  # a kind seekrun accepts but cannot execute
+SKIP_PRECONDITION = "precondition"  # a precondition did not hold (it still needs to run)
+SKIP_UPSTREAM_SKIPPED = "upstream_skipped"  # an upstream node was skipped (a precondition)
 FILTERED = "left out by the filter: still needs to run"  # the error of a node skipped SKIP_FILTERED
 SKIP_LABELS = {SKIP_FILTERED: "left out by a filter", SKIP_AFTER_FAILURE: "not started after a failure",
-               SKIP_INTERRUPTED: "interrupted", SKIP_NOT_EXECUTABLE: "not executable by seekrun"}
+               SKIP_INTERRUPTED: "interrupted", SKIP_NOT_EXECUTABLE: "not executable by seekrun",
+               SKIP_PRECONDITION: "precondition not met", SKIP_UPSTREAM_SKIPPED: "upstream skipped"}
 
 
 @dataclass
@@ -40,13 +43,17 @@ class NodeResult:
     # they have run (a dry run cannot know: "runs if what they read has changed")
     after_reread: list[str] = field(default_factory=list)
     command: str | None = None  # a task in a dry run: the command as it would run
+    retry_waits: list[float] = field(default_factory=list)  # seconds waited before each retry
+    continued: bool = False  # failed or skipped, but its continue_on let its dependents run
+    condition: str | None = None  # a dry run: "runs if <its preconditions>"
 
     def to_dict(self) -> dict:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
                 "duration": round(self.duration, 6), "row_count": self.row_count,
                 "attempts": self.attempts, "error": self.error, "warnings": self.warnings,
                 "skip": self.skip if self.status is NodeStatus.SKIPPED else None,
-                "after_reread": list(self.after_reread),
+                "after_reread": list(self.after_reread), "retry_waits": list(self.retry_waits),
+                "continued": self.continued, "condition": self.condition,
                 **({"command": self.command} if self.command is not None else {})}
 
 
@@ -56,6 +63,7 @@ class ExecutionSummary:
     total_duration: float = 0.0
     dry_run: bool = False
     interrupted: bool = False
+    timed_out: str | None = None  # the project's timeout, as written, when the run ran past it
     removed_nodes: list[str] = field(default_factory=list)
     dropped_nodes: list[str] = field(default_factory=list)  # built before, not executable by seekrun now
     warnings: list[str] = field(default_factory=list)
@@ -112,9 +120,12 @@ class ExecutionSummary:
 
     @property
     def exit_code(self) -> int:
+        if self.timed_out:
+            return 1
         if self.interrupted:
             return 130
-        return 1 if self.failed_nodes else 0
+        # a failure that a continue_on covers does not fail the run
+        return 1 if any(r.status is NodeStatus.FAILED and not r.continued for r in self.results) else 0
 
     def to_dict(self) -> dict:
         return {"total_nodes": self.total_nodes, "changed_nodes": self.changed_nodes,
@@ -123,7 +134,7 @@ class ExecutionSummary:
                 "failed_nodes": self.failed_nodes, "skipped_nodes": self.skipped_nodes,
                 "skipped_by": self.skipped_by(),
                 "total_duration": round(self.total_duration, 6), "dry_run": self.dry_run,
-                "interrupted": self.interrupted, "removed_nodes": self.removed_nodes,
+                "interrupted": self.interrupted, "timed_out": self.timed_out, "removed_nodes": self.removed_nodes,
                 "dropped_nodes": self.dropped_nodes,
                 "warnings": list(self.warnings), "notes": list(self.notes),
                 "results": [r.to_dict() for r in self.results]}

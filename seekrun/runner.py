@@ -20,7 +20,8 @@ from seekrun.outputs import has_table, problem
 from seekrun.rebuilder import PlanItem, plan
 from seekrun.planned import initial_results, mark_undone, maybe_reason, unbuildable_built
 from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
-from seekrun.scheduler import KahnQueue, run_queue
+from seekrun.controls import describe_all, format_duration
+from seekrun.scheduler import KahnQueue, RunTimedOut, run_queue
 from seekrun.selection import select
 from seekrun.state import StateStore
 
@@ -138,6 +139,7 @@ class DAGRunner:
         """Plan, check, then build. Nothing under target/ is written until the plan has passed
         its checks; ``on_commit`` (e.g. saving the manifest) is called at that point."""
         started = time.perf_counter()
+        self.started = time.monotonic()  # the project's timeout counts from here
         now = datetime.now(timezone.utc)
         started_at = now.isoformat(timespec="seconds")
         self.run_id = now.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
@@ -203,6 +205,9 @@ class DAGRunner:
                 tasks = self._content_nodes()
                 for nid in recheck:  # what it reads is known only once it has run
                     results[nid].reason = maybe_reason(results[nid], items[nid].selected, tasks)
+                for nid in to_run:  # evaluated only when the node is about to run
+                    if self.manifest.nodes[nid].get("preconditions"):
+                        results[nid].condition = f"runs if {describe_all(self.manifest.nodes[nid]['preconditions'])}"
                 summary.total_duration = time.perf_counter() - started
                 return summary
             writing = True
@@ -381,23 +386,34 @@ class DAGRunner:
     def _execute(self, node_runner: NodeRunner, items, to_run, results, continue_on_error,
                  summary: ExecutionSummary) -> None:
         manifest = self.manifest
-        queue = KahnQueue(to_run, {n: manifest.parents(n) for n in to_run})
+        nodes = manifest.nodes
+        queue = KahnQueue(to_run, {n: manifest.parents(n) for n in to_run},
+                          run_always=[n for n in to_run if nodes[n].get("run_always")],
+                          continue_on=node_runner.continue_on)
+        limit = manifest.metadata.get("timeout")  # the project's timeout: a limit for the whole run
+        deadline = self.started + limit if isinstance(limit, (int, float)) else None
         try:
             finished = run_queue(queue, node_runner.execute, node_runner.on_start, node_runner.on_done,
                                  node_runner.on_skip, threads=self.threads, continue_on_error=continue_on_error,
                                  on_interrupt=node_runner.interrupt,
-                                 on_running=getattr(node_runner.engine, "fit_threads", lambda n: None))
+                                 on_running=getattr(node_runner.engine, "fit_threads", lambda n: None),
+                                 deadline=deadline)
         except KeyboardInterrupt:
             summary.interrupted = True
             finished = False
+        except RunTimedOut:
+            summary.interrupted = True
+            summary.timed_out = manifest.metadata.get("timeout_text") or format_duration(limit)
+            finished = False
         if not finished:
-            mark_undone(self.manifest, node_runner, to_run, results, summary.interrupted)
+            mark_undone(self.manifest, node_runner, to_run, results, summary.interrupted,
+                        why=f"run timed out after {summary.timed_out}" if summary.timed_out else None)
 
     def _write_results(self, summary: ExecutionSummary, started_at: str, args: dict) -> None:
         data = {
             "metadata": {"seekrun_version": __version__, "started_at": started_at,
                          "elapsed": round(summary.total_duration, 6), "args": args,
-                         "interrupted": summary.interrupted},
+                         "interrupted": summary.interrupted, "timed_out": summary.timed_out},
             "results": [r.to_dict() for r in summary.results],
             "removed": summary.removed_nodes,
             "dropped": summary.dropped_nodes,

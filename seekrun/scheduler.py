@@ -5,11 +5,18 @@ callback owns running one node; ``on_done`` hears each completion.  Workers wait
 completions (never poll).  After a failure the default is to start nothing new;
 with continue_on_error the independent branches go on and every dependent of a
 failed node is skipped without running.
+
+Node policies come in as data (the scheduler knows nothing of kinds): ``run_always`` nodes
+run once every parent is resolved (done, failed, skipped, or abandoned when the run stopped
+after a failure), whatever became of them; ``continue_on(node, outcome)`` says whether a
+failure (or skip) of that node leaves its dependents to run (and does not stop the run).
+Without policies a failure skips every transitive dependent at once, as it always did.
 """
 from __future__ import annotations
 
 import heapq
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,10 +25,19 @@ from typing import Callable
 class Outcome:
     ok: bool
     value: object = None
+    skipped: bool = False  # not ok, but not a failure: e.g. a precondition not met
+
+
+class RunTimedOut(Exception):
+    """The run's deadline passed: the running nodes are interrupted, nothing new starts."""
+
+
+_UPSTREAM = Outcome(False, None, True)  # what a dependent skipped because of an upstream node is
 
 
 class KahnQueue:
-    def __init__(self, nodes: list[str], parents: dict[str, list[str]]):
+    def __init__(self, nodes: list[str], parents: dict[str, list[str]], run_always=(),
+                 continue_on: Callable[[str, Outcome], bool] | None = None):
         members = set(nodes)
         self.children: dict[str, list[str]] = {n: [] for n in nodes}
         self.waiting: dict[str, int] = {}
@@ -32,38 +48,87 @@ class KahnQueue:
                 self.children[p].append(n)
         self._ready = [n for n in nodes if self.waiting[n] == 0]
         heapq.heapify(self._ready)
-        self.skipped: dict[str, str] = {}  # node -> the failed ancestor
+        self.skipped: dict[str, str] = {}  # node -> the failed (or skipped) ancestor that caused it
+        self.run_always = frozenset(run_always) & members
+        self.continue_on = continue_on
+        self.resolved: set[str] = set()  # done, failed, skipped or abandoned
+        self.started: set[str] = set()
+        self.abandoned: set[str] = set()  # never started: the run stopped after a failure
 
     def pop(self) -> str | None:
-        return heapq.heappop(self._ready) if self._ready else None
+        while self._ready:
+            node = heapq.heappop(self._ready)
+            if node not in self.resolved and node not in self.started:
+                self.started.add(node)
+                return node
+        return None
 
     def __bool__(self) -> bool:
         return bool(self._ready)
 
-    def done(self, node: str) -> None:
-        for c in self.children[node]:
-            self.waiting[c] -= 1
-            if self.waiting[c] == 0:
-                heapq.heappush(self._ready, c)
+    def covers(self, node: str, outcome: Outcome) -> bool:
+        """Whether the node's continue_on policy covers this failure or skip."""
+        return self.continue_on is not None and self.continue_on(node, outcome)
 
-    def failed(self, node: str) -> list[str]:
-        """Skip every transitive dependent of a failed node; return them."""
-        out, stack = [], list(self.children[node])
+    def _release(self, node: str, covered: bool, doomed: list[str]) -> None:
+        """A resolved node: each child waits for one parent less; a child that a bad, uncovered
+        parent dooms (and is not run_always) goes to ``doomed``."""
+        for c in self.children[node]:
+            if c in self.resolved:
+                continue
+            self.waiting[c] -= 1
+            if covered or c in self.run_always:
+                if self.waiting[c] == 0:
+                    heapq.heappush(self._ready, c)
+            elif c not in self.skipped:
+                self.skipped[c] = self.skipped.get(node, node)
+                doomed.append(c)
+
+    def done(self, node: str) -> None:
+        self.resolved.add(node)
+        self._release(node, True, [])
+
+    def failed(self, node: str, outcome: Outcome | None = None) -> list[str]:
+        """A node failed (or was skipped): skip every transitive dependent its failure reaches
+        (not through a run_always node, or a node whose continue_on covers it); return them."""
+        self.resolved.add(node)
+        out: list[str] = []
+        stack: list[str] = []
+        self._release(node, outcome is not None and self.covers(node, outcome), stack)
         while stack:
             c = stack.pop()
-            if c in self.skipped:
+            if c in self.resolved:
                 continue
-            self.skipped[c] = node
+            self.resolved.add(c)
             out.append(c)
-            stack.extend(self.children[c])
+            self._release(c, self.covers(c, _UPSTREAM), stack)
         return out
+
+    def abandon(self) -> None:
+        """The run stops after a failure: nothing that has not started starts, except run_always
+        nodes, once each of their parents is resolved."""
+        now = [n for n in sorted(self.waiting)
+               if n not in self.resolved and n not in self.started and n not in self.run_always]
+        self.resolved.update(now)
+        self.abandoned.update(now)
+        for n in now:
+            for c in self.children[n]:
+                if c not in self.resolved and c in self.run_always:
+                    self.waiting[c] -= 1
+                    if self.waiting[c] == 0:
+                        heapq.heappush(self._ready, c)
+        self._ready = [n for n in self._ready if n not in self.resolved]
+        heapq.heapify(self._ready)
 
 
 def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Callable[[str], None],
               on_done: Callable[[str, Outcome], None], on_skip: Callable[[str, str], None], *,
               threads: int, continue_on_error: bool, on_interrupt: Callable[[], None] = lambda: None,
-              on_running: Callable[[int], None] = lambda n: None) -> bool:
+              on_running: Callable[[int], None] = lambda n: None, deadline: float | None = None) -> bool:
     """Run everything the queue releases. Returns False if it stopped early after a failure.
+
+    ``deadline`` (time.monotonic()): when it passes, the running nodes are interrupted as by
+    Ctrl-C and RunTimedOut is raised once every worker is out.
 
     Each worker takes the next ready node itself when it finishes one (no round trip through
     a dispatcher thread, which costs a thread switch per node).  Bookkeeping (the queue and
@@ -81,19 +146,20 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
         if outcome.ok:
             queue.done(node)
         else:
-            for s in queue.failed(node):
-                on_skip(s, node)
-            if not continue_on_error:
-                state["stopped"] = True
+            for s in queue.failed(node, outcome):
+                on_skip(s, queue.skipped[s])
+            if not (outcome.skipped or continue_on_error or state["stopped"] or queue.covers(node, outcome)):
+                state["stopped"] = True  # start nothing new (but run_always nodes)
+                queue.abandon()
 
     def next_node() -> str | None:
         """Under the lock: a node to run now, or None when this worker should leave."""
         while True:
-            if state["stopped"] or state["error"] is not None:
+            if state["interrupted"] or state["error"] is not None:
                 return None
             if queue:
                 node = queue.pop()
-                if node in queue.skipped:
+                if node is None:
                     continue
                 return node
             if state["running"] == 0:
@@ -137,9 +203,11 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
             w.start()
         for w in workers:
             while w.is_alive():
-                w.join(0.1)
+                w.join(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
                 if state["error"] is not None:
                     on_interrupt()  # after a callback error: keep cancelling until every worker is out
+                elif deadline is not None and time.monotonic() >= deadline and w.is_alive():
+                    raise RunTimedOut()
     except BaseException:
         # Wait on our own count, not join(): an interrupted join can mark a running thread
         # finished (Python 3.11).  A worker started but not yet counted sees `stopped` and

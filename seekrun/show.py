@@ -177,6 +177,10 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
         if task.get("output"):
             value = (record or {}).get("value")
             p(f"  captures   : {task['output']}" + (f" (last value: {value})" if value is not None else ""))
+    from seekrun.controls import summary as controls
+
+    for label, text in controls(entry):  # timeout, retry, preconditions, continue_on, run_always
+        p(f"  {label:<11}: {text}")
     if last is None:
         p("  last run   : never built")
     else:

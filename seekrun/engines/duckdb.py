@@ -125,7 +125,23 @@ class DuckDBEngine:
             cur.close()
 
     def context(self, node: dict, root: Path, nodes: dict[str, dict], cur=None) -> BuildContext:
-        return BuildContext(root, node, nodes, cur, self._duckdb)
+        return BuildContext(root, node, nodes, cur, self._duckdb, timeout=node.get("timeout"))
+
+    def condition(self, node: dict, sql: str):
+        """A precondition's query (refs already resolved), on the worker's cursor, in a
+        transaction rolled back after: its first value, or None for no rows."""
+        if self._stopping.is_set():
+            raise NodeFailure("interrupted before it started")
+        cur = self._cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                row = cur.execute(sql).fetchone()
+            finally:
+                cur.execute("ROLLBACK")
+        except self._duckdb.Error as exc:
+            raise NodeFailure(redact(" ".join(str(exc).split()), [])) from None
+        return None if row is None else row[0]
 
     def check(self, node: dict, root: Path, nodes: dict[str, dict]) -> str | None:
         """Before anything runs: UnsupportedNode/BadInput propagate; a SQL problem is returned.
@@ -198,6 +214,7 @@ class DuckDBEngine:
         has_table = getattr(executor(node["kind"]), "HAS_TABLE", True)
         cur = ctx.cur
         committed = False
+        timer = _Deadline(cur, ctx.timeout) if ctx.timeout else None
         try:
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -208,11 +225,17 @@ class DuckDBEngine:
                 self._commit(ctx, node, has_table, None if callable(stamp) else stamp)  # a failing rule's results
                 committed = True
                 raise
+            if timer is not None and timer.fired:  # it passed between two statements
+                raise NodeFailure("timed out", timed_out=True)
             self._commit(ctx, node, has_table, stamp(result) if callable(stamp) else stamp)
             committed = True
         except self._duckdb.Error as exc:
-            raise NodeFailure(ctx.redact(str(exc).strip())) from None
-        except (NodeFailure, KeyboardInterrupt):
+            raise NodeFailure(ctx.redact(str(exc).strip()), timed_out=timer is not None and timer.fired) from None
+        except NodeFailure as exc:
+            if timer is not None and timer.fired:  # e.g. a kind that wrapped DuckDB's "Interrupted"
+                exc.timed_out = True
+            raise
+        except KeyboardInterrupt:
             raise
         except Exception as exc:  # anything else: still only this node fails, and no secret leaks
             from seekrun.kinds.base import UnsupportedNode
@@ -221,6 +244,8 @@ class DuckDBEngine:
                 raise
             raise NodeFailure(ctx.redact(f"{exc.__class__.__name__}: {exc}")) from None
         finally:
+            if timer is not None:
+                timer.cancel()
             if not committed:
                 try:
                     cur.execute("ROLLBACK")
@@ -281,3 +306,32 @@ class DuckDBEngine:
 
             raise RunFailure(f"DuckDB could not finish writing the database ({' '.join(str(exc).split())[:300]}): "
                              "what was committed is kept in its write-ahead log; free space and run again") from None
+
+
+class _Deadline:
+    """A node's timeout: when it passes, the query running on that node's cursor is interrupted
+    (DuckDB's interrupt: the transaction then rolls back, the last good table stays)."""
+
+    def __init__(self, cur, seconds: float):
+        self.fired = False
+        self._cur = cur
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            try:
+                self._cur.interrupt()
+            except Exception:
+                pass
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()

@@ -23,7 +23,25 @@ from typing import Any, Callable
 
 
 class NodeFailure(Exception):
-    """A node could not be built; the message is shown to the user as is."""
+    """A node could not be built; the message is shown to the user as is.
+
+    ``exit_code``: a process's exit code, when the failure is one (retry.exit_codes and
+    continue_on.exit_codes match on it); ``timed_out``: the node ran past its ``timeout``
+    (the runner reports "timed out after <timeout>")."""
+
+    timed_out = False
+
+    def __init__(self, *args, exit_code: int | None = None, timed_out: bool | None = None):
+        super().__init__(*args)
+        self.exit_code = exit_code
+        if timed_out is not None:
+            self.timed_out = timed_out
+
+
+class NodeTimedOut(NodeFailure):
+    """The node ran longer than its ``timeout:`` (a kind raises it, or NodeFailure(timed_out=True))."""
+
+    timed_out = True
 
 
 class UnsupportedNode(Exception):
@@ -85,6 +103,9 @@ class BuildContext:
     run_id: str = ""
     upstream: dict[str, dict] = field(default_factory=dict)
     processes: Any = None
+    # the node's ``timeout:`` in seconds (None: none). SQL on ``cur`` is interrupted by the engine
+    # when it passes; a kind that runs something else (a process) enforces it itself and raises
+    # NodeTimedOut (or NodeFailure(timed_out=True)) for the same "timed out after ..." result.
     timeout: float | None = None
 
     @property

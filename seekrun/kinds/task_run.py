@@ -112,6 +112,9 @@ def preview(node: dict, root: Path, records: dict[str, dict]) -> str:
 
 
 def build(node: dict, ctx) -> BuildResult:
+    import time
+
+    started = time.monotonic()
     task, nid, root = node["task"], node["id"], Path(ctx.root)
     work = root / "target" / "tasks" / nid
     inputs = _export_inputs(node, ctx, work)
@@ -139,9 +142,10 @@ def build(node: dict, ctx) -> BuildResult:
         runner = ProcessRunner()
     log = root / "target" / "logs" / str(getattr(ctx, "run_id", "") or "adhoc") / f"{nid}.log"
     timeout = getattr(ctx, "timeout", None) or node.get("timeout")
+    left = None if timeout is None else max(0.01, timeout - (time.monotonic() - started))  # export included
     done = False
     try:
-        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=timeout, capture=bool(task.get("output")),
+        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=left, capture=bool(task.get("output")),
                          redact=ctx.redact)
         _judge(node, fin, timeout, log, root)
         value = fin.stdout.strip() if task.get("output") else None

@@ -39,6 +39,12 @@ class NodeBase(_Model):
     depends_on: list[InputRef] = Field(default_factory=list)
     python: Optional[str] = None  # "path/to/file.py:function" (Python nodes)
     params: dict[str, Any] = Field(default_factory=dict)
+    # run controls: checked by seekrun/controls.py (clear messages), never hashed
+    timeout: Any = None
+    retry: Any = None
+    preconditions: Any = None
+    continue_on: Any = None
+    run_always: Any = None
 
     @field_validator("inputs", "depends_on", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from seekrun.parser.checks import check_graph, check_input_tables, check_outputs
 from seekrun.parser.live import live_files
 from seekrun.parser.parallel import map_forked
 from seekrun.parser.records import read_file
+from seekrun.controls import RECORD_KEYS as CONTROL_RECORD_KEYS
 from seekrun.project import Project, find_project, inside, regular_file_problem
 
 __all__ = ["parse_project", "ParseResult", "suggest"]
@@ -126,7 +127,8 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         raise ProjectError(errors)
     now = time.time()
     manifest = _build_manifest(project, records, data, env, live, now)
-    digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, common_digest,
+    digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, str(project.timeout),
+                        common_digest,
                         *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
@@ -416,7 +418,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
             node["compiled_sql"] = rec["compiled_sql"]
         for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread",
                     "not_executable", "task", "content_output", "process_outputs", "always", "fed_files",
-                    "consumes"):
+                    "consumes", *CONTROL_RECORD_KEYS):
             if rec.get(key):
                 node[key] = rec[key]
         if nid in data or rec["kind"] == "source":
@@ -431,6 +433,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         "seekrun_version": __version__,
         "project_name": project.name,
         "database": project.database,
+        **({"timeout": project.timeout, "timeout_text": project.timeout_text} if project.timeout else {}),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Manifest(metadata, nodes)

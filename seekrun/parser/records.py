@@ -12,6 +12,7 @@ from typing import Any
 
 from seekrun.errors import Diagnostic, ProjectError, suggest
 from seekrun.hashing import hash_obj
+from seekrun.controls import CONTROL_KEYS, parse_controls
 from seekrun.parser.kinds import KINDS, METADATA_KEYS, SQL_KEYS
 from seekrun.parser.sql import analyse
 from seekrun.parser.templating import iter_strings, render_config
@@ -171,6 +172,11 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
         return None
     input_key = "inputs" if model.inputs else "depends_on"
     inputs = [r.ref for r in [*model.inputs, *model.depends_on]]
+    controls, bad = parse_controls(built, inputs, KINDS)  # timeout, retry, preconditions... (not hashed)
+    for path, problem in bad:
+        errors.append(Diagnostic(rel, line_of(doc.node, path), f"{node_id}: {problem}"))
+    if bad:
+        return None
     rec: dict[str, Any] = {
         "id": node_id, "kind": kind, "name": model.name, "file": rel, "line": doc.line,
         "config": config, "description": model.description, "owner": model.owner, "tags": list(model.tags),
@@ -178,6 +184,7 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
         "inputs_line": line_of(doc.node, (input_key,)), "python": model.python, "unknown_keys": unknown,
         "env": [list(e) for e in env_refs],
     }
+    rec.update(controls)
     if runtime:
         rec["runtime"] = runtime  # {{ today }} etc.: filled in after the parse cache (parser/runvars.py)
     if kind == "source":
@@ -296,11 +303,12 @@ def _env_allowed(kind: str, path: tuple) -> bool:
 
 
 def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, Any]:
-    """The build-relevant config, canonicalised: metadata and unknown keys never enter it."""
+    """The build-relevant config, canonicalised: metadata, run controls (timeout, retry...: how to
+    run it, not what it builds) and unknown keys never enter it."""
     declared = type(model).model_fields
     # a Python node's function can read any key (ctx.config), so every non-metadata key counts
     fields: dict[str, Any] = {k: v for k, v in config.items()
-                              if k not in METADATA_KEYS and k not in ("inputs", "depends_on")
+                              if k not in METADATA_KEYS and k not in CONTROL_KEYS and k not in ("inputs", "depends_on")
                               and (k in declared or model.python)}
     if sql_key and canonical is not None:
         fields[sql_key] = canonical
