@@ -126,7 +126,7 @@ class NodeRunner:
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, got,
                                            after if after == before else None, built.data_hash if reread else None,
-                                           waits, value=built.value, exit_code=built.exit_code))
+                                           retry_waits=waits, value=built.value, exit_code=built.exit_code))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
