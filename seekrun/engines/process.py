@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -71,6 +72,7 @@ class ProcessRunner:
         self._groups: set[int] = set()
         self._reaper: subprocess.Popen | None = None
         self._stopping = threading.Event()
+        self._dirs: set[Path] = set()  # log folders made
 
     # ---- the reaper ----------------------------------------------------------------------
     def _tell(self, line: str) -> None:
@@ -105,7 +107,9 @@ class ProcessRunner:
             capture: bool, redact=lambda text: text) -> Finished:
         if self._stopping.is_set():
             return Finished(None, interrupted=True, error="interrupted before it started")
-        log.parent.mkdir(parents=True, exist_ok=True)
+        if log.parent not in self._dirs:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(log.parent)
         with open(log, "ab", buffering=0) as out:
             try:
                 with self._lock:  # registered with the reaper before it can fork anything
@@ -117,35 +121,14 @@ class ProcessRunner:
                     self._tell(f"+{proc.pid}")
             except OSError as exc:
                 return Finished(None, error=f"cannot start {argv[0]}: {exc.strerror or exc}")
-            tail: list[str] = []
-            kept: list[bytes] = []
-            readers = [threading.Thread(target=_pump, args=(proc.stdout, out, tail, kept if capture else None,
-                                                             redact), daemon=True)]
-            if capture:
-                readers.append(threading.Thread(target=_pump, args=(proc.stderr, out, tail, None, redact),
-                                                daemon=True))
-            for r in readers:
-                r.start()
-            timed_out = threading.Event()
-            timer = None
-            if timeout is not None:
-                def expire():
-                    timed_out.set()
-                    self._stop_group(proc.pid)
-                timer = threading.Timer(timeout, expire)
-                timer.daemon = True
-                timer.start()
-            code = proc.wait()
-            if timer is not None:
-                timer.cancel()
-            self._stop_group(proc.pid, leftovers=True)  # what it left running in its group
-            for r in readers:
-                r.join()
-            with self._lock:
-                self._groups.discard(proc.pid)
-                self._tell(f"-{proc.pid}")
+            try:
+                code, timed_out, tail, kept = _follow(proc, out, timeout, capture, redact)
+            finally:
+                with self._lock:
+                    self._groups.discard(proc.pid)
+                    self._tell(f"-{proc.pid}")
         stdout = b"".join(kept).decode("utf-8", "replace") if capture else ""
-        return Finished(code, timed_out=timed_out.is_set(), interrupted=self._stopping.is_set(),
+        return Finished(code, timed_out=timed_out, interrupted=self._stopping.is_set(),
                         stdout=stdout, tail=tail[-TAIL:])
 
     def _stop_group(self, pgid: int, leftovers: bool = False) -> None:
@@ -182,17 +165,96 @@ def _finish_off(pgid: int) -> None:
         pass
 
 
-def _pump(stream, out, tail: list[str], kept: list[bytes] | None, redact) -> None:
-    """Copy a pipe to the log, line by line, redacted; keep the last lines (and all of stdout)."""
-    for raw in iter(stream.readline, b""):
-        if kept is not None:
+def _follow(proc: subprocess.Popen, out, timeout: float | None, capture: bool, redact):
+    """On the calling thread: copy the program's output to the log as it comes, line by line and
+    redacted, until it has exited and its pipes are closed; on its timeout, stop its group. When
+    it exits, what it left running in its group is stopped (else a background child holding
+    the pipe would keep this waiting). Returns (exit code, timed out, last lines, stdout)."""
+    streams = {proc.stdout.fileno(): proc.stdout}
+    if capture:
+        streams[proc.stderr.fileno()] = proc.stderr
+    pending = {fd: b"" for fd in streams}
+    tail: list[str] = []
+    kept: list[bytes] = []
+    stdout_fd = proc.stdout.fileno()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux 5.3+: poll for the exit instead
+        pidfd = None
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    start = time.monotonic()
+    deadline = None if timeout is None else start + timeout
+    kill_at = None  # SIGKILL then, once SIGTERM has been sent
+    give_up = None  # after SIGKILL: a pipe still open then is held outside the group: stop reading
+    timed_out, code = False, None
+
+    def line(fd: int, raw: bytes) -> None:
+        if capture and fd == stdout_fd:
             kept.append(raw)
         text = redact(raw.decode("utf-8", "replace"))
         out.write(text.encode("utf-8"))
         tail.append(text.rstrip("\n"))
         if len(tail) > 4 * TAIL:
             del tail[: -TAIL]
-    stream.close()
+
+    def term() -> float | None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            return None
+        return time.monotonic() + GRACE
+
+    try:
+        while streams or code is None:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and not timed_out:
+                timed_out, kill_at = True, term()
+            if kill_at is not None and now >= kill_at:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                kill_at, give_up = None, now + 1.0
+            if give_up is not None and now >= give_up and code is not None:
+                break
+            wait = [t for t in (deadline if not timed_out else None, kill_at, give_up) if t is not None]
+            ms = -1 if not wait else max(0, int((min(wait) - now) * 1000) + 1)
+            if pidfd is None and code is None:
+                ms = 20 if ms < 0 else min(ms, 20)
+            for fd, _ in poller.poll(ms):
+                if fd == pidfd:
+                    poller.unregister(pidfd)
+                    os.close(pidfd)
+                    pidfd = None
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    poller.unregister(fd)
+                    if pending[fd]:
+                        line(fd, pending[fd])
+                    del streams[fd]
+                    continue
+                chunk = pending[fd] + data
+                *lines, pending[fd] = chunk.split(b"\n")
+                for raw in lines:
+                    line(fd, raw + b"\n")
+            if code is None and (pidfd is None or not streams):
+                code = proc.poll()
+                if code is not None and streams and kill_at is None and give_up is None:
+                    kill_at = term()  # it exited: what it left in its group goes
+                    if kill_at is None:  # nothing left in its group: the pipe is held outside it
+                        give_up = time.monotonic() + 1.0
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+    return code, timed_out, tail, kept
 
 
 def describe(seconds: float) -> str:
