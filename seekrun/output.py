@@ -160,6 +160,8 @@ def print_plan(summary: "ExecutionSummary", console=None, verbose: bool = False)
         console.print(f"RUN    {r.node_id}  ({r.reason}{'; ' + r.condition if r.condition else ''})", markup=False)
         if r.command is not None:
             console.print(f"       $ {r.command}", markup=False)
+        if r.declared:
+            console.print(f"       {r.declared}", markup=False)
     maybe = [r for r in summary.results if r.status.value == "cached" and r.after_reread]
     for r in maybe:  # decided only once the re-read sources have run
         console.print(f"MAYBE  {r.node_id}  ({r.reason})", markup=False)

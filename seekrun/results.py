@@ -43,6 +43,7 @@ class NodeResult:
     # they have run (a dry run cannot know: "runs if what they read has changed")
     after_reread: list[str] = field(default_factory=list)
     command: str | None = None  # a task in a dry run: the command as it would run
+    declared: str | None = None  # ... and what it declares it reads and writes
     retry_waits: list[float] = field(default_factory=list)  # seconds waited before each retry
     continued: bool = False  # failed or skipped, but its continue_on let its dependents run
     condition: str | None = None  # a dry run: "runs if <its preconditions>"

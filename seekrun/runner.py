@@ -201,7 +201,10 @@ class DAGRunner:
                     if self.manifest.nodes[nid].get("task") and (items[nid].runs or items[nid].recheck):
                         from seekrun.kinds.task_run import preview
 
-                        res.command = preview(self.manifest.nodes[nid], self.root, records)
+                        node = self.manifest.nodes[nid]
+                        res.command = preview(node, self.root, records)
+                        res.declared = (f"files: {', '.join(node['task']['files']) or '-'}; "
+                                        f"outputs: {', '.join(node.get('output_files') or []) or '-'}")
                 tasks = self._content_nodes()
                 for nid in recheck:  # what it reads is known only once it has run
                     results[nid].reason = maybe_reason(results[nid], items[nid].selected, tasks)
