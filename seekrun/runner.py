@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Protocol
 
-from seekrun import __version__, faults
+from seekrun import __version__, faults, late
 from seekrun.errors import Diagnostic, ProjectError, first_few
 from seekrun.fsutil import atomic_write_json
 from seekrun.manifest import Manifest
@@ -197,15 +197,8 @@ class DAGRunner:
             summary.results = list(results.values())
             summary.removed_nodes, summary.dropped_nodes = removed, dropped
             if dry_run:
-                for nid, res in results.items():
-                    if self.manifest.nodes[nid].get("task") and (items[nid].runs or items[nid].recheck):
-                        from seekrun.kinds.task_run import preview
-
-                        node = self.manifest.nodes[nid]
-                        res.command = preview(node, self.root, records)
-                        res.declared = (f"files: {', '.join(node['task']['files']) or '-'}; "
-                                        f"outputs: {', '.join(node.get('output_files') or []) or '-'}")
-                tasks = self._content_nodes()
+                late.show_commands(self.manifest, self.root, items, results, records)
+                tasks = late.content_nodes(self.manifest)
                 for nid in recheck:  # what it reads is known only once it has run
                     results[nid].reason = maybe_reason(results[nid], items[nid].selected, tasks)
                 for nid in to_run:  # evaluated only when the node is about to run
@@ -230,7 +223,7 @@ class DAGRunner:
 
                 save_env_key(self.manifest, self.root / "target" / "state")  # where parsing reads it
             maybe = [nid for nid in recheck if items[nid].selected]
-            self.reporter.plan(to_run, len(items), len(maybe), self._maybe_why(items, maybe))
+            self.reporter.plan(to_run, len(items), len(maybe), late.maybe_why(self.manifest, items, maybe))
             before = {nid: (records.get(nid) or {}).get("output_hash") for nid in to_run
                       if self.manifest.nodes[nid].get("content_output")}
             if to_run or removed or dropped:
@@ -248,7 +241,7 @@ class DAGRunner:
                 node_runner.drop_unbuildable(dropped)
             if to_run:
                 self._execute(node_runner, items, to_run + recheck, results, continue_on_error, summary)
-                self._note_cutoffs(before, store, results, summary)
+                late.note_cutoffs(before, store, results, summary)
             if node_runner is not None and node_runner.kept:
                 summary.warnings.append(f"kept {first_few(node_runner.kept)}: seekrun no longer writes "
                                         f"{'them' if len(node_runner.kept) > 1 else 'it'}, but "
@@ -274,29 +267,6 @@ class DAGRunner:
         summary.total_duration = time.perf_counter() - started
         self._write_results(summary, started_at, args or {})
         return summary
-
-    def _content_nodes(self) -> frozenset:
-        """Nodes whose output hash is known only once they have run, without being re-read (tasks)."""
-        return frozenset(nid for nid, n in self.manifest.nodes.items() if n.get("content_output") and not n.get("reread"))
-
-    def _maybe_why(self, items: dict[str, PlanItem], maybe: list[str]) -> str:
-        doubt = {w for nid in maybe for w in items[nid].after_reread}
-        tasks = self._content_nodes()
-        kinds = ["re-read data" if doubt - tasks else "", "task outputs" if doubt & tasks else ""]
-        return " or ".join(k for k in kinds if k) + " changed"
-
-    def _note_cutoffs(self, before: dict, store: StateStore, results: dict, summary: ExecutionSummary) -> None:
-        """Early cutoff, said: a task that ran and wrote what it wrote before leaves what reads it cached."""
-        from seekrun.output import plural
-
-        for nid, old in before.items():
-            res = results[nid]
-            if old is None or res.status is not NodeStatus.SUCCESS or (store.nodes.get(nid) or {}).get("output_hash") != old:
-                continue
-            stayed = sum(1 for r in results.values() if r.status is NodeStatus.CACHED and nid in r.after_reread)
-            if stayed:
-                summary.notes.append(f"{nid} ran, outputs unchanged: {plural(stayed, 'dependent')} stay"
-                                     f"{'s' if stayed == 1 else ''} cached")
 
     def _warn_stale_tables(self, items: dict[str, PlanItem], store: StateStore, summary: ExecutionSummary) -> None:
         """Tables whose stamps are not their recorded builds, with no interrupted run to explain
