@@ -300,3 +300,33 @@ def test_show_and_dry_run_print_the_command_as_it_would_run(tmp_path):
     assert "command    : sh bin/extract.sh" in shown.stdout
     assert "files      : bin/extract.sh" in shown.stdout
     assert "outputs    : data/staged/sales.csv" in shown.stdout
+
+
+def test_a_task_reading_an_exposures_file_runs_after_it(tmp_path):
+    nodes = """\
+    kind: source
+    name: a
+    source: csv
+    table: data/a.csv
+    ---
+    kind: exposure
+    name: export
+    type: file
+    depends_on: [{ref: source.a}]
+    params: {format: csv, path: target/export/a.csv}
+    ---
+    kind: task
+    name: upload
+    command: cp target/export/a.csv target/uploaded.csv
+    files: [target/export/a.csv]
+    outputs: [target/uploaded.csv]
+    """
+    p = write_project(tmp_path / "p", {"nodes/all.yml": nodes, "data/a.csv": "x\n1\n"})
+    res = cli("run", cwd=p)
+    assert res.exit_code == 0, res.output
+    assert (p / "target" / "uploaded.csv").read_text() == (p / "target" / "export" / "a.csv").read_text()
+    (p / "data" / "a.csv").write_text("x\n1\n2\n")
+    res = cli("run", cwd=p)
+    assert res.exit_code == 0, res.output
+    assert set(reasons(p)) == {"source.a", "exposure.export", "task.upload"}
+    assert (p / "target" / "uploaded.csv").read_text().split() == ["x", "1", "2"]

@@ -134,6 +134,8 @@ def build(node: dict, ctx) -> BuildResult:
     for i, path in inputs.items():
         env[f"SEEKRUN_INPUT_{i}"] = path
     cwd = root / task["dir"] if task.get("dir") else root
+    if not cwd.is_dir():
+        raise TaskFailure(f"{nid}: dir '{task['dir']}' does not exist: create it (or let a task it depends on)")
     backups = _set_aside(node, root, work)
     runner = getattr(ctx, "processes", None)
     if runner is None:  # a build outside a run (tests, the API): a runner of its own

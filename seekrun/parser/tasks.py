@@ -2,7 +2,8 @@
 
 - **Files as outputs feed nodes.** A file source whose ``table:`` (or a task whose ``files:``)
   matches a task's ``outputs`` gets that task as an input: ``task -> source -> transform``
-  needs no wiring.  Those files (``fed_files``) are not hashed at parse (the task writes them
+  needs no wiring.  A task whose ``files:`` match a file another node writes (an exposure's
+  export it uploads) gets that node as an input too.  Those files (``fed_files``) are not hashed at parse (the task writes them
   during the run: its output hash is their content), and are not checked before the run.
 - **Late values.** ``${NAME}`` a task's params and env do not give is an input's path
   (``${inputs.0}``), an upstream task's ``${name.status}`` / ``${name.exit_code}``, a value an
@@ -18,6 +19,7 @@ from fnmatch import fnmatchcase
 
 from seekrun.errors import Diagnostic
 from seekrun.hashing import hash_obj
+from seekrun.parser.kinds import TABLELESS_KINDS
 
 STATUS_KEYS = ("status", "exit_code")
 FILE_FORMATS = ("csv", "parquet", "json", "jsonl")
@@ -51,11 +53,15 @@ def _patterns(rec: dict) -> list[str]:
 
 
 def _feed(records: dict[str, dict], tasks: dict[str, dict]) -> None:
-    writers = {f: nid for nid, rec in tasks.items() for f in rec.get("output_files") or []}
-    if not writers:
+    # a task's outputs feed sources and tasks; a task is also fed by the files other nodes
+    # write (an exposure's export it uploads)
+    by_tasks = {f: nid for nid, rec in tasks.items() for f in rec.get("output_files") or []}
+    by_any = {f: nid for nid, rec in records.items() for f in rec.get("output_files") or []}
+    if not by_any:
         return
     for nid in sorted(records):
         rec = records[nid]
+        writers = by_any if rec.get("task") else by_tasks
         fed: list[str] = []
         for pattern in _patterns(rec):
             rel = os.path.normpath(pattern).replace(os.sep, "/")
@@ -130,9 +136,11 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
                 if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) >= len(passed):
                     problem = (f"'${{{name}}}' in {field}: the task has {len(passed)} input(s) "
                                f"(${{inputs.0}}..): check the index")
-                elif records.get(passed[int(parts[1])], {}).get("task"):
-                    problem = (f"'${{{name}}}' in {field}: input {passed[int(parts[1])]} is a task, which has no "
-                               "table to pass: use its outputs as files, or its output value")
+                elif records.get(passed[int(parts[1])], {}).get("kind") in TABLELESS_KINDS:
+                    other = records[passed[int(parts[1])]]
+                    problem = (f"'${{{name}}}' in {field}: input {other['id']} is {'an' if other['kind'][0] in 'aeiou' else 'a'} "
+                               f"{other['kind']}, which has no table to pass: use the files it writes "
+                               f"(files: [...]){', or its output value' if other.get('task') else ''}")
             elif len(parts) == 2 and parts[1] in STATUS_KEYS and head in by_name:
                 status = True
                 if by_name[head] not in parents:
