@@ -61,6 +61,7 @@ class Node:
     noop: int = 0  # edits to its script or command that change no output (comments, `true`)
     argv: bool = False  # texport: an argv command with ${inputs.0} instead of python:
     count: bool = False  # tval: counts the lines of an input task's output
+    fail: bool = False  # a task: its program exits 3 (after writing its output)
     desc: int = 0  # metadata only
     comments: int = 0
 
@@ -87,7 +88,7 @@ def script(n: Node) -> tuple[str, str] | None:
     if n.shape == "tfiles":
         return f"bin/{n.name}.sh", (f"# builds out/{n.name}.csv from data/raw/{n.name}/\n{notes}mkdir -p out\n"
                                     f"{{ echo {HEADER}; cat data/raw/{n.name}/*.txt | {FILTERS[n.variant]}; }} "
-                                    f"> out/{n.name}.csv\n")
+                                    f"> out/{n.name}.csv\n" + ("exit 3\n" if n.fail else ""))
     if n.shape == "texport":
         notes = "".join(f"# note {i}\n" for i in range(n.noop))
         return f"scripts/{n.name}.py", (
@@ -95,7 +96,7 @@ def script(n: Node) -> tuple[str, str] | None:
             "src = sys.argv[1] if len(sys.argv) > 1 else os.environ['SEEKRUN_INPUT_0']\n"
             "os.makedirs('out', exist_ok=True)\n"
             f"duckdb.sql(f\"COPY (SELECT id, v + {{K}} AS v, w FROM read_parquet('{{src}}') ORDER BY ALL) \"\n"
-            f"           \"TO 'out/{n.name}.csv' (HEADER, DELIMITER ',')\")\n")
+            f"           \"TO 'out/{n.name}.csv' (HEADER, DELIMITER ',')\")\n" + ("sys.exit(3)\n" if n.fail else ""))
     return None
 
 
@@ -144,6 +145,13 @@ class Model:
             return {"kind": "transform", "name": n.name, "inputs": [{"ref": i} for i in ins], "transform": sql}
         task = {"kind": "task", "name": n.name}
         pre = "true; " * n.noop
+        spec = self._task(n, task, pre)
+        if n.fail and isinstance(spec.get("command"), str) and n.shape != "tfiles":
+            spec["command"] += "; exit 3"
+        return spec
+
+    def _task(self, n: Node, task: dict, pre: str) -> dict:
+        ins = n.inputs
         if n.shape == "tfiles":
             return {**task, "command": f"sh bin/{n.name}.sh", "files": [f"bin/{n.name}.sh", f"data/raw/{n.name}/*.txt"],
                     "outputs": [n.out]}

@@ -101,7 +101,7 @@ def shapes(m: Model) -> list[str]:
 
 
 # ---- edits -------------------------------------------------------------------------------
-EDITS = ("script", "noop_task", "touch", "raw", "del_out", "hand_out", "sql", "data", "meta", "add", "rewire")
+EDITS = ("script", "noop_task", "touch", "raw", "del_out", "hand_out", "sql", "data", "meta", "add", "rewire", "fail")
 READS = {"tsrc": CSV_TASKS, "tchain": CSV_TASKS, "tval": CSV_TASKS, "xf": TABLES, "xtag": TABLES, "texport": TABLES,
          "tuse": ("tval",)}
 
@@ -119,6 +119,10 @@ def edit(draw, m: Model, root: Path, later: list) -> str:
             size = {"tfiles": len(FILTERS), "tchain": len(CHAINS), "tval": len(COUNTS if n.count else VALUES)}
             n.variant = (n.variant + draw(st.integers(1, size[n.shape] - 1))) % size[n.shape]
         return f"script of {n.id}"
+    if kind == "fail" and m.of("tfiles", "tchain", "texport", "tuse", "tval"):
+        n = pick(m.of("tfiles", "tchain", "texport", "tuse", "tval"))
+        n.fail = not n.fail
+        return f"{n.id} {'fails (exit 3)' if n.fail else 'fixed'}"
     if kind == "noop_task" and m.of("tfiles", "tchain", "texport", "tuse", "tval"):
         n = pick(m.of("tfiles", "tchain", "texport", "tuse", "tval"))
         n.noop += 1
@@ -192,6 +196,7 @@ class World:
         self.m, self.root, self.scratch = m, root, scratch
         self.record: dict[str, tuple] = {}  # nid -> (definition, data, inputs' versions, outputs written)
         self.version: dict[str, str] = {}  # nid -> its output as its dependents see it
+        self.failed: set[str] = set()  # failed last time (their records are the last good builds)
         self.log: list[str] = []
 
     def why(self, *detail) -> str:
@@ -222,6 +227,9 @@ class World:
                 with open(path, "a") as f:
                     f.write("9,9,hand\n")
 
+    def failing(self) -> bool:
+        return any(n.fail for n in self.m.nodes.values())
+
     def inputs_now(self, n: Node) -> tuple:
         return (self.m.definition(n), tuple((rel, self.read(rel)) for rel in self.m.read_files(n)))
 
@@ -229,28 +237,48 @@ class World:
         m = self.m
         self.log.append(f"{' + '.join(edits) or 'first build'}  (--threads {threads})")
         before = {nid: (*self.inputs_now(n), self.read(n.out) if n.out else None) for nid, n in m.nodes.items()}
-        touched = {nid for nid, now in before.items() if nid not in self.record
+        touched = {nid for nid, now in before.items() if nid not in self.record or nid in self.failed
                    or self.record[nid][:2] != now[:2] or (m.nodes[nid].out and self.record[nid][3] != now[2])}
-        res = cli("run", "--threads", str(threads), cwd=self.root)
-        assert res.exit_code == 0, self.why(res.output)
+        args = ["run", "--threads", str(threads)] + (["--continue-on-error"] if self.failing() else [])
+        res = cli(*args, cwd=self.root)
         results = json.loads((self.root / "target" / "run_results.json").read_text())["results"]
-        ran = {r["node_id"] for r in results if r["status"] in ("success", "failed")}
+        status = {r["node_id"]: r["status"] for r in results}
+        ran = {nid for nid, s in status.items() if s in ("success", "failed")}
         why = {r["node_id"]: r["reason"] for r in results if r["node_id"] in ran}
-        # 3. the model's verdict, in topological order, with the task outputs as they came out
-        expected = set()
+        # 3. the model's verdict, in topological order, with the task outputs as they came out;
+        # every dependent of a failed task is skipped (what it reads was not built)
+        expected, failed, blocked = set(), set(), set()
         for nid, n in m.nodes.items():
+            if any(p in failed or p in blocked for p in n.inputs):
+                blocked.add(nid)
+                continue
             ins = tuple(self.version[p] for p in n.inputs)
             if nid in touched or self.record[nid][2] != ins:
                 expected.add(nid)
+                if n.fail:
+                    failed.add(nid)
+                    continue
                 written = self.read(n.out) if n.out else None
                 self.record[nid] = (*before[nid][:2], ins, written)
                 value = m.captured(n, lambda rel: self.read(rel).decode())
                 self.version[nid] = digest((written, value)) if n.kind == "task" else digest(self.record[nid][:3])
-        assert touched <= ran <= m.closure(touched), self.why("outside the bounds", touched - ran,
-                                                              ran - m.closure(touched), why, res.output)
+        self.failed = (self.failed | failed) - (expected - failed)
+        assert res.exit_code == (1 if failed else 0), self.why(res.output)
+        hi = m.closure(touched)
+        assert touched - blocked <= ran <= hi, self.why("outside the bounds", touched - blocked - ran, ran - hi, why,
+                                                        res.output)
         assert ran == expected, self.why("ran but should not", {n: why[n] for n in ran - expected},
                                          "should have run", expected - ran, res.output)
-        event(f"early cutoff: {len(m.closure(touched)) - len(ran) > 0}")
+        event(f"early cutoff: {len(hi) - len(ran) - len(blocked) > 0}")
+        if failed:
+            event("a run with a failed task")
+            assert {n: status[n] for n in failed} == dict.fromkeys(failed, "failed"), self.why(status)
+            for nid in failed:  # the last good output is kept (what was there before the run)
+                n = m.nodes[nid]
+                if n.out and before[nid][2] is not None:
+                    assert self.read(n.out) == before[nid][2], self.why(f"{nid} did not keep its last output")
+                assert f"{nid} exited 3" in res.output, self.why(res.output)
+            return
         # 4. nothing left to do
         again = cli("run", cwd=self.root)
         assert again.exit_code == 0 and "Nothing to do" in again.stdout, self.why("second run", again.output)
@@ -283,5 +311,10 @@ def test_task_dags_rebuild_exactly_what_changed_and_equal_a_clean_build(model: M
             edits = [edit(data.draw, model, root, later) for _ in range(data.draw(st.integers(1, 3)))]
             w.sync(later)
             w.step(data.draw(st.integers(1, 3)), edits)
+        if w.failing():  # the last run is a clean one
+            for n in model.nodes.values():
+                n.fail = False
+            w.sync([])
+            w.step(data.draw(st.integers(1, 3)), ["every failing task fixed"])
         for n in model.nodes.values():
             event(f"shape {n.shape}")
