@@ -200,7 +200,8 @@ class World:
         self.log: list[str] = []
 
     def why(self, *detail) -> str:
-        return "\n".join(["steps:", *self.log, "", *(str(d) for d in detail)])
+        nodes = [f"  {nid} ({n.shape}) <- {', '.join(n.inputs) or '-'}" for nid, n in self.m.nodes.items()]
+        return "\n".join(["nodes:", *nodes, "steps:", *self.log, "", *(str(d) for d in detail)])
 
     def read(self, rel: str) -> bytes | None:
         p = self.root / rel
@@ -303,7 +304,6 @@ def test_task_dags_rebuild_exactly_what_changed_and_equal_a_clean_build(model: M
         root = Path(tmp) / "p"
         root.mkdir()
         w = World(model, root, Path(tmp))
-        w.log.append("nodes: " + ", ".join(f"{nid}<-{n.inputs}" for nid, n in model.nodes.items()))
         w.sync([])
         w.step(data.draw(st.integers(1, 3), label="threads"), [])
         for _ in range(data.draw(st.integers(2, 5), label="steps")):
