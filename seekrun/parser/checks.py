@@ -77,6 +77,9 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
                 why = "names starting with .seekrun are seekrun's own (its list of written files, its temp files)"
             elif f == database or f == database + ".wal":
                 why = "it is seekrun's database"
+            elif rec.get("task") and _own_pattern(f, rec["task"]["files"]):
+                # from its patterns, not from what is on disk: refused before its first run too
+                why = f"{nid} reads it (files: {_own_pattern(f, rec['task']['files'])})"
             elif f in readers:
                 why = f"{readers[f]} reads it"
             elif f in owners:
@@ -97,6 +100,19 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
                 errors.append(Diagnostic(rec["file"], (rec.get("output_lines") or {}).get(f, rec["line"]),
                     f"{nid}: cannot write '{f}': {why}; choose another path"))
             owners.setdefault(f, nid)
+
+
+def _own_pattern(rel: str, patterns) -> str | None:
+    """The pattern of a task's ``files`` that names one of its own outputs (matched as
+    parser/tasks.py matches a reader's patterns to the files tasks write)."""
+    import os
+    from fnmatch import fnmatchcase
+
+    for pattern in patterns:
+        norm = os.path.normpath(str(pattern)).replace(os.sep, "/")
+        if norm == rel or (any(ch in norm for ch in "*?[") and fnmatchcase(rel, norm)):
+            return str(pattern)
+    return None
 
 
 def _seekrun_owned(rel: str) -> bool:
