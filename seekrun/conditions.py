@@ -47,19 +47,20 @@ class Commands:
             if self.stopped:
                 raise NodeFailure("interrupted before it started")
             proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
             self._procs.add(proc)
+        from seekrun.engines.process import follow
+
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            proc.communicate()
-            raise NodeFailure(f"precondition timed out after {format_duration(timeout)}: {command}",
-                              timed_out=True) from None
+            with open(os.devnull, "wb") as sink:  # its output is its value, never logged
+                code, timed_out, _, kept = follow(proc, sink, timeout, True, lambda text: text)
         finally:
             with self._lock:
                 self._procs.discard(proc)
-        return proc.returncode, out.decode("utf-8", "replace")
+        if timed_out:
+            raise NodeFailure(f"precondition timed out after {format_duration(timeout)}: {command}",
+                              timed_out=True)
+        return code, b"".join(kept).decode("utf-8", "replace")
 
     def kill(self) -> None:
         with self._lock:

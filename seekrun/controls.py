@@ -40,8 +40,17 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 Problem = tuple[tuple, str]  # (key path in the node's YAML, message)
 
 
+MAX_DURATION = 366 * 86400.0  # a year: longer is a typo (and overflows a timer)
+
+
 def parse_duration(value: Any) -> float | None:
-    """Seconds for "90s", "10m", "2h", "1h30m", "500ms" or a number; None if unparseable."""
+    """Seconds for "90s", "10m", "2h", "1h30m", "500ms" or a number; None if unparseable (or
+    longer than a year)."""
+    seconds = _seconds(value)
+    return seconds if seconds is None or seconds <= MAX_DURATION else None
+
+
+def _seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

@@ -91,6 +91,11 @@ class NodeRunner:
         node = self.manifest.nodes[nid]
         parents = self.manifest.parents(nid)
         inputs = {p: (self.store.nodes.get(p) or {}).get("output_hash") for p in parents}
+        for p in parents:  # a parent that failed or was skipped, and whose continue_on let this run:
+            res = self.results.get(p)  # built from what it left (and its status), not from its build
+            if res is not None and (res.status is NodeStatus.FAILED or
+                                    (res.status is NodeStatus.SKIPPED and res.skip != SKIP_FILTERED)):
+                inputs[p] = f"{res.status.value}:{inputs[p]}"
         out = output_hash(node, [inputs[p] for p in parents])
         reread = bool(node.get("reread"))
         by_content = reread or bool(node.get("content_output"))  # a task: what it wrote and printed

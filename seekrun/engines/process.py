@@ -122,7 +122,7 @@ class ProcessRunner:
             except OSError as exc:
                 return Finished(None, error=f"cannot start {argv[0]}: {exc.strerror or exc}")
             try:
-                code, timed_out, tail, kept = _follow(proc, out, timeout, capture, redact)
+                code, timed_out, tail, kept = follow(proc, out, timeout, capture, redact)
             finally:
                 with self._lock:
                     self._groups.discard(proc.pid)
@@ -151,8 +151,9 @@ class ProcessRunner:
             self._stop_group(g)
 
 
-def _finish_off(pgid: int) -> None:
-    end = time.monotonic() + GRACE
+def _finish_off(pgid: int, end: float | None = None) -> None:
+    """SIGKILL to the group at ``end`` (default: the grace from now) unless it is gone by then."""
+    end = time.monotonic() + GRACE if end is None else end
     while time.monotonic() < end:
         try:
             os.killpg(pgid, 0)
@@ -165,7 +166,7 @@ def _finish_off(pgid: int) -> None:
         pass
 
 
-def _follow(proc: subprocess.Popen, out, timeout: float | None, capture: bool, redact):
+def follow(proc: subprocess.Popen, out, timeout: float | None, capture: bool, redact):
     """On the calling thread: copy the program's output to the log as it comes, line by line and
     redacted, until it has exited and its pipes are closed; on its timeout, stop its group. When
     it exits, what it left running in its group is stopped (else a background child holding
@@ -244,10 +245,12 @@ def _follow(proc: subprocess.Popen, out, timeout: float | None, capture: bool, r
                     line(fd, raw + b"\n")
             if code is None and (pidfd is None or not streams):
                 code = proc.poll()
-                if code is not None and streams and kill_at is None and give_up is None:
-                    kill_at = term()  # it exited: what it left in its group goes
-                    if kill_at is None:  # nothing left in its group: the pipe is held outside it
+                if code is not None and kill_at is None and give_up is None:
+                    kill_at = term()  # it exited: what it left running in its group goes too
+                    if kill_at is None and streams:  # nothing left in its group: the pipe is held outside it
                         give_up = time.monotonic() + 1.0
+        if kill_at is not None:  # leftovers that let go of the pipe: gone before the task counts as done
+            _finish_off(proc.pid, kill_at)
     finally:
         if pidfd is not None:
             os.close(pidfd)

@@ -70,37 +70,34 @@ def prepare(rec: dict, built: dict, pc) -> None:
     if built.get("shell") is not None and mode != "script":
         pc.error(("shell",), "shell is for 'script': a command string always runs in /bin/sh")
         ok = False
+    elif not isinstance(task["shell"], str) or not _split(task["shell"]):
+        pc.error(("shell",), "shell must name a program, e.g. bash or 'bash -e'")
+        ok = False
+    always = built.get("always")
+    if always not in (None, True, False):
+        pc.error(("always",), "always must be true or false")
+        ok = False
     # ${NAME}: params, then env; the rest (an upstream task's value or status, ${inputs.N}, the
-    # environment) is resolved for the whole project (parser/tasks.py), and filled in at run time
-    late: dict[str, tuple] = {}
+    # environment) is resolved for the whole project on every parse (parser/tasks.py), and
+    # filled in at run time
+    late: dict[str, dict] = {}
 
-    def check(path: tuple, text: str) -> bool:
-        for name in values.unknown(text, lambda n: n in task["params"] or n in task["env"]):
-            late.setdefault(name, path)
-        return True
+    def check(path: tuple, text: str) -> None:
+        for name, has_default in values.names(text):
+            if name.split(".")[0] not in task["params"] and name.split(".")[0] not in task["env"]:
+                entry = late.setdefault(name, {"path": list(path), "default": True})
+                entry["default"] = entry["default"] and has_default
 
     texts: list[tuple[tuple, str]] = []
     if mode == "command" and isinstance(cmd, list):
         texts += [(("command", i), str(c)) for i, c in enumerate(cmd)]
-    else:
+    elif mode != "python":
         texts.append(((mode,), str(cmd)))
     texts += [(("env", k), v) for k, v in task["env"].items()]
     for path, text in texts:
-        ok = check(path, text) and ok
+        check(path, text)
     task["argv"] = [str(c) for c in cmd] if mode == "command" and isinstance(cmd, list) else None
     task["text"] = None if task["argv"] is not None else str(cmd)
-    # dir and outputs are known at parse: their values are filled in now
-    lookup = _parse_lookup(task)
-    where = built.get("dir")
-    if where is not None:
-        rel = _expand_path(where, ("dir",), lookup, pc)
-        if rel is False:
-            ok = False
-        else:
-            if rel is None:
-                pc.error(("dir",), f"dir '{where}' is outside the project: run tasks in a folder inside it")
-                ok = False
-            task["dir"] = rel
     outputs = built.get("outputs") or []
     if not _strings(outputs):
         pc.error(("outputs",), "outputs must be a list of file paths")
@@ -109,63 +106,114 @@ def prepare(rec: dict, built: dict, pc) -> None:
     if not _strings(files):
         pc.error(("files",), "files must be a list of file paths or globs (e.g. config/*.yaml)")
         return
-    out_files = []
-    for i, out in enumerate(outputs):
-        rel = _expand_path(str(out), ("outputs", i), lookup, pc)
-        if rel is False:
-            ok = False
-        elif rel is None or rel in ("", "."):
-            pc.error(("outputs", i), f"output '{out}' is outside the project: write inside the project folder")
-            ok = False
-        elif any(ch in rel for ch in "*?["):
-            pc.error(("outputs", i), f"output '{out}' is a glob: name each file the task writes")
-            ok = False
-        else:
-            out_files.append(rel)
+    where = built.get("dir")
+    if where is not None and not isinstance(where, str):
+        pc.error(("dir",), "dir must be a folder path")
+        return
+    # dir and outputs are known at parse; a value they take from the environment is looked up
+    # again on every parse (parser/tasks.py), so a changed variable is never a stale path
+    task["dir_raw"], task["outputs_raw"] = where, [str(o) for o in outputs]
+    task["path_env"] = sorted({n.split(".")[0] for t in [where or "", *task["outputs_raw"]]
+                               for n, _ in values.names(t)} - set(task["params"]) - set(task["env"]))
+    task["dir"], out_files, problems = resolve_paths(task, pc.root)
+    for path, message in problems:
+        pc.error(path, message)
+    ok = ok and not problems
     name = built.get("output")
     if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
         pc.error(("output",), "output names the value the task prints: a name such as SALES_FILE")
         ok = False
     if mode == "python":
-        ok = _python_file(rec, str(cmd), pc) and ok
+        ok = _python_file(rec, task, str(cmd), pc) and ok
     if not ok:
         return
     task["files"] = [str(f) for f in files]
     task["output"] = name
-    task["late"] = {name: list(path) for name, path in late.items()}
+    task["late"] = late
     task["passed"] = [i["ref"] if isinstance(i, dict) else str(i) for i in built.get("inputs") or []
                       if isinstance(i, (dict, str))]
     rec["task_lines"] = {k: pc.line((k,)) for k in ("command", "script", "python", "env", "dir", "outputs",
                                                     "files", "output") if k in built}
     rec["task"] = task
-    rec["output_files"] = sorted(dict.fromkeys(out_files))
+    rec["output_files"] = out_files
     rec["output_lines"] = {f: pc.line(("outputs", i)) for i, f in enumerate(out_files)}
     rec["content_output"] = True  # its output hash is what it wrote and printed
     rec["process_outputs"] = True  # its command writes its outputs: seekrun never writes there itself
-    if built.get("always") is True:
+    if always is True:
         rec["always"] = "set by always: true"
+    # hashed as what they mean: the order of files and outputs, ./ and always: false change nothing
+    pc.fields.update(files=sorted({os.path.normpath(str(f)) for f in files}),
+                     outputs=sorted({os.path.normpath(o) for o in task["outputs_raw"]}), always=always is True)
     # declares something it reads or writes (values it takes from upstream tasks count too: the
     # whole project decides that, parser/tasks.py)
     task["declares"] = bool(files or task["passed"] or out_files or name or mode == "python" or task["params"])
 
 
+OWN_PROJECT_FILES = ("seekrun_project.yml", "seeknal_project.yml", "profiles.yml")
+
+
+def resolve_paths(task: dict, root) -> tuple[str | None, list[str], list[tuple[tuple, str]]]:
+    """(dir, outputs, problems): the task's folder and outputs with their ${NAME} values in
+    (params, env, the environment), project-relative; problems as (key path, message)."""
+    lookup = _parse_lookup(task)
+    problems: list[tuple[tuple, str]] = []
+    where = None
+    if task.get("dir_raw") is not None:
+        where = _expand_path(task["dir_raw"], ("dir",), lookup, root, problems)
+        if where is None:
+            problems.append((("dir",), f"dir '{task['dir_raw']}' is outside the project: run tasks in a folder "
+                                       "inside it"))
+    out_files: list[str] = []
+    for i, out in enumerate(task["outputs_raw"]):
+        rel = _expand_path(out, ("outputs", i), lookup, root, problems)
+        if rel is False:
+            continue
+        if rel is None or rel in ("", "."):
+            problems.append((("outputs", i), f"output '{out}' is outside the project: write inside the project "
+                                             "folder"))
+        elif any(ch in rel for ch in "*?["):
+            problems.append((("outputs", i), f"output '{out}' is a glob: name each file the task writes"))
+        elif rel in OWN_PROJECT_FILES or rel == ".git" or rel.startswith(".git/"):
+            problems.append((("outputs", i), f"output '{out}' is the project's own file: write elsewhere"))
+        else:
+            out_files.append(rel)
+    return (where if where is not False else None), sorted(dict.fromkeys(out_files)), problems
+
+
+def _split(shell: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(shell)
+    except ValueError:
+        return []
+
+
 def _text(value) -> str:
+    """A param or env value as the program sees it: JSON for lists and mappings (so
+    ``${A.key}`` reads into them), true/false, '' for null."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value, sort_keys=True)
     return str(value)
 
 
-def _expand_path(text, path: tuple, lookup, pc):
-    """A path with its ${NAME} values in (params, env, the environment: known at parse), made
-    project-relative (None: outside the project; False: an error was reported)."""
+def _expand_path(text, path: tuple, lookup, root, problems: list):
+    """A path with its ${NAME} values in, made project-relative (None: outside the project;
+    False: a problem was reported)."""
     if not isinstance(text, str):
-        pc.error(path, f"{path[0]} must be a path")
+        problems.append((path, f"{path[0]} must be a path"))
         return False
     try:
-        return _inside(pc.root, values.expand(text, lookup))
+        return _inside(root, values.expand(text, lookup))
     except values.UnknownValue as exc:
-        pc.error(path, f"'${{{exc.name}}}' in {path[0]} has no value: add it to params or env, or set the "
-                       f"environment variable (write $${{{exc.name}}} for a literal)")
+        problems.append((path, f"'${{{exc.name}}}' in {path[0]} has no value: add it to params or env, or set "
+                               f"the environment variable (write $${{{exc.name}}} for a literal)"))
         return False
 
 
@@ -187,7 +235,7 @@ def _inside(root, path: str) -> str | None:
     return os.path.relpath(os.path.realpath(full), os.path.realpath(root)).replace(os.sep, "/")
 
 
-def _python_file(rec: dict, file: str, pc) -> bool:
+def _python_file(rec: dict, task: dict, file: str, pc) -> bool:
     """A python: script is code: its content and the project modules it imports are hashed."""
     import ast
 
@@ -209,7 +257,8 @@ def _python_file(rec: dict, file: str, pc) -> bool:
     watch: set[str] = set()
     rec["live_files"] = [rel, *local_imports(tree, path, pc.root, watch)]
     rec["live_watch"] = sorted(watch)
-    rec["python"] = None  # not a Python node: the file is run as a script (task["text"])
+    rec["python"] = None  # not a Python node: the file is run as a script
+    task["script"] = rel  # run by its path from the project folder, wherever dir: is
     return True
 
 

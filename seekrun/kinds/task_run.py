@@ -30,11 +30,12 @@ class TaskFailure(NodeFailure):
         self.timed_out = timed_out
 
 
-def command_line(node: dict, lookup, fill=lambda text: text) -> list[str]:
+def command_line(node: dict, lookup, fill=lambda text: text, root: Path | None = None) -> list[str]:
     """The argv that runs: a string under /bin/sh -c, a list as it is, a script under its shell."""
     task = node["task"]
     if task["mode"] == "python":
-        return [sys.executable, task["text"]]
+        script = task.get("script") or task["text"]
+        return [sys.executable, str(Path(root) / script) if root is not None else script]
     if task["argv"] is not None:
         return [values.expand(fill(a), lookup) for a in task["argv"]]
     text = values.expand(fill(task["text"]), lookup, shell=True)
@@ -51,9 +52,11 @@ def shown(argv: list[str]) -> str:
 
 
 def lookup_for(node: dict, upstream: dict[str, dict], env: dict[str, str], inputs: dict[int, str],
-               environ=os.environ):
-    """name -> value, in the documented order."""
-    task = node["task"]
+               environ=os.environ, params: dict[str, str] | None = None):
+    """name -> value, in the documented order (``params``: the node's, env_var() values in)."""
+    task = dict(node["task"])
+    if params is not None:
+        task["params"] = params
     consumes = node.get("consumes") or {}
     names = {}
     for nid in upstream:
@@ -102,10 +105,11 @@ def preview(node: dict, root: Path, records: dict[str, dict]) -> str:
         upstream[p] = {"status": rec.get("status") or "pending", "exit_code": rec.get("exit_code"),
                        "value": rec.get("value") or ""}
     env = {k: fill(v) for k, v in task["env"].items()}
+    params = {k: fill(v) for k, v in task["params"].items()}
     try:
-        lookup = lookup_for(node, upstream, {}, inputs)
+        lookup = lookup_for(node, upstream, {}, inputs, params=params)
         env = {k: values.expand(v, lookup) for k, v in env.items()}
-        text = shown(command_line(node, lookup_for(node, upstream, env, inputs), fill))
+        text = shown(command_line(node, lookup_for(node, upstream, env, inputs, params=params), fill, root))
     except values.UnknownValue as exc:
         text = f"(cannot be worked out now: '${{{exc.name}}}' has no value)"
     return secrets.redact(text, found)
@@ -119,12 +123,13 @@ def build(node: dict, ctx) -> BuildResult:
     work = root / "target" / "tasks" / nid
     inputs = _export_inputs(node, ctx, work)
     env_values = {k: ctx.value(v) for k, v in task["env"].items()}  # env_var() values: secrets
+    params = {k: ctx.value(v) for k, v in task["params"].items()}
     upstream = getattr(ctx, "upstream", None) or {}
-    lookup = lookup_for(node, upstream, {}, inputs)
+    lookup = lookup_for(node, upstream, {}, inputs, params=params)
     try:
         env_values = {k: values.expand(v, lookup) for k, v in env_values.items()}
-        lookup = lookup_for(node, upstream, env_values, inputs)
-        argv = command_line(node, lookup, ctx.value)
+        lookup = lookup_for(node, upstream, env_values, inputs, params=params)
+        argv = command_line(node, lookup, ctx.value, root)
     except values.UnknownValue as exc:
         raise NodeFailure(f"{nid}: '${{{exc.name}}}' has no value now (it was set when the project was parsed)")
     env = dict(os.environ)
@@ -151,13 +156,17 @@ def build(node: dict, ctx) -> BuildResult:
                          redact=ctx.redact)
         _judge(node, fin, timeout, log, root)
         value = fin.stdout.strip() if task.get("output") else None
+        if value is not None and ctx.redact(value) != value:
+            raise TaskFailure(f"{nid}: its output value ({task['output']}) holds a secret (an env_var() value), "
+                              "which seekrun never stores: print a reference to it instead (a path, a name)",
+                              fin.exit_code)
         from seekrun.hashing import hash_parts
         from seekrun.outputs import content_digest
 
         parts = [p for rel in node.get("output_files") or [] for p in (rel, content_digest(root / rel))]
         content = hash_parts("task", *parts, "value", value)
         result = BuildResult(rows=None, data_hash=content)
-        result.value = ctx.redact(value) if value is not None else None
+        result.value = value
         result.exit_code = fin.exit_code
         done = True
         return result
@@ -210,12 +219,18 @@ def _export_inputs(node: dict, ctx, work: Path) -> dict[int, str]:
 
 
 def _set_aside(node: dict, root: Path, work: Path) -> dict[str, Path]:
-    """Copies of the outputs there now (the last good ones), to put back if this run fails."""
+    """Copies of the outputs there now (the last good ones), to put back if this run fails. A
+    copy already there was left by a run killed while the task ran: it is the last good output
+    (what is in place is what the killed run half wrote), so it goes back first."""
     saved: dict[str, Path] = {}
-    for i, rel in enumerate(node.get("output_files") or []):
+    from urllib.parse import quote
+
+    for rel in node.get("output_files") or []:
         src = root / rel
+        dst = work / "kept" / quote(rel, safe="")  # by path: the list of outputs may have changed
+        if dst.is_file():
+            os.replace(dst, src)
         if src.is_file():
-            dst = work / "kept" / str(i)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
             saved[rel] = dst

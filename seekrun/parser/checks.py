@@ -78,7 +78,8 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
             elif f == database or f == database + ".wal":
                 why = "it is seekrun's database"
             elif rec.get("task") and _own_pattern(f, rec["task"]["files"]):
-                # from its patterns, not from what is on disk: refused before its first run too
+                # listed by name among what it reads: refused from its first run (a glob that
+                # matches its own output does not count: a task never reads what it writes)
                 why = f"{nid} reads it (files: {_own_pattern(f, rec['task']['files'])})"
             elif f in readers:
                 why = f"{readers[f]} reads it"
@@ -103,14 +104,11 @@ def check_outputs(project: Project, records: dict[str, dict], data, errors: list
 
 
 def _own_pattern(rel: str, patterns) -> str | None:
-    """The pattern of a task's ``files`` that names one of its own outputs (matched as
-    parser/tasks.py matches a reader's patterns to the files tasks write)."""
+    """The entry of a task's ``files`` that names one of its own outputs."""
     import os
-    from fnmatch import fnmatchcase
 
     for pattern in patterns:
-        norm = os.path.normpath(str(pattern)).replace(os.sep, "/")
-        if norm == rel or (any(ch in norm for ch in "*?[") and fnmatchcase(rel, norm)):
+        if os.path.normpath(str(pattern)).replace(os.sep, "/") == rel:
             return str(pattern)
     return None
 

@@ -81,10 +81,11 @@ def check_sources(project: Project, records: dict[str, dict], errors, warnings,
 
 def _task_files(project: Project, rec: dict, out: dict, errors, cache: FileHashCache) -> None:
     """A task's ``files``: every glob expanded now (a new matching file reruns it), each file
-    hashed (stat first); files another task writes are left to that task's output hash."""
+    hashed (stat first); files another task writes are left to that task's output hash, and a
+    task's own outputs are never among what it reads (a glob over the folder it writes to)."""
     root = str(project.root)
-    fed = set(rec.get("fed_files") or ())
-    parts: list[str | None] = []
+    fed = set(rec.get("fed_files") or ()) | set(rec.get("output_files") or ())  # never its own outputs
+    parts: list[tuple[str, str]] = []
     rels: list[str] = []
     line = (rec.get("task_lines") or {}).get("files") or rec["line"]
     for pattern in rec["task"]["files"]:
@@ -110,5 +111,7 @@ def _task_files(project: Project, rec: dict, out: dict, errors, cache: FileHashC
                                                             "list files (or globs), not folders"))
                 return
             rels.append(relm)
-            parts += [relm, cache.hash(Path(os.path.normpath(m)), st)]
-    out[rec["id"]] = (rels, hash_parts(*parts) if rels else None)
+            parts.append((relm, cache.hash(Path(os.path.normpath(m)), st)))
+    parts.sort()  # what it reads, whatever order files: lists it in
+    rels = [r for r, _ in parts]
+    out[rec["id"]] = (rels, hash_parts(*(x for pair in parts for x in pair)) if rels else None)

@@ -25,6 +25,8 @@ FIELD_LABELS = {
     ("semantic_model", "model"): "semantic model's node",
     ("second_order_aggregation", "generated_sql"): "generated SQL",
     ("task", "fed_by"): "tasks writing its files",
+    ("task", "consumes"): "which input task gives each value it uses",
+    ("transform", "consumes"): "which input task gives each value it uses",
     ("source", "fed_by"): "tasks writing its files",
 }
 

@@ -107,7 +107,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if any(r["kind"] == "task" or r.get("uses_outputs") for r in records.values()):
         from seekrun.parser.tasks import link as link_tasks  # files written by tasks feed what reads them
 
-        link_tasks(records, errors)
+        link_tasks(records, errors, project.root)
     check_graph(records, errors, broken, failed)
     warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
                                "warning") for nid, rec in records.items() if rec.get("not_executable"))

@@ -25,14 +25,15 @@ STATUS_KEYS = ("status", "exit_code")
 FILE_FORMATS = ("csv", "parquet", "json", "jsonl")
 
 
-def link(records: dict[str, dict], errors: list[Diagnostic]) -> None:
+def link(records: dict[str, dict], errors: list[Diagnostic], root) -> None:
     tasks = {nid: rec for nid, rec in records.items() if rec.get("task")}
     users = [nid for nid, rec in records.items() if rec.get("uses_outputs")]
     if users:
         _sql_values(records, tasks, users, errors)
     if not tasks:
         return
-    _feed(records, tasks)
+    _paths(records, tasks, errors, root)
+    _feed(records, tasks, root)
     _late_values(records, tasks, errors)
     from seekrun.kinds.task import ALWAYS_UNDECLARED
 
@@ -41,6 +42,44 @@ def link(records: dict[str, dict], errors: list[Diagnostic]) -> None:
         if not (rec["task"]["declares"] or rec.get("consumes") or rec.get("reads_status") or rec.get("fed_files")
                 or rec.get("always")):
             records[nid] = {**rec, "always": ALWAYS_UNDECLARED}
+
+
+def _paths(records: dict[str, dict], tasks: dict[str, dict], errors, root) -> None:
+    """dir and outputs that take a value from the environment: worked out again on this parse
+    (the cached record has the value of the parse that read the file), the value hashed."""
+    from seekrun.kinds.task import resolve_paths
+
+    for nid, rec in tasks.items():
+        if not rec["task"].get("path_env"):
+            continue
+        task = dict(rec["task"])
+        task["dir"], outputs, problems = resolve_paths(task, root)
+        for path, message in problems:
+            errors.append(Diagnostic(rec["file"], rec.get("task_lines", {}).get(path[0]) or rec["line"],
+                                     f"{nid}: {message}"))
+        new = {**rec, "task": task, "output_files": outputs,
+               "env_plain": sorted({*rec.get("env_plain", ()), *task["path_env"]})}
+        new["output_lines"] = {f: (rec.get("output_lines") or {}).get(f) for f in outputs}
+        records[nid] = tasks[nid] = new
+
+
+def matches(pattern: str, rel: str) -> bool:
+    """Whether a project-relative path matches a glob as glob.glob would: ``*`` and ``?`` stay
+    within one folder, ``**`` spans any number of them."""
+    if "**" in pattern:
+        return fnmatchcase(rel, pattern.replace("**/", "*").replace("**", "*"))
+    parts, names = pattern.split("/"), rel.split("/")
+    return len(parts) == len(names) and all(fnmatchcase(n, p) for p, n in zip(parts, names))
+
+
+def normalise(pattern: str, root) -> str:
+    """A pattern as outputs are written: project-relative, normalised."""
+    if os.path.isabs(pattern):
+        try:
+            pattern = os.path.relpath(pattern, str(root))
+        except ValueError:
+            return pattern
+    return os.path.normpath(pattern).replace(os.sep, "/")
 
 
 def _patterns(rec: dict) -> list[str]:
@@ -52,7 +91,7 @@ def _patterns(rec: dict) -> list[str]:
     return []
 
 
-def _feed(records: dict[str, dict], tasks: dict[str, dict]) -> None:
+def _feed(records: dict[str, dict], tasks: dict[str, dict], root) -> None:
     # a task's outputs feed sources and tasks; a task is also fed by the files other nodes
     # write (an exposure's export it uploads)
     by_tasks = {f: nid for nid, rec in tasks.items() for f in rec.get("output_files") or []}
@@ -64,12 +103,12 @@ def _feed(records: dict[str, dict], tasks: dict[str, dict]) -> None:
         writers = by_any if rec.get("task") else by_tasks
         fed: list[str] = []
         for pattern in _patterns(rec):
-            rel = os.path.normpath(pattern).replace(os.sep, "/")
+            rel = normalise(pattern, root)
             if any(ch in rel for ch in "*?["):
-                fed += [f for f in writers if fnmatchcase(f, rel)]
+                fed += [f for f in writers if matches(rel, f)]
             elif rel in writers:
                 fed.append(rel)
-        producers = sorted({writers[f] for f in fed} - {nid})
+        producers = sorted({writers[f] for f in fed} - {nid})  # its own outputs: never what it reads
         if not producers:
             continue
         new = dict(rec)
@@ -111,7 +150,8 @@ def _sql_values(records: dict[str, dict], tasks: dict[str, dict], users: list[st
             else:
                 errors.append(Diagnostic(rec["file"], line, f"{nid}: output('{name}'): no task captures {name} "
                                                             "(a task's 'output: NAME')"))
-        records[nid] = {**rec, "consumes": consumes}
+        records[nid] = {**rec, "consumes": consumes,
+                        "field_hashes": {**rec["field_hashes"], "consumes": hash_obj(consumes)}}
 
 
 def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[Diagnostic]) -> None:
@@ -126,10 +166,10 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
         consumes: dict[str, str] = {}
         plain: list[str] = []
         status = False
-        for name, path in late.items():
+        for name, entry in late.items():
             parts = name.split(".")
             head = parts[0]
-            field = ".".join(str(p) for p in path[:1])
+            field = str(entry["path"][0])
             problem = None
             if head == "inputs":
                 passed = rec["task"].get("passed", rec["inputs"])
@@ -156,8 +196,8 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
                 else:
                     problem = (f"'${{{name}}}' in {field} is the output of {producers[head][0]}, which is not "
                                f"an input of {nid}: add it to inputs or depends_on")
-            elif head in os.environ:
-                plain.append(head)
+            elif head in os.environ or entry["default"]:
+                plain.append(head)  # its value (or that it is unset: the default) is hashed
             else:
                 problem = (f"'${{{name}}}' in {field} has no value: add it to params or env, or set the "
                            f"environment variable (write $${{{name}}} for a literal)")
@@ -167,6 +207,8 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
         if consumes or plain or status:
             new = dict(rec)
             new["consumes"] = consumes
-            new["env_plain"] = sorted(set(plain))
+            new["env_plain"] = sorted({*rec.get("env_plain", ()), *plain})
             new["reads_status"] = status
+            # which task gives which value is part of what it is built from
+            new["field_hashes"] = {**rec["field_hashes"], "consumes": hash_obj(consumes)}
             records[nid] = new
