@@ -228,3 +228,11 @@ def test_reordering_files_and_outputs_or_spelling_them_with_dot_slash_runs_nothi
                                        + "always: false\n")
     res = cli("run", cwd=p)
     assert res.exit_code == 0 and "Nothing to do" in res.stdout, res.output
+
+
+def test_a_captured_value_larger_than_a_mebibyte_fails_with_what_to_do(tmp_path):
+    nodes = "kind: task\nname: big\ncommand: head -c 2000000 /dev/zero | tr '\\\\0' x\noutput: BIG\n"
+    p = write_project(tmp_path / "p", {"nodes/t.yml": nodes})
+    res = cli("run", cwd=p)
+    assert res.exit_code == 1
+    assert "its output value (BIG) is 2,000,000 bytes" in res.output and "write it to a file" in res.output

@@ -23,6 +23,9 @@ from seekrun import values
 from seekrun.kinds.base import BuildResult, NodeFailure, table_name
 
 
+MAX_VALUE = 1 << 20  # bytes of a captured value (it lives in the state, and in every consumer's command)
+
+
 class TaskFailure(NodeFailure):
     def __init__(self, message: str, exit_code: int | None = None, timed_out: bool = False):
         super().__init__(message)
@@ -156,6 +159,10 @@ def build(node: dict, ctx) -> BuildResult:
                          redact=ctx.redact)
         _judge(node, fin, timeout, log, root)
         value = fin.stdout.strip() if task.get("output") else None
+        if value is not None and len(value.encode()) > MAX_VALUE:
+            raise TaskFailure(f"{nid}: its output value ({task['output']}) is {len(value.encode()):,} bytes; a value is "
+                              f"kept in the state, at most {MAX_VALUE:,} bytes: write it to a file (outputs:) and "
+                              "print its path", fin.exit_code)
         if value is not None and ctx.redact(value) != value:
             raise TaskFailure(f"{nid}: its output value ({task['output']}) holds a secret (an env_var() value), "
                               "which seekrun never stores: print a reference to it instead (a path, a name)",
