@@ -243,3 +243,10 @@ def slow_sql(k: int) -> str:
 
 def slow_count(k: int, work: int = 1000) -> int:
     return work // 7 + (1 if k % 7 < work % 7 else 0)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process is running (not a zombie), as ps reports it."""
+    out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    return bool(out) and not out.startswith("Z")
+

@@ -3,15 +3,9 @@ their waits, continue_on with exit codes, run_always, preconditions, captured va
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
-from conftest import cli, reasons, run_results, write_project
-
-
-def alive(pid: int) -> bool:
-    out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
-    return bool(out) and not out.startswith("Z")
+from conftest import alive, cli, reasons, run_results, write_project
 
 
 def test_timeout_stops_the_whole_group_and_keeps_the_last_good_output(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, reasons, write_project
+from conftest import alive, cli, reasons, write_project
 
 NODES = """\
 kind: task
@@ -29,12 +29,6 @@ script: |
   wait
 outputs: [target/slow.txt]
 """
-
-
-def alive(pid: int) -> bool:
-    """Running (not a zombie), as ps reports it."""
-    out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
-    return bool(out) and not out.startswith("Z")
 
 
 def start(p: Path) -> subprocess.Popen:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import cli, reasons, write_project
+from conftest import alive, cli, reasons, write_project
 
 
 def age(p, seconds=10):
@@ -15,11 +15,6 @@ def age(p, seconds=10):
     old = time.time() - seconds
     for path in (p / "nodes").rglob("*.yml"):
         os.utime(path, (old, old))
-
-
-def alive(pid: int) -> bool:
-    out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
-    return bool(out) and not out.startswith("Z")
 
 
 def test_a_consumer_that_ran_on_a_failed_producer_reruns_when_the_producer_recovers(tmp_path):
