@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import seekrun
 from seekrun.parser.kinds import KINDS
 
@@ -38,9 +40,11 @@ def test_nothing_under_parser_imports_an_engine():
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_parsing_a_project_with_every_kind_loads_no_engine(tmp_path):
+@pytest.mark.parametrize("name", ["seeknal_compat", "sample_project"])  # every Seeknal kind; tasks
+def test_parsing_a_project_with_every_kind_loads_no_engine(tmp_path, name):
     project = tmp_path / "p"
-    shutil.copytree(TESTS / "seeknal_compat", project)
+    shutil.copytree(TESTS / name if name != "sample_project" else TESTS.parent / name, project,
+                    ignore=shutil.ignore_patterns("target"))
     code = ("import sys\nfrom seekrun.cli import app\n"
             "try:\n    app(['parse'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.startswith('seekrun.engines')))")
