@@ -77,10 +77,22 @@ def _kill(proc: subprocess.Popen) -> None:
         pass
 
 
-def unmet(node: dict, root: Path, engine, commands: Commands) -> str | None:
+def unmet(node: dict, root: Path, engine, commands: Commands, upstream: dict | None = None) -> str | None:
     """The first precondition that does not hold, described as written; None when all hold.
-    NodeFailure when one cannot be evaluated."""
-    lookup = lookup_for(node, os.environ.get)
+    NodeFailure when one cannot be evaluated. ``upstream`` (a task's run context): its input
+    tasks' captured values and ``${name.status}`` / ``${name.exit_code}``, as its command sees them."""
+    own = lookup_for(node, lambda name: None)
+    late = None
+    if upstream is not None and node.get("task"):
+        from seekrun.kinds.task_run import lookup_for as task_lookup
+
+        late = task_lookup(node, upstream, {}, {}, environ={})
+
+    def lookup(name: str) -> str | None:
+        value = own(name)
+        if value is None and late is not None:
+            value = late(name)
+        return os.environ.get(name) if value is None else value
     timeout = node.get("timeout")
     for pre in node.get("preconditions") or ():
         try:

@@ -112,7 +112,7 @@ class NodeRunner:
             from seekrun.kinds.base import NodeFailure
 
             try:
-                which = unmet(node, self.root, self.engine, self.commands)
+                which = unmet(node, self.root, self.engine, self.commands, run and run.get("upstream"))
             except NodeFailure as exc:
                 return Outcome(False, Built(None, time.perf_counter() - t0, 1, secrets.redact(str(exc)), [],
                                             inputs, out))

@@ -54,13 +54,18 @@ class KahnQueue:
         self.resolved: set[str] = set()  # done, failed, skipped or abandoned
         self.started: set[str] = set()
         self.abandoned: set[str] = set()  # never started: the run stopped after a failure
+        self.stopping = False  # after abandon(): only run_always nodes start
 
     def pop(self) -> str | None:
         while self._ready:
             node = heapq.heappop(self._ready)
-            if node not in self.resolved and node not in self.started:
-                self.started.add(node)
-                return node
+            if node in self.resolved or node in self.started:
+                continue
+            if self.stopping and node not in self.run_always:
+                self._give_up(node)  # released after the stop: given up, which may release run_always nodes
+                continue
+            self.started.add(node)
+            return node
         return None
 
     def __bool__(self) -> bool:
@@ -106,19 +111,33 @@ class KahnQueue:
 
     def abandon(self) -> None:
         """The run stops after a failure: nothing that has not started starts, except run_always
-        nodes, once each of their parents is resolved."""
-        now = [n for n in sorted(self.waiting)
-               if n not in self.resolved and n not in self.started and n not in self.run_always]
-        self.resolved.update(now)
-        self.abandoned.update(now)
-        for n in now:
+        nodes. A node is given up only once each of its parents is resolved, so a run_always node
+        below another one (a notification below a cleanup) still waits for it."""
+        self.stopping = True
+        ready, self._ready = self._ready, []
+        for n in ready:
+            if n in self.run_always:
+                heapq.heappush(self._ready, n)
+            else:
+                self._give_up(n)
+
+    def _give_up(self, node: str) -> None:
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if n in self.resolved or n in self.started:
+                continue
+            self.resolved.add(n)
+            self.abandoned.add(n)
             for c in self.children[n]:
-                if c not in self.resolved and c in self.run_always:
-                    self.waiting[c] -= 1
-                    if self.waiting[c] == 0:
+                if c in self.resolved:
+                    continue
+                self.waiting[c] -= 1
+                if self.waiting[c] == 0:
+                    if c in self.run_always:
                         heapq.heappush(self._ready, c)
-        self._ready = [n for n in self._ready if n not in self.resolved]
-        heapq.heapify(self._ready)
+                    else:
+                        stack.append(c)
 
 
 def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Callable[[str], None],

@@ -94,6 +94,9 @@ def prepare(rec: dict, built: dict, pc) -> None:
     elif mode != "python":
         texts.append(((mode,), str(cmd)))
     texts += [(("env", k), v) for k, v in task["env"].items()]
+    pres = built.get("preconditions")  # they see the values the command sees
+    texts += [(("preconditions", i), pre["condition"]) for i, pre in enumerate(pres if isinstance(pres, list) else [])
+              if isinstance(pre, dict) and isinstance(pre.get("condition"), str)]
     for path, text in texts:
         check(path, text)
     task["argv"] = [str(c) for c in cmd] if mode == "command" and isinstance(cmd, list) else None

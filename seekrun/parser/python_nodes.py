@@ -218,8 +218,18 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
         rec.update(source_format=args.get("source"), table=args.get("table") if declarative else None,
                    table_line=lines.get("table", line))
     rec["built_config"] = None
+    from seekrun.controls import CONTROL_KEYS, parse_controls
+    from seekrun.parser.kinds import KINDS
+
+    controls, bad = parse_controls(config, inputs, KINDS)  # timeout, retry, preconditions... (not hashed)
+    for path, problem in bad:
+        errors.append(Diagnostic(rel, lines.get(path[0], line) if path else line, f"{node_id}: {problem}"))
+    if bad:
+        return None
+    rec.update(controls)
     fields: dict[str, Any] = {k: v for k, v in config.items()
-                              if k not in METADATA_KEYS and k not in ("inputs", "depends_on", SCHEMA_KEY)
+                              if k not in METADATA_KEYS and k not in CONTROL_KEYS
+                              and k not in ("inputs", "depends_on", SCHEMA_KEY)
                               and (k in known or k == "python")}
     fields["inputs"] = inputs
     from seekrun.kinds import engine_version

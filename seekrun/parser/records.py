@@ -161,9 +161,10 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
     config = data  # plain JSON types already (the loader keeps dates as text)
     if templated:
         built, env_refs, runtime, problems = render_config(config, common)  # what is built: templates rendered
-        if env_refs and not model.python:
+        if env_refs:  # (a Python node's config may hold them, for ctx.config; never its run controls)
             problems += [(path, "env_var() is filled in only in SQL, source params and Python nodes: "
-                                "move this value there") for path in _env_outside_sql(kind, built)]
+                                "move this value there") for path in _env_outside_sql(kind, built)
+                         if not model.python or kind == "task" or (path and path[0] in CONTROL_KEYS)]
     else:
         built, env_refs, runtime, problems = config, [], [], []
     for path, problem in problems:
