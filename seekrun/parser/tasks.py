@@ -22,7 +22,6 @@ from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import TABLELESS_KINDS
 
 STATUS_KEYS = ("status", "exit_code")
-FILE_FORMATS = ("csv", "parquet", "json", "jsonl")
 
 
 def link(records: dict[str, dict], errors: list[Diagnostic], root) -> None:
@@ -83,7 +82,9 @@ def normalise(pattern: str, root) -> str:
 
 
 def _patterns(rec: dict) -> list[str]:
-    if rec["kind"] == "source" and not rec.get("python") and rec.get("source_format") in FILE_FORMATS \
+    from seekrun.kinds.source import READERS  # the file formats seekrun reads
+
+    if rec["kind"] == "source" and not rec.get("python") and rec.get("source_format") in READERS \
             and isinstance(rec.get("table"), str):
         return [rec["table"]]
     if rec.get("task"):
