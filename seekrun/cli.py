@@ -15,6 +15,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="seekrun: incremental builds for Seeknal-format data pipelines on DuckDB.")
 
 ProjectDir = typer.Option(Path("."), "--project-dir", "-p", help="Project folder (holds seekrun_project.yml).")
+# `seekrun run path/to/workflow.yaml [-- KEY=VALUE ...]`: a workflow file (or a project folder) instead of -p
+Where = typer.Argument(None, metavar="[WORKFLOW.yaml|FOLDER] [-- KEY=VALUE...]", show_default=False,
+                       help="A workflow file (or a project folder) to run instead of -p; KEY=VALUE words set params.")
+TargetDir = typer.Option(None, "--target-dir", hidden=True, help="Keep target/ here (a child DAG's state).")
+DagName = typer.Option(None, "--dag", hidden=True, help="The document of a multi-document workflow file to run.")
 # {{ today }}, {{ run_date }}, {{ start_date }}, {{ end_date }} in SQL (seekrun/parser/runvars.py)
 RunDate = typer.Option(None, "--run-date", "--date", metavar="YYYY-MM-DD",
                        help="Run as if today were this date: {{ today }} and {{ run_date }}. Default: today in the "
@@ -54,7 +59,9 @@ def parse(project_dir: Path = ProjectDir,
           as_json: bool = typer.Option(False, "--json", help="Print the summary and diff as JSON."),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list files that hold no node."),
           run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
-          dry_run: bool = typer.Option(False, "--dry-run", help="Check and show what changed; write nothing.")):
+          dry_run: bool = typer.Option(False, "--dry-run", help="Check and show what changed; write nothing."),
+          where: Optional[List[str]] = Where, target_dir: Optional[Path] = TargetDir,
+          dag: Optional[str] = DagName):
     """Compile the project into target/manifest.json and show what changed."""
     from seekrun.errors import ProjectError
     from seekrun.lock import ProjectLock, note_run_in_progress
@@ -64,7 +71,8 @@ def parse(project_dir: Path = ProjectDir,
 
     try:
         values = _run_values(run_date, start_date, end_date)
-        project = find_project(project_dir)
+        project_dir, words = _where(project_dir, where)
+        project = find_project(project_dir, target=target_dir, dag=dag)
         target.check(project.root, project.database_path, writes=not dry_run)
         if dry_run:
             note_run_in_progress(project.target_dir)
@@ -132,7 +140,8 @@ def run(project_dir: Path = ProjectDir,
         run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
         wait: bool = typer.Option(False, "--wait", help="If another run holds the project, wait for it."),
         wait_timeout: Optional[float] = typer.Option(None, "--wait-timeout", help="With --wait: give up after "
-                                                     "this many seconds (exit 2).")):
+                                                     "this many seconds (exit 2)."),
+        where: Optional[List[str]] = Where, target_dir: Optional[Path] = TargetDir, dag: Optional[str] = DagName):
     """Build what changed since the last run (and everything downstream of it)."""
     from seekrun.errors import Diagnostic, ProjectError, UsageError
     from seekrun.lock import ProjectLock, note_run_in_progress
@@ -148,7 +157,15 @@ def run(project_dir: Path = ProjectDir,
         if retry > MAX_RETRY:
             raise UsageError([Diagnostic("", None, f"--retry must be at most {MAX_RETRY}")])
         values = _run_values(run_date, start_date, end_date)
-        project = find_project(project_dir)
+        project_dir, words = _where(project_dir, where)
+        from seekrun.workflows.child import too_deep
+
+        deep = too_deep()  # a child DAG past the depth limit: fails at once (exit 1), says so to its parent
+        project = find_project(project_dir, target=target_dir, dag=dag)
+        if deep:
+            from seekrun.workflows.finish import refuse
+
+            refuse(project, deep)
         from seekrun import target
 
         target.check(project.root, project.database_path, writes=not dry_run)
@@ -225,6 +242,17 @@ def _run_values(run_date, start_date, end_date):
     return from_options(run_date, start_date, end_date)
 
 
+def _where(project_dir: Path, where: list[str] | None) -> tuple[Path, list[str]]:
+    """The workflow file or folder named as an argument (instead of -p), and the KEY=VALUE words."""
+    from seekrun.errors import Diagnostic, UsageError
+
+    paths = [w for w in where or [] if "=" not in w]
+    if len(paths) > 1:
+        raise UsageError([Diagnostic("", None, f"run one workflow or project at a time (got {', '.join(paths)}); "
+                                               "params are KEY=VALUE words")])
+    return (Path(paths[0]) if paths else project_dir), [w for w in where or [] if "=" in w]
+
+
 def locals_for_run(ns: dict) -> dict:
     keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
             "strict", "as_json", "project_dir", "allow_removals", "values")
@@ -249,9 +277,15 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
     runner.committed_only = committed_only
     args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
             "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
-    return runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
-                      exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
-                      on_commit=None if dry_run else compiled.save, allow_removals=allow_removals)
+    summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
+                         exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
+                         on_commit=None if dry_run else compiled.save, allow_removals=allow_removals)
+    if not dry_run and (project.flavour == "workflow" or project.target is not None or project.handlers):
+        from seekrun.workflows.finish import after_run  # handlerOn, and what a parent dag node reads
+
+        after_run(project, compiled.manifest, summary, dict(compiled.manifest.metadata.get("params") or {}),
+                  runner.run_id)
+    return summary
 
 
 def _terminate(signum, frame):

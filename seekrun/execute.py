@@ -52,6 +52,9 @@ class Built:
     retry_waits: list = field(default_factory=list)  # seconds waited before each retry
     exit_code: int | None = None  # a failure's (or a task's) exit code, if it had one
     unmet: str | None = None  # skipped: the precondition that did not hold
+    outputs: dict | None = None  # key=value lines a step wrote to $DAG_RUN_OUTPUT_FILE
+    log: str | None = None  # a task's log file (${step.stdout})
+    detail: str | None = None  # e.g. a dag node's "child: 2 ran, 3 cached"
 
 
 class NodeRunner:
@@ -131,7 +134,9 @@ class NodeRunner:
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, got,
                                            after if after == before else None, built.data_hash if reread else None,
-                                           retry_waits=waits, value=built.value, exit_code=built.exit_code))
+                                           retry_waits=waits, value=built.value, exit_code=built.exit_code,
+                                           outputs=getattr(built, "outputs", None), log=getattr(built, "log", None),
+                                           detail=getattr(built, "detail", None)))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
@@ -143,13 +148,14 @@ class NodeRunner:
                     error = f"timed out after {node.get('timeout_text') or format_duration(node.get('timeout') or 0)}"
                 error = secrets.redact(error)
                 code = getattr(exc, "exit_code", None)
+                failed_value = getattr(exc, "value", None)  # a failed child DAG still says what it gave
                 codes = policy.get("exit_codes")
                 # a rule's verdict on the data is not transient; with exit_codes, only those are retried
                 again = getattr(exc, "retryable", True) and (codes is None or code in codes)
             wait = retry_wait(policy, attempts)
             if not again or attempts > policy["limit"] or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out,
-                                            retry_waits=waits, exit_code=code))
+                                            retry_waits=waits, exit_code=code, value=failed_value))
             waits.append(round(wait, 6))
 
     def _run_context(self, node: dict, parents: list[str]) -> dict:
@@ -161,7 +167,9 @@ class NodeRunner:
             ok = rec.get("status") == "success"
             status = self.results[p].status.value if p in self.results else rec.get("status")
             upstream[p] = {"status": "success" if status == "cached" else status,
-                           "exit_code": rec.get("exit_code"), "value": rec.get("value") if ok else ""}
+                           "exit_code": rec.get("exit_code"), "log": rec.get("log") or "",
+                           # a failed dag node still says what its child gave ({"status": "failed"...})
+                           "value": rec.get("value") if ok else (rec.get("failed_value") or "")}
         with self._lock:
             if self.processes is None:
                 from seekrun.engines.process import ProcessRunner
@@ -170,7 +178,8 @@ class NodeRunner:
                 if self.stop.is_set():
                     self.processes.interrupt()
         return {"run_id": self.run_id, "upstream": upstream, "processes": self.processes,
-                "timeout": node.get("timeout")}
+                "timeout": node.get("timeout"), "target_dir": self.runner.target_dir,
+                "dag_name": self.manifest.metadata.get("project_name") or ""}
 
     def close(self) -> None:
         if self.processes is not None:
@@ -253,6 +262,11 @@ class NodeRunner:
                           data_hash)
             if node.get("task"):
                 entry.update(value=b.value, exit_code=b.exit_code, process_outputs=True)
+                entry.pop("failed_value", None)
+                if b.outputs:
+                    entry["outputs"] = b.outputs
+                if b.log:
+                    entry["log"] = b.log
             if old.get("output_files") and not old.get("process_outputs"):  # e.g. an exposure whose path changed: the old file goes
                 self.remove_files(sorted(set(old["output_files"]) - set(entry.get("output_files", []))), old)
         else:
@@ -261,6 +275,8 @@ class NodeRunner:
             entry["error"] = b.error
             if node.get("task"):
                 entry["exit_code"] = b.exit_code
+                entry["failed_value"] = b.value
+        res.detail = b.detail
         entry.update(status=res.status.value, duration=round(b.duration, 6), row_count=b.rows,
                      last_run=now, reason=res.reason, warnings=res.warnings)
         store.record(nid, entry)

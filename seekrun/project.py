@@ -45,10 +45,19 @@ class Project:
     node_paths_line: int | None = None  # where node_paths is in the project file (for its errors)
     timeout: float | None = None  # `timeout:` in the project file: seconds a run may take
     timeout_text: str | None = None  # ... as written
+    # a workflow file (seekrun/workflows/load.py): flavour "workflow", marker = the file's name
+    target: Path | None = None  # target/ elsewhere: a workflow's, or a child DAG's (under its parent's)
+    workflow: str | None = None  # the document of the workflow file that runs ("" = the first)
+    handlers: dict = field(default_factory=dict)  # handlerOn: {success|failure|cancel|exit: step}
+    notes: list = field(default_factory=list)  # verbose-only remarks about the project file
+    warnings: list = field(default_factory=list)  # about the project file (shown with parse's)
+    workflow_config: dict = field(default_factory=dict)  # a workflow's params, env, dotenv, maxActiveSteps
+    workflow_lines: dict = field(default_factory=dict)  # ... and the lines of its keys
+    chain: bool = False  # a workflow's `type: chain`
 
     @property
     def target_dir(self) -> Path:
-        return self.root / "target"
+        return self.target if self.target is not None else self.root / "target"
 
     @property
     def state_dir(self) -> Path:
@@ -74,6 +83,8 @@ class Project:
         Problems (a missing or unreadable folder, a file outside the project, a special file)
         go to ``errors`` (raised as a ProjectError when no list is given)."""
         problems: list[Diagnostic] = [] if errors is None else errors
+        if self.flavour == "workflow":
+            return [self.root / self.marker], []
         walker = _Walker(self, problems)
         for node_path in self.node_paths:
             walker.walk(node_path)
@@ -201,7 +212,13 @@ def regular_file_problem(path: str | Path, root: Path) -> str | None:
     return None
 
 
-def find_project(project_dir: Path | str) -> Project:
+def find_project(project_dir: Path | str, *, target: Path | str | None = None, dag: str | None = None) -> Project:
+    """The project in a folder, or the workflow in a YAML file (seekrun/workflows/load.py).
+    ``target``: keep target/ there (a child DAG's state, under its parent's target/)."""
+    if str(project_dir).endswith((".yaml", ".yml")) and not os.path.isdir(project_dir):
+        from seekrun.workflows.load import find_workflow
+
+        return find_workflow(project_dir, target=target, dag=dag)
     root = Path(project_dir).resolve()
     if not root.is_dir():
         raise ProjectError([Diagnostic(str(project_dir), None,
@@ -247,6 +264,11 @@ def find_project(project_dir: Path | str) -> Project:
                                      "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
         else:
             project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
+    if target is not None:  # a child DAG's state: its database too (each set of params has its own)
+        project.target = Path(target).resolve()
+        if project.database == DEFAULT_DATABASE:
+            project.database = str(project.target / "seekrun.duckdb")
+            project.allow_external_database = True
     if errors:
         raise ProjectError(errors)
     return project

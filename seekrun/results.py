@@ -47,6 +47,7 @@ class NodeResult:
     retry_waits: list[float] = field(default_factory=list)  # seconds waited before each retry
     continued: bool = False  # failed or skipped, but its continue_on let its dependents run
     condition: str | None = None  # a dry run: "runs if <its preconditions>"
+    detail: str | None = None  # e.g. a dag node's "child: 2 ran, 3 cached"
 
     def to_dict(self) -> dict:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
@@ -55,7 +56,8 @@ class NodeResult:
                 "skip": self.skip if self.status is NodeStatus.SKIPPED else None,
                 "after_reread": list(self.after_reread), "retry_waits": list(self.retry_waits),
                 "continued": self.continued, "condition": self.condition,
-                **({"command": self.command} if self.command is not None else {})}
+                **({"command": self.command} if self.command is not None else {}),
+                **({"detail": self.detail} if self.detail else {})}
 
 
 @dataclass

@@ -76,6 +76,7 @@ class DAGRunner:
                 project_dir = Path.cwd()
         self.root = Path(project_dir).resolve()
         self.state_dir = Path(state_dir) if state_dir else self.root / "target" / "state"
+        self.target_dir = self.state_dir.parent  # target/ (a child DAG's: under its parent's target/)
         db = manifest.metadata.get("database") or "target/seekrun.duckdb"
         self.db_path = Path(db) if os.path.isabs(db) else self.root / db
         from seekrun.project import inside
@@ -221,7 +222,7 @@ class DAGRunner:
             if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
                 from seekrun.parser.templating import save_env_key
 
-                save_env_key(self.manifest, self.root / "target" / "state")  # where parsing reads it
+                save_env_key(self.manifest, self.state_dir)  # where parsing reads it
             maybe = [nid for nid in recheck if items[nid].selected]
             self.reporter.plan(to_run, len(items), len(maybe), late.maybe_why(self.manifest, items, maybe))
             before = {nid: (records.get(nid) or {}).get("output_hash") for nid in to_run
@@ -391,5 +392,5 @@ class DAGRunner:
             "removed": summary.removed_nodes,
             "dropped": summary.dropped_nodes,
         }
-        atomic_write_json(self.root / "target" / "run_results.json", data)
+        atomic_write_json(self.target_dir / "run_results.json", data)
 

@@ -17,7 +17,9 @@ import re
 from typing import Callable
 
 # $${ (a literal), or ${name}, ${name.key.0}, ${name:-default}
-_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(:-[^}]*)?\}")
+# (a workflow step's name may hold '-': ${extract-data.exitCode}; a bare ${A-b} is the shell's)
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*(?:(?:-[A-Za-z0-9_]+)+(?=\.))?(?:\.[A-Za-z0-9_]+)*)"
+                  r"(:-[^}]*)?\}")
 
 
 class UnknownValue(ValueError):

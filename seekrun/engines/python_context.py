@@ -33,7 +33,7 @@ class PythonContext:
         self.node_meta: dict = self.config
         self.con = ctx.cur
         self.project_path: Path = Path(ctx.root)
-        self.target_dir: Path = Path(ctx.root) / "target"
+        self.target_dir: Path = Path(getattr(ctx, "target_dir", None) or Path(ctx.root) / "target")
 
     def ref(self, node: str | int):
         """An input's table: ctx.ref("transform.orders"), ctx.ref(0) or ctx.ref("input_0").  A

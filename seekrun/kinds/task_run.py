@@ -23,6 +23,9 @@ from seekrun import values
 from seekrun.kinds.base import BuildResult, NodeFailure, table_name
 
 
+# ${step.<key>}: what of an upstream step's record it reads (Dagu's spellings too)
+STEP_KEYS = {"status": "status", "exit_code": "exit_code", "exitCode": "exit_code", "stdout": "log",
+             "output": "value"}
 MAX_VALUE = 1 << 20  # bytes of a captured value (it lives in the state, and in every consumer's command)
 
 
@@ -75,9 +78,9 @@ def lookup_for(node: dict, upstream: dict[str, dict], env: dict[str, str], input
         head, _, key = name.partition(".")
         if head == "inputs" and key.isdigit():
             return inputs.get(int(key))
-        if key in ("status", "exit_code") and head in names:
+        if key in STEP_KEYS and head in names:
             rec = upstream.get(names[head]) or {}
-            value = rec.get(key)
+            value = rec.get(STEP_KEYS[key])
             return "" if value is None else str(value)
         return environ.get(name)
     return lookup
@@ -123,42 +126,62 @@ def build(node: dict, ctx) -> BuildResult:
 
     started = time.monotonic()
     task, nid, root = node["task"], node["id"], Path(ctx.root)
-    work = root / "target" / "tasks" / nid
+    work = Path(getattr(ctx, "target_dir", None) or root / "target") / "tasks" / nid
     inputs = _export_inputs(node, ctx, work)
     env_values = {k: ctx.value(v) for k, v in task["env"].items()}  # env_var() values: secrets
     params = {k: ctx.value(v) for k, v in task["params"].items()}
     upstream = getattr(ctx, "upstream", None) or {}
     lookup = lookup_for(node, upstream, {}, inputs, params=params)
+    target = Path(getattr(ctx, "target_dir", None) or root / "target")
+    run_id = str(getattr(ctx, "run_id", "") or "")
+    log = target / "logs" / (run_id or "adhoc") / f"{nid}.log"
+    outputs_file = work / "dag_run_output"
     try:
         env_values = {k: values.expand(v, lookup) for k, v in env_values.items()}
         lookup = lookup_for(node, upstream, env_values, inputs, params=params)
-        argv = command_line(node, lookup, ctx.value, root)
+        if task["mode"] != "dag":
+            argv = command_line(node, lookup, ctx.value, root)
     except values.UnknownValue as exc:
         raise NodeFailure(f"{nid}: '${{{exc.name}}}' has no value now (it was set when the project was parsed)")
     env = dict(os.environ)
     env.update(env_values)
-    env.update(SEEKRUN_PROJECT_DIR=str(root), SEEKRUN_TARGET_DIR=str(root / "target"), SEEKRUN_NODE=nid,
-               SEEKRUN_RUN_ID=str(getattr(ctx, "run_id", "") or ""))
+    env.update(SEEKRUN_PROJECT_DIR=str(root), SEEKRUN_TARGET_DIR=str(target), SEEKRUN_NODE=nid,
+               SEEKRUN_RUN_ID=run_id)
+    # what Dagu gives a step (DAG_RUN_OUTPUT_FILE: key=value lines become the DAG's outputs)
+    env.update(DAG_NAME=str(getattr(ctx, "dag_name", "") or ""), DAG_RUN_ID=run_id, DAG_RUN_STEP_NAME=node["name"],
+               DAG_RUN_LOG_FILE=str(log), DAG_RUN_OUTPUT_FILE=str(outputs_file))
     for i, path in inputs.items():
         env[f"SEEKRUN_INPUT_{i}"] = path
     cwd = root / task["dir"] if task.get("dir") else root
     if not cwd.is_dir():
         raise TaskFailure(f"{nid}: dir '{task['dir']}' does not exist: create it (or let a task it depends on)")
+    call = None
+    if task["mode"] == "dag":
+        from seekrun.kinds.dag_run import call_child
+
+        argv, call = call_child(node, ctx, lookup, env, cwd, target)
     backups = _set_aside(node, root, work)
+    work.mkdir(parents=True, exist_ok=True)
+    outputs_file.unlink(missing_ok=True)
     runner = getattr(ctx, "processes", None)
     if runner is None:  # a build outside a run (tests, the API): a runner of its own
         from seekrun.engines.process import ProcessRunner
 
         runner = ProcessRunner()
-    log = root / "target" / "logs" / str(getattr(ctx, "run_id", "") or "adhoc") / f"{nid}.log"
     timeout = getattr(ctx, "timeout", None) or node.get("timeout")
     left = None if timeout is None else max(0.01, timeout - (time.monotonic() - started))  # export included
     done = False
     try:
-        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=left, capture=bool(task.get("output")),
-                         redact=ctx.redact)
-        _judge(node, fin, timeout, log, root)
-        value = fin.stdout.strip() if task.get("output") else None
+        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=left,
+                         capture=bool(task.get("output")) and call is None, redact=ctx.redact)
+        if call is not None:
+            from seekrun.kinds.dag_run import judge_child
+
+            value = judge_child(node, fin, call, timeout, log, root)
+        else:
+            _judge(node, fin, timeout, log, root)
+            value = fin.stdout.strip() if task.get("output") else None
+        written = read_outputs(outputs_file)
         if value is not None and len(value.encode()) > MAX_VALUE:
             raise TaskFailure(f"{nid}: its output value ({task['output']}) is {len(value.encode()):,} bytes; a value is "
                               f"kept in the state, at most {MAX_VALUE:,} bytes: write it to a file (outputs:) and "
@@ -171,16 +194,42 @@ def build(node: dict, ctx) -> BuildResult:
         from seekrun.outputs import content_digest
 
         parts = [p for rel in node.get("output_files") or [] for p in (rel, content_digest(root / rel))]
-        content = hash_parts("task", *parts, "value", value)
+        content = hash_parts("task", *parts, "value", call.digest if call is not None else value,
+                             *(f"{k}={v}" for k, v in sorted(written.items())))
         result = BuildResult(rows=None, data_hash=content)
         result.value = value
         result.exit_code = fin.exit_code
+        result.outputs = written
+        result.log = str(log)
+        if call is not None:
+            result.detail = call.detail
         done = True
         return result
     finally:
         _restore(backups, root, keep=done)
         if done:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """The key=value lines a step wrote to $DAG_RUN_OUTPUT_FILE (blank lines and # comments
+    skipped; `export ` and quotes around a value allowed)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key.strip():
+            out[key.strip()] = value
+    return out
 
 
 def _judge(node: dict, fin, timeout, log: Path, root: Path) -> None:

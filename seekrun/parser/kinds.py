@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 KINDS = frozenset({"source", "transform", "feature_group", "aggregation", "rule", "profile", "exposure", "model",
-                   "semantic_model", "metric", "second_order_aggregation", "task"})
+                   "semantic_model", "metric", "second_order_aggregation", "task", "dag"})
 METADATA_KEYS = frozenset({"kind", "name", "description", "owner", "tags", "columns"})
 # Kinds whose output is a file, not a table (their executor modules say HAS_TABLE = False).
-TABLELESS_KINDS = frozenset({"exposure", "semantic_model", "metric", "task"})
+TABLELESS_KINDS = frozenset({"exposure", "semantic_model", "metric", "task", "dag"})
 # Kinds whose output is a view (metric.<name>), dropped as a view when the node goes; a
 # semantic_model only checks its expressions against its model's table and builds nothing.
 VIEW_KINDS = frozenset({"metric"})

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from seekrun.parser.kinds import KINDS
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# a task or a dag node has no table: its name may hold '-' too, as workflow step names do
+STEP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*$"
 
 
 class _Model(BaseModel):
@@ -200,6 +202,7 @@ class MetricNode(NodeBase):
 
 class TaskNode(NodeBase):
     """A program run as a node (seekrun/kinds/task.py checks the values and paths)."""
+    name: str = Field(pattern=STEP_NAME_PATTERN)
     command: Optional[Union[str, list[Union[str, int, float]]]] = None
     script: Optional[str] = None
     shell: Optional[str] = None
@@ -209,6 +212,18 @@ class TaskNode(NodeBase):
     env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
     output: Optional[str] = None
     always: bool = False
+
+
+class DagNode(NodeBase):
+    """A node that runs another DAG: a workflow file or a seekrun project (seekrun/kinds/dag.py)."""
+    name: str = Field(pattern=STEP_NAME_PATTERN)
+    run: Optional[str] = None
+    params: Any = None  # the child's params: a mapping, a Dagu "K=V K2=V2" string, or a list
+    dir: Optional[str] = None
+    files: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
+    output: Optional[str] = None
 
 
 KIND_MODELS: dict[str, type[NodeBase]] = {
@@ -224,5 +239,6 @@ KIND_MODELS: dict[str, type[NodeBase]] = {
     "semantic_model": SemanticModelNode,
     "metric": MetricNode,
     "task": TaskNode,
+    "dag": DagNode,
 }
 assert KINDS == frozenset(KIND_MODELS)

@@ -53,6 +53,11 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     failed: dict[str, str] = {}  # node a failed document meant to define -> "file:line" of its error
     cache = ParseCache(project.state_dir / "parse_cache" if use_cache else None)
     common, common_digest = load_common(project, errors)
+    workflow = project.workflow if project.flavour == "workflow" else None
+    if workflow is not None:  # the records depend on which document of the file runs
+        common_digest = f"workflow:{workflow}"
+        warnings.extend(project.warnings)
+        notes.extend(project.notes)
     if cache.meta.get("common") != common_digest:
         cache.clear()  # shared config changed: templates may render differently
         cache.meta["common"] = common_digest
@@ -74,7 +79,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
     misses = [rel for rel, _, _, entry in entries if entry is None]
     cache.reads += len(misses)
-    read = dict(zip(misses, map_forked(partial(_read_one, project.root, common), misses)))
+    read = dict(zip(misses, map_forked(partial(_read_one, project.root, common, workflow=workflow), misses)))
     from seekrun.parser.sql_check import check_files
 
     check_files(read)  # the new files' SQL through DuckDB's parser (after the fork: duckdb is loaded now)
@@ -108,6 +113,10 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         from seekrun.parser.tasks import link as link_tasks  # files written by tasks feed what reads them
 
         link_tasks(records, errors, project.root)
+    if any(r["kind"] == "dag" for r in records.values()):
+        from seekrun.workflows.link import check_children
+
+        check_children(records, errors, project.root)  # every parse: a child file may be gone since
     check_graph(records, errors, broken, failed)
     warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
                                "warning") for nid, rec in records.items() if rec.get("not_executable"))
@@ -186,7 +195,7 @@ def _note_failed(rel: str, recs: list[dict], errs: list[Diagnostic], broken: lis
             failed.setdefault(err.node, f"{rel}:{err.line}" if err.line else rel)
 
 
-def _read_one(root: Path, common: dict | None, rel: str):
+def _read_one(root: Path, common: dict | None, rel: str, workflow: str | None = None):
     """Parse one node file (YAML, or Python with decorators): records, diagnostics and a digest.
     Records are a function of the file's bytes (and seeknal/common, whose digest is in the
     project digest), so the digest is a hash of the bytes."""
@@ -198,7 +207,11 @@ def _read_one(root: Path, common: dict | None, rel: str):
     if b"\x00" in raw and not rel.endswith(".py"):
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         return [], [Diagnostic(rel, line, "file holds a NUL byte: node files are text; remove it")], [], [], ""
-    if rel.endswith(".py"):
+    if workflow is not None:
+        from seekrun.workflows.load import read_records
+
+        out = read_records(raw, rel, root, workflow)
+    elif rel.endswith(".py"):
         from seekrun.parser.python_nodes import read_python_file
 
         out = read_python_file(raw, rel, root)
@@ -334,6 +347,8 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         "project_name": project.name,
         "database": project.database,
         **({"timeout": project.timeout, "timeout_text": project.timeout_text} if project.timeout else {}),
+        **({"handlers": project.handlers} if project.handlers else {}),
+        **({"workflow": project.marker} if project.flavour == "workflow" else {}),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Manifest(metadata, nodes)

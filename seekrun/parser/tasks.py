@@ -21,7 +21,9 @@ from seekrun.errors import Diagnostic
 from seekrun.hashing import hash_obj
 from seekrun.parser.kinds import TABLELESS_KINDS
 
-STATUS_KEYS = ("status", "exit_code")
+# ${step.status}, ${step.exit_code}; Dagu's ${step.exitCode}, ${step.stdout} (its log file) and
+# ${step.output} (its captured value)
+STATUS_KEYS = ("status", "exit_code", "exitCode", "stdout", "output")
 
 
 def link(records: dict[str, dict], errors: list[Diagnostic], root) -> None:
