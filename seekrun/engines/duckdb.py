@@ -64,6 +64,10 @@ class DuckDBEngine:
             self.con.execute(f"SET temp_directory = '{temp}'")
         if not temp.startswith(allowed[0]):
             allowed.append(temp.rstrip(os.sep) + os.sep)
+        if db_path is not None:  # a child DAG's target/ (its state) is under its parent's, outside its root
+            folder = str(Path(db_path).resolve().parent) + os.sep
+            if not any(folder.startswith(a) for a in allowed):
+                allowed.append(folder)
         listed = ", ".join("'" + a.replace("'", "''") + "'" for a in allowed)
         self.con.execute(f"SET allowed_directories = [{listed}]")
         self.con.execute("SET enable_external_access = false")

@@ -71,8 +71,9 @@ def judge_child(node: dict, fin, call: ChildCall, timeout, log: Path, root: Path
             why = got.get("error")
             message = f"{nid}: child DAG {call.child['path']} {status}" + (f": {why}" if why else "") \
                 if not (fin.timed_out or fin.interrupted) else str(exc)
-            if not (fin.timed_out or fin.interrupted) and not why:
+            if not (fin.timed_out or fin.interrupted) and not why:  # e.g. the child's errors (exit 2)
                 message += f" (log: {Path(log).relative_to(root) if Path(log).is_relative_to(root) else log})"
+                message += "".join(f"\n  | {line}" for line in fin.tail)
             failure = TaskFailure(message, exc.exit_code, exc.timed_out)
             failure.value = value
             raise failure from None

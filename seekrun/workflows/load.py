@@ -189,5 +189,9 @@ def read_records(raw: bytes, rel: str, root: Path, dag: str | None):
         rec = _record(data["kind"], data, sub, rel, doc_errors, warnings, None, root, "{{" in text)
         errors.extend(doc_errors)
         if rec is not None:
+            if rec["kind"] == "task" and not (step.get("files") or step.get("outputs")) and not rec.get("always"):
+                from seekrun.kinds.task import ALWAYS_UNDECLARED
+
+                rec["always"] = ALWAYS_UNDECLARED  # a Dagu step says nothing of what it reads: it runs every run
             records.append(rec)
     return records, errors, warnings, []

@@ -1,0 +1,244 @@
+"""Dagu-format workflow files and kind: dag: what a user sees (exit codes, messages, files)."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_proc, run_results, write_project
+
+
+def flow(folder: Path, text: str, name: str = "flow.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def results(folder: Path, stem: str = "flow") -> dict[str, dict]:
+    data = json.loads((folder / "target" / stem / "run_results.json").read_text())
+    return {r["node_id"]: r for r in data["results"]}
+
+
+BAD = {
+    "unknown step in depends": ("""
+        steps:
+          - name: a
+            command: echo a
+          - name: b
+            command: echo b
+            depends: [aa]
+        """, ":7: step b: depends on 'aa', which is not a step of this workflow (did you mean 'a'?)"),
+    "a cycle": ("""
+        steps:
+          - name: a
+            command: echo a
+            depends: b
+          - name: b
+            command: echo b
+            depends: a
+        """, "cycle"),
+    "duplicate step names": ("""
+        steps:
+          - name: a
+            command: echo a
+          - name: a
+            command: echo again
+        """, ":5: duplicate step name 'a' (also at line 3)"),
+    "a missing child DAG": ("""
+        steps:
+          - name: child
+            run: nowhere/child.yaml
+        """, "child DAG 'nowhere/child.yaml' not found"),
+    "maxConcurrent not a positive integer": ("""
+        steps:
+          - name: fan
+            command: echo ${ITEM}
+            parallel: {items: [a, b], maxConcurrent: 0}
+        """, "parallel.maxConcurrent must be a positive integer"),
+    "parallel items of the wrong shape": ("""
+        steps:
+          - name: fan
+            command: echo ${ITEM}
+            parallel: [[a, b], c]
+        """, "parallel takes a list of items"),
+    "a step without a name": ("""
+        steps:
+          - command: echo a
+        """, "step 1 needs a name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_workflows_are_refused_with_a_clear_error_and_exit_2(tmp_path, case):
+    text, expected = BAD[case]
+    path = flow(tmp_path, text)
+    res = cli_proc("run", str(path), cwd=tmp_path)
+    assert res.exit_code == 2, res.output
+    assert expected in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "target" / "flow" / "state" / "execution_state.json").exists()
+
+
+def test_errors_are_reported_together(tmp_path):
+    path = flow(tmp_path, """
+        steps:
+          - name: a
+            command: echo a
+            depends: zz
+          - name: a
+            command: echo b
+          - name: c
+            run: missing.yaml
+        """)
+    res = cli_proc("parse", str(path), cwd=tmp_path)
+    assert res.exit_code == 2
+    assert "depends on 'zz'" in res.stderr and "duplicate step name 'a'" in res.stderr
+    assert "child DAG 'missing.yaml' not found" in res.stderr
+
+
+def test_a_workflow_runs_in_its_folder_with_dagu_variables_and_step_references(tmp_path):
+    path = flow(tmp_path / "wf", """
+        name: vars
+        steps:
+          - name: first
+            command: |
+              pwd > where.txt
+              echo "$DAG_NAME $DAG_RUN_STEP_NAME" > names.txt
+              test -n "$DAG_RUN_ID" && test -n "$DAG_RUN_LOG_FILE"
+              echo hello
+            output: GREETING
+          - name: second
+            command: echo "${GREETING} ${first.exitCode} ${first.status} ${first.output}" > refs.txt; cat ${first.stdout} > copied.txt
+            depends: first
+        """)
+    res = cli_proc("run", str(path), cwd=tmp_path)
+    assert res.exit_code == 0, res.output
+    wf = tmp_path / "wf"
+    assert (wf / "where.txt").read_text().strip() == str(wf)
+    assert (wf / "names.txt").read_text().strip() == "vars first"
+    assert (wf / "refs.txt").read_text().strip() == "hello 0 success hello"
+    assert "hello" in (wf / "copied.txt").read_text()
+    assert (wf / "target" / "vars" / "run_results.json").exists() is False  # state is named by the file
+    assert set(results(wf)) == {"task.first", "task.second"}
+
+
+def test_steps_without_depends_may_run_at_once_and_type_chain_orders_them(tmp_path):
+    text = """
+        {chain}
+        steps:
+          - name: a
+            command: echo "$(date +%s.%N) a" >> log.txt; sleep 0.4; echo "$(date +%s.%N) a" >> log.txt
+          - name: b
+            command: echo "$(date +%s.%N) b" >> log.txt; sleep 0.4; echo "$(date +%s.%N) b" >> log.txt
+        """
+
+    def spans(folder):
+        times: dict[str, list[float]] = {}
+        for line in (folder / "log.txt").read_text().splitlines():
+            t, who = line.split()
+            times.setdefault(who, []).append(float(t))
+        return times
+    free = tmp_path / "free"
+    assert cli_proc("run", str(flow(free, text.format(chain=""))), "--threads", "2").exit_code == 0
+    t = spans(free)
+    assert t["a"][0] < t["b"][1] and t["b"][0] < t["a"][1]  # they overlapped
+    chained = tmp_path / "chained"
+    assert cli_proc("run", str(flow(chained, text.format(chain="type: chain"))), "--threads", "2").exit_code == 0
+    t = spans(chained)
+    assert t["a"][1] <= t["b"][0]  # b waited for a
+
+
+def test_handlers_run_after_the_steps_and_see_the_status(tmp_path):
+    text = """
+        steps:
+          - name: work
+            command: {cmd}
+        handlerOn:
+          success:
+            command: echo "success $DAG_STATUS" >> handlers.log
+          failure:
+            command: echo "failure $DAG_STATUS" >> handlers.log
+          exit:
+            command: echo "exit $DAG_STATUS" >> handlers.log
+        """
+    ok = tmp_path / "ok"
+    assert cli_proc("run", str(flow(ok, text.format(cmd="'true'")))).exit_code == 0
+    assert (ok / "handlers.log").read_text().splitlines() == ["success succeeded", "exit succeeded"]
+    bad = tmp_path / "bad"
+    res = cli_proc("run", str(flow(bad, text.format(cmd="'false'"))))
+    assert res.exit_code == 1
+    assert (bad / "handlers.log").read_text().splitlines() == ["failure failed", "exit failed"]
+
+
+def test_a_failing_handler_fails_the_run(tmp_path):
+    path = flow(tmp_path, """
+        steps:
+          - name: work
+            command: "true"
+        handlerOn:
+          exit:
+            command: exit 4
+        """)
+    res = cli_proc("run", str(path))
+    assert res.exit_code == 1
+    assert json.loads((tmp_path / "target" / "flow" / "outputs.json").read_text())["status"] == "failed"
+
+
+def test_local_dags_in_one_file_are_called_by_name(tmp_path):
+    path = flow(tmp_path, """
+        name: main-workflow
+        steps:
+          - name: run-local
+            executor: dag
+            command: data-processor
+            output: OUT
+
+        ---
+
+        name: data-processor
+        steps:
+          - name: process
+            command: echo "Processing data" > processed.txt
+        """)
+    res = cli_proc("run", str(path))
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "processed.txt").read_text() == "Processing data\n"
+    assert results(tmp_path)["dag.run-local"]["status"] == "success"
+
+
+def test_a_project_calls_a_workflow_and_a_workflow_calls_a_project(tmp_path):
+    project = write_project(tmp_path / "proj", {
+        "nodes/extract.yml": "kind: dag\nname: extract\nrun: flows/extract.yaml\noutput: EXTRACTED\n",
+        "nodes/use.yml": "kind: task\nname: use\ncommand: echo ${EXTRACTED.outputs.rows} > rows.txt\n"
+                         "depends_on: [dag.extract]\n",
+        "flows/extract.yaml": "steps:\n  - name: count\n    command: echo 42\n    output: rows\n",
+    })
+    res = cli_proc("run", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    assert (project / "rows.txt").read_text() == "42\n"
+    assert run_results(project)["dag.extract"]["status"] == "success"
+    # ... and a workflow that runs that project as a child (its tables in the child's own state)
+    child = write_project(tmp_path / "tables", {
+        "nodes/a.yml": "kind: source\nname: a\nsource: csv\ntable: data/a.csv\n",
+        "data/a.csv": "x\n1\n2\n",
+        "nodes/b.yml": "kind: transform\nname: b\ninputs: [{ref: source.a}]\ntransform: SELECT sum(x) AS s FROM ref('source.a')\n",
+        "nodes/t.yml": "kind: task\nname: report\ninputs: [{ref: transform.b}]\n"
+                       "command: echo done\noutput: REPORT\n",
+    })
+    wf = flow(tmp_path, "steps:\n  - name: build\n    run: tables\n    output: BUILT\n", "parent.yaml")
+    res = cli_proc("run", str(wf))
+    assert res.exit_code == 0, res.output
+    built = json.loads(json.loads((tmp_path / "target" / "parent" / "outputs.json").read_text())["outputs"]["BUILT"])
+    assert built["status"] == "succeeded" and built["outputs"] == {"REPORT": "done"}
+    states = list((tmp_path / "target" / "parent" / "dags").glob("tables-*"))
+    assert len(states) == 1 and (states[0] / "seekrun.duckdb").exists()
+    assert not (child / "target" / "seekrun.duckdb").exists()  # the child's build lives in its state
+    # nothing changed: the child builds nothing (its nodes are cached), the parent's step still runs
+    res = cli_proc("run", str(wf))
+    assert res.exit_code == 0
+    child_results = json.loads((states[0] / "run_results.json").read_text())["results"]
+    assert {r["status"] for r in child_results} == {"cached"}
+    assert results(tmp_path, "parent")["dag.build"]["detail"] == "child: 3 cached"
