@@ -11,7 +11,9 @@ nothing (they say how to run a node, not what it builds).
   ``node["retry"]``; unset keys take ``--retry``'s schedule (0.2 s, doubling, at most 30 s).
 - ``preconditions: [...]`` -> ``node["preconditions"]``: ``{condition, expected?, negate?}``
   or ``{sql, negate?}`` (the SQL rewritten like node SQL, reading only the node's inputs).
-- ``continue_on: {failure, skipped, exit_codes}`` -> ``node["continue_on"]``.
+- ``continue_on: {failure, skipped, exit_codes, mark_success}`` -> ``node["continue_on"]``
+  (``mark_success``, Dagu's markSuccess: a failure it covers is shown as a success, with a
+  warning, and does not fail the run; the node still reruns next time).
 - ``run_always: true`` -> ``node["run_always"]``.
 
 Nothing here imports DuckDB or runs anything.
@@ -30,7 +32,7 @@ DEFAULT_BACKOFF = 2.0
 DEFAULT_MAX_INTERVAL = 30.0
 MAX_LIMIT = 100
 RETRY_KEYS = ("limit", "interval", "backoff", "max_interval", "exit_codes")
-CONTINUE_KEYS = ("failure", "skipped", "exit_codes")
+CONTINUE_KEYS = ("failure", "skipped", "exit_codes", "mark_success")
 CONDITION_KEYS = ("condition", "expected", "negate", "sql")
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -188,7 +190,7 @@ def _continue_on(value: Any, problems: list[Problem]) -> dict | None:
             problems.append((("continue_on", key),
                              f"continue_on has no key '{key}': the keys are {', '.join(CONTINUE_KEYS)}"))
     out: dict[str, Any] = {"failure": False, "skipped": False, "exit_codes": None}
-    for key in ("failure", "skipped"):
+    for key in ("failure", "skipped", "mark_success"):
         if key in value and not isinstance(value[key], bool):
             problems.append((("continue_on", key), f"continue_on.{key} must be true or false"))
         elif key in value:

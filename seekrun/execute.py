@@ -277,7 +277,11 @@ class NodeRunner:
                 entry["exit_code"] = b.exit_code
                 entry["failed_value"] = b.value
         res.detail = b.detail
-        entry.update(status=res.status.value, duration=round(b.duration, 6), row_count=b.rows,
+        if not outcome.ok and res.continued and (node.get("continue_on") or {}).get("mark_success"):
+            res.warnings.append(f"failed, marked success by continue_on.mark_success: {b.error}")
+            res.status, res.error = NodeStatus.SUCCESS, None  # its record stays failed: it reruns next time
+        entry.update(status="failed" if not outcome.ok else res.status.value, duration=round(b.duration, 6),
+                     row_count=b.rows,
                      last_run=now, reason=res.reason, warnings=res.warnings)
         store.record(nid, entry)
         self.reporter.result(res)

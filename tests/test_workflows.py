@@ -242,3 +242,25 @@ def test_a_project_calls_a_workflow_and_a_workflow_calls_a_project(tmp_path):
     child_results = json.loads((states[0] / "run_results.json").read_text())["results"]
     assert {r["status"] for r in child_results} == {"cached"}
     assert results(tmp_path, "parent")["dag.build"]["detail"] == "child: 3 cached"
+
+
+def test_continue_on_mark_success_lets_the_run_succeed_and_the_step_reruns(tmp_path):
+    path = flow(tmp_path, """
+        steps:
+          - name: flaky
+            command: echo tried >> tries.log; exit 3
+            files: [input.txt]
+            continueOn: {failure: true, markSuccess: true}
+          - name: after
+            command: echo "${flaky.status}" > after.txt
+            depends: flaky
+        """)
+    (tmp_path / "input.txt").write_text("x")
+    res = cli_proc("run", str(path))
+    assert res.exit_code == 0, res.output
+    got = results(tmp_path)
+    assert got["task.flaky"]["status"] == "success"
+    assert "marked success" in got["task.flaky"]["warnings"][0] and "exited 3" in got["task.flaky"]["warnings"][0]
+    assert (tmp_path / "after.txt").read_text() == "success\n"
+    assert cli_proc("run", str(path)).exit_code == 0
+    assert (tmp_path / "tries.log").read_text().splitlines() == ["tried", "tried"]  # it failed: it runs again

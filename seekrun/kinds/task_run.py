@@ -115,7 +115,19 @@ def preview(node: dict, root: Path, records: dict[str, dict]) -> str:
     try:
         lookup = lookup_for(node, upstream, {}, inputs, params=params)
         env = {k: values.expand(v, lookup) for k, v in env.items()}
-        text = shown(command_line(node, lookup_for(node, upstream, env, inputs, params=params), fill, root))
+        lookup = lookup_for(node, upstream, env, inputs, params=params)
+        if task["mode"] == "dag":  # its child run, with its params
+            def now(text: str) -> str:
+                try:
+                    return values.expand(text, lookup)
+                except values.UnknownValue:
+                    return text
+            text = shlex.join(["seekrun", "run", now(task["run"]),
+                               *(f"{k}={now(v)}" for k, v in task["child_params"].items())])
+            if "${" in task["run"]:
+                text += f"  (the DAG {task['run']} names is resolved when the node runs)"
+        else:
+            text = shown(command_line(node, lookup, fill, root))
     except values.UnknownValue as exc:
         text = f"(cannot be worked out now: '${{{exc.name}}}' has no value)"
     return secrets.redact(text, found)
