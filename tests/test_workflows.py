@@ -264,3 +264,30 @@ def test_continue_on_mark_success_lets_the_run_succeed_and_the_step_reruns(tmp_p
     assert (tmp_path / "after.txt").read_text() == "success\n"
     assert cli_proc("run", str(path)).exit_code == 0
     assert (tmp_path / "tries.log").read_text().splitlines() == ["tried", "tried"]  # it failed: it runs again
+
+
+def test_a_timed_out_child_dag_leaves_no_process_running(tmp_path):
+    from tests.conftest import alive
+
+    flow(tmp_path, """
+        steps:
+          - name: slow
+            command: echo $$ > slow.pid; exec sleep 30
+        """, "child.yaml")
+    path = flow(tmp_path, """
+        steps:
+          - name: call
+            run: child.yaml
+            timeoutSec: 2
+        """, "parent.yaml")
+    res = cli_proc("run", str(path), timeout=60)
+    assert res.exit_code == 1
+    got = results(tmp_path, "parent")["dag.call"]
+    assert got["status"] == "failed" and "timed out after 2s" in got["error"]
+    import time
+
+    pid = int((tmp_path / "slow.pid").read_text())
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid)
