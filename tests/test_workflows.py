@@ -291,3 +291,14 @@ def test_a_timed_out_child_dag_leaves_no_process_running(tmp_path):
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(pid)
+
+
+def test_a_workflow_file_among_the_node_files_is_not_a_broken_node(tmp_path):
+    project = write_project(tmp_path / "proj", {
+        "nodes/flow.yaml": "steps:\n  - name: hi\n    command: echo hi > hi.txt\n",
+        "nodes/call.yml": "kind: dag\nname: call\nrun: nodes/flow.yaml\n",
+    })
+    res = cli_proc("run", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    assert "not a node" not in res.stderr
+    assert (project / "nodes" / "hi.txt").read_text() == "hi\n"

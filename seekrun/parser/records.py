@@ -78,6 +78,10 @@ def _document(doc: Document, rel: str, errors, warnings, notes, common, root, te
         errors.append(Diagnostic(rel, doc.line, f"this node's config nests more than {MAX_DEPTH} levels deep: "
                                                 "flatten it"))
         return None
+    if "kind" not in data and isinstance(data.get("steps"), list):  # a workflow file beside the nodes
+        notes.append(f"{rel}:{doc.line}: a workflow (steps:), not a node: run by a kind: dag node, or by "
+                     f"seekrun run {rel}")
+        return None
     if "kind" not in data:
         shape = node_shape(data)
         if shape is None:  # Seeknal ignores such documents too (sql_pairs/, tests/ of Ask projects)
