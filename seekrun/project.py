@@ -45,6 +45,11 @@ class Project:
     node_paths_line: int | None = None  # where node_paths is in the project file (for its errors)
     timeout: float | None = None  # `timeout:` in the project file: seconds a run may take
     timeout_text: str | None = None  # ... as written
+    params: dict[str, str] = field(default_factory=dict)  # `params:` declared, with their defaults (seekrun/params.py)
+    env: dict[str, str] = field(default_factory=dict)  # the project environment (env: over dotenv:)
+    env_entries: list = field(default_factory=list)  # env: as written: (name, text, line)
+    dotenv_values: dict[str, str] = field(default_factory=dict)  # what the dotenv: files hold
+    run_params: dict[str, str] = field(default_factory=dict)  # this run's params (defaults, then the given ones)
 
     @property
     def target_dir(self) -> Path:
@@ -247,9 +252,31 @@ def find_project(project_dir: Path | str) -> Project:
                                      "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
         else:
             project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
+    _read_params(project, cfg, line, errors)
     if errors:
         raise ProjectError(errors)
     return project
+
+
+def _read_params(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:
+    """params:, env: and dotenv: (seekrun/params.py); the env worked out with the defaults."""
+    if not any(k in cfg for k in ("params", "env", "dotenv")):
+        return
+    from seekrun import params
+
+    node = getattr(line, "node", None)
+    try:
+        project.params = params.declared(cfg, project.marker, line, node)
+    except ProjectError as exc:
+        errors.extend(exc.diagnostics)
+    project.env_entries, project.dotenv_values, problems = params.read_env_config(
+        project.root, cfg, project.marker, line, node)
+    errors.extend(problems)
+    if not errors:
+        try:
+            params.apply_to_project(project, None)
+        except ProjectError as exc:
+            errors.extend(exc.diagnostics)
 
 
 def _own_file(root: Path, path) -> bool:
