@@ -16,8 +16,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 ProjectDir = typer.Option(Path("."), "--project-dir", "-p", help="Project folder (holds seekrun_project.yml).")
 # `seekrun run path/to/workflow.yaml [-- KEY=VALUE ...]`: a workflow file (or a project folder) instead of -p
-Where = typer.Argument(None, metavar="[WORKFLOW.yaml|FOLDER] [-- KEY=VALUE...]", show_default=False,
-                       help="A workflow file (or a project folder) to run instead of -p; KEY=VALUE words set params.")
 TargetDir = typer.Option(None, "--target-dir", hidden=True, help="Keep target/ here (a child DAG's state).")
 DagName = typer.Option(None, "--dag", hidden=True, help="The document of a multi-document workflow file to run.")
 # {{ today }}, {{ run_date }}, {{ start_date }}, {{ end_date }} in SQL (seekrun/parser/runvars.py)
@@ -29,6 +27,13 @@ StartDate = typer.Option(None, "--start-date", metavar="YYYY-MM-DD",
                          help="{{ start_date }}: the first day of the range (default: the end date).")
 EndDate = typer.Option(None, "--end-date", metavar="YYYY-MM-DD",
                        help="{{ end_date }}: the last day of the range, included (default: the run date).")
+# run params (seekrun/params.py): --param DAY=2026-01-02, or DAY=2026-01-02 after --
+Param = typer.Option(None, "--param", metavar="NAME=VALUE",
+                     help="Set a run param the project file declares under params: (repeatable; also "
+                          "NAME=VALUE words after --). Tasks read it as ${NAME}, SQL as {{ var('NAME') }}.")
+ParamWords = typer.Argument(None, metavar="[WORKFLOW.yaml|FOLDER] [-- NAME=VALUE...]", show_default=False,
+                            help="A workflow file (or a project folder) to use instead of -p, and run params as "
+                                 "NAME=VALUE words after --.")
 
 
 def _version(value: bool) -> None:
@@ -60,8 +65,8 @@ def parse(project_dir: Path = ProjectDir,
           verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list files that hold no node."),
           run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
           dry_run: bool = typer.Option(False, "--dry-run", help="Check and show what changed; write nothing."),
-          where: Optional[List[str]] = Where, target_dir: Optional[Path] = TargetDir,
-          dag: Optional[str] = DagName):
+          param: Optional[List[str]] = Param, words: Optional[List[str]] = ParamWords,
+          target_dir: Optional[Path] = TargetDir, dag: Optional[str] = DagName):
     """Compile the project into target/manifest.json and show what changed."""
     from seekrun.errors import ProjectError
     from seekrun.lock import ProjectLock, note_run_in_progress
@@ -71,17 +76,18 @@ def parse(project_dir: Path = ProjectDir,
 
     try:
         values = _run_values(run_date, start_date, end_date)
-        project_dir, words = _where(project_dir, where)
+        project_dir, words = _where(project_dir, words)
+        given = _params(param, words)
         project = find_project(project_dir, target=target_dir, dag=dag)
         target.check(project.root, project.database_path, writes=not dry_run)
         if dry_run:
             note_run_in_progress(project.target_dir)
-            compiled = Compiled(project, strict, values=values)
+            compiled = Compiled(project, strict, values=values, params=given)
             compiled.report(verbose)
         else:
             with ProjectLock(project.target_dir):
                 target.tidy(project.root)
-                compiled = Compiled(project, strict, values=values)
+                compiled = Compiled(project, strict, values=values, params=given)
                 compiled.save()
                 compiled.report(verbose)
         result, old, diff = compiled.result, compiled.old, compiled.diff
@@ -141,7 +147,8 @@ def run(project_dir: Path = ProjectDir,
         wait: bool = typer.Option(False, "--wait", help="If another run holds the project, wait for it."),
         wait_timeout: Optional[float] = typer.Option(None, "--wait-timeout", help="With --wait: give up after "
                                                      "this many seconds (exit 2)."),
-        where: Optional[List[str]] = Where, target_dir: Optional[Path] = TargetDir, dag: Optional[str] = DagName):
+        param: Optional[List[str]] = Param, words: Optional[List[str]] = ParamWords,
+        target_dir: Optional[Path] = TargetDir, dag: Optional[str] = DagName):
     """Build what changed since the last run (and everything downstream of it)."""
     from seekrun.errors import Diagnostic, ProjectError, UsageError
     from seekrun.lock import ProjectLock, note_run_in_progress
@@ -157,7 +164,8 @@ def run(project_dir: Path = ProjectDir,
         if retry > MAX_RETRY:
             raise UsageError([Diagnostic("", None, f"--retry must be at most {MAX_RETRY}")])
         values = _run_values(run_date, start_date, end_date)
-        project_dir, words = _where(project_dir, where)
+        project_dir, words = _where(project_dir, words)
+        params = _params(param, words)
         from seekrun.workflows.child import too_deep
 
         deep = too_deep()  # a child DAG past the depth limit: fails at once (exit 1), says so to its parent
@@ -200,14 +208,16 @@ def run(project_dir: Path = ProjectDir,
 def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name."),
          project_dir: Path = ProjectDir,
          as_json: bool = typer.Option(False, "--json", help="Print the manifest entry (and state) as JSON."),
-         run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate):
+         run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
+         param: Optional[List[str]] = Param, words: Optional[List[str]] = ParamWords):
     """Show one node: where it is defined, tags, owner, inputs, columns, rows, its last run,
     whether it would run now and why, and its SQL. Read-only: works while a run is going."""
     from seekrun.errors import ProjectError
     from seekrun.show import load
 
     try:
-        shown = load(project_dir, node, values=_run_values(run_date, start_date, end_date))
+        shown = load(project_dir, node, values=_run_values(run_date, start_date, end_date),
+                     params=_params(param, words))
     except ProjectError as exc:
         _fail(exc, as_json)
     shown.print(as_json)
@@ -253,18 +263,25 @@ def _where(project_dir: Path, where: list[str] | None) -> tuple[Path, list[str]]
     return (Path(paths[0]) if paths else project_dir), [w for w in where or [] if "=" in w]
 
 
+def _params(param, words) -> dict:
+    from seekrun.params import parse_words
+
+    return parse_words([*(param or []), *(words or [])])
+
+
 def locals_for_run(ns: dict) -> dict:
     keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
-            "strict", "as_json", "project_dir", "allow_removals", "values")
+            "strict", "as_json", "project_dir", "allow_removals", "values", "params")
     return {k: ns[k] for k in keys}
 
 
 def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, nodes, tags, exclude_tags,
-         continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None):
+         continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None,
+         params=None):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
-    compiled = Compiled(project, strict, diff=False, values=values)
+    compiled = Compiled(project, strict, diff=False, values=values, params=params)
     compiled.report()
     if not dry_run:
         from seekrun import target

@@ -16,14 +16,16 @@ def print_warnings(warnings) -> None:
 class Compiled:
     """A parsed project, its diff against the current manifest, and how to persist both."""
 
-    def __init__(self, project_dir, strict: bool, diff: bool = True, values=None):
+    def __init__(self, project_dir, strict: bool, diff: bool = True, values=None, params: dict | None = None):
         """project_dir: a folder, or a Project already found. diff=False (for `run`) skips
         loading the previous manifest when this seekrun wrote it: only `parse` shows a diff.
-        values: the run-time template values (parser/runvars.py), from the date options."""
+        values: the run-time template values (parser/runvars.py), from the date options.
+        params: the run params given (--param, KEY=VALUE after --), over the project's defaults."""
         from seekrun.hashing import file_sig
         from seekrun.parser.parse import parse_project
 
-        self.result = result = parse_project(project_dir, strict=strict, run_values=values)
+        self.result = result = parse_project(project_dir, strict=strict, run_values=values,
+                                                    run_params=params)
         self.project = result.project
         self.manifest = result.manifest
         self.path = self.project.target_dir / "manifest.json"

@@ -81,18 +81,23 @@ def unmet(node: dict, root: Path, engine, commands: Commands, upstream: dict | N
     """The first precondition that does not hold, described as written; None when all hold.
     NodeFailure when one cannot be evaluated. ``upstream`` (a task's run context): its input
     tasks' captured values and ``${name.status}`` / ``${name.exit_code}``, as its command sees them."""
+    from seekrun.params import env_of
+
     own = lookup_for(node, lambda name: None)
     late = None
     if upstream is not None and node.get("task"):
         from seekrun.kinds.task_run import lookup_for as task_lookup
 
-        late = task_lookup(node, upstream, {}, {}, environ={})
+        late = task_lookup(node, upstream, {}, {}, environ={}, project_env=env_of(root))
 
     def lookup(name: str) -> str | None:
         value = own(name)
         if value is None and late is not None:
             value = late(name)
+        if value is None:
+            value = project_env.get(name)
         return os.environ.get(name) if value is None else value
+    project_env = env_of(root)
     timeout = node.get("timeout")
     for pre in node.get("preconditions") or ():
         try:

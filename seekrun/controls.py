@@ -341,7 +341,8 @@ def summary(node: dict) -> list[tuple[str, str]]:
 
 
 def lookup_for(node: dict, environ: Callable[[str], str | None]) -> Callable[[str], str | None]:
-    """``${NAME}``: the node's params, then its env mapping (if it has one), then the environment."""
+    """``${NAME}``: the node's params, then its env mapping (if it has one), the run params it
+    uses, then the environment."""
     config = node.get("build_config") or node.get("config") or {}
     params = config.get("params") if isinstance(config.get("params"), dict) else {}
     env = config.get("env") if isinstance(config.get("env"), dict) else {}
@@ -355,8 +356,10 @@ def lookup_for(node: dict, environ: Callable[[str], str | None]) -> Callable[[st
             return json.dumps(v)
         return str(v)
 
+    run_params = node.get("run_params") or {}  # the run params it uses (seekrun/params.py)
+
     def lookup(name: str) -> str | None:
-        for scope in (params, env):
+        for scope in (params, env, run_params):
             if name in scope and scope[name] is not None:
                 return text(scope[name])
         return environ(name)

@@ -54,6 +54,11 @@ class Project:
     workflow_config: dict = field(default_factory=dict)  # a workflow's params, env, dotenv, maxActiveSteps
     workflow_lines: dict = field(default_factory=dict)  # ... and the lines of its keys
     chain: bool = False  # a workflow's `type: chain`
+    params: dict[str, str] = field(default_factory=dict)  # `params:` declared, with their defaults (seekrun/params.py)
+    env: dict[str, str] = field(default_factory=dict)  # the project environment (env: over dotenv:)
+    env_entries: list = field(default_factory=list)  # env: as written: (name, text, line)
+    dotenv_values: dict[str, str] = field(default_factory=dict)  # what the dotenv: files hold
+    run_params: dict[str, str] = field(default_factory=dict)  # this run's params (defaults, then the given ones)
 
     @property
     def target_dir(self) -> Path:
@@ -264,6 +269,7 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
                                      "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
         else:
             project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
+    _read_params(project, cfg, line, errors)
     if target is not None:  # a child DAG's state: its database too (each set of params has its own)
         project.target = Path(target).resolve()
         if project.database == DEFAULT_DATABASE:
@@ -272,6 +278,27 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
     if errors:
         raise ProjectError(errors)
     return project
+
+
+def _read_params(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:
+    """params:, env: and dotenv: (seekrun/params.py); the env worked out with the defaults."""
+    if not any(k in cfg for k in ("params", "env", "dotenv")):
+        return
+    from seekrun import params
+
+    node = getattr(line, "node", None)
+    try:
+        project.params = params.declared(cfg, project.marker, line, node)
+    except ProjectError as exc:
+        errors.extend(exc.diagnostics)
+    project.env_entries, project.dotenv_values, problems = params.read_env_config(
+        project.root, cfg, project.marker, line, node)
+    errors.extend(problems)
+    if not errors:
+        try:
+            params.apply_to_project(project, None)
+        except ProjectError as exc:
+            errors.extend(exc.diagnostics)
 
 
 def _own_file(root: Path, path) -> bool:

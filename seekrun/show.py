@@ -74,7 +74,7 @@ class Shown:
         show(*self.args, db_path=self.db_path, holder=self.holder, as_json=as_json)
 
 
-def load(project_dir, node: str, values=None) -> Shown:
+def load(project_dir, node: str, values=None, params: dict | None = None) -> Shown:
     """Find the node (an id, or a unique name), plan it as a dry run would, read its record.
     Takes no lock: while a run holds it, says so and plans from the committed state."""
     from seekrun import target
@@ -89,7 +89,7 @@ def load(project_dir, node: str, values=None) -> Shown:
     holder = note_run_in_progress(project.target_dir)
     from seekrun.compiled import Compiled
 
-    compiled = Compiled(project, strict=False, values=values)
+    compiled = Compiled(project, strict=False, values=values, params=params)
     manifest = compiled.manifest
     ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
     if len(ids) != 1:

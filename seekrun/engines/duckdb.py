@@ -158,7 +158,9 @@ class DuckDBEngine:
             secrets: list[str] = []
             templated = "{{" in one
             try:
-                one, secrets = substitute_env(one, sql=True)
+                from seekrun.params import env_of
+
+                one, secrets = substitute_env(one, sql=True, env=env_of(root))
                 if len(self.con.extract_statements(one)) != 1:
                     return "expected exactly one SELECT statement"
                 if templated:  # env_var() values are known now: what does the SQL read with them in?

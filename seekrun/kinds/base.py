@@ -131,7 +131,9 @@ class BuildContext:
         from seekrun.parser.templating import TemplateError, substitute_env
 
         try:
-            text, secrets = substitute_env(text, sql=sql)
+            from seekrun.params import env_of
+
+            text, secrets = substitute_env(text, sql=sql, env=env_of(self.root))
         except TemplateError as exc:
             raise NodeFailure(str(exc)) from None
         self.secrets.extend(secrets)

@@ -119,6 +119,8 @@ def prepare(rec: dict, built: dict, pc) -> None:
     task["path_env"] = sorted({n.split(".")[0] for t in [where or "", *task["outputs_raw"]]
                                for n, _ in values.names(t)} - set(task["params"]) - set(task["env"]))
     task["dir"], out_files, problems = resolve_paths(task, pc.root)
+    # a name nothing gives yet may be a run param (--param): the whole-project pass looks again
+    problems = [p for p in problems if not p[1].startswith("'${")]
     for path, message in problems:
         pc.error(path, message)
     ok = ok and not problems
@@ -155,10 +157,11 @@ def prepare(rec: dict, built: dict, pc) -> None:
 OWN_PROJECT_FILES = ("seekrun_project.yml", "seeknal_project.yml", "profiles.yml")
 
 
-def resolve_paths(task: dict, root) -> tuple[str | None, list[str], list[tuple[tuple, str]]]:
+def resolve_paths(task: dict, root, scopes: tuple = ()) -> tuple[str | None, list[str], list[tuple[tuple, str]]]:
     """(dir, outputs, problems): the task's folder and outputs with their ${NAME} values in
-    (params, env, the environment), project-relative; problems as (key path, message)."""
-    lookup = _parse_lookup(task)
+    (params, env, ``scopes`` (run params, the project env), the environment), project-relative;
+    problems as (key path, message)."""
+    lookup = _parse_lookup(task, scopes)
     problems: list[tuple[tuple, str]] = []
     where = None
     if task.get("dir_raw") is not None:
@@ -220,9 +223,9 @@ def _expand_path(text, path: tuple, lookup, root, problems: list):
         return False
 
 
-def _parse_lookup(task: dict):
+def _parse_lookup(task: dict, scopes: tuple = ()):
     def lookup(name: str) -> str | None:
-        for scope in (task["params"], task["env"], os.environ):
+        for scope in (task["params"], task["env"], *scopes, os.environ):
             if name in scope:
                 return scope[name]
         return None

@@ -2,9 +2,11 @@
 
 - Each table input (``inputs:``) is written to ``target/tasks/<node>/input_<i>.parquet``, only
   now (the task runs), and its path is in ``SEEKRUN_INPUT_<i>`` and ``${inputs.<i>}``.
-- ``${NAME}``: params, env, a value an input task captured, an input path, an upstream task's
-  ``status`` / ``exit_code``, then the environment (seekrun/values.py).
-- The environment: the caller's, the node's ``env``, then SEEKRUN_PROJECT_DIR,
+- ``${NAME}``: params, env, the run params it uses (``--param``), the project env (env:,
+  dotenv:), a value an input task captured, an input path, an upstream task's ``status`` /
+  ``exit_code``, then the environment (seekrun/values.py).
+- The environment: the caller's, the project env, the run params it uses, the node's ``env``,
+  then SEEKRUN_PROJECT_DIR,
   SEEKRUN_TARGET_DIR, SEEKRUN_NODE, SEEKRUN_RUN_ID and the input paths.
 - Outputs there before are copied aside first and put back if the run fails or is stopped:
   the last good output is kept.  A declared output that was not written fails the task.
@@ -58,9 +60,11 @@ def shown(argv: list[str]) -> str:
 
 
 def lookup_for(node: dict, upstream: dict[str, dict], env: dict[str, str], inputs: dict[int, str],
-               environ=os.environ, params: dict[str, str] | None = None):
+               environ=os.environ, params: dict[str, str] | None = None, project_env: dict | None = None):
     """name -> value, in the documented order (``params``: the node's, env_var() values in)."""
     task = dict(node["task"])
+    run_params = node.get("run_params") or {}
+    project_env = project_env or {}
     if params is not None:
         task["params"] = params
     consumes = node.get("consumes") or {}
@@ -73,6 +77,10 @@ def lookup_for(node: dict, upstream: dict[str, dict], env: dict[str, str], input
             return task["params"][name]
         if name in env:
             return env[name]
+        if name in run_params:
+            return run_params[name]
+        if name in project_env:
+            return project_env[name]
         if name in consumes:
             return str((upstream.get(consumes[name]) or {}).get("value") or "")
         head, _, key = name.partition(".")
@@ -112,10 +120,13 @@ def preview(node: dict, root: Path, records: dict[str, dict]) -> str:
                        "value": rec.get("value") or ""}
     env = {k: fill(v) for k, v in task["env"].items()}
     params = {k: fill(v) for k, v in task["params"].items()}
+    from seekrun.params import env_of
+
+    project_env = env_of(root)
     try:
-        lookup = lookup_for(node, upstream, {}, inputs, params=params)
+        lookup = lookup_for(node, upstream, {}, inputs, params=params, project_env=project_env)
         env = {k: values.expand(v, lookup) for k, v in env.items()}
-        lookup = lookup_for(node, upstream, env, inputs, params=params)
+        lookup = lookup_for(node, upstream, env, inputs, params=params, project_env=project_env)
         if task["mode"] == "dag":  # its child run, with its params
             def now(text: str) -> str:
                 try:
@@ -143,19 +154,24 @@ def build(node: dict, ctx) -> BuildResult:
     env_values = {k: ctx.value(v) for k, v in task["env"].items()}  # env_var() values: secrets
     params = {k: ctx.value(v) for k, v in task["params"].items()}
     upstream = getattr(ctx, "upstream", None) or {}
-    lookup = lookup_for(node, upstream, {}, inputs, params=params)
+    from seekrun.params import env_of
+
+    project_env = env_of(root)
+    lookup = lookup_for(node, upstream, {}, inputs, params=params, project_env=project_env)
     target = Path(getattr(ctx, "target_dir", None) or root / "target")
     run_id = str(getattr(ctx, "run_id", "") or "")
     log = target / "logs" / (run_id or "adhoc") / f"{nid}.log"
     outputs_file = work / "dag_run_output"
     try:
         env_values = {k: values.expand(v, lookup) for k, v in env_values.items()}
-        lookup = lookup_for(node, upstream, env_values, inputs, params=params)
+        lookup = lookup_for(node, upstream, env_values, inputs, params=params, project_env=project_env)
         if task["mode"] != "dag":
             argv = command_line(node, lookup, ctx.value, root)
     except values.UnknownValue as exc:
         raise NodeFailure(f"{nid}: '${{{exc.name}}}' has no value now (it was set when the project was parsed)")
     env = dict(os.environ)
+    env.update(project_env)  # env: over dotenv: over the process environment
+    env.update(node.get("run_params") or {})  # the run params it uses are exported too (as Dagu does)
     env.update(env_values)
     env.update(SEEKRUN_PROJECT_DIR=str(root), SEEKRUN_TARGET_DIR=str(target), SEEKRUN_NODE=nid,
                SEEKRUN_RUN_ID=run_id)

@@ -41,9 +41,13 @@ class ParseResult:
 
 def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                   file_cache: FileHashCache | None = None, use_cache: bool = True,
-                  run_values=None) -> ParseResult:
-    """``run_values``: this run's {{ today }}, {{ run_date }}... (parser/runvars.py; default: now)."""
+                  run_values=None, run_params: dict | None = None) -> ParseResult:
+    """``run_values``: this run's {{ today }}, {{ run_date }}... (parser/runvars.py; default: now).
+    ``run_params``: the params given on the command line (seekrun/params.py), over the defaults."""
     project = project_dir if isinstance(project_dir, Project) else find_project(project_dir)
+    from seekrun import params
+
+    resolved = params.apply_to_project(project, run_params)  # UsageError for an unknown one
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     notes: list[str] = []
@@ -105,6 +109,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     from seekrun.parser import runvars
 
     runvars.apply(records, run_values, errors)  # after the cache: {{ today }} etc. into the nodes that use them
+    params.apply_vars(records, resolved, errors, project.marker)  # {{ var('DAY') }}: the same, for run params
     if any(r["kind"] in ("semantic_model", "metric") for r in records.values()):
         from seekrun.semantic.link import link  # metrics name measures in other files
 
@@ -112,7 +117,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if any(r["kind"] == "task" or r.get("uses_outputs") for r in records.values()):
         from seekrun.parser.tasks import link as link_tasks  # files written by tasks feed what reads them
 
-        link_tasks(records, errors, project.root)
+        link_tasks(records, errors, project.root, resolved, project.env)
     if any(r["kind"] == "dag" for r in records.values()):
         from seekrun.workflows.link import check_children
 
@@ -140,6 +145,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
                         *(f"{n}~{h}" for n, h in sorted(live.items())), *runvars.digest_parts(records),
+                        *params.digest_parts(records), *(f"param {k}={v}" for k, v in resolved.items()),
                         *sorted({clock(r["volatile"], now) for r in records.values() if r.get("volatile")}))
     manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
     warnings = sorted(warnings) + not_nodes_summary(notes)
@@ -277,7 +283,8 @@ def _env_hashes(project: Project, records: dict[str, dict],
     if this parse had to make one (no target/state/env_key yet)."""
     from seekrun.parser.templating import env_hash
 
-    users = [(nid, rec) for nid, rec in records.items() if rec.get("env") or rec.get("env_plain")]
+    users = [(nid, rec) for nid, rec in records.items() if rec.get("env") or rec.get("env_plain")
+             or (project.env and rec.get("task"))]
     if not users:
         return {}, None
     from seekrun.parser.templating import read_env_key
@@ -286,11 +293,17 @@ def _env_hashes(project: Project, records: dict[str, dict],
     if key is None:
         key = new_key = os.urandom(32)
     out: dict[str, str] = {}
+    # every task runs with the project environment (env:, dotenv:): its values are in each
+    # task's hash, keyed (a dotenv file holds secrets)
+    whole = env_hash(sorted([n, None] for n in project.env), key, register=False, env=project.env)[0] \
+        if project.env else None
     for nid, rec in users:
-        digest, missing = env_hash(rec.get("env") or [], key)
+        digest, missing = env_hash(rec.get("env") or [], key, env=project.env)
         if rec.get("env_plain"):  # a task's ${NAME} from the environment: hashed, not a secret
-            plain, _ = env_hash([[n, None] for n in rec["env_plain"]], key, register=False)
+            plain, _ = env_hash([[n, None] for n in rec["env_plain"]], key, register=False, env=project.env)
             digest = plain if not rec.get("env") else hash_parts(digest, plain)
+        if whole and rec.get("task"):
+            digest = whole if not (rec.get("env") or rec.get("env_plain")) else hash_parts(digest, whole)
         for name in missing:
             errors.append(Diagnostic(rec["file"], rec["line"],
                 f"{nid}: environment variable {name} is not set: set it, or give a default "
@@ -331,7 +344,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
             node["compiled_sql"] = rec["compiled_sql"]
         for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread",
                     "not_executable", "task", "content_output", "process_outputs", "always", "fed_files",
-                    "consumes", *CONTROL_RECORD_KEYS):
+                    "consumes", "run_params", *CONTROL_RECORD_KEYS):
             if rec.get(key):
                 node[key] = rec[key]
         if nid in data or rec["kind"] == "source":
@@ -349,6 +362,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         **({"timeout": project.timeout, "timeout_text": project.timeout_text} if project.timeout else {}),
         **({"handlers": project.handlers} if project.handlers else {}),
         **({"workflow": project.marker} if project.flavour == "workflow" else {}),
+        **({"params": dict(project.run_params)} if project.run_params else {}),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Manifest(metadata, nodes)

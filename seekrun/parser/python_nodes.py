@@ -214,6 +214,10 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
     }
     if runtime_refs_in(config):  # {{ today }} etc. in an argument: filled in after the parse cache (runvars.py)
         rec["runtime"] = runtime_refs_in(config)
+    from seekrun.params import var_refs_in
+
+    if var_refs_in(config):  # {{ var('DAY') }}: run params, filled in after the parse cache (seekrun/params.py)
+        rec["vars"] = var_refs_in(config)
     if kind == "source":  # parse.py's source checks expect these keys
         rec.update(source_format=args.get("source"), table=args.get("table") if declarative else None,
                    table_line=lines.get("table", line))

@@ -192,6 +192,12 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
     rec.update(controls)
     if runtime:
         rec["runtime"] = runtime  # {{ today }} etc.: filled in after the parse cache (parser/runvars.py)
+    if templated and "var" in str(built):
+        from seekrun.params import var_refs_in
+
+        used = var_refs_in(built)
+        if used:
+            rec["vars"] = used  # {{ var('DAY') }}: run params, filled in after the parse cache (seekrun/params.py)
     if kind == "source":
         table = built.get("table", model.table)
         rec.update(source_format=model.source, table=None if table is None else str(table),

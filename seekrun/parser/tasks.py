@@ -26,26 +26,29 @@ from seekrun.parser.kinds import TABLELESS_KINDS
 STATUS_KEYS = ("status", "exit_code", "exitCode", "stdout", "output")
 
 
-def link(records: dict[str, dict], errors: list[Diagnostic], root) -> None:
+def link(records: dict[str, dict], errors: list[Diagnostic], root, run_params: dict | None = None,
+         project_env: dict | None = None) -> None:
+    """``run_params``: this run's params (``${DAY}``); ``project_env``: env: and dotenv: values."""
+    run_params, project_env = run_params or {}, project_env or {}
     tasks = {nid: rec for nid, rec in records.items() if rec.get("task")}
     users = [nid for nid, rec in records.items() if rec.get("uses_outputs")]
     if users:
         _sql_values(records, tasks, users, errors)
     if not tasks:
         return
-    _paths(records, tasks, errors, root)
+    _paths(records, tasks, errors, root, run_params, project_env)
     _feed(records, tasks, root)
-    _late_values(records, tasks, errors)
+    _late_values(records, tasks, errors, run_params, project_env)
     from seekrun.kinds.task import ALWAYS_UNDECLARED
 
     for nid, rec in tasks.items():
         rec = records[nid]
         if not (rec["task"]["declares"] or rec.get("consumes") or rec.get("reads_status") or rec.get("fed_files")
-                or rec.get("always")):
+                or rec.get("always") or (rec.get("field_hashes") or {}).get("run_params")):
             records[nid] = {**rec, "always": ALWAYS_UNDECLARED}
 
 
-def _paths(records: dict[str, dict], tasks: dict[str, dict], errors, root) -> None:
+def _paths(records: dict[str, dict], tasks: dict[str, dict], errors, root, run_params, project_env) -> None:
     """dir and outputs that take a value from the environment: worked out again on this parse
     (the cached record has the value of the parse that read the file), the value hashed."""
     from seekrun.kinds.task import resolve_paths
@@ -54,12 +57,13 @@ def _paths(records: dict[str, dict], tasks: dict[str, dict], errors, root) -> No
         if not rec["task"].get("path_env"):
             continue
         task = dict(rec["task"])
-        task["dir"], outputs, problems = resolve_paths(task, root)
+        task["dir"], outputs, problems = resolve_paths(task, root, (run_params, project_env))
         for path, message in problems:
             errors.append(Diagnostic(rec["file"], rec.get("task_lines", {}).get(path[0]) or rec["line"],
                                      f"{nid}: {message}"))
+        plain = [n for n in task["path_env"] if n not in run_params and n not in project_env]
         new = {**rec, "task": task, "output_files": outputs,
-               "env_plain": sorted({*rec.get("env_plain", ()), *task["path_env"]})}
+               "env_plain": sorted({*rec.get("env_plain", ()), *plain})}
         new["output_lines"] = {f: (rec.get("output_lines") or {}).get(f) for f in outputs}
         records[nid] = tasks[nid] = new
 
@@ -157,7 +161,8 @@ def _sql_values(records: dict[str, dict], tasks: dict[str, dict], users: list[st
                         "field_hashes": {**rec["field_hashes"], "consumes": hash_obj(consumes)}}
 
 
-def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[Diagnostic]) -> None:
+def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[Diagnostic], run_params: dict,
+                 project_env: dict) -> None:
     by_name = {rec["name"]: nid for nid, rec in tasks.items()}
     producers = _producers(tasks)
     for nid in sorted(tasks):
@@ -165,6 +170,8 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
         late = rec["task"].get("late") or {}
         if not late:
             continue
+        params_used: dict[str, str] = {}  # run params it reads (${DAY}), and where: hashed unless
+        hashed: dict[str, str] = {}  # only a precondition reads one (run controls are never hashed)
         parents = set(rec["inputs"])
         consumes: dict[str, str] = {}
         plain: list[str] = []
@@ -174,7 +181,13 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
             head = parts[0]
             field = str(entry["path"][0])
             problem = None
-            if head == "inputs":
+            if head in run_params:  # after its own params and env: a run param, then the project env
+                params_used[head] = run_params[head]
+                if field != "preconditions":
+                    hashed[head] = run_params[head]
+            elif head in project_env:
+                pass  # every task's hash has the project env's values
+            elif head == "inputs":
                 passed = rec["task"].get("passed", rec["inputs"])
                 if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) >= len(passed):
                     problem = (f"'${{{name}}}' in {field}: the task has {len(passed)} input(s) "
@@ -207,6 +220,11 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
             if problem:
                 errors.append(Diagnostic(rec["file"], rec.get("task_lines", {}).get(field) or rec["line"],
                                          f"{nid}: {problem}"))
+        if params_used:
+            rec = tasks[nid] = records[nid] = {
+                **rec, "run_params": dict(sorted(params_used.items())),
+                "field_hashes": {**rec["field_hashes"], **({"run_params": dict(sorted(hashed.items()))}
+                                                           if hashed else {})}}
         if consumes or plain or status:
             new = dict(rec)
             new["consumes"] = consumes

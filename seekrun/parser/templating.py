@@ -29,6 +29,8 @@ _DOTTED = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*\Z")
 _ENV_COLON = re.compile(r"env:\s*(?P<name>[A-Za-z_]\w*)\s*(?:\|(?P<default>.*))?\Z", re.S)  # Seeknal's
 _REF = re.compile(r"""ref\(\s*(['"])(?P<target>[^'"]+)\1\s*\)\Z""")
 _OUTPUT = re.compile(r"""output\(\s*(['"])(?P<name>[A-Za-z_]\w*)\1\s*\)\Z""")
+from seekrun.params import VAR_CALL as _VAR_CALL  # noqa: E402
+
 # {{ output('NAME') }} (a value a task captured) becomes this marker at parse, and the value at run time
 OUTPUT_MARKER = re.compile(r"__seekrun_output_([A-Za-z_]\w*?)__")
 
@@ -58,12 +60,15 @@ class Rendered:
     runtime: list[str] = field(default_factory=list)  # run-time values used (parser/runvars.py BASES)
 
 
-def env_value(name: str, default: str | None) -> str | None:
-    value = os.environ.get(name)
+def env_value(name: str, default: str | None, env: dict | None = None) -> str | None:
+    """A variable's value: the project environment (env:, dotenv:) first, then the process's."""
+    value = env.get(name) if env else None
+    if value is None:
+        value = os.environ.get(name)
     return default if value is None else value
 
 
-def env_hash(refs: list, key: bytes, register: bool = True) -> tuple[str, list[str]]:
+def env_hash(refs: list, key: bytes, register: bool = True, env: dict | None = None) -> tuple[str, list[str]]:
     """Keyed hash of the current values of env vars (name, default); and the names that are unset.
 
     Keyed BLAKE2b (stdlib), not xxhash: the hash lands in manifest.json, which gets shared and
@@ -76,7 +81,7 @@ def env_hash(refs: list, key: bytes, register: bool = True) -> tuple[str, list[s
     h = hashlib.blake2b(digest_size=16, key=key)
     missing = []
     for name, default in refs:
-        value = env_value(name, default)
+        value = env_value(name, default, env)
         if value is None:
             missing.append(name)
         elif register:
@@ -191,6 +196,8 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0, pa
         if base:
             out.runtime.append(base)
             return m.group(0)
+        if _VAR_CALL.match(expr):  # {{ var('DAY') }}: a run param, filled in after the parse cache
+            return m.group(0)
         value_of = _OUTPUT.match(expr)
         if value_of:
             return f"__seekrun_output_{value_of.group('name')}__"
@@ -214,7 +221,7 @@ def render(text: str, common: dict[str, dict] | None = None, _depth: int = 0, pa
                 value = inner.text
             return value
         problems.append(f"cannot render '{{{{ {expr} }}}}': use env_var('NAME'), a key of the node's params, "
-                        "a seeknal/common id, ref('kind.name'), output('NAME') or today, run_date, start_date, end_date")
+                        "a seeknal/common id, ref('kind.name'), output('NAME'), var('PARAM') or today, run_date, start_date, end_date")
         return m.group(0)
 
     out.text = _EXPR.sub(sub, text)
@@ -254,7 +261,7 @@ def lookup(common: dict[str, dict], expr: str):
     return node
 
 
-def substitute_env(text: str, sql: bool = False) -> tuple[str, list[str]]:
+def substitute_env(text: str, sql: bool = False, env: dict | None = None) -> tuple[str, list[str]]:
     """Run time: put env_var values in; returns (text, the values put in).
 
     With ``sql``, a value inside a quoted SQL literal ('...') has its quotes doubled, and one
@@ -275,7 +282,7 @@ def substitute_env(text: str, sql: bool = False) -> tuple[str, list[str]]:
                                 "safely: put it in a plain '...' literal")
         if quote == "--":
             continue  # in a comment: left as it is (the value never reaches DuckDB)
-        value = env_value(name, default)
+        value = env_value(name, default, env)
         if value is None:
             raise TemplateError(f"environment variable {name} is not set")
         if value:

@@ -253,4 +253,8 @@ def load_marker(path: Path, rel: str) -> tuple[dict, Any]:
     if not isinstance(docs[0].data, dict):
         raise ProjectError([Diagnostic(rel, 1, "the project file must be a mapping such as 'name: my_project'")])
     node = docs[0].node
-    return docs[0].data, lambda key: line_of(node, (key,))
+
+    def line(key):
+        return line_of(node, (key,))
+    line.node = node  # the composed document, for lines inside a value (params:, env:)
+    return docs[0].data, line

@@ -73,6 +73,7 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
 
     def line(key):
         return line_of(node, (key,))
+    line.node = node
     name = str(cfg.get("name") or (dag or path.stem))
     target_dir = Path(target).resolve() if target else root / "target" / path.stem
     project = Project(root, name, "workflow", rel, [], database=str(target_dir / "seekrun.duckdb"),
@@ -105,6 +106,9 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         errors.append(Diagnostic(rel, line("maxActiveSteps"), "maxActiveSteps must be a positive integer"))
     project.handlers = _handlers(cfg.get("handlerOn"), rel, line("handlerOn"), errors)
+    from seekrun.project import _read_params
+
+    _read_params(project, cfg, line, errors)  # params:, env:, dotenv: as a project file has them
     bad = [e for e in errors if e.severity != "warning"]
     if bad:
         raise ProjectError(bad)
