@@ -271,18 +271,18 @@ def _params(param, words) -> dict:
 
 def locals_for_run(ns: dict) -> dict:
     keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
-            "strict", "as_json", "project_dir", "allow_removals", "values", "params")
+            "strict", "as_json", "project_dir", "allow_removals", "values", "params", "verbose")
     return {k: ns[k] for k in keys}
 
 
 def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, nodes, tags, exclude_tags,
          continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None,
-         params=None):
+         params=None, verbose=False):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
     compiled = Compiled(project, strict, diff=False, values=values, params=params)
-    compiled.report()
+    compiled.report(verbose)  # -v: the notes too (a workflow's schedule, files that hold no node)
     if not dry_run:
         from seekrun import target
 

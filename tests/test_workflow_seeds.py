@@ -147,7 +147,7 @@ def test_error_handling_with_child_dags(tmp_path):
     assert got["dag.continue-success"]["status"] == "skipped"
     assert (folder / "handled.log").read_text() == "handled failed\n"
     assert not (folder / "next.log").exists()
-    assert proc.returncode == 1  # a failure its continue_on covered still fails the run
+    assert proc.returncode == 0  # a failure its continue_on covers is not a failure of the run
     (folder / "risky_ok").write_text("")
     proc = run(folder, "error-handling.yaml", env)
     assert proc.returncode == 0, proc.stdout + proc.stderr

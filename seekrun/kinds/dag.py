@@ -52,6 +52,12 @@ def prepare(rec: dict, built: dict, pc) -> None:
         return
     task = rec["task"]
     task.update(mode="dag", argv=None, text=None, run=run.strip(), child_params=child)
+    import re
+
+    for v in child.values():  # names in $(( )) arithmetic (OFFSET=$((OFFSET + BATCH_SIZE))) are read too
+        for expr in re.findall(r"\$\(\((.*?)\)\)", v):
+            for name in re.findall(r"(?<![\w$])([A-Za-z_]\w*)", expr):
+                task["late"].setdefault(name, {"path": ["params"], "default": True})
     for entry in task["late"].values():  # say where a name is: the run path or the params
         if entry["path"][:1] == ["command"]:
             entry["path"] = ["run"] if entry["path"][1:] == [1] else ["params"]

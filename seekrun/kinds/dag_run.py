@@ -40,7 +40,7 @@ def call_child(node: dict, ctx, lookup, env: dict, cwd: Path, target: Path) -> t
         raise TaskFailure(f"{nid}: {problem}")
     run_params = (ctx.nodes.get(nid) or node).get("run_params") or {}
     try:
-        params = children.evaluate(raw, {**env, **run_params, **raw}, cwd)
+        params = children.evaluate(raw, {**env, **run_params}, cwd)
     except ValueError as exc:
         raise TaskFailure(f"{nid}: {exc}") from None
     state = children.state_dir(target, where, params)

@@ -114,7 +114,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         from seekrun.semantic.link import link  # metrics name measures in other files
 
         link(records, errors, bool(broken))
-    if any(r["kind"] == "task" or r.get("uses_outputs") for r in records.values()):
+    if any(r.get("task") or r.get("uses_outputs") for r in records.values()):
         from seekrun.parser.tasks import link as link_tasks  # files written by tasks feed what reads them
 
         link_tasks(records, errors, project.root, resolved, project.env)

@@ -173,6 +173,24 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
         params_used: dict[str, str] = {}  # run params it reads (${DAY}), and where: hashed unless
         hashed: dict[str, str] = {}  # only a precondition reads one (run controls are never hashed)
         parents = set(rec["inputs"])
+        seen_above: set[str] | None = None  # its ancestors, worked out only if a name needs them
+        added: list[str] = []  # ancestors whose value or status it reads: made inputs (a change reruns it)
+
+        def above(other: str) -> bool:
+            """Whether other is upstream of this node (Dagu steps read any earlier step's value)."""
+            nonlocal seen_above
+            if seen_above is None:
+                seen_above, stack = set(), list(rec["inputs"])
+                while stack:
+                    p = stack.pop()
+                    if p not in seen_above:
+                        seen_above.add(p)
+                        stack.extend((records.get(p) or {}).get("inputs") or ())
+            if other in seen_above:
+                parents.add(other)
+                added.append(other)
+                return True
+            return False
         consumes: dict[str, str] = {}
         plain: list[str] = []
         status = False
@@ -199,11 +217,11 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
                                f"(files: [...]){', or its output value' if other.get('task') else ''}")
             elif len(parts) == 2 and parts[1] in STATUS_KEYS and head in by_name:
                 status = True
-                if by_name[head] not in parents:
+                if by_name[head] not in parents and not above(by_name[head]):
                     problem = (f"'${{{name}}}' in {field}: {by_name[head]} is not an input of {nid}: "
                                f"add it to depends_on")
             elif head in producers:
-                mine = [p for p in producers[head] if p in parents]
+                mine = [p for p in producers[head] if p in parents] or [p for p in producers[head] if above(p)]
                 if len(mine) == 1:
                     consumes[head] = mine[0]
                 elif mine:
@@ -220,6 +238,11 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
             if problem:
                 errors.append(Diagnostic(rec["file"], rec.get("task_lines", {}).get(field) or rec["line"],
                                          f"{nid}: {problem}"))
+        if added:
+            more = [a for a in dict.fromkeys(added) if a not in rec["inputs"]]
+            rec = tasks[nid] = records[nid] = {
+                **rec, "inputs": [*rec["inputs"], *more],
+                "input_lines": [*rec["input_lines"], *[rec["line"]] * len(more)]}
         if params_used:
             rec = tasks[nid] = records[nid] = {
                 **rec, "run_params": dict(sorted(params_used.items())),
