@@ -256,11 +256,14 @@ def _where(project_dir: Path, where: list[str] | None) -> tuple[Path, list[str]]
     """The workflow file or folder named as an argument (instead of -p), and the KEY=VALUE words."""
     from seekrun.errors import Diagnostic, UsageError
 
-    paths = [w for w in where or [] if "=" not in w]
+    import os
+
+    # a workflow file or a folder; any other word is a param (and one without '=' is refused there)
+    paths = [w for w in where or [] if "=" not in w and (w.endswith((".yaml", ".yml")) or os.path.isdir(w))]
     if len(paths) > 1:
         raise UsageError([Diagnostic("", None, f"run one workflow or project at a time (got {', '.join(paths)}); "
                                                "params are KEY=VALUE words")])
-    return (Path(paths[0]) if paths else project_dir), [w for w in where or [] if "=" in w]
+    return (Path(paths[0]) if paths else project_dir), [w for w in where or [] if w not in paths]
 
 
 def _params(param, words) -> dict:
