@@ -365,3 +365,16 @@ def digest_parts(records: dict[str, dict]) -> list[str]:
     """For the manifest digest: the param values each node uses."""
     return sorted(f"{nid}%{k}={v}" for nid, rec in records.items() for k, v in rec["field_hashes"].items()
                   if k.startswith("var:") or k == "run_params")
+
+
+def is_param_field(key: str) -> bool:
+    """Whether a hashed field holds run param values (``var:DAY``, a task's ``run_params``)."""
+    return key.startswith("var:") or key == "run_params"
+
+
+def param_changes(key: str, old, new) -> list[str]:
+    """How a param field changed, for the reason a node runs: ``DAY changed (a -> b)``."""
+    if key.startswith("var:"):
+        return [f"{key[4:]} changed ({old!r} -> {new!r})"]
+    old, new = old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}
+    return [f"{k} changed ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted({*old, *new}) if old.get(k) != new.get(k)]

@@ -83,7 +83,12 @@ def decide(node: dict, record: dict | None, input_outputs: dict[str, str | None]
         # longer used goes with the SQL change that explains it
         values = [value_change(k, old_fields[k], hashes["fields"][k]) for k in changed
                   if k in RUNTIME_FIELDS and old_fields.get(k) and hashes["fields"].get(k)]
-        rest = [k for k in changed if k not in RUNTIME_FIELDS]
+        from seekrun.params import is_param_field, param_changes  # run params: DAY changed (a -> b)
+
+        values += [c for k in changed if is_param_field(k) and k in old_fields and k in hashes["fields"]
+                   for c in param_changes(k, old_fields[k], hashes["fields"][k])]
+        rest = [k for k in changed if k not in RUNTIME_FIELDS
+                and not (is_param_field(k) and k in old_fields and k in hashes["fields"])]
         if values and not rest:
             return Reason("value_changed", "; ".join(values))
         labels = [field_label(node["kind"], k) for k in rest] or ["config"]

@@ -68,6 +68,8 @@ def test_a_changed_param_reruns_exactly_the_nodes_that_use_it(tmp_path):
     assert res.exit_code == 0, res.output
     assert ran(p) == {"task.stamp", "source.stamped", "transform.on_day", "transform.after_day"}
     assert (p / "out" / "stamp.txt").read_text() == "day=2026-01-02\n"
+    assert "DAY changed ('2026-01-01' -> '2026-01-02')" in res.output
+    assert reasons(p)["transform.after_day"] is not None
     assert table(p, "transform.after_day") == [("2026-01-02", 2)]
     assert table(p, "transform.in_region") == [("eu",)]
 
@@ -187,7 +189,7 @@ def test_a_var_in_a_description_reruns_nothing(tmp_path):
 ENV_NODES = """\
 kind: task
 name: show_env
-command: mkdir -p out && echo "$REGION $TOKEN $GREETING ${DAY}" > out/env.txt
+command: mkdir -p out && echo "$REGION $TOKEN $GREETING ${DAY}" > out/env.txt && echo "token is $TOKEN"
 outputs: [out/env.txt]
 ---
 kind: transform
@@ -265,3 +267,22 @@ def test_a_run_param_in_a_task_output_path_and_precondition(tmp_path):
     assert res.exit_code == 0, res.output
     assert ran(p) == set() and not (p / "out" / "dx.txt").exists()
     assert "precondition not met: ${DAY} matches ^d[0-9]$" in res.output
+
+
+def test_a_param_only_a_precondition_reads_reruns_nothing(tmp_path):
+    nodes = """\
+    kind: task
+    name: gated
+    command: mkdir -p out && date +%s%N > out/g.txt
+    outputs: [out/g.txt]
+    preconditions:
+      - condition: "${REGION}"
+        expected: "re:^(eu|us)$"
+    """
+    p = project(tmp_path, nodes=nodes)
+    assert cli("run", cwd=p).exit_code == 0
+    res = cli("run", "--param", "REGION=us", cwd=p)
+    assert res.exit_code == 0, res.output
+    assert ran(p) == set()  # a run control: never in the build hash
+    res = cli("run", "--param", "REGION=xx", "--full", cwd=p)
+    assert "precondition not met: ${REGION} matches ^(eu|us)$" in res.output

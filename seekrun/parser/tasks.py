@@ -44,7 +44,7 @@ def link(records: dict[str, dict], errors: list[Diagnostic], root, run_params: d
     for nid, rec in tasks.items():
         rec = records[nid]
         if not (rec["task"]["declares"] or rec.get("consumes") or rec.get("reads_status") or rec.get("fed_files")
-                or rec.get("always") or (rec.get("field_hashes") or {}).get("run_params")):
+                or rec.get("always")):  # a run param it reads is no declared input (a Dagu step's ${DAY})
             records[nid] = {**rec, "always": ALWAYS_UNDECLARED}
 
 
