@@ -45,6 +45,8 @@ class Project:
     node_paths_line: int | None = None  # where node_paths is in the project file (for its errors)
     timeout: float | None = None  # `timeout:` in the project file: seconds a run may take
     timeout_text: str | None = None  # ... as written
+    max_active_nodes: int | None = None  # at most this many nodes run at once (parser/pools.py)
+    pools: dict[str, int] = field(default_factory=dict)  # pool name -> its slots
 
     @property
     def target_dir(self) -> Path:
@@ -247,6 +249,9 @@ def find_project(project_dir: Path | str) -> Project:
                                      "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
         else:
             project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
+    from seekrun.parser.pools import read_limits
+
+    read_limits(project, cfg, line, errors)  # max_active_nodes, pools
     if errors:
         raise ProjectError(errors)
     return project
