@@ -213,3 +213,34 @@ def test_cached_and_skipped_nodes_have_no_start_or_end(tmp_path):
     assert cli("run", "-p", str(p)).exit_code == 0
     r = run_results(p)["task.a"]
     assert r["status"] == "cached" and r["started_at"] is None and r["ended_at"] is None
+
+
+def test_a_decorated_python_node_takes_a_pool_too(tmp_path):
+    code = '''from seekrun.pipeline import transform
+
+
+@transform(name="p", inputs=["source.s"],
+           pool="db")
+def p(ctx):
+    return ctx.ref("source.s")
+'''
+    files = {"data/s.csv": "a\n1\n", "nodes/s.yml": "kind: source\nname: s\nsource: csv\ntable: data/s.csv\n",
+             "nodes/p.py": code}
+    p = write_project(tmp_path / "p", files, marker="name: py\npools: {dbs: 1}\n")
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 2, res.output
+    assert "nodes/p.py:5: transform.p: unknown pool 'db' (did you mean 'dbs'?)" in res.output
+    assert "unknown key" not in res.output
+    (p / "seekrun_project.yml").write_text("name: py\npools: {db: 1}\n")
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    assert "unknown key" not in res.output
+    assert json.loads((p / "target" / "manifest.json").read_text())["nodes"]["transform.p"]["pool"] == "db"
+
+
+def test_parse_says_a_pool_change_is_a_run_control(tmp_path):
+    p = project(tmp_path, "name: diff\npools: {api: 2, heavy: 1}\n", [task("a", "api")])
+    assert cli("parse", "-p", str(p)).exit_code == 0
+    (p / "nodes" / "all.yml").write_text((p / "nodes" / "all.yml").read_text().replace("pool: api", "pool: heavy"))
+    res = cli("parse", "-p", str(p))
+    assert res.exit_code == 0 and "~ task.a (pool, a run control [metadata])" in res.stdout, res.output
