@@ -15,6 +15,10 @@ nothing (they say how to run a node, not what it builds).
   (``mark_success``, Dagu's markSuccess: a failure it covers is shown as a success, with a
   warning, and does not fail the run; the node still reruns next time).
 - ``run_always: true`` -> ``node["run_always"]``.
+- ``pool: api`` (a pool the project file declares under ``pools:``) and ``slots: 2`` (default
+  1; only with a pool) -> ``node["pool"]``, ``node["slots"]``: the node holds that many of the
+  pool's slots while it runs. Whether the pool exists, and is big enough, is checked for the
+  whole project (parser/pools.py): a node file's record cannot know the project file.
 
 Nothing here imports DuckDB or runs anything.
 """
@@ -23,9 +27,9 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-CONTROL_KEYS = ("timeout", "retry", "preconditions", "continue_on", "run_always")
+CONTROL_KEYS = ("timeout", "retry", "preconditions", "continue_on", "run_always", "pool", "slots")
 # the record keys (and manifest node keys) parse_controls fills in
-RECORD_KEYS = ("timeout", "timeout_text", "retry", "preconditions", "continue_on", "run_always")
+RECORD_KEYS = ("timeout", "timeout_text", "retry", "preconditions", "continue_on", "run_always", "pool", "slots")
 
 DEFAULT_INTERVAL = 0.2  # --retry's schedule: 0.2 s, doubling, at most 30 s a wait
 DEFAULT_BACKOFF = 2.0
@@ -115,7 +119,28 @@ def parse_controls(config: dict, inputs: list[str], kinds: frozenset[str]) -> tu
             problems.append((("run_always",), "run_always must be true or false"))
         elif config["run_always"]:
             out["run_always"] = True
+    _pool(config, out, problems)
     return {k: v for k, v in out.items() if v is not None}, problems
+
+
+def _pool(config: dict, out: dict, problems: list[Problem]) -> None:
+    """``pool:`` (a name) and ``slots:`` (a whole number from 1, only with a pool)."""
+    pool, slots = config.get("pool"), config.get("slots")
+    if pool is not None:
+        if not isinstance(pool, str) or not pool.strip():
+            problems.append((("pool",), "pool must be the name of a pool the project file declares under "
+                                        "'pools:', e.g. 'pool: api'"))
+        else:
+            out["pool"], out["slots"] = pool.strip(), 1
+    if slots is not None:
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+            problems.append((("slots",), f"slots '{slots}' must be a whole number from 1: how many of its "
+                                         "pool's slots the node holds while it runs"))
+        elif pool is None:
+            problems.append((("slots",), "slots needs a pool: add 'pool: NAME' (a pool the project file "
+                                         "declares under 'pools:'), or remove slots"))
+        elif "pool" in out:
+            out["slots"] = slots
 
 
 def _exit_codes(value: Any, path: tuple, problems: list[Problem]) -> list[int] | None:
@@ -337,6 +362,9 @@ def summary(node: dict) -> list[tuple[str, str]]:
         out.append(("continue on", ", ".join(what) or "-"))
     if node.get("run_always"):
         out.append(("run always", "yes (runs even after an upstream failure or skip)"))
+    if node.get("pool"):
+        slots = node.get("slots") or 1
+        out.append(("pool", f"{node['pool']} ({slots} slot{'s' if slots > 1 else ''})"))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from seekrun.controls import CONTROL_KEYS
 from seekrun.manifest import Manifest
 from seekrun.parser.kinds import METADATA_KEYS, RUNTIME_FIELDS, field_label, value_change
 
@@ -96,6 +97,8 @@ def node_changes(old: dict, new: dict) -> list[FieldChange]:
             build = old_fields.get(key) != new_fields.get(key)
             label = field_label(kind, key)
             changes.append(FieldChange(key, label if build else f"{label}, formatting only", build))
+        elif key in CONTROL_KEYS:  # timeout, retry, pool...: how it runs, not what it builds
+            changes.append(FieldChange(key, f"{key}, a run control", False))
         else:
             changes.append(FieldChange(key, f"{key}, not used by seekrun", False))
     reported = {c.field for c in changes}

@@ -212,6 +212,7 @@ class NodeRunner:
             if isinstance(getattr(self.reporter, "total", None), int):
                 self.reporter.total += 1
         self.results[nid].status = NodeStatus.RUNNING
+        self.results[nid].started_at = _stamp()
         files = self.manifest.nodes[nid].get("output_files")
         if files and not self.manifest.nodes[nid].get("process_outputs"):  # a task writes its own files
             from seekrun.outputs import mark_written
@@ -234,6 +235,7 @@ class NodeRunner:
             return  # rechecked and still cached: its record stands
         b: Built = outcome.value
         res, store = self.results[nid], self.store
+        res.ended_at = _stamp()
         res.duration, res.attempts, res.row_count, res.error = b.duration, b.attempts, b.rows, b.error
         res.warnings, res.retry_waits = list(b.warnings), list(b.retry_waits)
         node = self.manifest.nodes[nid]
@@ -360,6 +362,12 @@ class NodeRunner:
                             self.file_cache)
         if kept:
             self.kept.extend(kept)
+
+
+def _stamp() -> str:
+    """A node's start or end in run_results.json: UTC, to the microsecond. Taken under the
+    scheduler's lock: a node's end is stamped before the node that takes its slot starts."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _data_sigs(node: dict, root) -> dict | None:

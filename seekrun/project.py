@@ -59,6 +59,8 @@ class Project:
     env_entries: list = field(default_factory=list)  # env: as written: (name, text, line)
     dotenv_values: dict[str, str] = field(default_factory=dict)  # what the dotenv: files hold
     run_params: dict[str, str] = field(default_factory=dict)  # this run's params (defaults, then the given ones)
+    max_active_nodes: int | None = None  # at most this many nodes run at once (parser/pools.py)
+    pools: dict[str, int] = field(default_factory=dict)  # pool name -> its slots
 
     @property
     def target_dir(self) -> Path:
@@ -275,6 +277,9 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
         if project.database == DEFAULT_DATABASE:
             project.database = str(project.target / "seekrun.duckdb")
             project.allow_external_database = True
+    from seekrun.parser.pools import read_limits
+
+    read_limits(project, cfg, line, errors)  # max_active_nodes, pools
     if errors:
         raise ProjectError(errors)
     return project

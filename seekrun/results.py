@@ -48,8 +48,15 @@ class NodeResult:
     continued: bool = False  # failed or skipped, but its continue_on let its dependents run
     condition: str | None = None  # a dry run: "runs if <its preconditions>"
     detail: str | None = None  # e.g. a dag node's "child: 2 ran, 3 cached"
+    started_at: str | None = None  # when it started and ended (see to_dict)
+    ended_at: str | None = None
 
     def to_dict(self) -> dict:
+        """One node in run_results.json. ``started_at`` / ``ended_at``: when the node started
+        (its preconditions, then its attempts) and ended, in UTC ISO 8601 to the microsecond
+        (e.g. "2026-01-02T03:04:05.123456+00:00"); null for a node that did not start (cached,
+        skipped after a failure, left out, a dry run), ``ended_at`` null for one interrupted.
+        A node's end is stamped before any node that takes its pool slot starts."""
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
                 "duration": round(self.duration, 6), "row_count": self.row_count,
                 "attempts": self.attempts, "error": self.error, "warnings": self.warnings,
@@ -57,7 +64,8 @@ class NodeResult:
                 "after_reread": list(self.after_reread), "retry_waits": list(self.retry_waits),
                 "continued": self.continued, "condition": self.condition,
                 **({"command": self.command} if self.command is not None else {}),
-                **({"detail": self.detail} if self.detail else {})}
+                **({"detail": self.detail} if self.detail else {}),
+                "started_at": self.started_at, "ended_at": self.ended_at}
 
 
 @dataclass

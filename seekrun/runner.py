@@ -83,7 +83,9 @@ class DAGRunner:
 
         self.db = Database(self.db_path, self.root, str(manifest.metadata.get("project_name") or self.root.name),
                            not inside(self.root, self.db_path), self._rel(self.db_path))
-        self.threads = threads or default_threads()
+        from seekrun.parser.pools import default_threads as limits_threads
+
+        self.threads = threads or limits_threads(manifest.metadata, default_threads())
         self.reporter = reporter or _Quiet()
         self.engine_factory = engine_factory
         self.file_cache = file_cache
@@ -361,9 +363,12 @@ class DAGRunner:
                  summary: ExecutionSummary) -> None:
         manifest = self.manifest
         nodes = manifest.nodes
+        from seekrun.parser.pools import scheduler_limits
+
+        limits, needs = scheduler_limits(manifest.metadata, nodes, to_run)  # max_active_nodes, pools
         queue = KahnQueue(to_run, {n: manifest.parents(n) for n in to_run},
                           run_always=[n for n in to_run if nodes[n].get("run_always")],
-                          continue_on=node_runner.continue_on)
+                          continue_on=node_runner.continue_on, limits=limits, needs=needs)
         limit = manifest.metadata.get("timeout")  # the project's timeout: a limit for the whole run
         deadline = self.started + limit if isinstance(limit, (int, float)) else None
         try:

@@ -11,6 +11,13 @@ run once every parent is resolved (done, failed, skipped, or abandoned when the 
 after a failure), whatever became of them; ``continue_on(node, outcome)`` says whether a
 failure (or skip) of that node leaves its dependents to run (and does not stop the run).
 Without policies a failure skips every transitive dependent at once, as it always did.
+
+Limits come in as data too: ``limits`` (group -> slots) and ``needs`` (node -> {group: slots
+it holds while it runs}; a cap on all nodes is one more group every node needs 1 of).  A
+ready node whose groups lack room waits "parked" on the first full group, and the others go
+ahead in the usual order; a node that finishes frees its slots and wakes, from the groups it
+held, as many parked nodes as the freed room can take (the workers are woken by the same
+condition as ever: nothing polls).  Without limits none of this runs.
 """
 from __future__ import annotations
 
@@ -37,7 +44,8 @@ _UPSTREAM = Outcome(False, None, True)  # what a dependent skipped because of an
 
 class KahnQueue:
     def __init__(self, nodes: list[str], parents: dict[str, list[str]], run_always=(),
-                 continue_on: Callable[[str, Outcome], bool] | None = None):
+                 continue_on: Callable[[str, Outcome], bool] | None = None,
+                 limits: dict[str, int] | None = None, needs: dict[str, dict[str, int]] | None = None):
         members = set(nodes)
         self.children: dict[str, list[str]] = {n: [] for n in nodes}
         self.waiting: dict[str, int] = {}
@@ -55,6 +63,16 @@ class KahnQueue:
         self.started: set[str] = set()
         self.abandoned: set[str] = set()  # never started: the run stopped after a failure
         self.stopping = False  # after abandon(): only run_always nodes start
+        self.limited = bool(limits)
+        if self.limited:
+            # a node never needs more than a group has (the parser refuses it; here it would wait forever)
+            self.needs = {n: {g: min(k, limits[g]) for g, k in (needs or {}).get(n, {}).items() if g in limits}
+                          for n in nodes}
+            self.room = dict(limits)  # free slots per group
+            self.parked: dict[str, list[str]] = {g: [] for g in limits}  # heaps: ready, waiting for room
+            self.pending = dict.fromkeys(limits, 0)  # slots of woken nodes, back in _ready, not yet started
+            self.woken: dict[str, str] = {}  # node -> the group that woke it
+            self.pop = self._pop_limited
 
     def pop(self) -> str | None:
         while self._ready:
@@ -67,6 +85,67 @@ class KahnQueue:
             self.started.add(node)
             return node
         return None
+
+    # ---- limits (only when there are any) -------------------------------------------
+    def _pop_limited(self) -> str | None:
+        """The first ready node whose groups all have room; the others wait parked."""
+        while self._ready:
+            node = heapq.heappop(self._ready)
+            from_group = self.woken.pop(node, None)
+            if from_group is not None:
+                self.pending[from_group] -= self.needs[node][from_group]
+            if node in self.resolved or node in self.started:
+                pass
+            elif self.stopping and node not in self.run_always:
+                self._give_up(node)
+            else:
+                need = self.needs[node]
+                full = next((g for g, k in need.items() if self.room[g] < k), None)
+                if full is None:
+                    for g, k in need.items():
+                        self.room[g] -= k
+                    self.started.add(node)
+                    return node
+                heapq.heappush(self.parked[full], node)
+            if from_group is not None:
+                self._wake(from_group)  # the room it was woken for is free again
+        return None
+
+    def free(self, node: str) -> None:
+        """A started node finished (however): its slots are free, parked nodes may go."""
+        for g, k in self.needs[node].items():
+            self.room[g] += k
+            self._wake(g)
+
+    def _wake(self, group: str) -> None:
+        """Back to _ready, in order, as many nodes parked on the group as its room can take."""
+        parked = self.parked[group]
+        budget = self.room[group] - self.pending[group]
+        kept: list[str] = []
+        while parked and budget > 0:
+            node = heapq.heappop(parked)
+            k = self.needs[node][group]
+            if k > budget:
+                kept.append(node)  # needs more than is free: a smaller one behind it may fit
+                continue
+            budget -= k
+            self.pending[group] += k
+            self.woken[node] = group
+            heapq.heappush(self._ready, node)
+        for node in kept:
+            heapq.heappush(parked, node)
+
+    def unpark_all(self) -> bool:
+        """Every parked node back to _ready (a safety net: nothing runs, yet some wait)."""
+        if not self.limited or not any(self.parked.values()):
+            return False
+        for g, parked in self.parked.items():
+            for node in parked:
+                heapq.heappush(self._ready, node)
+            parked.clear()
+        self.woken.clear()
+        self.pending = dict.fromkeys(self.pending, 0)
+        return True
 
     def __bool__(self) -> bool:
         return bool(self._ready)
@@ -114,6 +193,7 @@ class KahnQueue:
         nodes. A node is given up only once each of its parents is resolved, so a run_always node
         below another one (a notification below a cleanup) still waits for it."""
         self.stopping = True
+        self.unpark_all()  # parked nodes are ready ones too
         ready, self._ready = self._ready, []
         for n in ready:
             if n in self.run_always:
@@ -158,6 +238,7 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
     worker finds nothing to start), e.g. to share the cores among them.
     """
     cond = threading.Condition()
+    limited = queue.limited
     state = {"stopped": False, "interrupted": False, "running": 0, "error": None, "live": 0}
 
     def finish(node: str, outcome: Outcome) -> None:
@@ -182,6 +263,8 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
                     continue
                 return node
             if state["running"] == 0:
+                if queue.limited and queue.unpark_all():
+                    continue  # (cannot happen: a node parked only while another holds the room)
                 return None  # nothing ready and nothing running: the queue is drained
             on_running(state["running"])  # this worker idles: fewer nodes now share the cores
             cond.wait()
@@ -200,6 +283,8 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
                     finally:
                         cond.acquire()
                     state["running"] -= 1
+                    if limited:
+                        queue.free(node)
                     # a failure after Ctrl-C (or after a callback error, which also interrupts the
                     # running nodes) was most likely caused by that interrupt: it is left undone
                     if outcome.ok or not (state["interrupted"] or state["error"] is not None):

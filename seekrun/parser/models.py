@@ -47,6 +47,8 @@ class NodeBase(_Model):
     preconditions: Any = None
     continue_on: Any = None
     run_always: Any = None
+    pool: Any = None
+    slots: Any = None
 
     @field_validator("inputs", "depends_on", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from seekrun.parser.checks import check_graph, check_input_tables, check_outputs
 from seekrun.parser.data_files import check_sources
 from seekrun.parser.live import live_files
 from seekrun.parser.parallel import map_forked
+from seekrun.parser.pools import check_pools, metadata as pool_metadata
 from seekrun.parser.records import read_file
 from seekrun.controls import RECORD_KEYS as CONTROL_RECORD_KEYS
 from seekrun.project import Project, find_project
@@ -122,6 +123,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         from seekrun.workflows.link import check_children
 
         check_children(records, errors, project.root)  # every parse: a child file may be gone since
+    check_pools(records, project, errors)  # against the project file's pools (not in the cached records)
     check_graph(records, errors, broken, failed)
     warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
                                "warning") for nid, rec in records.items() if rec.get("not_executable"))
@@ -140,7 +142,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     now = time.time()
     manifest = _build_manifest(project, records, data, env, live, now)
     digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, str(project.timeout),
-                        common_digest,
+                        str(project.max_active_nodes), json.dumps(project.pools, sort_keys=True), common_digest,
                         *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
@@ -363,6 +365,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         **({"handlers": project.handlers} if project.handlers else {}),
         **({"workflow": project.marker} if project.flavour == "workflow" else {}),
         **({"params": dict(project.run_params)} if project.run_params else {}),
+        **pool_metadata(project),  # max_active_nodes, pools: run controls, in no node's hash
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Manifest(metadata, nodes)

@@ -231,6 +231,9 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
     if bad:
         return None
     rec.update(controls)
+    if "pool" in controls:  # checked against the project's pools by parser/pools.py
+        rec["pool_line"] = lines.get("pool", line)
+        rec["slots_line"] = lines.get("slots", rec["pool_line"])
     fields: dict[str, Any] = {k: v for k, v in config.items()
                               if k not in METADATA_KEYS and k not in CONTROL_KEYS
                               and k not in ("inputs", "depends_on", SCHEMA_KEY)

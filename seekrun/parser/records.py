@@ -190,6 +190,9 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
         "env": [list(e) for e in env_refs],
     }
     rec.update(controls)
+    if "pool" in controls:  # checked against the project's pools by parser/pools.py
+        rec["pool_line"] = line_of(doc.node, ("pool",))
+        rec["slots_line"] = line_of(doc.node, ("slots",)) if "slots" in config else rec["pool_line"]
     if runtime:
         rec["runtime"] = runtime  # {{ today }} etc.: filled in after the parse cache (parser/runvars.py)
     if templated and "var" in str(built):
