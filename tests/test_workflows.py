@@ -302,3 +302,29 @@ def test_a_workflow_file_among_the_node_files_is_not_a_broken_node(tmp_path):
     assert res.exit_code == 0, res.output
     assert "not a node" not in res.stderr
     assert (project / "nodes" / "hi.txt").read_text() == "hi\n"
+
+
+def test_max_active_steps_and_pools_cap_what_runs_at_once(tmp_path):
+    steps = "".join(f"""
+          - name: s{i}
+            command: echo "$(date +%s.%N) start" >> s{i}.log; sleep 0.3; echo "$(date +%s.%N) end" >> s{i}.log
+            {'pool: api' if i < 3 else ''}""" for i in range(5))
+
+    def peak(folder, names):
+        events = []
+        for n in names:
+            start, end = [float(line.split()[0]) for line in (folder / f"{n}.log").read_text().splitlines()]
+            events += [(start, 1), (end, -1)]
+        level = top = 0
+        for _, d in sorted(events, key=lambda e: (e[0], e[1])):
+            level += d
+            top = max(top, level)
+        return top
+    one = tmp_path / "one"
+    assert cli_proc("run", str(flow(one, "maxActiveSteps: 1\npools: {api: 5}\nsteps:" + steps)), "--threads", "4").exit_code == 0
+    assert peak(one, [f"s{i}" for i in range(5)]) == 1
+    pooled = tmp_path / "pooled"
+    res = cli_proc("run", str(flow(pooled, "pools: {api: 1}\nsteps:" + steps)), "--threads", "4")
+    assert res.exit_code == 0, res.output
+    assert peak(pooled, ["s0", "s1", "s2"]) == 1
+    assert peak(pooled, [f"s{i}" for i in range(5)]) >= 2

@@ -21,6 +21,7 @@ from pathlib import Path
 from seekrun.errors import Diagnostic, ProjectError, suggest
 
 WORKFLOW_KEYS = ("name", "description", "params", "env", "dotenv", "handlerOn", "maxActiveSteps", "timeoutSec",
+                 "max_active_nodes", "pools", "timeout",
                  "type", "schedule", "queue", "maxActiveRuns", "steps", "tags", "group", "logDir", "histRetentionDays",
                  "skipIfSuccessful", "mailOn", "delaySec", "restartWaitSec", "maxCleanUpTimeSec", "precondition",
                  "preconditions")
@@ -105,6 +106,11 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
     n = cfg.get("maxActiveSteps")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         errors.append(Diagnostic(rel, line("maxActiveSteps"), "maxActiveSteps must be a positive integer"))
+    from seekrun.parser.pools import read_limits
+
+    read_limits(project, cfg, line, errors)  # seekrun's own max_active_nodes and pools: work here too
+    if n is not None and project.max_active_nodes is None and not errors:
+        project.max_active_nodes = n  # Dagu's name for it
     project.handlers = _handlers(cfg.get("handlerOn"), rel, line("handlerOn"), errors)
     from seekrun.project import _read_params
 
