@@ -52,6 +52,7 @@ class Built:
     retry_waits: list = field(default_factory=list)  # seconds waited before each retry
     exit_code: int | None = None  # a failure's (or a task's) exit code, if it had one
     unmet: str | None = None  # skipped: the precondition that did not hold
+    instances: dict | None = None  # a fan-out: instance key -> status (seekrun/fanout.py)
 
 
 class NodeRunner:
@@ -67,6 +68,7 @@ class NodeRunner:
         self.kept: list[str] = []  # files seekrun no longer writes but kept: changed by hand
         self.run_id = getattr(runner, "run_id", "")
         self.processes = None  # the process runner, made when the first task starts
+        self.full = False  # --full: a fan-out reruns every instance too
         self._lock = threading.Lock()
         from seekrun.conditions import Commands
 
@@ -100,7 +102,8 @@ class NodeRunner:
         reread = bool(node.get("reread"))
         by_content = reread or bool(node.get("content_output"))  # a task: what it wrote and printed
         stamped: list[str] = []
-        run = self._run_context(node, parents) if node.get("task") or node.get("consumes") else None
+        run = self._run_context(node, parents) if node.get("task") or node.get("consumes") or node.get("fanout") \
+            else None
 
         def stamp(result) -> str:  # a re-read node: its output hash is what it read
             stamped.append(content_output_hash(node, result.data_hash) if result.data_hash
@@ -131,7 +134,8 @@ class NodeRunner:
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, got,
                                            after if after == before else None, built.data_hash if reread else None,
-                                           retry_waits=waits, value=built.value, exit_code=built.exit_code))
+                                           retry_waits=waits, value=built.value, exit_code=built.exit_code,
+                                           instances=getattr(built, "instances", None)))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
@@ -143,13 +147,14 @@ class NodeRunner:
                     error = f"timed out after {node.get('timeout_text') or format_duration(node.get('timeout') or 0)}"
                 error = secrets.redact(error)
                 code = getattr(exc, "exit_code", None)
+                fanned = getattr(exc, "instances", None)
                 codes = policy.get("exit_codes")
                 # a rule's verdict on the data is not transient; with exit_codes, only those are retried
                 again = getattr(exc, "retryable", True) and (codes is None or code in codes)
             wait = retry_wait(policy, attempts)
             if not again or attempts > policy["limit"] or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out,
-                                            retry_waits=waits, exit_code=code))
+                                            retry_waits=waits, exit_code=code, instances=fanned))
             waits.append(round(wait, 6))
 
     def _run_context(self, node: dict, parents: list[str]) -> dict:
@@ -161,7 +166,8 @@ class NodeRunner:
             ok = rec.get("status") == "success"
             status = self.results[p].status.value if p in self.results else rec.get("status")
             upstream[p] = {"status": "success" if status == "cached" else status,
-                           "exit_code": rec.get("exit_code"), "value": rec.get("value") if ok else ""}
+                           "exit_code": rec.get("exit_code"), "value": rec.get("value") if ok else "",
+                           "output_hash": rec.get("output_hash")}  # (a fan-out's instances are built from it)
         with self._lock:
             if self.processes is None:
                 from seekrun.engines.process import ProcessRunner
@@ -170,7 +176,7 @@ class NodeRunner:
                 if self.stop.is_set():
                     self.processes.interrupt()
         return {"run_id": self.run_id, "upstream": upstream, "processes": self.processes,
-                "timeout": node.get("timeout")}
+                "timeout": node.get("timeout"), "full": self.full}
 
     def close(self) -> None:
         if self.processes is not None:
@@ -227,6 +233,8 @@ class NodeRunner:
         res, store = self.results[nid], self.store
         res.duration, res.attempts, res.row_count, res.error = b.duration, b.attempts, b.rows, b.error
         res.warnings, res.retry_waits = list(b.warnings), list(b.retry_waits)
+        if b.instances is not None:
+            res.instances = dict(b.instances)
         node = self.manifest.nodes[nid]
         if not outcome.ok:
             res.continued = self.continue_on(nid, outcome)

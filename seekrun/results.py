@@ -47,6 +47,7 @@ class NodeResult:
     retry_waits: list[float] = field(default_factory=list)  # seconds waited before each retry
     continued: bool = False  # failed or skipped, but its continue_on let its dependents run
     condition: str | None = None  # a dry run: "runs if <its preconditions>"
+    instances: dict[str, str] | None = None  # a fan-out that ran: instance key -> status (seekrun/fanout.py)
 
     def to_dict(self) -> dict:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
@@ -55,7 +56,8 @@ class NodeResult:
                 "skip": self.skip if self.status is NodeStatus.SKIPPED else None,
                 "after_reread": list(self.after_reread), "retry_waits": list(self.retry_waits),
                 "continued": self.continued, "condition": self.condition,
-                **({"command": self.command} if self.command is not None else {})}
+                **({"command": self.command} if self.command is not None else {}),
+                **({"instances": dict(self.instances)} if self.instances is not None else {})}
 
 
 @dataclass

@@ -109,10 +109,16 @@ def preview(node: dict, root: Path, records: dict[str, dict]) -> str:
                        "value": rec.get("value") or ""}
     env = {k: fill(v) for k, v in task["env"].items()}
     params = {k: fill(v) for k, v in task["params"].items()}
+    def per_item(lookup):  # a fan-out: ${ITEM} and the like are each instance's, shown as written
+        if not node.get("fanout"):
+            return lookup
+        from seekrun.parser.fanout import known
+
+        return lambda name: "${" + name + "}" if known(node["fanout"], name) else lookup(name)
     try:
-        lookup = lookup_for(node, upstream, {}, inputs, params=params)
+        lookup = per_item(lookup_for(node, upstream, {}, inputs, params=params))
         env = {k: values.expand(v, lookup) for k, v in env.items()}
-        text = shown(command_line(node, lookup_for(node, upstream, env, inputs, params=params), fill, root))
+        text = shown(command_line(node, per_item(lookup_for(node, upstream, env, inputs, params=params)), fill, root))
     except values.UnknownValue as exc:
         text = f"(cannot be worked out now: '${{{exc.name}}}' has no value)"
     return secrets.redact(text, found)

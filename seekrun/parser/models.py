@@ -45,6 +45,7 @@ class NodeBase(_Model):
     preconditions: Any = None
     continue_on: Any = None
     run_always: Any = None
+    max_concurrent: Any = None  # a fan-out's limit (seekrun/parser/fanout.py)
 
     @field_validator("inputs", "depends_on", mode="before")
     @classmethod
@@ -209,6 +210,8 @@ class TaskNode(NodeBase):
     env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
     output: Optional[str] = None
     always: bool = False
+    foreach: Any = None  # fan-out (seekrun/parser/fanout.py): hashed, the instances' items
+    matrix: Any = None
 
 
 KIND_MODELS: dict[str, type[NodeBase]] = {
