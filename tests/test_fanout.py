@@ -325,3 +325,28 @@ def test_a_timeout_stops_every_instance(tmp_path):
     time.sleep(0.5)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert marker not in ps
+
+
+def test_foreach_from_an_environment_variable_is_hashed(tmp_path):
+    from conftest import cli_proc
+
+    nodes = """\
+    kind: task
+    name: each
+    foreach: "${FANOUT_REGIONS}"
+    command: echo ${ITEM} >> log.txt; echo ok > out_${ITEM}.txt
+    outputs: ["out_${ITEM}.txt"]
+    """
+    p = write_project(tmp_path / "p", {"nodes/t.yml": nodes})
+    res = cli_proc("run", cwd=p, env={"FANOUT_REGIONS": '["us", "eu"]'})
+    assert res.exit_code == 0, res.output
+    assert sorted(ran_log(p)) == ["eu", "us"]
+    res = cli_proc("run", cwd=p, env={"FANOUT_REGIONS": '["us", "eu"]'})
+    assert "Nothing to do" in res.output
+    res = cli_proc("run", cwd=p, env={"FANOUT_REGIONS": "us eu ap"})
+    assert res.exit_code == 0, res.output
+    assert "ap" in ran_log(p)
+    assert (p / "out_ap.txt").exists()
+    res = cli_proc("run", cwd=p, env={"FANOUT_REGIONS": '{"not": "a list"}'})
+    assert res.exit_code == 1
+    assert "is a JSON dict, not a list of items" in res.output

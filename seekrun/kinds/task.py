@@ -171,7 +171,8 @@ def prepare(rec: dict, built: dict, pc) -> None:
                      outputs=sorted({os.path.normpath(str(o)) for o in outputs}), always=always is True)
     # declares something it reads or writes (values it takes from upstream tasks count too: the
     # whole project decides that, parser/tasks.py)
-    task["declares"] = bool(files or task["passed"] or out_files or name or mode == "python" or task["params"])
+    task["declares"] = bool(files or task["passed"] or out_files or name or mode == "python" or task["params"]
+                            or (task.get("instance") or {}).get("outputs"))  # a fan-out's, known when it runs
 
 
 OWN_PROJECT_FILES = ("seekrun_project.yml", "seeknal_project.yml", "profiles.yml")
