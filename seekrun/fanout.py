@@ -124,6 +124,10 @@ def run_instances(node: dict, ctx, instances: list[dict], build_one, *, make_nod
     instance fails), ``check(instance_node, ctx)`` -> None or why it is skipped (its own
     preconditions)."""
     nid, sp = node["id"], node["fanout"]
+    listed = json.dumps([[i["key"], i["item"]] for i in instances])
+    if ctx.redact(listed) != listed:  # an item made of an env_var() value: never stored, never run
+        raise NodeFailure(f"{nid}: its items hold a secret (an env_var() value), which seekrun never stores: "
+                          "fan out over references to it instead (names, paths)")
     root = Path(ctx.root)
     path = trace_path(ctx, nid)
     old = load_traces(path)

@@ -350,3 +350,67 @@ def test_foreach_from_an_environment_variable_is_hashed(tmp_path):
     res = cli_proc("run", cwd=p, env={"FANOUT_REGIONS": '{"not": "a list"}'})
     assert res.exit_code == 1
     assert "is a JSON dict, not a list of items" in res.output
+
+
+def test_items_made_of_a_secret_are_never_stored(tmp_path):
+    from conftest import cli_proc
+
+    nodes = """\
+    kind: task
+    name: each
+    params: {LIST: "{{ env_var('FANOUT_SECRET') }}"}
+    foreach: "${LIST}"
+    command: echo hi > out_${ITEM_INDEX}.txt
+    outputs: ["out_${ITEM_INDEX}.txt"]
+    """
+    p = write_project(tmp_path / "p", {"nodes/t.yml": nodes})
+    res = cli_proc("run", cwd=p, env={"FANOUT_SECRET": "hunter2words"})
+    assert res.exit_code == 1, res.output
+    assert "hold a secret" in res.output
+    assert "hunter2words" not in res.output
+    for path in (p / "target").rglob("*"):
+        if path.is_file():
+            assert b"hunter2words" not in path.read_bytes(), path
+
+
+def test_ctrl_c_stops_every_instance_and_the_next_run_redoes_only_the_unfinished(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import alive
+
+    nodes = """\
+    kind: task
+    name: each
+    foreach: [quick, slow1, slow2]
+    max_concurrent: 3
+    script: |
+      echo ${ITEM} >> log.txt
+      if [ ${ITEM} != quick ] && [ ! -e go ]; then sleep 300 & echo $! > pid_${ITEM}; wait; fi
+      echo ok > out_${ITEM}.txt
+    outputs: ["out_${ITEM}.txt"]
+    """
+    p = write_project(tmp_path / "p", {"nodes/t.yml": nodes})
+    proc = subprocess.Popen([sys.executable, "-m", "seekrun", "run"], cwd=p, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "SEEKRUN_KILL_GRACE": "1"})
+    deadline = time.monotonic() + 60
+    while not ((p / "pid_slow1").exists() and (p / "pid_slow2").exists() and (p / "out_quick.txt").exists()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the instances never started"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    children = [int((p / f"pid_{k}").read_text()) for k in ("slow1", "slow2")]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    deadline = time.monotonic() + 5
+    while any(alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(c) for c in children)
+    ran_log(p)
+    (p / "go").write_text("")
+    res = cli("run", cwd=p)
+    assert res.exit_code == 0, res.output
+    assert sorted(ran_log(p)) == ["slow1", "slow2"]  # quick finished before the stop: recorded
