@@ -27,7 +27,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-CONTROL_KEYS = ("timeout", "retry", "preconditions", "continue_on", "run_always", "pool", "slots")
+CONTROL_KEYS = ("timeout", "retry", "preconditions", "continue_on", "run_always", "pool", "slots",
+                "max_concurrent")
 # the record keys (and manifest node keys) parse_controls fills in
 RECORD_KEYS = ("timeout", "timeout_text", "retry", "preconditions", "continue_on", "run_always", "pool", "slots")
 

@@ -55,6 +55,7 @@ class Built:
     outputs: dict | None = None  # key=value lines a step wrote to $DAG_RUN_OUTPUT_FILE
     log: str | None = None  # a task's log file (${step.stdout})
     detail: str | None = None  # e.g. a dag node's "child: 2 ran, 3 cached"
+    instances: dict | None = None  # a fan-out: instance key -> status (seekrun/fanout.py)
 
 
 class NodeRunner:
@@ -70,6 +71,7 @@ class NodeRunner:
         self.kept: list[str] = []  # files seekrun no longer writes but kept: changed by hand
         self.run_id = getattr(runner, "run_id", "")
         self.processes = None  # the process runner, made when the first task starts
+        self.full = False  # --full: a fan-out reruns every instance too
         self._lock = threading.Lock()
         from seekrun.conditions import Commands
 
@@ -103,7 +105,8 @@ class NodeRunner:
         reread = bool(node.get("reread"))
         by_content = reread or bool(node.get("content_output"))  # a task: what it wrote and printed
         stamped: list[str] = []
-        run = self._run_context(node, parents) if node.get("task") or node.get("consumes") else None
+        run = self._run_context(node, parents) if node.get("task") or node.get("consumes") or node.get("fanout") \
+            else None
 
         def stamp(result) -> str:  # a re-read node: its output hash is what it read
             stamped.append(content_output_hash(node, result.data_hash) if result.data_hash
@@ -136,7 +139,8 @@ class NodeRunner:
                                            after if after == before else None, built.data_hash if reread else None,
                                            retry_waits=waits, value=built.value, exit_code=built.exit_code,
                                            outputs=getattr(built, "outputs", None), log=getattr(built, "log", None),
-                                           detail=getattr(built, "detail", None)))
+                                           detail=getattr(built, "detail", None),
+                                           instances=getattr(built, "instances", None)))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
@@ -149,13 +153,15 @@ class NodeRunner:
                 error = secrets.redact(error)
                 code = getattr(exc, "exit_code", None)
                 failed_value = getattr(exc, "value", None)  # a failed child DAG still says what it gave
+                fanned = getattr(exc, "instances", None)
                 codes = policy.get("exit_codes")
                 # a rule's verdict on the data is not transient; with exit_codes, only those are retried
                 again = getattr(exc, "retryable", True) and (codes is None or code in codes)
             wait = retry_wait(policy, attempts)
             if not again or attempts > policy["limit"] or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out,
-                                            retry_waits=waits, exit_code=code, value=failed_value))
+                                            retry_waits=waits, exit_code=code, value=failed_value,
+                                            instances=fanned))
             waits.append(round(wait, 6))
 
     def _run_context(self, node: dict, parents: list[str]) -> dict:
@@ -169,7 +175,8 @@ class NodeRunner:
             upstream[p] = {"status": "success" if status == "cached" else status,
                            "exit_code": rec.get("exit_code"), "log": rec.get("log") or "",
                            # a failed dag node still says what its child gave ({"status": "failed"...})
-                           "value": rec.get("value") if ok else (rec.get("failed_value") or "")}
+                           "value": rec.get("value") if ok else (rec.get("failed_value") or ""),
+                           "output_hash": rec.get("output_hash")}  # (a fan-out's instances are built from it)
         with self._lock:
             if self.processes is None:
                 from seekrun.engines.process import ProcessRunner
@@ -179,7 +186,7 @@ class NodeRunner:
                     self.processes.interrupt()
         return {"run_id": self.run_id, "upstream": upstream, "processes": self.processes,
                 "timeout": node.get("timeout"), "target_dir": self.runner.target_dir,
-                "dag_name": self.manifest.metadata.get("project_name") or ""}
+                "dag_name": self.manifest.metadata.get("project_name") or "", "full": self.full}
 
     def close(self) -> None:
         if self.processes is not None:
@@ -238,6 +245,8 @@ class NodeRunner:
         res.ended_at = _stamp()
         res.duration, res.attempts, res.row_count, res.error = b.duration, b.attempts, b.rows, b.error
         res.warnings, res.retry_waits = list(b.warnings), list(b.retry_waits)
+        if b.instances is not None:
+            res.instances = dict(b.instances)
         node = self.manifest.nodes[nid]
         if not outcome.ok:
             res.continued = self.continue_on(nid, outcome)

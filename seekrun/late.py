@@ -48,3 +48,7 @@ def show_commands(manifest, root: Path, items: dict, results: dict, records: dic
             res.command = preview(node, root, records)
             res.declared = (f"files: {', '.join(node['task']['files']) or '-'}; "
                             f"outputs: {', '.join(node.get('output_files') or []) or '-'}")
+            if node.get("fanout"):  # its instances: how many, or that it is known only when it runs
+                from seekrun.parser.fanout import described
+
+                res.declared += f"; {described(node['fanout'])}"

@@ -143,6 +143,10 @@ class ConsoleReporter:
             self.console.print(line, style=style, markup=False)
         else:
             self.console.print(line, markup=False)
+        if r.instances is not None:  # a fan-out: what its instances did
+            from seekrun.parser.fanout import summary_text
+
+            self.console.print(f"       {summary_text(r.instances)}", markup=False)
         for w in r.warnings:
             self.console.print(f"       warning: {w}", style="yellow" if self.console.is_terminal else None,
                                markup=False)

@@ -50,6 +50,7 @@ class NodeResult:
     detail: str | None = None  # e.g. a dag node's "child: 2 ran, 3 cached"
     started_at: str | None = None  # when it started and ended (see to_dict)
     ended_at: str | None = None
+    instances: dict[str, str] | None = None  # a fan-out that ran: instance key -> status (seekrun/fanout.py)
 
     def to_dict(self) -> dict:
         """One node in run_results.json. ``started_at`` / ``ended_at``: when the node started
@@ -65,7 +66,8 @@ class NodeResult:
                 "continued": self.continued, "condition": self.condition,
                 **({"command": self.command} if self.command is not None else {}),
                 **({"detail": self.detail} if self.detail else {}),
-                "started_at": self.started_at, "ended_at": self.ended_at}
+                "started_at": self.started_at, "ended_at": self.ended_at,
+                **({"instances": dict(self.instances)} if self.instances is not None else {})}
 
 
 @dataclass

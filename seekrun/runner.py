@@ -234,6 +234,7 @@ class DAGRunner:
                 self.db.adopt(engine)
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
                 node_runner = NodeRunner(self, engine, store, results, retry, cache, recheck)
+                node_runner.full = full
                 for nid in removed:  # said node by node, before each table goes
                     self.reporter.removed(nid)
                     engine.drop(nid)

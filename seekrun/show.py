@@ -174,6 +174,10 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
             p(f"  runs in    : {task['dir']}")
         p(f"  files      : {', '.join(task['files']) or '-'}")
         p(f"  outputs    : {', '.join(entry.get('output_files') or []) or '-'}")
+        if entry.get("fanout"):
+            from seekrun.parser.fanout import described
+
+            p(f"  fan-out    : {described(entry['fanout'])}")
         if task.get("output"):
             value = (record or {}).get("value")
             p(f"  captures   : {task['output']}" + (f" (last value: {value})" if value is not None else ""))

@@ -77,7 +77,7 @@ def child_problem(root, run: str) -> str | None:
 
 
 def build(node: dict, ctx):
-    from seekrun.kinds.task_run import build as run
+    from seekrun.kinds.task import build as run  # a fan-out (foreach, Dagu's parallel) too
 
     return run(node, ctx)
 

@@ -49,6 +49,13 @@ def prepare(rec: dict, built: dict, pc) -> None:
         return
     mode = how[0]
     cmd = built[mode]
+    from seekrun.parser import fanout
+
+    spread, bad = fanout.spec(built)  # foreach / matrix: instances of this task (seekrun/fanout.py)
+    for path, message in bad:
+        pc.error(path, message)
+    if bad:
+        return
     if mode == "command" and not (isinstance(cmd, str) or (_strings(cmd) and cmd)):
         pc.error(("command",), "command must be a string (run by /bin/sh -c) or a list of strings (argv)")
         return
@@ -84,6 +91,8 @@ def prepare(rec: dict, built: dict, pc) -> None:
 
     def check(path: tuple, text: str) -> None:
         for name, has_default in values.names(text):
+            if fanout.known(spread, name):
+                continue  # ${ITEM}, ${ITEM.field}, ${ITEM_INDEX}, ${matrix.key}: each instance has them
             if name.split(".")[0] not in task["params"] and name.split(".")[0] not in task["env"]:
                 entry = late.setdefault(name, {"path": list(path), "default": True})
                 entry["default"] = entry["default"] and has_default
@@ -99,6 +108,11 @@ def prepare(rec: dict, built: dict, pc) -> None:
               if isinstance(pre, dict) and isinstance(pre.get("condition"), str)]
     for path, text in texts:
         check(path, text)
+    if spread is not None:
+        from seekrun.kinds.task_fanout import prepare as prepare_fanout
+
+        if not prepare_fanout(rec, built, task, spread, late, pc):
+            return
     task["argv"] = [str(c) for c in cmd] if mode == "command" and isinstance(cmd, list) else None
     task["text"] = None if task["argv"] is not None else str(cmd)
     outputs = built.get("outputs") or []
@@ -116,8 +130,16 @@ def prepare(rec: dict, built: dict, pc) -> None:
     # dir and outputs are known at parse; a value they take from the environment is looked up
     # again on every parse (parser/tasks.py), so a changed variable is never a stale path
     task["dir_raw"], task["outputs_raw"] = where, [str(o) for o in outputs]
-    task["path_env"] = sorted({n.split(".")[0] for t in [where or "", *task["outputs_raw"]]
-                               for n, _ in values.names(t)} - set(task["params"]) - set(task["env"]))
+    if spread is not None:  # the paths that name the item are each instance's
+        from seekrun.kinds.task_fanout import split_paths
+
+        if not split_paths(task, spread, pc):
+            return
+    inst = task.get("instance") or {}
+    task["path_env"] = sorted({n.split(".")[0] for t in [task["dir_raw"] or "", inst.get("dir") or "",
+                                                        *task["outputs_raw"], *inst.get("outputs", ())]
+                               for n, _ in values.names(t) if not fanout.known(spread, n)}
+                              - set(task["params"]) - set(task["env"]))
     task["dir"], out_files, problems = resolve_paths(task, pc.root)
     # a name nothing gives yet may be a run param (--param): the whole-project pass looks again
     problems = [p for p in problems if not p[1].startswith("'${")]
@@ -138,7 +160,7 @@ def prepare(rec: dict, built: dict, pc) -> None:
     task["passed"] = [i["ref"] if isinstance(i, dict) else str(i) for i in built.get("inputs") or []
                       if isinstance(i, (dict, str))]
     rec["task_lines"] = {k: pc.line((k,)) for k in ("command", "script", "python", "env", "dir", "outputs",
-                                                    "files", "output") if k in built}
+                                                    "files", "output", "foreach", "matrix") if k in built}
     rec["task"] = task
     rec["output_files"] = out_files
     rec["output_lines"] = {f: pc.line(("outputs", i)) for i, f in enumerate(out_files)}
@@ -148,10 +170,11 @@ def prepare(rec: dict, built: dict, pc) -> None:
         rec["always"] = "set by always: true"
     # hashed as what they mean: the order of files and outputs, ./ and always: false change nothing
     pc.fields.update(files=sorted({os.path.normpath(str(f)) for f in files}),
-                     outputs=sorted({os.path.normpath(o) for o in task["outputs_raw"]}), always=always is True)
+                     outputs=sorted({os.path.normpath(str(o)) for o in outputs}), always=always is True)
     # declares something it reads or writes (values it takes from upstream tasks count too: the
     # whole project decides that, parser/tasks.py)
-    task["declares"] = bool(files or task["passed"] or out_files or name or mode == "python" or task["params"])
+    task["declares"] = bool(files or task["passed"] or out_files or name or mode == "python" or task["params"]
+                            or (task.get("instance") or {}).get("outputs"))  # a fan-out's, known when it runs
 
 
 OWN_PROJECT_FILES = ("seekrun_project.yml", "seeknal_project.yml", "profiles.yml")
@@ -170,6 +193,11 @@ def resolve_paths(task: dict, root, scopes: tuple = ()) -> tuple[str | None, lis
             problems.append((("dir",), f"dir '{task['dir_raw']}' is outside the project: run tasks in a folder "
                                        "inside it"))
     out_files: list[str] = []
+    inst = task.get("instance") or {}
+    if inst.get("static") is not None:  # a fan-out known now: every instance's outputs are the node's
+        from seekrun.kinds.task_fanout import static_outputs
+
+        out_files += static_outputs(task, root, problems)
     for i, out in enumerate(task["outputs_raw"]):
         rel = _expand_path(out, ("outputs", i), lookup, root, problems)
         if rel is False:
@@ -269,6 +297,10 @@ def _python_file(rec: dict, task: dict, file: str, pc) -> bool:
 
 
 def build(node: dict, ctx):
+    if node.get("fanout"):  # foreach / matrix: its instances (seekrun/fanout.py)
+        from seekrun.fanout import build_task
+
+        return build_task(node, ctx)
     from seekrun.kinds.task_run import build as run
 
     return run(node, ctx)

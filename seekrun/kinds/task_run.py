@@ -123,10 +123,17 @@ def preview(node: dict, root: Path, records: dict[str, dict]) -> str:
     from seekrun.params import env_of
 
     project_env = env_of(root)
+
+    def per_item(lookup):  # a fan-out: ${ITEM} and the like are each instance's, shown as written
+        if not node.get("fanout"):
+            return lookup
+        from seekrun.parser.fanout import known
+
+        return lambda name: "${" + name + "}" if known(node["fanout"], name) else lookup(name)
     try:
-        lookup = lookup_for(node, upstream, {}, inputs, params=params, project_env=project_env)
+        lookup = per_item(lookup_for(node, upstream, {}, inputs, params=params, project_env=project_env))
         env = {k: values.expand(v, lookup) for k, v in env.items()}
-        lookup = lookup_for(node, upstream, env, inputs, params=params, project_env=project_env)
+        lookup = per_item(lookup_for(node, upstream, env, inputs, params=params, project_env=project_env))
         if task["mode"] == "dag":  # its child run, with its params
             def now(text: str) -> str:
                 try:

@@ -49,6 +49,7 @@ class NodeBase(_Model):
     run_always: Any = None
     pool: Any = None
     slots: Any = None
+    max_concurrent: Any = None  # a fan-out's limit (seekrun/parser/fanout.py)
 
     @field_validator("inputs", "depends_on", mode="before")
     @classmethod
@@ -214,6 +215,8 @@ class TaskNode(NodeBase):
     env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
     output: Optional[str] = None
     always: bool = False
+    foreach: Any = None  # fan-out (seekrun/parser/fanout.py): hashed, the instances' items
+    matrix: Any = None
 
 
 class DagNode(NodeBase):
@@ -226,6 +229,8 @@ class DagNode(NodeBase):
     outputs: list[str] = Field(default_factory=list)
     env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
     output: Optional[str] = None
+    foreach: Any = None  # fan-out: one child run per item (Dagu's parallel:)
+    matrix: Any = None
 
 
 KIND_MODELS: dict[str, type[NodeBase]] = {

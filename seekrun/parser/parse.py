@@ -349,6 +349,10 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
                     "consumes", "run_params", *CONTROL_RECORD_KEYS):
             if rec.get(key):
                 node[key] = rec[key]
+        if rec.get("fanout"):  # foreach / matrix: an instance's hash leaves the item list out
+            from seekrun.parser.fanout import base_hash
+
+            node["fanout"] = {**rec["fanout"], "base": base_hash(fields, rec["fanout"])}
         if nid in data or rec["kind"] == "source":
             files, digest = data.get(nid, ([], None))
             node["data_files"] = files
