@@ -192,12 +192,14 @@ def run_instances(node: dict, ctx, instances: list[dict], build_one, *, make_nod
         raise FanoutFailure(f"{len(failed)} of {len(plan)} instances failed ({', '.join(failed[:5])}"
                             f"{', ...' if len(failed) > 5 else ''}): {message}", code, statuses, timed_out)
     results, outputs, parts = [], [], []
+    child = (node.get("task") or {}).get("mode") == "dag"  # a child DAG per item: its result is an object
     for inst, h, keep in plan:
         rec = keep if keep is not None else done[inst["key"]]
+        got = _child_result(rec.get("value")) if child else rec.get("value")
         # as a clean build would give it: an unchanged instance is a success it had before
-        results.append({"key": inst["key"], "item": inst["item"], "status": rec["status"], "output": rec.get("value")})
+        results.append({"key": inst["key"], "item": inst["item"], "status": rec["status"], "output": got})
         if rec["status"] == "success":
-            outputs.append(rec.get("value"))
+            outputs.append(got.get("outputs") if child and isinstance(got, dict) else got)  # Dagu's parallel outputs
         parts += [inst["key"], json.dumps(inst["item"], sort_keys=True), rec["status"], rec.get("output_hash")]
     counts = list(statuses.values())
     value = json.dumps({"summary": {"total": len(plan), "succeeded": counts.count("success") + counts.count("cached"),
@@ -252,3 +254,11 @@ def _instance_check(inode: dict, ctx) -> str | None:
 
     which = unmet(inode, Path(ctx.root), None, Commands(), getattr(ctx, "upstream", None))
     return None if which is None else f"precondition not met: {which}"
+
+
+def _child_result(value):
+    """A child DAG's result ({name, params, status, outputs}) as an object, not JSON text."""
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
