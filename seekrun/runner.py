@@ -224,7 +224,12 @@ class DAGRunner:
             if getattr(self.manifest, "new_env_key", None) is not None:  # API use without `parse`
                 from seekrun.parser.templating import save_env_key
 
-                save_env_key(self.manifest, self.state_dir)  # where parsing reads it
+                # where parsing reads it: the project's target/state (and a workflow's or child's, which
+                # is this run's state folder)
+                key = self.manifest.new_env_key
+                for folder in dict.fromkeys([self.root / "target" / "state", self.state_dir]):
+                    self.manifest.new_env_key = key
+                    save_env_key(self.manifest, folder)
             maybe = [nid for nid in recheck if items[nid].selected]
             self.reporter.plan(to_run, len(items), len(maybe), late.maybe_why(self.manifest, items, maybe))
             before = {nid: (records.get(nid) or {}).get("output_hash") for nid in to_run
