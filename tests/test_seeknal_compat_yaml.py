@@ -177,7 +177,7 @@ def test_one_bad_kind_keeps_the_files_other_nodes_and_every_error_is_reported(tm
     assert res.exit_code == 2, res.output
     errors = [ln for ln in res.stderr.splitlines() if not ln.startswith(("seekrun:", " "))]
     assert errors == [
-        "nodes/many.yml:1: unknown kind 'transfrom' (did you mean 'transform'?): use one of aggregation, exposure, "
+        "nodes/many.yml:1: unknown kind 'transfrom' (did you mean 'transform'?): use one of aggregation, dag, exposure, "
         "feature_group, metric, model, profile, rule, second_order_aggregation, semantic_model, source, task, transform",
         "nodes/many.yml:10: transform node is missing 'name': add 'name: <identifier>'",
         "nodes/users.yml:5: transform.users: ref 'transform.bad' is defined at nodes/many.yml:1, which has an "
