@@ -89,3 +89,15 @@ def unknown(text: str, known: Callable[[str], bool]) -> list[str]:
         if not any(known(".".join(parts[:cut])) for cut in range(len(parts), 0, -1)):
             out.append(name)
     return out
+
+
+def as_text(value) -> str:
+    """A param, env or item value as a program sees it: JSON for lists and mappings (so
+    ``${A.key}`` reads into them), true/false, '' for null."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)

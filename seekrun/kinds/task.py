@@ -72,8 +72,8 @@ def prepare(rec: dict, built: dict, pc) -> None:
         pc.error(("params",), "params must be a mapping of names to values")
         return
     ok = True
-    task = {"mode": mode, "shell": built.get("shell") or "sh", "env": {k: _text(v) for k, v in env.items()},
-            "params": {str(k): _text(v) for k, v in params.items()}}
+    task = {"mode": mode, "shell": built.get("shell") or "sh", "env": {k: values.as_text(v) for k, v in env.items()},
+            "params": {str(k): values.as_text(v) for k, v in params.items()}}
     if built.get("shell") is not None and mode != "script":
         pc.error(("shell",), "shell is for 'script': a command string always runs in /bin/sh")
         ok = False
@@ -223,18 +223,6 @@ def _split(shell: str) -> list[str]:
         return []
 
 
-def _text(value) -> str:
-    """A param or env value as the program sees it: JSON for lists and mappings (so
-    ``${A.key}`` reads into them), true/false, '' for null."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        import json
-
-        return json.dumps(value, sort_keys=True)
-    return str(value)
 
 
 def _expand_path(text, path: tuple, lookup, root, problems: list):

@@ -160,18 +160,10 @@ def _short(text: str) -> str:
 
 def key_of(item) -> str:
     if isinstance(item, dict):
-        return ",".join(_text(v) for v in item.values())
-    return _text(item)
+        return ",".join(values.as_text(v) for v in item.values())
+    return values.as_text(item)
 
 
-def _text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
 
 
 def items(sp: dict, lookup=None) -> list[dict]:
@@ -209,7 +201,7 @@ def items(sp: dict, lookup=None) -> list[dict]:
 def instance_params(inst: dict) -> dict[str, str]:
     """What an instance adds to its node's params."""
     item = inst["item"]
-    out = {"ITEM": json.dumps(item, sort_keys=False) if isinstance(item, dict) else _text(item),
+    out = {"ITEM": json.dumps(item, sort_keys=False) if isinstance(item, dict) else values.as_text(item),
            "ITEM_INDEX": str(inst["index"])}
     if inst.get("matrix") is not None:
         out["matrix"] = json.dumps(inst["matrix"])

@@ -7,6 +7,8 @@ around a value are removed.  A word without ``=`` is a positional param: ``1``, 
 """
 from __future__ import annotations
 
+from seekrun import values
+
 
 class ParamsError(ValueError):
     pass
@@ -61,16 +63,6 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        import json
-
-        return json.dumps(value, sort_keys=True)
-    return str(value)
 
 
 def parse(value) -> dict[str, str]:
@@ -78,13 +70,13 @@ def parse(value) -> dict[str, str]:
     if value is None or value == "":
         return {}
     if isinstance(value, dict):
-        return {str(k): _text(v) for k, v in value.items()}
+        return {str(k): values.as_text(v) for k, v in value.items()}
     if isinstance(value, list):
         out: dict[str, str] = {}
         for i, item in enumerate(value):
             if isinstance(item, dict) and len(item) == 1:
                 (k, v), = item.items()
-                out[str(k)] = _text(v)
+                out[str(k)] = values.as_text(v)
             elif isinstance(item, str):
                 out.update(parse(item) if "=" in item else {str(len(out) + 1): item})
             else:
