@@ -153,14 +153,10 @@ def _value(expr: str, values: RunValues) -> str:
                          "pick a smaller offset") from None
 
 
-def _deep(value, values: RunValues):
-    if isinstance(value, str):
-        return _fill(value, values)
-    if isinstance(value, dict):
-        return {_deep(k, values): _deep(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep(v, values) for v in value]
-    return value
+def _deep(value, values):
+    from seekrun.values import map_strings
+
+    return map_strings(value, lambda text: _fill(text, values))
 
 
 _KEEP = ("config", "field_hashes", "description", "owner", "tags", "file", "id", "name", "kind")
