@@ -170,8 +170,9 @@ class NodeRunner:
         upstream = {}
         for p in parents:
             rec = self.store.nodes.get(p) or {}
-            ok = rec.get("status") == "success"
             status = self.results[p].status.value if p in self.results else rec.get("status")
+            # skipped or failed in this run: no value (what it gave last time is not this run's)
+            ok = rec.get("status") == "success" and status in ("success", "cached")
             upstream[p] = {"status": "success" if status == "cached" else status,
                            "exit_code": rec.get("exit_code"), "log": rec.get("log") or "",
                            # a failed dag node still says what its child gave ({"status": "failed"...})

@@ -41,16 +41,16 @@ def run(folder: Path, file: str, env: dict, *args: str, timeout: float = 180):
 
 
 def results(folder: Path, file: str) -> dict[str, dict]:
-    data = json.loads((folder / "target" / Path(file).stem / "run_results.json").read_text())
+    data = json.loads((folder / "target" / Path(file).name / "run_results.json").read_text())
     return {r["node_id"]: r for r in data["results"]}
 
 
 def outputs(folder: Path, file: str) -> dict:
-    return json.loads((folder / "target" / Path(file).stem / "outputs.json").read_text())
+    return json.loads((folder / "target" / Path(file).name / "outputs.json").read_text())
 
 
 def child_states(folder: Path, file: str, prefix: str) -> list[Path]:
-    return sorted((folder / "target" / Path(file).stem / "dags").glob(f"{prefix}-*"))
+    return sorted((folder / "target" / Path(file).name / "dags").glob(f"{prefix}-*"))
 
 
 def test_modular_etl_pipeline(tmp_path):

@@ -18,7 +18,7 @@ def flow(folder: Path, text: str, name: str = "flow.yaml") -> Path:
 
 
 def results(folder: Path, stem: str = "flow") -> dict[str, dict]:
-    data = json.loads((folder / "target" / stem / "run_results.json").read_text())
+    data = json.loads((folder / "target" / f"{stem}.yaml" / "run_results.json").read_text())
     return {r["node_id"]: r for r in data["results"]}
 
 
@@ -79,7 +79,7 @@ def test_bad_workflows_are_refused_with_a_clear_error_and_exit_2(tmp_path, case)
     assert res.exit_code == 2, res.output
     assert expected in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
-    assert not (tmp_path / "target" / "flow" / "state" / "execution_state.json").exists()
+    assert not (tmp_path / "target" / "flow.yaml" / "state" / "execution_state.json").exists()
 
 
 def test_errors_are_reported_together(tmp_path):
@@ -121,7 +121,7 @@ def test_a_workflow_runs_in_its_folder_with_dagu_variables_and_step_references(t
     assert (wf / "names.txt").read_text().strip() == "vars first"
     assert (wf / "refs.txt").read_text().strip() == "hello 0 success hello"
     assert "hello" in (wf / "copied.txt").read_text()
-    assert (wf / "target" / "vars" / "run_results.json").exists() is False  # state is named by the file
+    assert (wf / "target" / "flow.yaml" / "run_results.json").exists()  # state is named by the file
     assert set(results(wf)) == {"task.first", "task.second"}
 
 
@@ -184,7 +184,7 @@ def test_a_failing_handler_fails_the_run(tmp_path):
         """)
     res = cli_proc("run", str(path))
     assert res.exit_code == 1
-    assert json.loads((tmp_path / "target" / "flow" / "outputs.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "target" / "flow.yaml" / "outputs.json").read_text())["status"] == "failed"
 
 
 def test_local_dags_in_one_file_are_called_by_name(tmp_path):
@@ -231,9 +231,9 @@ def test_a_project_calls_a_workflow_and_a_workflow_calls_a_project(tmp_path):
     wf = flow(tmp_path, "steps:\n  - name: build\n    run: tables\n    output: BUILT\n", "parent.yaml")
     res = cli_proc("run", str(wf))
     assert res.exit_code == 0, res.output
-    built = json.loads(json.loads((tmp_path / "target" / "parent" / "outputs.json").read_text())["outputs"]["BUILT"])
+    built = json.loads(json.loads((tmp_path / "target" / "parent.yaml" / "outputs.json").read_text())["outputs"]["BUILT"])
     assert built["status"] == "succeeded" and built["outputs"] == {"REPORT": "done"}
-    states = list((tmp_path / "target" / "parent" / "dags").glob("tables-*"))
+    states = list((tmp_path / "target" / "parent.yaml" / "dags").glob("tables-*"))
     assert len(states) == 1 and (states[0] / "seekrun.duckdb").exists()
     assert not (child / "target" / "seekrun.duckdb").exists()  # the child's build lives in its state
     # nothing changed: the child builds nothing (its nodes are cached), the parent's step still runs
@@ -328,3 +328,128 @@ def test_max_active_steps_and_pools_cap_what_runs_at_once(tmp_path):
     assert res.exit_code == 0, res.output
     assert peak(pooled, ["s0", "s1", "s2"]) == 1
     assert peak(pooled, [f"s{i}" for i in range(5)]) >= 2
+
+
+def test_dagu_variables_in_braces_are_this_runs_and_a_childs_own(tmp_path):
+    flow(tmp_path, """
+        name: childwf
+        steps:
+          - name: c
+            command: echo "name=${DAG_NAME} step=${DAG_RUN_STEP_NAME}" > child.txt; echo K=from-child >> ${DAG_RUN_OUTPUT_FILE}
+        """, "child.yaml")
+    path = flow(tmp_path, """
+        name: parentwf
+        steps:
+          - name: p
+            command: echo "${DAG_NAME} ${DAG_RUN_ID}" > parent.txt
+          - name: call
+            run: child.yaml
+            output: C
+        """, "parent.yaml")
+    res = cli_proc("run", str(path))
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "parent.txt").read_text().split()[0] == "parentwf"
+    assert (tmp_path / "child.txt").read_text() == "name=childwf step=c\n"
+    out = json.loads((tmp_path / "target" / "parent.yaml" / "outputs.json").read_text())["outputs"]
+    assert "K" not in out and json.loads(out["C"])["outputs"] == {"K": "from-child"}
+
+
+def test_a_child_that_fails_early_is_failed_not_its_last_result(tmp_path):
+    child = flow(tmp_path, "steps:\n  - name: c\n    command: echo X=ran >> $DAG_RUN_OUTPUT_FILE\n", "child.yaml")
+    path = flow(tmp_path, """
+        steps:
+          - name: c
+            run: child.yaml
+            output: C
+            continueOn: {failure: true}
+          - name: b
+            command: echo "${C.status}" > status.txt
+            depends: c
+        """, "parent.yaml")
+    assert cli_proc("run", str(path)).exit_code == 0
+    assert (tmp_path / "status.txt").read_text() == "succeeded\n"
+    child.write_text("steps:\n  - name: c\n    command: echo hi\n    depends: nope\n")  # the child now fails to parse
+    res = cli_proc("run", str(path))
+    got = results(tmp_path, "parent")["dag.c"]
+    assert got["status"] == "failed" and "child DAG child.yaml failed" in got["error"], res.output
+    assert (tmp_path / "status.txt").read_text() == "failed\n"
+
+
+def test_a_child_that_rewrites_a_file_dirties_the_parents_downstream(tmp_path):
+    flow(tmp_path, """
+        steps:
+          - name: copy
+            command: cp in.txt copy.txt && echo copy.txt
+            files: [in.txt]
+            outputs: [copy.txt]
+            output: COPIED
+        """, "child.yaml")
+    path = flow(tmp_path, """
+        steps:
+          - name: c
+            run: child.yaml
+            output: C
+          - name: down
+            command: cat ${C.outputs.COPIED} > down.txt
+            outputs: [down.txt]
+            depends: c
+        """, "parent.yaml")
+    (tmp_path / "in.txt").write_text("data1\n")
+    assert cli_proc("run", str(path)).exit_code == 0
+    assert (tmp_path / "down.txt").read_text() == "data1\n"
+    (tmp_path / "in.txt").write_text("data2\n")
+    assert cli_proc("run", str(path)).exit_code == 0
+    assert (tmp_path / "down.txt").read_text() == "data2\n"
+
+
+def test_a_skipped_step_gives_no_value_and_no_output(tmp_path):
+    path = flow(tmp_path, """
+        params:
+          - GO: "1"
+        steps:
+          - name: a
+            command: echo value-a; echo K=k >> $DAG_RUN_OUTPUT_FILE
+            output: A
+            preconditions: [{condition: "${GO}", expected: "1"}]
+            continueOn: {skipped: true}
+          - name: b
+            command: echo "a=${A}" > b.txt
+            depends: a
+        """)
+    assert cli_proc("run", str(path)).exit_code == 0
+    assert (tmp_path / "b.txt").read_text() == "a=value-a\n"
+    assert cli_proc("run", str(path), "--", "GO=0").exit_code == 0
+    assert (tmp_path / "b.txt").read_text() == "a=\n"
+    out = json.loads((tmp_path / "target" / "flow.yaml" / "outputs.json").read_text())["outputs"]
+    assert "A" not in out and "K" not in out
+
+
+def test_an_executor_seekrun_does_not_run_is_refused(tmp_path):
+    path = flow(tmp_path, "steps:\n  - name: a\n    executor: docker\n    command: echo hi\n")
+    res = cli_proc("run", str(path))
+    assert res.exit_code == 2 and "executor 'docker' is not one seekrun runs" in res.stderr
+
+
+def test_secrets_never_reach_outputs_or_a_childs_command_line(tmp_path):
+    (tmp_path / ".env").write_text("DOTSECRET=s3cr3t-dotenv-value\n")
+    flow(tmp_path, "params:\n  - P: ''\nsteps:\n  - name: c\n    command: echo ok\n", "child.yaml")
+    path = flow(tmp_path, """
+        dotenv: .env
+        steps:
+          - name: direct
+            command: echo TOK=$DOTSECRET >> $DAG_RUN_OUTPUT_FILE
+          - name: call
+            run: child.yaml
+            params: "P=${DOTSECRET}"
+        handlerOn:
+          exit:
+            command: echo "handler sees $DOTSECRET"
+        """, "parent.yaml")
+    res = cli_proc("run", str(path))
+    assert res.exit_code == 1
+    got = results(tmp_path, "parent")
+    assert "holds a secret" in got["task.direct"]["error"] and "holds a secret" in got["dag.call"]["error"]
+    for f in (tmp_path / "target").rglob("*"):
+        if f.is_file():
+            assert b"s3cr3t-dotenv-value" not in f.read_bytes(), f
+    assert "s3cr3t-dotenv-value" not in res.output

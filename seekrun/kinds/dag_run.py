@@ -43,7 +43,15 @@ def call_child(node: dict, ctx, lookup, env: dict, cwd: Path, target: Path) -> t
         params = children.evaluate(raw, {**env, **run_params}, cwd)
     except ValueError as exc:
         raise TaskFailure(f"{nid}: {exc}") from None
+    if any(ctx.redact(v) != v for v in params.values()):
+        raise TaskFailure(f"{nid}: a param for the child holds a secret (an env_var() or dotenv value): seekrun "
+                          "never passes one on a command line or stores it; let the child read it itself")
     state = children.state_dir(target, where, params)
+    (state / children.RESULT_FILE).unlink(missing_ok=True)  # a child that dies early leaves none: failed
+    from seekrun.kinds.task import DAG_VARS
+
+    for name in DAG_VARS:  # the child's steps get their own
+        env.pop(name, None)
     env.update(children.environment(env))
     return children.command(root, where, params, state), ChildCall(where, params, state)
 
@@ -55,13 +63,16 @@ def judge_child(node: dict, fin, call: ChildCall, timeout, log: Path, root: Path
 
     nid = node["id"]
     got = read_result(call.target) or {}
-    status = got.get("status") or ("succeeded" if fin.exit_code == 0 else "failed")
+    status = got.get("status") or "failed"
+    if fin.exit_code != 0 and status == "succeeded":
+        status = "failed"
     if fin.timed_out or fin.interrupted:
         status = "cancelled"
     data = {"name": got.get("name") or Path(call.child["path"]).stem, "params": call.params, "status": status,
             "outputs": got.get("outputs") or {}}
     value = json.dumps(data, sort_keys=True)
-    call.digest = hash_obj([status, data["outputs"]])
+    # what the child built (its nodes' output hashes), not only what it said: files it rewrote count
+    call.digest = hash_obj([status, data["outputs"], data["params"], got.get("digest")])
     counts = got.get("counts") or {}
     call.detail = "child: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) if counts else ""
     if fin.exit_code != 0 or fin.error is not None or fin.timed_out or fin.interrupted:

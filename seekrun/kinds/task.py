@@ -31,6 +31,8 @@ ENGINE_VERSION = 1
 HAS_TABLE = False
 HANDLES_PYTHON = True  # python: is a script to run, not a function returning a table
 CONTEXT_VARS = ("SEEKRUN_PROJECT_DIR", "SEEKRUN_TARGET_DIR", "SEEKRUN_NODE", "SEEKRUN_RUN_ID")
+# what Dagu gives a step: the run's own values, filled in when it runs (never hashed: the run id changes)
+DAG_VARS = ("DAG_NAME", "DAG_RUN_ID", "DAG_RUN_STEP_NAME", "DAG_RUN_LOG_FILE", "DAG_RUN_OUTPUT_FILE")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ALWAYS_UNDECLARED = "declares no inputs or outputs"
 

@@ -169,9 +169,17 @@ def build(node: dict, ctx) -> BuildResult:
     run_id = str(getattr(ctx, "run_id", "") or "")
     log = target / "logs" / (run_id or "adhoc") / f"{nid}.log"
     outputs_file = work / "dag_run_output"
+    # what Dagu gives a step (DAG_RUN_OUTPUT_FILE: key=value lines become the DAG's outputs): this
+    # run's, in ${DAG_NAME} too (never a parent DAG's, inherited through the environment)
+    context = dict(DAG_NAME=str(getattr(ctx, "dag_name", "") or ""), DAG_RUN_ID=run_id,
+                   DAG_RUN_STEP_NAME=node["name"], DAG_RUN_LOG_FILE=str(log), DAG_RUN_OUTPUT_FILE=str(outputs_file),
+                   SEEKRUN_PROJECT_DIR=str(root), SEEKRUN_TARGET_DIR=str(target), SEEKRUN_NODE=nid,
+                   SEEKRUN_RUN_ID=run_id)
+    lookup = lookup_for(node, upstream, context, inputs, params=params, project_env=project_env)
     try:
         env_values = {k: values.expand(v, lookup) for k, v in env_values.items()}
-        lookup = lookup_for(node, upstream, env_values, inputs, params=params, project_env=project_env)
+        lookup = lookup_for(node, upstream, {**context, **env_values}, inputs, params=params,
+                            project_env=project_env)
         if task["mode"] != "dag":
             argv = command_line(node, lookup, ctx.value, root)
     except values.UnknownValue as exc:
@@ -180,11 +188,7 @@ def build(node: dict, ctx) -> BuildResult:
     env.update(project_env)  # env: over dotenv: over the process environment
     env.update(node.get("run_params") or {})  # the run params it uses are exported too (as Dagu does)
     env.update(env_values)
-    env.update(SEEKRUN_PROJECT_DIR=str(root), SEEKRUN_TARGET_DIR=str(target), SEEKRUN_NODE=nid,
-               SEEKRUN_RUN_ID=run_id)
-    # what Dagu gives a step (DAG_RUN_OUTPUT_FILE: key=value lines become the DAG's outputs)
-    env.update(DAG_NAME=str(getattr(ctx, "dag_name", "") or ""), DAG_RUN_ID=run_id, DAG_RUN_STEP_NAME=node["name"],
-               DAG_RUN_LOG_FILE=str(log), DAG_RUN_OUTPUT_FILE=str(outputs_file))
+    env.update(context)
     for i, path in inputs.items():
         env[f"SEEKRUN_INPUT_{i}"] = path
     cwd = root / task["dir"] if task.get("dir") else root
@@ -217,6 +221,11 @@ def build(node: dict, ctx) -> BuildResult:
             _judge(node, fin, timeout, log, root)
             value = fin.stdout.strip() if task.get("output") else None
         written = read_outputs(outputs_file)
+        outputs_file.unlink(missing_ok=True)  # what it wrote is in the result now (never left in target/)
+        if any(ctx.redact(f"{k}={v}") != f"{k}={v}" for k, v in written.items()):
+            raise TaskFailure(f"{nid}: what it wrote to $DAG_RUN_OUTPUT_FILE holds a secret (an env_var() or "
+                              "dotenv value), which seekrun never stores: write a reference to it instead",
+                              fin.exit_code)
         if value is not None and len(value.encode()) > MAX_VALUE:
             raise TaskFailure(f"{nid}: its output value ({task['output']}) is {len(value.encode()):,} bytes; a value is "
                               f"kept in the state, at most {MAX_VALUE:,} bytes: write it to a file (outputs:) and "
@@ -241,6 +250,7 @@ def build(node: dict, ctx) -> BuildResult:
         done = True
         return result
     finally:
+        outputs_file.unlink(missing_ok=True)
         _restore(backups, root, keep=done)
         if done:
             shutil.rmtree(work, ignore_errors=True)

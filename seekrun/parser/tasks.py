@@ -24,6 +24,7 @@ from seekrun.parser.kinds import TABLELESS_KINDS
 # ${step.status}, ${step.exit_code}; Dagu's ${step.exitCode}, ${step.stdout} (its log file) and
 # ${step.output} (its captured value)
 STATUS_KEYS = ("status", "exit_code", "exitCode", "stdout", "output")
+from seekrun.kinds.task import CONTEXT_VARS, DAG_VARS  # noqa: E402 (light: no engine)
 
 
 def link(records: dict[str, dict], errors: list[Diagnostic], root, run_params: dict | None = None,
@@ -230,6 +231,8 @@ def _late_values(records: dict[str, dict], tasks: dict[str, dict], errors: list[
                 else:
                     problem = (f"'${{{name}}}' in {field} is the output of {producers[head][0]}, which is not "
                                f"an input of {nid}: add it to inputs or depends_on")
+            elif head in DAG_VARS or head in CONTEXT_VARS:
+                pass  # the run's own values (${DAG_RUN_ID}...), filled in when the step runs
             elif head in os.environ or entry["default"]:
                 plain.append(head)  # its value (or that it is unset: the default) is hashed
             else:

@@ -25,12 +25,14 @@ def _status(summary) -> str:
     return "succeeded" if summary.exit_code == 0 else "failed"
 
 
-def collected(manifest, records: dict) -> dict[str, str]:
-    """Step outputs in step order (the file's), later ones winning."""
+def collected(manifest, records: dict, summary) -> dict[str, str]:
+    """Step outputs in step order (the file's), later ones winning: of the steps that ran or were
+    cached in this run (a failed or skipped one gives none, whatever it gave before)."""
     out: dict[str, str] = {}
+    now = {r.node_id: r.status.value for r in summary.results}
     for nid in sorted(manifest.nodes, key=lambda n: (manifest.nodes[n].get("line") or 0, n)):
         node, rec = manifest.nodes[nid], records.get(nid) or {}
-        if rec.get("status") != "success":
+        if rec.get("status") != "success" or now.get(nid) not in ("success", "cached"):
             continue
         name = (node.get("task") or {}).get("output")
         if name and rec.get("value") is not None:
@@ -43,7 +45,10 @@ def after_run(project, manifest, summary, params: dict[str, str], run_id: str) -
     from seekrun.state import StateStore
 
     records = StateStore(project.state_dir).load(repair=False)
-    outputs = collected(manifest, records)
+    outputs = collected(manifest, records, summary)
+    from seekrun.hashing import hash_obj
+
+    digest = hash_obj(sorted((nid, (records.get(nid) or {}).get("output_hash")) for nid in manifest.nodes))
     status = _status(summary)
     handlers = project.handlers or {}
     chosen = [h for h in (("cancel",) if status == "cancelled" else ("success",) if status == "succeeded"
@@ -59,7 +64,8 @@ def after_run(project, manifest, summary, params: dict[str, str], run_id: str) -
     error = next((r.error for r in summary.results if r.status is NodeStatus.FAILED and r.error), None)
     atomic_write_json(project.target_dir / "outputs.json",
                       {"name": project.name, "params": params, "status": status, "outputs": outputs,
-                       "counts": counts, **({"error": error.splitlines()[0][:500]} if error else {})})
+                       "counts": counts, "digest": digest,
+                       **({"error": error.splitlines()[0][:500]} if error else {})})
 
 
 def _handler(project, which: str, step: dict, status: str, params: dict, outputs: dict, run_id: str):
@@ -101,7 +107,9 @@ def _handler(project, which: str, step: dict, status: str, params: dict, outputs
     cwd = project.root / step["dir"] if step.get("dir") else project.root
     runner = ProcessRunner()
     try:
-        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=None, capture=False, redact=lambda t: t)
+        from seekrun.secrets import redact
+
+        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=None, capture=False, redact=redact)
     finally:
         runner.close()
     took = time.perf_counter() - started
@@ -109,9 +117,14 @@ def _handler(project, which: str, step: dict, status: str, params: dict, outputs
         tail = "".join(f"\n  | {line}" for line in fin.tail)
         why = fin.error or f"exited {fin.exit_code}"
         return NodeResult(nid, NodeStatus.FAILED, reason=f"handlerOn.{which}", duration=took, attempts=1,
-                          error=f"{nid} ({shown(argv)}) {why} (log: {os.path.relpath(log, project.root)}){tail}"), {}
-    return NodeResult(nid, NodeStatus.SUCCESS, reason=f"handlerOn.{which}", duration=took,
-                      attempts=1), read_outputs(out_file)
+                          error=redact(f"{nid} ({shown(argv)}) {why} (log: {os.path.relpath(log, project.root)}){tail}")), {}
+    written = read_outputs(out_file)
+    out_file.unlink(missing_ok=True)
+    if any(redact(f"{k}={v}") != f"{k}={v}" for k, v in written.items()):
+        return NodeResult(nid, NodeStatus.FAILED, reason=f"handlerOn.{which}", duration=took, attempts=1,
+                          error=f"{nid}: what it wrote to $DAG_RUN_OUTPUT_FILE holds a secret (an env_var() or "
+                                "dotenv value), which seekrun never stores: write a reference to it instead"), {}
+    return NodeResult(nid, NodeStatus.SUCCESS, reason=f"handlerOn.{which}", duration=took, attempts=1), written
 
 
 def refuse(project, why: str) -> None:

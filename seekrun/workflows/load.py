@@ -1,7 +1,7 @@
 """Dagu-format workflow files: a YAML document with a top-level ``steps:`` list.
 
 - ``find_workflow(path)``: the workflow as a seekrun Project (its folder is the root: paths in
-  it are relative to the file, and steps run there; its state is ``target/<file stem>/`` beside
+  it are relative to the file, and steps run there; its state is ``target/<file name>/`` beside
   it, or the ``--target-dir`` a parent dag node gives).
 - ``read_records(raw, rel, root, dag)``: its steps as node records (seekrun/workflows/steps.py
   translates each, seekrun/parser/records.py makes the same records as for YAML nodes).
@@ -76,7 +76,8 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
         return line_of(node, (key,))
     line.node = node
     name = str(cfg.get("name") or (dag or path.stem))
-    target_dir = Path(target).resolve() if target else root / "target" / path.stem
+    # target/<file name>/: never one of a project's own folders there (target/state...), nor another file's
+    target_dir = Path(target).resolve() if target else root / "target" / path.name
     project = Project(root, name, "workflow", rel, [], database=str(target_dir / "seekrun.duckdb"),
                       allow_external_database=True)
     project.target = target_dir

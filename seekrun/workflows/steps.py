@@ -23,6 +23,15 @@ def kind_of(step: dict) -> str:
     return "dag" if executor == "dag" or step.get("run") is not None else "task"
 
 
+def executor_problem(step: dict) -> str | None:
+    executor = step.get("executor")
+    kind = executor.get("type") if isinstance(executor, dict) else executor
+    if kind in (None, "dag", "shell", "command", "local"):
+        return None
+    return (f"executor '{kind}' is not one seekrun runs (it runs commands here, and child DAGs with "
+            "executor: dag): run it from a command, e.g. docker run ... or ssh ...")
+
+
 def _env(value, problems: list, path: tuple) -> dict | None:
     if value is None:
         return None
@@ -41,6 +50,9 @@ def translate(step: dict, ids: dict[str, str], local: set[str], previous: str | 
     """One step as a node definition; problems as (key path, message)."""
     name = step.get("name")
     kind = kind_of(step)
+    why = executor_problem(step)
+    if why:
+        problems.append((("executor",), why))
     node: dict = {"kind": kind, "name": name}
     for key, value in step.items():
         if key in ("name", "depends", "executor", "command", "run", "continueOn", "retryPolicy", "parallel",
