@@ -453,3 +453,28 @@ def test_secrets_never_reach_outputs_or_a_childs_command_line(tmp_path):
         if f.is_file():
             assert b"s3cr3t-dotenv-value" not in f.read_bytes(), f
     assert "s3cr3t-dotenv-value" not in res.output
+
+
+def test_a_childs_handler_never_outlives_a_parent_timeout(tmp_path):
+    import time
+
+    from tests.conftest import alive
+
+    flow(tmp_path, """
+        steps:
+          - name: slow
+            command: sleep 300
+        handlerOn:
+          cancel:
+            command: echo $$ > handler.pid; sleep 6; echo late >> late.txt
+        """, "child.yaml")
+    path = flow(tmp_path, "timeoutSec: 2\nsteps:\n  - name: call\n    run: child.yaml\n", "parent.yaml")
+    res = cli_proc("run", str(path), timeout=60)
+    assert res.exit_code == 1 and "timed out" in res.stderr
+    deadline = time.monotonic() + 10
+    pid_file = tmp_path / "handler.pid"
+    while time.monotonic() < deadline and pid_file.exists() and alive(int(pid_file.read_text() or 0)):
+        time.sleep(0.1)
+    assert not pid_file.exists() or not alive(int(pid_file.read_text()))
+    time.sleep(1)
+    assert not (tmp_path / "late.txt").exists()

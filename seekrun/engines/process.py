@@ -123,6 +123,9 @@ class ProcessRunner:
                 return Finished(None, error=f"cannot start {argv[0]}: {exc.strerror or exc}")
             try:
                 code, timed_out, tail, kept = follow(proc, out, timeout, capture, redact)
+            except BaseException:  # e.g. Ctrl-C in the thread that follows it: it never outlives us
+                self._stop_group(proc.pid, leftovers=True)
+                raise
             finally:
                 with self._lock:
                     self._groups.discard(proc.pid)

@@ -18,6 +18,8 @@ from seekrun import values
 from seekrun.fsutil import atomic_write_json
 from seekrun.results import NodeResult, NodeStatus
 
+CLEANUP = 600.0  # seconds a handler may take (Dagu's maxCleanUpTimeSec is its own limit, not read here)
+
 
 def _status(summary) -> str:
     if summary.interrupted:
@@ -106,11 +108,11 @@ def _handler(project, which: str, step: dict, status: str, params: dict, outputs
         return NodeResult(nid, NodeStatus.FAILED, error=f"{nid}: '${{{exc.name}}}' has no value"), {}
     cwd = project.root / step["dir"] if step.get("dir") else project.root
     runner = ProcessRunner()
-    try:
-        from seekrun.secrets import redact
+    from seekrun.secrets import redact
 
-        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=None, capture=False, redact=redact)
-    finally:
+    try:
+        fin = runner.run(argv, cwd=cwd, env=env, log=log, timeout=CLEANUP, capture=False, redact=redact)
+    finally:  # (stopped by Ctrl-C or a parent's timeout, the process runner stops the handler too)
         runner.close()
     took = time.perf_counter() - started
     if fin.exit_code != 0 or fin.error:
