@@ -306,12 +306,34 @@ def _env_hashes(project: Project, records: dict[str, dict],
             digest = plain if not rec.get("env") else hash_parts(digest, plain)
         if whole and rec.get("task"):
             digest = whole if not (rec.get("env") or rec.get("env_plain")) else hash_parts(digest, whole)
+        source = _fanout_env_source(rec)
+        if source:  # a fan-out over ${LIST} from the environment: its instances' share leaves LIST out
+            rest = [n for n in rec["env_plain"] if n != source]
+            base, _ = env_hash(rec.get("env") or [], key, env=project.env)
+            if rest:
+                plain, _ = env_hash([[n, None] for n in rest], key, register=False, env=project.env)
+                base = plain if not rec.get("env") else hash_parts(base, plain)
+            if whole:
+                base = hash_parts(base, whole)
+            records[nid] = {**rec, "fanout": {**rec["fanout"], "env_base": base}}
         for name in missing:
             errors.append(Diagnostic(rec["file"], rec["line"],
                 f"{nid}: environment variable {name} is not set: set it, or give a default "
                 f"with env_var('{name}', 'default') (Seeknal's form: {{{{ env:{name}|default }}}})"))
         out[nid] = digest
     return out, new_key
+
+
+def _fanout_env_source(rec: dict) -> str | None:
+    """The environment variable a fan-out's item list is (``foreach: ${LIST}``), if it is one."""
+    sp = rec.get("fanout") or {}
+    text = sp.get("text")
+    if not text or not rec.get("env_plain"):
+        return None
+    from seekrun import values
+
+    names = [n.split(".")[0] for n, _ in values.names(text)]
+    return names[0] if len(names) == 1 and names[0] in rec["env_plain"] else None
 
 
 def clock(period: int, now: float) -> str:
@@ -352,7 +374,9 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         if rec.get("fanout"):  # foreach / matrix: an instance's hash leaves the item list out
             from seekrun.parser.fanout import base_hash
 
-            node["fanout"] = {**rec["fanout"], "base": base_hash(fields, rec["fanout"])}
+            sp = rec["fanout"]
+            own = {**fields, "env": sp["env_base"]} if sp.get("env_base") is not None else fields
+            node["fanout"] = {**{k: v for k, v in sp.items() if k != "env_base"}, "base": base_hash(own, sp)}
         if nid in data or rec["kind"] == "source":
             files, digest = data.get(nid, ([], None))
             node["data_files"] = files
