@@ -8,9 +8,12 @@
   (``unbuildable_built``): the database is what a clean build leaves.
 - A run that stopped (after a failure, or interrupted) reports every node that never started
   as skipped, a re-read-rechecked one too, unless what it was built from is still there.
+- A run that would drop more than half of the built nodes is refused unless allowed
+  (``guard_removals``): most likely a node_paths typo, not an intent.
 """
 from __future__ import annotations
 
+from seekrun.errors import Diagnostic, ProjectError, first_few
 from seekrun.rebuilder import PlanItem
 from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, SKIP_NOT_EXECUTABLE,
                              SKIP_PRECONDITION, SKIP_UPSTREAM_SKIPPED, NodeResult, NodeStatus)
@@ -117,3 +120,23 @@ def _blocked(items: dict[str, PlanItem], it: PlanItem) -> str:
                 f"input {it.blocked_by} cannot be built: {root} is not executable by seekrun")
     why = "" if items[it.blocked_by].selected else " (left out by the filter)"
     return f"input {it.blocked_by} has not been built{why}: still needs to run"
+
+
+def guard_removals(removed: list[str], records: dict, allow: bool, dry_run: bool, summary,
+                   dropped: list[str] = ()) -> None:
+    """A run that would drop more than half of the built nodes (or all of them) is most
+    likely a mistake (a node_paths typo, a folder moved away, a source's format changed to
+    one seekrun cannot read, which drops the builds of ``dropped``): refuse unless allowed."""
+    built, gone = len(records), [*removed, *dropped]
+    if allow or not gone or not (len(gone) * 2 > built or len(gone) == built):
+        return
+    why = ("" if not dropped else " (not executable by seekrun now)" if not removed else
+           f" ({first_few(list(dropped))}: not executable by seekrun now)")
+    message = (f"this run would remove {len(gone)} of the {built} built nodes ({first_few(gone)}) and "
+               f"drop their tables{why}: if that is intended, run again with --allow-removals; otherwise "
+               + ("check node_paths and that the node files are where they were" if removed else
+                  "check the nodes' kinds and formats"))
+    if dry_run:
+        summary.warnings.append(message)
+        return
+    raise ProjectError([Diagnostic("", None, message)])

@@ -18,7 +18,7 @@ from seekrun.database import Database
 from seekrun.execute import NodeRunner
 from seekrun.outputs import has_table, problem
 from seekrun.rebuilder import PlanItem, plan
-from seekrun.planned import initial_results, mark_undone, maybe_reason, unbuildable_built
+from seekrun.planned import guard_removals, initial_results, mark_undone, maybe_reason, unbuildable_built
 from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
 from seekrun.controls import describe_all, format_duration
 from seekrun.scheduler import KahnQueue, RunTimedOut, run_queue
@@ -176,7 +176,7 @@ class DAGRunner:
             recheck = [nid for nid, it in items.items() if it.recheck]  # after a re-read input
             results = initial_results(items)
             dropped = unbuildable_built(results, records)  # built before, not executable now: they go
-            self._guard_removals(removed, records, allow_removals, dry_run, summary, dropped)
+            guard_removals(removed, records, allow_removals, dry_run, summary, dropped)
             # a killed run may have built (and stamped) a table it never recorded, for a node
             # since removed from the project: it goes too (not counted by the removal guard)
             removed = sorted({*removed, *(nid for nid, stamp in tables.items()
@@ -226,10 +226,7 @@ class DAGRunner:
 
                 # where parsing reads it: the project's target/state (and a workflow's or child's, which
                 # is this run's state folder)
-                key = self.manifest.new_env_key
-                for folder in dict.fromkeys([self.root / "target" / "state", self.state_dir]):
-                    self.manifest.new_env_key = key
-                    save_env_key(self.manifest, folder)
+                save_env_key(self.manifest, self.root / "target" / "state", self.state_dir)
             maybe = [nid for nid in recheck if items[nid].selected]
             self.reporter.plan(to_run, len(items), len(maybe), late.maybe_why(self.manifest, items, maybe))
             before = {nid: (records.get(nid) or {}).get("output_hash") for nid in to_run
@@ -290,25 +287,6 @@ class DAGRunner:
                 f"{self._rel(self.db_path)} is not the database the last run left: the table"
                 f"{'s' if len(stale) > 1 else ''} of {first_few(stale)} "
                 "do not match their recorded builds (an older copy put back, or changed outside seekrun): rebuilt")
-
-    def _guard_removals(self, removed: list[str], records: dict, allow: bool, dry_run: bool,
-                        summary: ExecutionSummary, dropped: list[str] = ()) -> None:
-        """A run that would drop more than half of the built nodes (or all of them) is most
-        likely a mistake (a node_paths typo, a folder moved away, a source's format changed to
-        one seekrun cannot read, which drops the builds of ``dropped``): refuse unless allowed."""
-        built, gone = len(records), [*removed, *dropped]
-        if allow or not gone or not (len(gone) * 2 > built or len(gone) == built):
-            return
-        why = ("" if not dropped else " (not executable by seekrun now)" if not removed else
-               f" ({first_few(list(dropped))}: not executable by seekrun now)")
-        message = (f"this run would remove {len(gone)} of the {built} built nodes ({first_few(gone)}) and "
-                   f"drop their tables{why}: if that is intended, run again with --allow-removals; otherwise "
-                   + ("check node_paths and that the node files are where they were" if removed else
-                      "check the nodes' kinds and formats"))
-        if dry_run:
-            summary.warnings.append(message)
-            return
-        raise ProjectError([Diagnostic("", None, message)])
 
     def _verify_tables(self, engine, store: StateStore, summary: ExecutionSummary, before: dict) -> dict | None:
         """The tables really there after the run (a Python node may have dropped or replaced

@@ -156,7 +156,8 @@ def build(node: dict, ctx) -> BuildResult:
 
     started = time.monotonic()
     task, nid, root = node["task"], node["id"], Path(ctx.root)
-    work = Path(getattr(ctx, "target_dir", None) or root / "target") / "tasks" / nid
+    target = Path(getattr(ctx, "target_dir", None) or root / "target")
+    work = target / "tasks" / nid
     inputs = _export_inputs(node, ctx, work)
     env_values = {k: ctx.value(v) for k, v in task["env"].items()}  # env_var() values: secrets
     params = {k: ctx.value(v) for k, v in task["params"].items()}
@@ -164,8 +165,6 @@ def build(node: dict, ctx) -> BuildResult:
     from seekrun.params import env_of
 
     project_env = env_of(root)
-    lookup = lookup_for(node, upstream, {}, inputs, params=params, project_env=project_env)
-    target = Path(getattr(ctx, "target_dir", None) or root / "target")
     run_id = str(getattr(ctx, "run_id", "") or "")
     log = target / "logs" / (run_id or "adhoc") / f"{nid}.log"
     outputs_file = work / "dag_run_output"

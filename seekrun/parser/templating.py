@@ -372,13 +372,15 @@ def read_env_key(state_dir: Path) -> bytes | None:
     return key if len(key) == 32 else None
 
 
-def save_env_key(manifest, state_dir: Path) -> None:
-    """Save the key a parse had to make (before anything that records hashes made with it):
-    readable by the owner only, atomic like every other write to target/."""
+def save_env_key(manifest, *state_dirs: Path) -> None:
+    """Save the key a parse had to make (before anything that records hashes made with it) in
+    each of these state folders: readable by the owner only, atomic like every other write to
+    target/."""
     key = getattr(manifest, "new_env_key", None)
     if key is None:
         return
     from seekrun.fsutil import atomic_write_bytes
 
-    atomic_write_bytes(Path(state_dir) / ENV_KEY_FILE, key.hex().encode() + b"\n", mode=0o600)
+    for state_dir in dict.fromkeys(Path(d) for d in state_dirs):
+        atomic_write_bytes(state_dir / ENV_KEY_FILE, key.hex().encode() + b"\n", mode=0o600)
     manifest.new_env_key = None
