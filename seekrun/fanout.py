@@ -27,11 +27,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
 
 from seekrun.hashing import hash_parts
 from seekrun.kinds.base import BuildResult, NodeFailure
-from seekrun.parser.fanout import DEFAULT_CONCURRENCY, instance_params
+from seekrun.parser.fanout import DEFAULT_CONCURRENCY, instance_id, instance_params  # noqa: F401 (instance_id: re-exported)
 
 TRACE_VERSION = 1
 
@@ -57,11 +56,6 @@ def load_traces(path: Path) -> dict[str, dict]:
     if not isinstance(data, dict) or data.get("version") != TRACE_VERSION or not isinstance(data.get("instances"), dict):
         return {}
     return {k: v for k, v in data["instances"].items() if isinstance(v, dict)}
-
-
-def instance_id(nid: str, key: str) -> str:
-    """``task.process[us-east]`` (a key with a / in it is quoted: the id names log files)."""
-    return f"{nid}[{quote(key, safe=' ,-_.=:@+()') if '/' in key or key.startswith('.') else key}]"
 
 
 def default_node(node: dict, inst: dict, ctx=None) -> dict:

@@ -324,22 +324,37 @@ def _deep(value, values):
     return map_strings(value, lambda text: _fill(text, values))
 
 
-_KEEP = ("config", "field_hashes", "description", "owner", "tags", "file", "id", "name", "kind", "vars")
+_KEEP = ("config", "field_hashes", "description", "owner", "tags", "file", "id", "name", "kind", "vars", "item_values",
+         "gather", "instance_of")
 
 
 def apply_vars(records: dict[str, dict], run_params: dict[str, str], errors: list, where: str) -> None:
     """Put this run's param values into the records that use {{ var() }} (copies: the cached
-    records keep their placeholders); each value used is one hashed field, ``var:NAME``."""
+    records keep their placeholders); each value used is one hashed field, ``var:NAME``.  A
+    fan-out instance's ``var('ITEM')`` (``ITEM.field``, ``ITEM_INDEX``, ``matrix.key``) is its item."""
+    from seekrun.parser.instances import is_item_name, item_value
+
     for nid, rec in list(records.items()):
         used = rec.get("vars")
         if not used:
             continue
         mine: dict[str, str] = {}
         for name, default in used:
-            if name in run_params:
+            item = item_value(rec, name)  # a fan-out instance's {{ var('ITEM') }} (parser/instances.py)
+            if item is not None:
+                mine[name] = item
+            elif name in run_params:
                 mine[name] = run_params[name]
             elif default is not None:
                 mine[name] = default
+            elif rec.get("item_values") is not None and is_item_name(name):
+                errors.append(Diagnostic(rec["file"], rec.get("sql_line") or rec["line"],
+                                         f"{nid}: var('{name}'): the item has no field '{name.partition('.')[2]}'"
+                                         "; use one it has, or give a default"))
+            elif is_item_name(name):
+                errors.append(Diagnostic(rec["file"], rec.get("sql_line") or rec["line"],
+                                         f"{nid}: var('{name}') reads a fan-out item, and the node has none: add "
+                                         "'foreach: [...]' (or 'matrix:') to it, or use a param"))
             else:
                 close = suggest(name, run_params)
                 hint = f": did you mean {close.split(chr(39))[1]}?" if close else ""

@@ -123,10 +123,14 @@ def _blocked(items: dict[str, PlanItem], it: PlanItem) -> str:
 
 
 def guard_removals(removed: list[str], records: dict, allow: bool, dry_run: bool, summary,
-                   dropped: list[str] = ()) -> None:
+                   dropped: list[str] = (), nodes: dict | None = None) -> None:
     """A run that would drop more than half of the built nodes (or all of them) is most
     likely a mistake (a node_paths typo, a folder moved away, a source's format changed to
-    one seekrun cannot read, which drops the builds of ``dropped``): refuse unless allowed."""
+    one seekrun cannot read, which drops the builds of ``dropped``): refuse unless allowed.
+    The instances of a fan-out still in the project (``nodes``) do not count: its items were
+    edited."""
+    if nodes:
+        removed = [n for n in removed if (nodes.get(n.split("[", 1)[0]) or {}).get("gather") is None]
     built, gone = len(records), [*removed, *dropped]
     if allow or not gone or not (len(gone) * 2 > built or len(gone) == built):
         return

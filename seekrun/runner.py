@@ -176,7 +176,7 @@ class DAGRunner:
             recheck = [nid for nid, it in items.items() if it.recheck]  # after a re-read input
             results = initial_results(items)
             dropped = unbuildable_built(results, records)  # built before, not executable now: they go
-            guard_removals(removed, records, allow_removals, dry_run, summary, dropped)
+            guard_removals(removed, records, allow_removals, dry_run, summary, dropped, self.manifest.nodes)
             # a killed run may have built (and stamped) a table it never recorded, for a node
             # since removed from the project: it goes too (not counted by the removal guard)
             removed = sorted({*removed, *(nid for nid, stamp in tables.items()

@@ -1,6 +1,7 @@
 """Selectors are data: each filter is parsed into a set of node ids, then combined.
 
---types and --tags select; --nodes selects the named nodes plus everything downstream;
+--types and --tags select; --nodes selects the named nodes plus everything downstream (and a
+fan-out's instances with its node);
 --exclude-tags removes.  An unknown value is an error with a suggestion, never an
 empty selection.
 """
@@ -58,6 +59,8 @@ def select(manifest: Manifest, *, node_types=None, nodes=None, tags=None, exclud
                                                    f"{', '.join(sorted(by_name[name]))}"))
             else:
                 errors.append(_unknown("--nodes", name, all_ids))
+        for root in list(roots):  # a fan-out's node: its instances too (what it is made of)
+            roots.update(manifest.nodes[root].get("gather") or [])
         selected &= manifest.downstream(roots)
     wanted = split_values(tags)
     if wanted:

@@ -160,6 +160,10 @@ def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, a
     p(f"  tags       : {', '.join(entry.get('tags') or []) or '-'}")
     p(f"  owner      : {entry.get('owner') or '-'}")
     p(f"  inputs     : {', '.join(entry['inputs']) or '-'}")
+    if entry.get("gather_text"):  # a table fan-out's node (seekrun/parser/instances.py)
+        p(f"  fan-out    : {entry['gather_text']} (the union of their tables)")
+    if entry.get("instance_of"):
+        p(f"  instance of: {entry['instance_of']}")
     p(f"  used by    : {', '.join(sorted(manifest.children[nid])) or '-'}")
     if entry.get("data_files"):
         p(f"  data files : {', '.join(entry['data_files'])}")

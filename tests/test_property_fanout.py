@@ -22,7 +22,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import cli, examples, write_project
+from conftest import cli, examples, query, run_results, write_project
 
 WORDS = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
 
@@ -84,4 +84,64 @@ def test_incremental_fan_out_equals_a_clean_build_and_runs_only_what_changed(fir
             assert run(p) == []  # nothing left to do
             res = cli("run", cwd=p)
             assert "Nothing to do" in res.output, res.output
+            before = items
+
+
+# -- the same for a table node: each item an instance node, the node their union ---------------
+
+def table_nodes(items: list[str], param: bool, index: bool, variant: int) -> str:
+    listed = '"${LIST}"' if param else "[" + ", ".join(items) + "]"
+    seen = "{{ var('ITEM_INDEX') }}" if index else "0"
+    return ("kind: source\nname: words\nsource: csv\ntable: data/words.csv\n---\n"
+            f"kind: transform\nname: each\nforeach: {listed}\ninputs: [{{ref: source.words}}]\n"
+            f"transform: SELECT '{{{{ var('ITEM') }}}}' AS k, {seen} AS i, {variant} AS v, count(*) AS n "
+            "FROM ref('source.words') WHERE w = '{{ var('ITEM') }}'\n---\n"
+            "kind: transform\nname: total\ninputs: [{ref: transform.each}]\n"
+            "transform: SELECT k, i, v, n FROM ref('transform.each')\n")
+
+
+def table_project(root: Path, items: list[str], param: bool, index: bool, variant: int) -> Path:
+    marker = "name: p\n" + (f'params: {{LIST: "{" ".join(items)}"}}\n' if param else "")
+    return write_project(root, {"nodes/all.yml": table_nodes(items, param, index, variant),
+                                "data/words.csv": "w\n" + "\n".join(WORDS + WORDS[:3]) + "\n"}, marker=marker)
+
+
+def table_run(p: Path) -> set[str]:
+    res = cli("run", cwd=p)
+    assert res.exit_code == 0, res.output
+    return {n for n, r in run_results(p).items() if r["status"] == "success"}
+
+
+@settings(max_examples=examples(6))
+@given(first=lists, edits=st.lists(st.tuples(lists, st.booleans()), min_size=1, max_size=4),
+       param=st.booleans(), index=st.booleans())
+def test_incremental_table_fan_out_equals_a_clean_build_and_builds_only_the_affected_instances(
+        first, edits, param, index):
+    inst = "transform.each[{}]".format
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        p = table_project(tmp / "p", first, param, index, 0)
+        assert {inst(k) for k in first} <= table_run(p)
+        before, variant = first, 0
+        for items, change_sql in edits:
+            variant += change_sql
+            table_project(p, items, param, index, variant)
+            ran = table_run(p)
+            if change_sql:
+                expected = set(items)
+            elif index:
+                expected = {k for i, k in enumerate(items) if k not in before or before.index(k) != i}
+            else:
+                expected = set(items) - set(before)
+            assert {n for n in ran if n.startswith("transform.each[")} == {inst(k) for k in expected}, (before, items)
+            # (with no items the node's own SQL gives its empty table's columns)
+            rebuilt = bool(expected) or items != before or (change_sql and not items)
+            assert ("transform.each" in ran) == rebuilt, (before, items)
+            clean = table_project(tmp / f"clean{variant}_{len(items)}", items, param, index, variant)
+            shutil.rmtree(clean / "target", ignore_errors=True)
+            table_run(clean)
+            got = query(p, "SELECT * FROM transform.total")
+            assert got == query(clean, "SELECT * FROM transform.total")
+            assert [r[0] for r in got] == items  # in item order
+            assert "Nothing to do" in cli("run", cwd=p).output
             before = items

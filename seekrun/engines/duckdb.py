@@ -192,7 +192,12 @@ class DuckDBEngine:
 
     @staticmethod
     def _executor(node: dict):
-        """The kind's module; a kind without its own Python support runs Python nodes generically."""
+        """The kind's module; a kind without its own Python support runs Python nodes generically
+        (and a fan-out's node gathers its instances: seekrun/kinds/gather.py)."""
+        if node.get("gather") is not None:
+            from seekrun.kinds import gather
+
+            return gather
         mod = executor(node["kind"])
         if node.get("python") and not getattr(mod, "HANDLES_PYTHON", False):
             from seekrun.engines import python_node

@@ -21,7 +21,7 @@ from seekrun.hashing import RACY_SECONDS
 
 # 9: feature groups record feature_order; 10: SQL lexer: -- ends at \r, $ in names, any $tag$;
 # 12 (issue 11): run-time values; .py files written for Seeknal are node files; new kinds; not_executable, kind-less notes
-VERSION = 14
+VERSION = 15
 SHARDS = 32
 _KEYS = ("records", "warnings", "notes", "digest")
 

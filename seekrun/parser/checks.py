@@ -131,8 +131,9 @@ def check_input_tables(records: dict[str, dict], errors: list[Diagnostic]) -> No
         return
     for nid in sorted(records):
         rec = records[nid]
-        if rec.get("task"):
-            continue  # a task is ordered after its inputs; only tables are passed to it (kinds/task_run.py)
+        if rec.get("task") or rec.get("gather") is not None:
+            continue  # a task is ordered after its inputs; only tables are passed to it (kinds/task_run.py);
+            # a fan-out's node waits on its instances, and reads their tables only if they have them
         for ref, line in zip(rec["inputs"], rec["input_lines"]):
             other = records.get(ref) if ref in tableless else None
             if other is not None:

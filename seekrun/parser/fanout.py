@@ -1,5 +1,6 @@
 """Fan-out keys at parse time: ``foreach``, ``matrix`` and ``max_concurrent`` (plain functions:
-a task uses them, and so can any kind that runs instances, e.g. ``kind: dag``).
+a task and a ``kind: dag`` node run their instances themselves, seekrun/fanout.py; any other
+kind is split into instance nodes, seekrun/parser/instances.py).
 
 ```yaml
 foreach: [us-east, eu-west]             # scalars or mappings; or "${CHUNKS}": a JSON list or words
@@ -7,9 +8,10 @@ matrix: {region: [us, eu], tier: [a, b]}  # the cartesian product, in key order 
 max_concurrent: 2                        # at most 2 instances at once (a run control: not hashed)
 ```
 
-Each item is an instance ``<node id>[<key>]``: the key of a scalar is its text, of a mapping or a
-matrix combination its values joined by ",".  An instance sees ``${ITEM}`` (JSON for a mapping
-or a combination, so ``${ITEM.field}`` reads into it), ``${ITEM_INDEX}`` and ``${matrix.<key>}``.
+Each item is an instance ``<node id>[<key>]``: the key of a scalar is its text, of a mapping its
+values in key order joined by ",", of a matrix combination its values in the matrix's order.  An
+instance sees ``${ITEM}`` (JSON for a mapping or a combination, so ``${ITEM.field}`` reads into
+it), ``${ITEM_INDEX}`` and ``${matrix.<key>}``.
 
 ``spec(built)`` -> (spec, problems): the spec is what the manifest keeps in ``node["fanout"]``:
 ``{"foreach": [...] | None, "matrix": [[key, [...] | "text"], ...] | None, "text": "${VAR}" |
@@ -158,12 +160,17 @@ def _short(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def instance_id(nid: str, key: str) -> str:
+    """``task.process[us-east]`` (a key with a / in it is quoted: the id names log files)."""
+    from urllib.parse import quote
+
+    return f"{nid}[{quote(key, safe=' ,-_.=:@+()') if '/' in key or key.startswith('.') else key}]"
+
+
 def key_of(item) -> str:
-    if isinstance(item, dict):
-        return ",".join(values.as_text(v) for v in item.values())
+    if isinstance(item, dict):  # in key order: what was read from YAML and from JSON (sorted) agree
+        return ",".join(values.as_text(item[k]) for k in sorted(item))
     return values.as_text(item)
-
-
 
 
 def items(sp: dict, lookup=None) -> list[dict]:
@@ -183,7 +190,8 @@ def items(sp: dict, lookup=None) -> list[dict]:
                     raise BadItems(f"matrix.{key}: {json.dumps(bad[0])} is not a value: give a list of values")
             axes.append((key, axis))
         combos = [dict(zip([k for k, _ in axes], combo)) for combo in itertools.product(*[a for _, a in axes])]
-        out = [{"key": key_of(c), "item": c, "index": i, "matrix": c} for i, c in enumerate(combos)]
+        out = [{"key": ",".join(values.as_text(v) for v in c.values()), "item": c, "index": i, "matrix": c}
+               for i, c in enumerate(combos)]  # (in the matrix's own key order)
     else:
         listed = sp.get("foreach")
         if listed is None:
@@ -201,7 +209,7 @@ def items(sp: dict, lookup=None) -> list[dict]:
 def instance_params(inst: dict) -> dict[str, str]:
     """What an instance adds to its node's params."""
     item = inst["item"]
-    out = {"ITEM": json.dumps(item, sort_keys=False) if isinstance(item, dict) else values.as_text(item),
+    out = {"ITEM": json.dumps(item, sort_keys=True) if isinstance(item, dict) else values.as_text(item),
            "ITEM_INDEX": str(inst["index"])}
     if inst.get("matrix") is not None:
         out["matrix"] = json.dumps(inst["matrix"])

@@ -49,6 +49,8 @@ def field_label(kind: str, key: str) -> str:
         return "Python code" if kind != "task" else "python script"
     if key == "env_plain":
         return "environment variable value"
+    if key == "gather":
+        return "fan-out items (the instances it gathers)"
     if key == "clock":
         return "time passed (freshness is measured against now)"
     return FIELD_LABELS.get((kind, key), key)

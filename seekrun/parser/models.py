@@ -50,6 +50,10 @@ class NodeBase(_Model):
     pool: Any = None
     slots: Any = None
     max_concurrent: Any = None  # a fan-out's limit (seekrun/parser/fanout.py)
+    # fan-out: a task or dag node runs its instances itself (seekrun/fanout.py); any other kind
+    # is split into instance nodes at parse (seekrun/parser/instances.py)
+    foreach: Any = None
+    matrix: Any = None
 
     @field_validator("inputs", "depends_on", mode="before")
     @classmethod
@@ -215,8 +219,6 @@ class TaskNode(NodeBase):
     env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
     output: Optional[str] = None
     always: bool = False
-    foreach: Any = None  # fan-out (seekrun/parser/fanout.py): hashed, the instances' items
-    matrix: Any = None
 
 
 class DagNode(NodeBase):
@@ -229,8 +231,6 @@ class DagNode(NodeBase):
     outputs: list[str] = Field(default_factory=list)
     env: dict[str, Union[str, int, float, bool]] = Field(default_factory=dict)
     output: Optional[str] = None
-    foreach: Any = None  # fan-out: one child run per item (Dagu's parallel:)
-    matrix: Any = None
 
 
 KIND_MODELS: dict[str, type[NodeBase]] = {

@@ -107,8 +107,9 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         notes.extend(entry["notes"])
         digests.append(entry["digest"])
         _add_records(rel, entry["records"], records, folded, errors)
-    from seekrun.parser import runvars
+    from seekrun.parser import instances, runvars
 
+    instances.expand(records, resolved, project.env, errors, project.dotenv_values)  # table fan-outs: instance nodes
     runvars.apply(records, run_values, errors)  # after the cache: {{ today }} etc. into the nodes that use them
     params.apply_vars(records, resolved, errors, project.marker)  # {{ var('DAY') }}: the same, for run params
     if any(r["kind"] in ("semantic_model", "metric") for r in records.values()):
@@ -147,7 +148,8 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
                         *(f"{n}~{h}" for n, h in sorted(live.items())), *runvars.digest_parts(records),
-                        *params.digest_parts(records), *(f"param {k}={v}" for k, v in resolved.items()),
+                        *params.digest_parts(records), *instances.digest_parts(records),
+                        *(f"param {k}={v}" for k, v in resolved.items()),
                         *sorted({clock(r["volatile"], now) for r in records.values() if r.get("volatile")}))
     manifest.new_env_key = new_env_key  # not part of the manifest: saved into target/state by its first writer
     warnings = sorted(warnings) + not_nodes_summary(notes)
@@ -368,9 +370,12 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
             node["compiled_sql"] = rec["compiled_sql"]
         for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread",
                     "not_executable", "task", "content_output", "process_outputs", "always", "fed_files",
-                    "consumes", "run_params", *CONTROL_RECORD_KEYS):
+                    "consumes", "run_params", "gather_text", "instance_of", "fanout_group", "empty_sql",
+                    *CONTROL_RECORD_KEYS):
             if rec.get(key):
                 node[key] = rec[key]
+        if rec.get("gather") is not None:  # a fan-out's node: the union of its instances (parser/instances.py)
+            node["gather"] = rec["gather"]
         if rec.get("fanout"):  # foreach / matrix: an instance's hash leaves the item list out
             from seekrun.parser.fanout import base_hash
 

@@ -44,7 +44,7 @@ def read_limits(project, cfg: dict, line: Callable[[str], int | None], errors: l
         errors.append(Diagnostic(marker, line("pools"), shape))
         return
     for name, size in pools.items():
-        if not isinstance(name, str) or not name.strip() or name == ALL:
+        if not isinstance(name, str) or not name.strip() or name.startswith(ALL):
             errors.append(Diagnostic(marker, line("pools"), f"pool name '{name}' is not a name: {shape}"))
         elif _count(size) is None:
             errors.append(Diagnostic(marker, line("pools"), f"pool '{name}' has size '{size}': a pool's size "
@@ -94,7 +94,8 @@ def scheduler_limits(metadata: dict, nodes: dict[str, dict], run: list[str]
     pools = metadata.get("pools") or {}
     cap = metadata.get("max_active_nodes")
     pooled = [n for n in run if nodes[n].get("pool") in pools] if pools else []
-    if not cap and not pooled:
+    grouped = [n for n in run if nodes[n].get("fanout_group")]  # a table fan-out's max_concurrent
+    if not cap and not pooled and not grouped:
         return None, None
     limits: dict[str, int] = dict(pools)
     needs: dict[str, dict[str, int]] = {}
@@ -103,6 +104,11 @@ def scheduler_limits(metadata: dict, nodes: dict[str, dict], run: list[str]
         needs = {n: {ALL: 1} for n in run}
     for n in pooled:
         needs.setdefault(n, {})[nodes[n]["pool"]] = nodes[n].get("slots") or 1
+    for n in grouped:
+        group, size = nodes[n]["fanout_group"]
+        key = f"{ALL}{group}"  # (a pool's name is never '*...')
+        limits[key] = size
+        needs.setdefault(n, {})[key] = 1
     return limits, needs
 
 

@@ -195,10 +195,20 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
         rec["slots_line"] = line_of(doc.node, ("slots",)) if "slots" in config else rec["pool_line"]
     if runtime:
         rec["runtime"] = runtime  # {{ today }} etc.: filled in after the parse cache (parser/runvars.py)
+    if kind not in ("task", "dag") and any(built.get(k) is not None for k in ("foreach", "matrix", "max_concurrent")):
+        from seekrun.parser.instances import read_spread  # split into instance nodes after the cache
+
+        spread, bad = read_spread(kind, built)
+        for path, problem in bad:
+            errors.append(Diagnostic(rel, line_of(doc.node, path), f"{node_id}: {problem}"))
+        if bad:
+            return None
+        rec["spread"] = spread
     if templated and "var" in str(built):
         from seekrun.params import var_refs_in
 
-        used = var_refs_in(built)
+        used = var_refs_in({k: v for k, v in built.items() if k not in ("foreach", "matrix")}
+                           if rec.get("spread") else built)
         if used:
             rec["vars"] = used  # {{ var('DAY') }}: run params, filled in after the parse cache (seekrun/params.py)
     if kind == "source":
