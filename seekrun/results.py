@@ -140,8 +140,22 @@ class ExecutionSummary:
         # a failure that a continue_on covers does not fail the run
         return 1 if any(r.status is NodeStatus.FAILED and not r.continued for r in self.results) else 0
 
+    @property
+    def status(self) -> str:
+        """How the run ended: ``cancelled`` (Ctrl-C, SIGTERM), ``failed`` (a node failed, or the
+        run passed its timeout), ``partial`` (a node failed but its continue_on covered it:
+        Dagu's partial success) or ``success``.  A node skipped by a precondition is a normal
+        outcome, not a partial run."""
+        if self.interrupted and not self.timed_out:
+            return "cancelled"
+        if self.exit_code:
+            return "failed"
+        if any(r.status is NodeStatus.FAILED and r.continued for r in self.results):
+            return "partial"
+        return "success"
+
     def to_dict(self) -> dict:
-        return {"total_nodes": self.total_nodes, "changed_nodes": self.changed_nodes,
+        return {"status": self.status, "total_nodes": self.total_nodes, "changed_nodes": self.changed_nodes,
                 "cached_nodes": self.cached_nodes, "recheck_nodes": self.recheck_nodes,
                 "successful_nodes": self.successful_nodes,
                 "failed_nodes": self.failed_nodes, "skipped_nodes": self.skipped_nodes,

@@ -374,6 +374,7 @@ class DAGRunner:
 
     def _write_results(self, summary: ExecutionSummary, started_at: str, args: dict) -> None:
         data = {
+            "status": summary.status,  # success, failed, partial, cancelled
             "metadata": {"seekrun_version": __version__, "started_at": started_at,
                          "elapsed": round(summary.total_duration, 6), "args": args,
                          "interrupted": summary.interrupted, "timed_out": summary.timed_out},

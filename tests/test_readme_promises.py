@@ -179,7 +179,8 @@ def test_sigterm_stops_cleanly_and_the_next_run_finishes_the_rest(threads, tmp_p
     done = {nid for nid, r in results.items() if r["status"] == "success"}
     undone = ids - done
     assert done == {"transform.a_quick"}, shown  # the slow ones cannot finish on their own
-    assert json.loads((proj / "target" / "run_results.json").read_text())["metadata"]["interrupted"] is True
+    data = json.loads((proj / "target" / "run_results.json").read_text())
+    assert data["metadata"]["interrupted"] is True and data["status"] == "cancelled"
     said = [ln for ln in (out + err).splitlines() if "left undone" in ln]
     assert said and all(nid in said[0] for nid in undone), shown
     assert not any(nid in said[0] for nid in done), shown

@@ -175,12 +175,23 @@ def test_continue_on_failure_runs_dependents_on_the_last_good_output(tmp_path: P
     assert table(proj, "transform.b") == [(6,)]  # from a's last good table
     assert rr["transform.c"]["status"] == rr["transform.d"]["status"] == "success"
     assert "FAILED transform.a:" in res.stdout and "not counted as a failure of the run" in res.stdout
+    assert run_status(proj) == "partial"  # Dagu's partial success
     # without continue_on the same failure fails the run and skips b
     (proj / "nodes/a.yml").write_text(transform("a", BROKEN))
     res = cli_proc("run", "-p", str(proj))
     assert res.exit_code == 1
     rr = run_results(proj)
     assert rr["transform.b"]["status"] == "skipped" and rr["transform.b"]["error"] == "upstream transform.a failed"
+    assert run_status(proj) == "failed"
+    (proj / "nodes/a.yml").write_text(transform("a", BREAKABLE))
+    assert cli_proc("run", "-p", str(proj)).exit_code == 0
+    assert run_status(proj) == "success"
+
+
+def run_status(proj: Path) -> str:
+    import json
+
+    return json.loads((proj / "target" / "run_results.json").read_text())["status"]
 
 
 def test_run_always_after_a_failure_a_skip_and_the_stop_after_failure(tmp_path: Path):
