@@ -91,6 +91,8 @@ def node_changes(old: dict, new: dict) -> list[FieldChange]:
     for key in sorted(set(old_cfg) | set(new_cfg)):
         if key in ("inputs", "depends_on") or old_cfg.get(key) == new_cfg.get(key):
             continue
+        if key in ("foreach", "matrix") and new.get("gather") is not None:
+            continue  # a fan-out's node: its "gather" field says which instances changed
         if key in METADATA_KEYS:
             changes.append(FieldChange(key, key, False))
         elif key in new_fields or key in old_fields:

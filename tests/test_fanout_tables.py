@@ -314,8 +314,95 @@ def test_items_from_a_dotenv_file_are_refused_and_never_reach_target(tmp_path):
                 extra={".env": "REGIONS=zz-secret-1 zz-secret-2\n"})
     res = cli("run", cwd=p)
     assert res.exit_code == 2
-    assert "transform.by_region: the items ${REGIONS} come from the dotenv file, whose values are kept secret" \
+    assert "transform.by_region: the items ${REGIONS} hold a secret (a dotenv value)" \
            in res.output, res.output
     assert "zz-secret" not in res.output
     for f in (p / "target").rglob("*"):
         assert not f.is_file() or b"zz-secret" not in f.read_bytes(), f
+
+
+def test_an_env_entry_made_from_a_dotenv_value_is_a_secret_too(tmp_path):
+    p = project(tmp_path, items='"${REGIONS}"', marker="name: fan\ndotenv: .env\nenv: {REGIONS: '${HIDDEN}'}\n",
+                extra={".env": "HIDDEN=zz-secret-1 zz-secret-2\n"})
+    res = cli("run", cwd=p)
+    assert res.exit_code == 2 and "hold a secret" in res.output, res.output
+    assert "zz-secret" not in res.output
+
+
+FG = """\
+kind: source
+name: visits
+source: csv
+table: data/visits.csv
+---
+kind: feature_group
+name: totals
+foreach: [web, app]
+entity: {name: customer, join_keys: [customer_id]}
+materialization: {offline: true}
+inputs: [{ref: source.visits}]
+transform: >-
+  SELECT customer_id, '{{ var('ITEM') }}' AS ch, count(*) AS visits FROM ref('source.visits')
+  WHERE channel = '{{ var('ITEM') }}' GROUP BY customer_id
+---
+kind: source
+name: d
+source: csv
+table: data/d.csv
+---
+kind: second_order_aggregation
+name: soa
+foreach: [us, eu]
+python: "fn.py:run"
+inputs: [{ref: source.d}]
+params: {r: "{{ var('ITEM') }}"}
+id_col: region
+feature_date_col: day
+features:
+  spend: {basic: [sum]}
+"""
+
+
+def test_feature_stores_and_python_second_order_aggregations_are_each_instances_own(tmp_path):
+    files = {"nodes/fg.yml": FG, "data/visits.csv": "customer_id,channel\n1,web\n1,app\n2,web\n",
+             "data/d.csv": "region,day,spend\nus,2024-01-01,1\neu,2024-01-02,2\nus,2024-01-03,3\n",
+             "fn.py": "def run(ctx):\n    return ctx.ref(0).filter(f\"region = '{ctx.get_param('r')}'\")\n"}
+    p = write_project(tmp_path / "p", files)
+    res = cli("run", cwd=p)
+    assert res.exit_code == 0, res.output
+    store = sorted(f.name for f in (p / "target/feature_store").iterdir() if not f.name.startswith("."))
+    assert store == ["totals[app].parquet", "totals[web].parquet"]
+    assert sorted(query(p, "SELECT ch, visits FROM feature_group.totals")) == [("app", 1), ("web", 1), ("web", 1)]
+    assert query(p, "SELECT count(*) FROM second_order_aggregation.soa") == [(2,)]
+    assert "Nothing to do" in cli("run", cwd=p).output
+
+
+def test_a_failing_rule_instance_still_shows_in_the_union(tmp_path):
+    rule = """\
+    kind: rule
+    name: checks
+    foreach: [amount, id]
+    inputs: [{ref: source.sales}]
+    rule:
+      - type: "null"
+        columns: ["{{ var('ITEM') }}"]
+    params: {severity: error}
+    """
+    p = project(tmp_path, extra={"nodes/rule.yml": rule})
+    assert cli("run", cwd=p).exit_code == 0
+    (p / "data/sales.csv").write_text(SALES + "5,us,\n")
+    res = cli("run", cwd=p)
+    assert res.exit_code == 1, res.output
+    assert query(p, 'SELECT "column", status FROM rule.checks ORDER BY 1') == [("amount", "fail"), ("id", "pass")]
+
+
+def test_a_decorated_function_that_asks_to_fan_out_is_told_to_use_yaml(tmp_path):
+    code = ("from seekrun.pipeline import transform\n\n\n"
+            "@transform(name='pyx', inputs=['source.sales'], foreach=['us', 'eu'], max_concurrent=0)\n"
+            "def pyx(ctx):\n    return ctx.ref(0)\n")
+    p = project(tmp_path, extra={"nodes/pyx.py": code})
+    res = cli("run", cwd=p)
+    assert res.exit_code == 2
+    assert "nodes/pyx.py:4: transform.pyx: a decorated function does not fan out ('foreach='): declare the node " \
+           "in YAML, with python: nodes/pyx.py:pyx and foreach:" in res.output, res.output
+    assert "('max_concurrent=')" in res.output

@@ -112,6 +112,13 @@ def parquet_rel(name: str, partition_by: list[str] | None = None) -> str:
 
 
 # ---- parse time ------------------------------------------------------------------------------
+def rename_instance(rec: dict, old: str, new: str) -> None:
+    """A fan-out instance (seekrun/parser/instances.py): its offline file is its own."""
+    if rec.get("output_files"):
+        partitioned = not rec["output_files"][0].endswith(".parquet")
+        rec["output_files"] = [parquet_rel(new, ["_"] if partitioned else None)]
+
+
 def prepare(rec: dict, built: dict, pc: PrepareContext) -> None:
     if rec.get("python"):
         if built.get("transform") is not None:

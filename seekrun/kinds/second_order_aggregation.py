@@ -51,6 +51,12 @@ DAYS = quote_ident("__seekrun_days_between")
 DATE_TYPES = ("DATE", "TIMESTAMP")
 
 
+def rename_instance(rec: dict, old: str, new: str) -> None:
+    """A fan-out instance (seekrun/parser/instances.py): a Python node stages into its own table."""
+    if rec.get("python") and rec.get("generated_sql"):
+        rec["generated_sql"] = rec["generated_sql"].replace(staging_table(old), staging_table(new))
+
+
 def staging_table(name: str) -> str:
     return f"{quote_ident('second_order_aggregation')}.{quote_ident('__seekrun_staging_' + name)}"
 

@@ -8,10 +8,10 @@ matrix: {region: [us, eu], tier: [a, b]}  # the cartesian product, in key order 
 max_concurrent: 2                        # at most 2 instances at once (a run control: not hashed)
 ```
 
-Each item is an instance ``<node id>[<key>]``: the key of a scalar is its text, of a mapping its
-values in key order joined by ",", of a matrix combination its values in the matrix's order.  An
-instance sees ``${ITEM}`` (JSON for a mapping or a combination, so ``${ITEM.field}`` reads into
-it), ``${ITEM_INDEX}`` and ``${matrix.<key>}``.
+Each item is an instance ``<node id>[<key>]``: the key of a scalar is its text, of a mapping or a
+matrix combination its values joined by "," (a table node's mapping item: in key order,
+parser/instances.py).  An instance sees ``${ITEM}`` (JSON for a mapping or a combination, so
+``${ITEM.field}`` reads into it), ``${ITEM_INDEX}`` and ``${matrix.<key>}``.
 
 ``spec(built)`` -> (spec, problems): the spec is what the manifest keeps in ``node["fanout"]``:
 ``{"foreach": [...] | None, "matrix": [[key, [...] | "text"], ...] | None, "text": "${VAR}" |
@@ -107,6 +107,8 @@ def _bad_item(item) -> str | None:
         return "is a list: items are values or mappings (a nested list is not an item; flatten it)"
     if isinstance(item, dict) and not item:
         return "is an empty mapping: give it fields"
+    if isinstance(item, dict) and not all(isinstance(k, str) for k in item):
+        return "has a field name that is not text: quote it (e.g. '1': a)"
     return None
 
 
@@ -168,8 +170,8 @@ def instance_id(nid: str, key: str) -> str:
 
 
 def key_of(item) -> str:
-    if isinstance(item, dict):  # in key order: what was read from YAML and from JSON (sorted) agree
-        return ",".join(values.as_text(item[k]) for k in sorted(item))
+    if isinstance(item, dict):
+        return ",".join(values.as_text(v) for v in item.values())
     return values.as_text(item)
 
 
@@ -209,7 +211,7 @@ def items(sp: dict, lookup=None) -> list[dict]:
 def instance_params(inst: dict) -> dict[str, str]:
     """What an instance adds to its node's params."""
     item = inst["item"]
-    out = {"ITEM": json.dumps(item, sort_keys=True) if isinstance(item, dict) else values.as_text(item),
+    out = {"ITEM": json.dumps(item, sort_keys=False) if isinstance(item, dict) else values.as_text(item),
            "ITEM_INDEX": str(inst["index"])}
     if inst.get("matrix") is not None:
         out["matrix"] = json.dumps(inst["matrix"])

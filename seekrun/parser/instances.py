@@ -70,7 +70,12 @@ def expand(records: dict[str, dict], run_params: dict[str, str], env: dict[str, 
     if not spread:
         return
     folded = {nid.lower() for nid in records}
-    secret = {n for n, v in (dotenv or {}).items() if n not in run_params and env.get(n) == v}
+    from seekrun.secrets import redact
+
+    def secret(name: str) -> bool:  # a dotenv value, or an env: entry made from one (registered)
+        value = None if name in run_params else lookup(name)
+        return value is not None and (name in (dotenv or {}) and env.get(name) == dotenv[name]
+                                      or redact(value) != value)
 
     def lookup(name: str) -> str | None:
         for where in (run_params, env, os.environ):
@@ -81,11 +86,11 @@ def expand(records: dict[str, dict], run_params: dict[str, str], env: dict[str, 
     for nid in spread:
         rec = records.pop(nid)
         sp = rec["spread"]
-        hidden = [n for n, _ in fanout.names(sp) if n.split(".")[0] in secret]
+        hidden = [n for n, _ in fanout.names(sp) if secret(n.split(".")[0])]
         if hidden:
             errors.append(Diagnostic(rec["file"], rec["line"],
-                f"{nid}: the items ${{{hidden[0]}}} come from the dotenv file, whose values are kept secret, and "
-                "an item names its node and table: give the list as a param or under env: instead"))
+                f"{nid}: the items ${{{hidden[0]}}} hold a secret (a dotenv value), and an item names its node and "
+                "table: give the list as a param, or under env: without dotenv values"))
             records[nid] = {**rec, "spread": None, "item_values": {}}
             continue
         try:
@@ -107,6 +112,12 @@ def expand(records: dict[str, dict], run_params: dict[str, str], env: dict[str, 
             continue
         ids = []
         for inst in listed:
+            inst = _canonical(inst)
+            bad = _bad_key(inst["key"])
+            if bad:
+                errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: item {inst['index']} {bad}: its key names "
+                                                                   "a node and a table; give it a name"))
+                continue
             one = _instance(rec, inst, sp)
             if one["id"].lower() in folded:
                 errors.append(Diagnostic(rec["file"], rec["line"],
@@ -126,13 +137,42 @@ def _unknown(rec: dict, name: str) -> Diagnostic:
         "it in the environment), or, for a list a task prints, fan out a task over it")
 
 
+def _canonical(inst: dict) -> dict:
+    """A mapping item in key order, so its key and its ${ITEM} text do not depend on whether the
+    record came from YAML or from the parse cache (JSON, sorted)."""
+    item = inst["item"]
+    if not isinstance(item, dict) or inst.get("matrix") is not None:
+        return inst
+    item = {k: item[k] for k in sorted(item)}
+    return {**inst, "item": item, "key": fanout.key_of(item)}
+
+
+def _bad_key(key: str) -> str | None:
+    if not key.strip():
+        return "is empty"
+    if any(ord(c) < 32 for c in key):
+        return "holds a line break or another control character"
+    return None
+
+
+_FANOUT_KEYS = ("foreach", "matrix", "max_concurrent")
+
+
 def _instance(rec: dict, inst: dict, sp: dict) -> dict:
     iid = fanout.instance_id(rec["id"], inst["key"])
     new = {k: v for k, v in rec.items() if k != "spread"}
     new.update(id=iid, name=iid.partition(".")[2], instance_of=rec["id"], item_values=fanout.instance_params(inst),
-               field_hashes={k: v for k, v in rec["field_hashes"].items() if k not in ("foreach", "matrix")})
+               field_hashes={k: v for k, v in rec["field_hashes"].items() if k not in _FANOUT_KEYS},
+               config={k: v for k, v in rec["config"].items() if k not in _FANOUT_KEYS})  # (its own: no list)
+    if rec.get("built_config") is not None:
+        new["built_config"] = {k: v for k, v in rec["built_config"].items() if k not in _FANOUT_KEYS}
     if sp.get("max_concurrent"):
         new["fanout_group"] = [rec["id"], sp["max_concurrent"]]
+    from seekrun.kinds import executor
+
+    rename = getattr(executor(rec["kind"]), "rename_instance", None)  # name-derived facts (a feature store file)
+    if rename is not None:
+        rename(new, rec["name"], new["name"])
     return new
 
 
@@ -146,7 +186,9 @@ def _gather(rec: dict, ids: list[str], sp: dict) -> dict:
                python=None, env=[], built_config=None, gather=list(ids),
                gather_text=f"gathers {len(ids)} instance{'' if len(ids) == 1 else 's'}{limit}",
                field_hashes={"gather": hash_obj(ids), "seekrun_engine": hash_obj(GATHER_VERSION)})
-    if not ids and rec.get("compiled_sql"):  # no items: its SQL with an empty item gives the columns
+    if rec["kind"] == "rule":  # a failing check still writes its results: the union shows them
+        out["run_always"] = True
+    if not ids and rec.get("compiled_sql") and "{{" not in str(rec["inputs"]):  # its SQL gives the columns
         out.update(inputs=list(rec["inputs"]), input_lines=rec["input_lines"], empty_sql=rec["compiled_sql"])
         out["item_values"] = {}
         out["vars"] = rec.get("vars") or []

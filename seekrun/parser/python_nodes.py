@@ -184,6 +184,10 @@ def _record(api: Api, kind: str, fn: ast.FunctionDef, dec: ast.expr, mats: list[
             f"{node_id}: {fn.name}() must take one argument, the context: def {fn.name}(ctx): ..."))
     else:
         _infer_refs(fn, node_id, inputs, input_lines, given, api.seeknal, rel, errors, warnings)
+    for key in ("foreach", "matrix", "max_concurrent"):
+        if key in args:  # (a YAML node splits into instances at parse: parser/instances.py)
+            errors.append(Diagnostic(rel, lines.get(key, line), f"{node_id}: a decorated function does not fan out "
+                                     f"('{key}='): declare the node in YAML, with python: {rel}:{fn.name} and {key}:"))
     if len(errors) > before:
         return None
     if api.seeknal and kind == "feature_group" and "features" in args:
