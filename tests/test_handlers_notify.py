@@ -278,3 +278,25 @@ def test_an_unset_webhook_variable_is_a_warning(tmp_path):
                           env=env, timeout=60)
     assert proc.returncode == 0
     assert "SEEKRUN_TEST_HOOK is not set" in proc.stderr
+
+
+def test_a_webhook_that_refuses_with_a_4xx_is_not_retried(tmp_path):
+    h = Hook(404)
+    try:
+        p = project(tmp_path, {"nodes/a.yml": OK}, ONE)
+        res = cli_proc("run", "-p", str(p), env={"SEEKRUN_TEST_HOOK": h.url})
+    finally:
+        h.close()
+    assert res.exit_code == 0 and len(h.bodies) == 1
+    assert "refused the notification (HTTP 404" in res.stderr and "not retried" in res.stderr
+    no_url_anywhere(p, res, h.url)
+
+
+def test_a_python_handler_and_an_argv_handler(tmp_path):
+    p = project(tmp_path, {"nodes/a.yml": OK, "bin/hook.py": "import os, pathlib\n"
+                           "pathlib.Path('py.txt').write_text(os.environ['SEEKRUN_RUN_STATUS'] + os.environ['WHO'])\n"},
+                "on_success:\n  python: bin/hook.py\n  env: {WHO: '-${NAME}'}\n  params: {NAME: me}\n"
+                "on_exit:\n  command: [touch, argv.txt]\n")
+    res = cli("run", "-p", str(p))
+    assert res.exit_code == 0, res.output
+    assert (p / "py.txt").read_text() == "success-me" and (p / "argv.txt").exists()
