@@ -301,12 +301,26 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
     summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
                          exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
                          on_commit=None if dry_run else compiled.save, allow_removals=allow_removals)
-    if not dry_run and (project.flavour == "workflow" or project.target is not None or project.handlers):
+    if not dry_run:
+        _finish(project, compiled.manifest, summary, runner.run_id)
+    return summary
+
+
+def _finish(project, manifest, summary, run_id: str) -> None:
+    """After a run's nodes: its handlers (on_success... or handlerOn), then its notifications."""
+    params = dict(manifest.metadata.get("params") or {})
+    if project.flavour == "workflow" or project.target is not None:
         from seekrun.workflows.finish import after_run  # handlerOn, and what a parent dag node reads
 
-        after_run(project, compiled.manifest, summary, dict(compiled.manifest.metadata.get("params") or {}),
-                  runner.run_id)
-    return summary
+        after_run(project, manifest, summary, params, run_id)
+    elif project.handlers:
+        from seekrun.handlers import run_all
+
+        run_all(project, summary, run_id, params)
+    if project.notify:
+        from seekrun.notify import send_all
+
+        send_all(project, summary, run_id, params)
 
 
 def _terminate(signum, frame):

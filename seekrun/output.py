@@ -226,6 +226,7 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
             and not summary.interrupted \
             and summary.skipped_nodes == len(cannot):
         console.print(nothing_to_do(summary.total_nodes, len(cannot)))
+        _handler_lines(summary, console)
         return
     note = full_note(summary)
     if note:
@@ -243,6 +244,9 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
         console.print(f"  dropped     : {len(summary.dropped_nodes)} ({', '.join(summary.dropped_nodes)}: "
                       f"{NOT_EXECUTABLE})", markup=False)
     console.print(f"  duration    : {summary.total_duration:.2f}s")
+    if summary.handlers:
+        console.print("  handlers    : " + ", ".join(f"{h.reason or h.node_id} {h.status.value}" for h in summary.handlers),
+                      markup=False)
     for line in summary.notes:
         console.print(line, markup=False)
     left_out = [r.node_id for r in summary.results if r.skip == "filtered"]
@@ -261,6 +265,15 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
         undone = [r.node_id for r in summary.results if r.skip == "after_failure"]
         if undone:
             console.print(f"Not run because of the failure: {', '.join(undone)}", markup=False)
+    _handler_lines(summary, console)
+
+
+def _handler_lines(summary, console) -> None:
+    """A handler that failed: one line (and its log's tail), after what the run itself did."""
+    for h in summary.handlers:
+        if h.status.value == "failed":
+            console.print(f"HANDLER FAILED {h.reason or h.node_id} (the run itself: {summary.status}): {h.error}",
+                          markup=False)
 
 
 def _first(ids: list[str], limit: int = 10) -> str:

@@ -48,7 +48,8 @@ class Project:
     # a workflow file (seekrun/workflows/load.py): flavour "workflow", marker = the file's name
     target: Path | None = None  # target/ elsewhere: a workflow's, or a child DAG's (under its parent's)
     workflow: str | None = None  # the document of the workflow file that runs ("" = the first)
-    handlers: dict = field(default_factory=dict)  # handlerOn: {success|failure|cancel|exit: step}
+    handlers: dict = field(default_factory=dict)  # on_success... / handlerOn: {success|failure|cancel|exit: step} (seekrun/handlers.py)
+    notify: list = field(default_factory=list)  # notifications: [{when, webhook | command, line}] (seekrun/notify.py)
     notes: list = field(default_factory=list)  # verbose-only remarks about the project file
     warnings: list = field(default_factory=list)  # about the project file (shown with parse's)
     workflow_config: dict = field(default_factory=dict)  # a workflow's params, env, dotenv, maxActiveSteps
@@ -280,6 +281,11 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
     from seekrun.parser.pools import read_limits
 
     read_limits(project, cfg, line, errors)  # max_active_nodes, pools
+    if has_seekrun:
+        from seekrun import handlers, notify
+
+        handlers.read_project(project, cfg, line, errors)  # on_success, on_failure, on_cancel, on_exit
+        notify.read(project, cfg, line, errors)
     if errors:
         raise ProjectError(errors)
     return project

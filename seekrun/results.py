@@ -83,6 +83,7 @@ class ExecutionSummary:
     full: bool = False  # --full
     notes: list[str] = field(default_factory=list)  # e.g. "task.x ran, outputs unchanged: 3 dependents stay cached"
     selected: int | None = None  # how many nodes the filters selected
+    handlers: list[NodeResult] = field(default_factory=list)  # on_success... / handlerOn, after the nodes (seekrun/handlers.py)
 
     def _count(self, *statuses: NodeStatus) -> int:
         return sum(1 for r in self.results if r.status in statuses)
@@ -133,6 +134,11 @@ class ExecutionSummary:
 
     @property
     def exit_code(self) -> int:
+        """The nodes' exit code; 1 if that is 0 but a handler failed (it never changes the status)."""
+        code = self._nodes_exit_code()
+        return 1 if code == 0 and any(h.status is NodeStatus.FAILED for h in self.handlers) else code
+
+    def _nodes_exit_code(self) -> int:
         if self.timed_out:
             return 1
         if self.interrupted:
@@ -148,7 +154,7 @@ class ExecutionSummary:
         outcome, not a partial run."""
         if self.interrupted and not self.timed_out:
             return "cancelled"
-        if self.exit_code:
+        if self._nodes_exit_code():
             return "failed"
         if any(r.status is NodeStatus.FAILED and r.continued for r in self.results):
             return "partial"
@@ -164,4 +170,5 @@ class ExecutionSummary:
                 "interrupted": self.interrupted, "timed_out": self.timed_out, "removed_nodes": self.removed_nodes,
                 "dropped_nodes": self.dropped_nodes,
                 "warnings": list(self.warnings), "notes": list(self.notes),
-                "results": [r.to_dict() for r in self.results]}
+                "results": [r.to_dict() for r in self.results],
+                **({"handlers": [h.to_dict() for h in self.handlers]} if self.handlers else {})}

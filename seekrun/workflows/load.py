@@ -112,7 +112,10 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
     read_limits(project, cfg, line, errors)  # seekrun's own max_active_nodes and pools: work here too
     if n is not None and project.max_active_nodes is None and not errors:
         project.max_active_nodes = n  # Dagu's name for it
-    project.handlers = _handlers(cfg.get("handlerOn"), rel, line("handlerOn"), errors)
+    from seekrun.handlers import child_node
+
+    project.handlers = _handlers(cfg.get("handlerOn"), rel, line("handlerOn"),
+                                 child_node(getattr(line, "node", None), "handlerOn"), errors)
     from seekrun.project import _read_params
 
     _read_params(project, cfg, line, errors)  # params:, env:, dotenv: as a project file has them
@@ -123,7 +126,9 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
     return project
 
 
-def _handlers(value, rel: str, line, errors: list) -> dict:
+def _handlers(value, rel: str, line, node, errors: list) -> dict:
+    from seekrun.handlers import child_node, read
+
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -135,13 +140,11 @@ def _handlers(value, rel: str, line, errors: list) -> dict:
             errors.append(Diagnostic(rel, line, f"handlerOn has no '{key}'{suggest(str(key), HANDLERS)}: use "
                                                 "success, failure, cancel or exit"))
             continue
-        if isinstance(step, str):
-            step = {"command": step}
-        if not isinstance(step, dict) or not (isinstance(step.get("command"), str) or
-                                              isinstance(step.get("script"), str)):
-            errors.append(Diagnostic(rel, line, f"handlerOn.{key} needs a command (or a script)"))
-            continue
-        out[key] = {k: step[k] for k in ("command", "script", "shell", "env", "dir") if k in step}
+        sub = child_node(node, key)
+        spec = read(step, f"handlerOn.{key}", rel, sub.start_mark.line + 1 if sub is not None else line, sub,
+                    errors, dagu=True)
+        if spec is not None:
+            out[key] = spec
     return out
 
 
