@@ -49,6 +49,7 @@ class Project:
     target: Path | None = None  # target/ elsewhere: a workflow's, or a child DAG's (under its parent's)
     workflow: str | None = None  # the document of the workflow file that runs ("" = the first)
     handlers: dict = field(default_factory=dict)  # handlerOn: {success|failure|cancel|exit: step}
+    notify: list = field(default_factory=list)  # notifications: [{when, webhook | command, line}] (seekrun/notify.py)
     notes: list = field(default_factory=list)  # verbose-only remarks about the project file
     warnings: list = field(default_factory=list)  # about the project file (shown with parse's)
     workflow_config: dict = field(default_factory=dict)  # a workflow's params, env, dotenv, maxActiveSteps
