@@ -263,7 +263,9 @@ def _precondition(item: Any, path: tuple, inputs: list[str], kinds, problems: li
         return None
     unknown = [k for k in item if k not in CONDITION_KEYS]
     if "expr" in item and not unknown:
-        return _expr_precondition(item, path, where, inputs, problems)
+        from seekrun.workflows.expr import precondition
+
+        return precondition(item, path, where, inputs, problems)
     has_cond, has_sql = "condition" in item, "sql" in item
     if unknown or has_cond == has_sql or (has_sql and "expected" in item):
         if unknown:
@@ -321,38 +323,10 @@ def _precondition(item: Any, path: tuple, inputs: list[str], kinds, problems: li
     return out
 
 
-def _expr_precondition(item: dict, path: tuple, where: str, inputs: list[str], problems: list[Problem]):
-    """``{expr: "{{ extract.exit_code == 0 }}", negate?}``: over its upstream tasks (workflows/expr.py)."""
-    from seekrun.workflows.expr import BadExpression, parse, tasks
-
-    if len(set(item) & {"condition", "sql", "expected"}):
-        problems.append((path, f"{where} gives 'expr' with 'condition', 'sql' or 'expected': keep one"))
-        return None
-    negate = item.get("negate", False)
-    if not isinstance(negate, bool):
-        problems.append(((*path, "negate"), f"{where}.negate must be true or false"))
-        return None
-    try:
-        tree = parse(item["expr"])
-    except BadExpression as exc:
-        problems.append(((*path, "expr"), f"{where}.expr: bad expression: {exc}"))
-        return None
-    names = {i.partition(".")[2]: i for i in inputs}
-    missing = [t for t in tasks(tree) if t not in names]
-    if missing:
-        problems.append(((*path, "expr"), f"{where}.expr reads '{missing[0]}', which is not an input of this "
-                                          "node: add it to depends_on"))
-        return None
-    text = item["expr"] if isinstance(item["expr"], str) else str(item["expr"]).lower()
-    return {"expr": text, "tasks": {t: names[t] for t in tasks(tree)}, "negate": negate}
-
-
 def describe(pre: dict) -> str:
     """A precondition as written (for "runs if ..." and "precondition not met: ...")."""
-    if "expr" in pre:
-        text = " ".join(pre["expr"].replace("{{", " ").replace("}}", " ").split())
-    elif "sql" in pre:
-        text = " ".join(pre["sql"].split())
+    if "sql" in pre or "expr" in pre:
+        text = " ".join((pre.get("expr") or pre["sql"]).split())
     elif "expected" in pre:
         exp = pre["expected"]
         text = (f"{pre['condition']} matches {exp[3:]}" if exp.startswith("re:") else

@@ -453,3 +453,34 @@ def test_expression_parser():
                 "{{ a.failed", "a.failed()", "", "os.system('x')"):
         with pytest.raises(BadExpression):
             parse(bad)
+
+
+def test_expr_precondition_on_a_task_node(tmp_path):
+    """seekrun's own task nodes (here in a Dagu file) take the same expressions: {expr: ...}."""
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "flow.yaml").write_text(textwrap.dedent("""\
+        steps:
+          - name: a
+            command: exit 3
+            continueOn: {failure: true}
+          - name: b
+            command: touch b_ran
+            depends: a
+            preconditions: [{expr: "a.exit_code == 3 and a.failed"}]
+          - name: c
+            command: touch c_ran
+            depends: a
+            preconditions: [{expr: "a.succeeded"}]
+    """))
+    proc = subprocess.run([sys.executable, "-m", "seekrun", "run", "flow.yaml"], cwd=folder, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (folder / "b_ran").exists() and not (folder / "c_ran").exists()
+    assert statuses(folder, "flow.yaml") == {"a": "failed", "b": "success", "c": "skipped"}
+    (folder / "flow.yaml").write_text("steps:\n  - name: a\n    command: 'true'\n  - name: b\n    command: 'true'\n"
+                                      "    preconditions: [{expr: \"a.failed\"}]\n")
+    proc = subprocess.run([sys.executable, "-m", "seekrun", "run", "flow.yaml"], cwd=folder, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "flow.yaml:6:" in proc.stderr and "reads 'a', which is not an input" in \
+        proc.stderr, proc.stderr

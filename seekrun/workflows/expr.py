@@ -225,3 +225,28 @@ def _order(op: str, a, b) -> bool:
     if op == ">":
         return a > b
     return a >= b
+
+
+def precondition(item: dict, path: tuple, where: str, inputs: list[str], problems: list) -> dict | None:
+    """A precondition ``{expr: "...", negate?}``, checked (seekrun/controls.py calls this): its tasks must be
+    inputs of the node."""
+    if len(set(item) & {"condition", "sql", "expected"}):
+        problems.append((path, f"{where} gives 'expr' with 'condition', 'sql' or 'expected': keep one"))
+        return None
+    negate = item.get("negate", False)
+    if not isinstance(negate, bool):
+        problems.append(((*path, "negate"), f"{where}.negate must be true or false"))
+        return None
+    try:
+        tree = parse(item["expr"])
+    except BadExpression as exc:
+        problems.append(((*path, "expr"), f"{where}.expr: bad expression: {exc}"))
+        return None
+    names = {i.partition(".")[2]: i for i in inputs}
+    missing = [t for t in tasks(tree) if t not in names]
+    if missing:
+        problems.append(((*path, "expr"), f"{where}.expr reads '{missing[0]}', which is not an input of this "
+                                          "node: add it to depends_on"))
+        return None
+    text = item["expr"] if isinstance(item["expr"], str) else str(item["expr"]).lower()
+    return {"expr": text, "tasks": {t: names[t] for t in tasks(tree)}, "negate": negate}

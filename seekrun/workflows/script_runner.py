@@ -78,15 +78,9 @@ def configure(project, cfg: dict, rel: str, line, errors: list[Diagnostic]) -> N
         if key not in TOP_KEYS:
             errors.append(Diagnostic(rel, line(key), f"unknown workflow key '{key}'{suggest(str(key), TOP_KEYS)}: "
                                                      "remove it", "warning"))
-    if cfg.get("timeout") is not None:
-        from seekrun.controls import parse_duration, shown_duration
+    from seekrun.project import read_timeout
 
-        seconds = parse_duration(cfg["timeout"])
-        if seconds is None or seconds <= 0:
-            errors.append(Diagnostic(rel, line("timeout"), f"timeout '{cfg['timeout']}' is not a duration above 0: "
-                                                           "write e.g. 90m or 2h"))
-        else:
-            project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
+    read_timeout(project, cfg, rel, line, errors)
     _notifications(project, cfg.get("notifications"), rel, line, errors)
 
 
