@@ -484,3 +484,15 @@ def test_expr_precondition_on_a_task_node(tmp_path):
                           text=True, timeout=60)
     assert proc.returncode == 2 and "flow.yaml:6:" in proc.stderr and "reads 'a', which is not an input" in \
         proc.stderr, proc.stderr
+
+
+def test_parse_and_dry_run(tmp_path):
+    folder = fixture(tmp_path, "conditional")
+    parsed = subprocess.run([sys.executable, "-m", "seekrun", "parse", "workflow.yaml"], cwd=folder,
+                            capture_output=True, text=True, timeout=60)
+    assert parsed.returncode == 0 and "3 nodes (3 task)" in parsed.stdout, parsed.stdout + parsed.stderr
+    dry = run(folder, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "runs if process_data.exit_code != 0" in dry.stdout and "alert.sh" in dry.stdout
+    assert "Plan: 3 to run" in dry.stdout
+    assert trace(folder) == [] and not (folder / "target" / "workflow.yaml" / "run_results.json").exists()
