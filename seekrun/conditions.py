@@ -9,6 +9,8 @@ never by --dry-run): all must hold, in the order written, or the node is skipped
   that must exit 0.
 - ``{sql: "SELECT ..."}``: a query on the node's inputs, on the worker's DuckDB cursor, that
   must return true.
+- ``{expr: "{{ extract.exit_code != 0 }}"}``: an expression over the input tasks' exit code
+  and status in this run (seekrun/workflows/expr.py: a parser of its own, never ``eval``).
 - ``negate: true`` on any: it must not hold.
 
 A condition that cannot be evaluated (an unknown ``${NAME}``, a query error) fails the node:
@@ -101,7 +103,8 @@ def unmet(node: dict, root: Path, engine, commands: Commands, upstream: dict | N
     timeout = node.get("timeout")
     for pre in node.get("preconditions") or ():
         try:
-            held = _holds(pre, node, root, engine, commands, lookup, timeout)
+            held = _expr_holds(pre, upstream or {}) if "expr" in pre else \
+                _holds(pre, node, root, engine, commands, lookup, timeout)
         except UnknownValue as exc:
             raise NodeFailure(secrets.redact(
                 f"precondition {describe(pre)}: ${{{exc.name}}} has no value (not in the node's params, "
@@ -114,6 +117,14 @@ def unmet(node: dict, root: Path, engine, commands: Commands, upstream: dict | N
         if held == bool(pre.get("negate")):
             return secrets.redact(describe(pre))
     return None
+
+
+def _expr_holds(pre: dict, upstream: dict) -> bool:
+    """``{expr: ...}``: over the input tasks' status and exit code in this run (never eval)."""
+    from seekrun.workflows.expr import evaluate, parse
+
+    seen = {name: upstream.get(nid) or {} for name, nid in (pre.get("tasks") or {}).items()}
+    return bool(evaluate(parse(pre["expr"]), seen, os.environ))
 
 
 def _holds(pre: dict, node: dict, root: Path, engine, commands: Commands, lookup, timeout) -> bool:

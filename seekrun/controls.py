@@ -9,8 +9,12 @@ nothing (they say how to run a node, not what it builds).
   seconds) -> ``node["timeout"]`` seconds, ``node["timeout_text"]`` as shown in messages.
 - ``retry: {limit, interval, backoff, max_interval, exit_codes}`` (or ``retry: N``) ->
   ``node["retry"]``; unset keys take ``--retry``'s schedule (0.2 s, doubling, at most 30 s).
+  ``backoff`` is a factor (the wait after attempt k is ``interval * backoff**(k-1)``) or a name:
+  ``exponential`` (2), ``constant`` (1), ``linear`` (``interval * k``).
 - ``preconditions: [...]`` -> ``node["preconditions"]``: ``{condition, expected?, negate?}``
-  or ``{sql, negate?}`` (the SQL rewritten like node SQL, reading only the node's inputs).
+  or ``{sql, negate?}`` (the SQL rewritten like node SQL, reading only the node's inputs), or
+  ``{expr, negate?}``: an expression over input tasks' exit_code / status / failed
+  (seekrun/workflows/expr.py), decided when the node is about to run.
 - ``continue_on: {failure, skipped, exit_codes, mark_success}`` -> ``node["continue_on"]``
   (``mark_success``, Dagu's markSuccess: a failure it covers is shown as a success, with a
   warning, and does not fail the run; the node still reruns next time).
@@ -38,7 +42,8 @@ DEFAULT_MAX_INTERVAL = 30.0
 MAX_LIMIT = 100
 RETRY_KEYS = ("limit", "interval", "backoff", "max_interval", "exit_codes")
 CONTINUE_KEYS = ("failure", "skipped", "exit_codes", "mark_success")
-CONDITION_KEYS = ("condition", "expected", "negate", "sql")
+BACKOFF_NAMES = {"exponential": 2.0, "constant": 1.0, "linear": "linear"}  # retry.backoff by name
+CONDITION_KEYS = ("condition", "expected", "negate", "sql", "expr")
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
@@ -181,10 +186,14 @@ def _retry(value: Any, problems: list[Problem]) -> dict | None:
         else:
             out[key] = seconds
     if value.get("backoff") is not None:
-        b = value["backoff"]
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 1 <= b <= 100:
+        b = BACKOFF_NAMES.get(value["backoff"], value["backoff"]) if isinstance(value["backoff"], str) \
+            else value["backoff"]
+        if b == "linear":
+            out["backoff"] = b
+        elif isinstance(b, bool) or not isinstance(b, (int, float)) or not 1 <= b <= 100:
             problems.append((("retry", "backoff"), f"retry.backoff '{b}' must be a number from 1 (a constant "
-                                                   "interval) to 100, e.g. 2 (each wait twice the last)"))
+                                                   "interval) to 100, e.g. 2 (each wait twice the last), or "
+                                                   "exponential (2), linear or constant (1)"))
         else:
             out["backoff"] = float(b)
     if value.get("exit_codes") is not None:
@@ -194,7 +203,8 @@ def _retry(value: Any, problems: list[Problem]) -> dict | None:
 
 def retry_wait(policy: dict, attempt: int) -> float:
     """The wait before attempt ``attempt + 1`` (after ``attempt`` failed attempts, from 1)."""
-    wait = policy["interval"] * policy["backoff"] ** (attempt - 1)
+    backoff = policy["backoff"]
+    wait = policy["interval"] * (attempt if backoff == "linear" else backoff ** (attempt - 1))
     cap = policy.get("max_interval")
     return min(wait, cap) if cap is not None else wait
 
@@ -252,6 +262,10 @@ def _precondition(item: Any, path: tuple, inputs: list[str], kinds, problems: li
         problems.append((path, f"{where} is not a condition: write one of {_SHAPES}"))
         return None
     unknown = [k for k in item if k not in CONDITION_KEYS]
+    if "expr" in item and not unknown:
+        from seekrun.workflows.expr import precondition
+
+        return precondition(item, path, where, inputs, problems)
     has_cond, has_sql = "condition" in item, "sql" in item
     if unknown or has_cond == has_sql or (has_sql and "expected" in item):
         if unknown:
@@ -311,8 +325,8 @@ def _precondition(item: Any, path: tuple, inputs: list[str], kinds, problems: li
 
 def describe(pre: dict) -> str:
     """A precondition as written (for "runs if ..." and "precondition not met: ...")."""
-    if "sql" in pre:
-        text = " ".join(pre["sql"].split())
+    if "sql" in pre or "expr" in pre:
+        text = " ".join((pre.get("expr") or pre["sql"]).split())
     elif "expected" in pre:
         exp = pre["expected"]
         text = (f"{pre['condition']} matches {exp[3:]}" if exp.startswith("re:") else

@@ -263,15 +263,7 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
         project = Project(root, str(cfg.get("name") or root.name), "seeknal", marker, ["seeknal"],
                           excluded=["seeknal/common"], common_dir="seeknal/common")
     _read_outputs_config(project, cfg, line, errors)
-    if cfg.get("timeout") is not None:  # a limit for the whole run
-        from seekrun.controls import parse_duration, shown_duration
-
-        seconds = parse_duration(cfg["timeout"])
-        if seconds is None or seconds <= 0:
-            errors.append(Diagnostic(marker, line("timeout"), f"timeout '{cfg['timeout']}' is not a duration above 0: "
-                                     "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
-        else:
-            project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
+    read_timeout(project, cfg, marker, line, errors)
     _read_params(project, cfg, line, errors)
     if target is not None:  # a child DAG's state: its database too (each set of params has its own)
         project.target = Path(target).resolve()
@@ -289,6 +281,19 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
     if errors:
         raise ProjectError(errors)
     return project
+
+
+def read_timeout(project: Project, cfg: dict, marker: str, line, errors: list[Diagnostic]) -> None:
+    """``timeout:``, a limit for the whole run."""
+    if cfg.get("timeout") is not None:
+        from seekrun.controls import parse_duration, shown_duration
+
+        seconds = parse_duration(cfg["timeout"])
+        if seconds is None or seconds <= 0:
+            errors.append(Diagnostic(marker, line("timeout"), f"timeout '{cfg['timeout']}' is not a duration above 0: "
+                                     "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
+        else:
+            project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
 
 
 def _read_params(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:

@@ -1,4 +1,5 @@
-"""Dagu-format workflow files: a YAML document with a top-level ``steps:`` list.
+"""Workflow files: a YAML document with a top-level ``steps:`` list (Dagu's format), or a
+``tasks:`` mapping (Python Script Runner's: seekrun/workflows/script_runner.py).
 
 - ``find_workflow(path)``: the workflow as a seekrun Project (its folder is the root: paths in
   it are relative to the file, and steps run there; its state is ``target/<file name>/`` beside
@@ -31,7 +32,10 @@ IGNORED = ("queue", "maxActiveRuns", "group", "logDir", "histRetentionDays", "ma
 
 
 def is_workflow(data) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("steps"), list)
+    """A Dagu workflow (``steps:``) or a Script Runner one (``tasks:``, seekrun/workflows/script_runner.py)."""
+    from seekrun.workflows.script_runner import tasks_of
+
+    return isinstance(data, dict) and isinstance(data.get("steps"), list) or tasks_of(data) is not None
 
 
 def documents(raw: bytes, rel: str):
@@ -46,6 +50,7 @@ def pick(docs, rel: str, dag: str | None):
     flows = [d for d in docs if is_workflow(d.data)]
     if not flows:
         raise ProjectError([Diagnostic(rel, 1, "not a workflow: a workflow file has a top-level 'steps:' list "
+                                               "(Dagu) or 'tasks:' mapping (Script Runner) "
                                                "(for a seekrun project, pass its folder)")])
     if not dag:
         return flows[0], flows
@@ -69,7 +74,10 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
     rel = path.name
     _, docs = documents(path.read_bytes(), rel)
     doc, flows = pick(docs, rel, dag)
-    cfg, node = doc.data, doc.node
+    from seekrun.workflows.script_runner import tasks_of, unwrap
+
+    script_runner = tasks_of(doc.data) is not None
+    cfg, node = unwrap(doc.data, doc.node) if script_runner else (doc.data, doc.node)
     errors: list[Diagnostic] = []
 
     def line(key):
@@ -84,11 +92,35 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
     project.workflow = dag or ""
     project.workflow_config = {k: cfg.get(k) for k in ("params", "env", "dotenv", "maxActiveSteps") if k in cfg}
     project.workflow_lines = {k: line(k) for k in cfg}
+    project.notes = []
+    if script_runner:
+        from seekrun.workflows.script_runner import configure
+
+        configure(project, cfg, rel, line, errors)
+    else:
+        _dagu(project, cfg, rel, line, errors)
+    from seekrun.parser.pools import read_limits
+
+    read_limits(project, cfg, line, errors)  # seekrun's own max_active_nodes and pools: work here too
+    n = cfg.get("maxActiveSteps")
+    if n is not None and project.max_active_nodes is None and not errors:
+        project.max_active_nodes = n  # Dagu's name for it
+    from seekrun.project import _read_params
+
+    _read_params(project, cfg, line, errors)  # params:, env:, dotenv: as a project file has them
+    bad = [e for e in errors if e.severity != "warning"]
+    if bad:
+        raise ProjectError(bad)
+    project.warnings = [e for e in errors if e.severity == "warning"]
+    return project
+
+
+def _dagu(project, cfg: dict, rel: str, line, errors: list) -> None:
+    """A Dagu workflow's own top-level keys."""
     for key in cfg:
         if key not in WORKFLOW_KEYS:
             errors.append(Diagnostic(rel, line(key), f"unknown workflow key '{key}'{suggest(str(key), WORKFLOW_KEYS)}"
                                      ": remove it", "warning"))
-    project.notes = []
     if cfg.get("schedule") is not None:
         project.notes.append(f"{rel}: schedule '{cfg['schedule']}' is not run by seekrun: run `seekrun run {rel}` "
                              "from cron or CI on that schedule")
@@ -107,23 +139,10 @@ def find_workflow(path: Path | str, *, target: Path | str | None = None, dag: st
     n = cfg.get("maxActiveSteps")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         errors.append(Diagnostic(rel, line("maxActiveSteps"), "maxActiveSteps must be a positive integer"))
-    from seekrun.parser.pools import read_limits
-
-    read_limits(project, cfg, line, errors)  # seekrun's own max_active_nodes and pools: work here too
-    if n is not None and project.max_active_nodes is None and not errors:
-        project.max_active_nodes = n  # Dagu's name for it
     from seekrun.handlers import child_node
 
     project.handlers = _handlers(cfg.get("handlerOn"), rel, line("handlerOn"),
                                  child_node(getattr(line, "node", None), "handlerOn"), errors)
-    from seekrun.project import _read_params
-
-    _read_params(project, cfg, line, errors)  # params:, env:, dotenv: as a project file has them
-    bad = [e for e in errors if e.severity != "warning"]
-    if bad:
-        raise ProjectError(bad)
-    project.warnings = [e for e in errors if e.severity == "warning"]
-    return project
 
 
 def _handlers(value, rel: str, line, node, errors: list) -> dict:
@@ -161,6 +180,12 @@ def read_records(raw: bytes, rel: str, root: Path, dag: str | None):
         doc, flows = pick(docs, rel, dag)
     except ProjectError as exc:
         return [], list(exc.diagnostics), [], []
+    from seekrun.workflows.script_runner import tasks_of, unwrap
+
+    if tasks_of(doc.data) is not None:
+        from seekrun.workflows import script_runner
+
+        return script_runner.read_records(*unwrap(doc.data, doc.node), text, rel, root)
     local = {str(d.data.get("name")) for d in flows if d is not doc and d.data.get("name")}
     steps = doc.data["steps"]
     steps_node = next((v for k, v in doc.node.value if getattr(k, "value", None) == "steps"), None)

@@ -1,0 +1,117 @@
+"""The Script Runner shape of the Python API, over the path ``seekrun run FILE`` takes:
+
+```python
+from seekrun.workflows import WorkflowEngine, WorkflowParser
+workflow = WorkflowParser().parse_yaml("workflow.yaml")   # ProjectError on bad input, with file and line
+result = WorkflowEngine().run(workflow)
+result.status            # success, failed, partial (or cancelled)
+result.duration_seconds, result.completed_count, result.total_count
+result.tasks             # TaskResult(name, status, duration, attempts, exit_code, error)
+```
+
+A run takes the workflow's lock and keeps its state beside the file (``target/<file name>/``),
+as the command does; it prints nothing but warnings (on stderr).  ``completed_count`` counts
+the tasks that succeeded or were cached; a task skipped by its condition is not completed, and
+not a failure.  A matrix task is one task (its instances are in ``run_results.json``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Workflow:
+    path: Path
+    name: str
+    version: str | None
+    task_names: list[str]
+    project: object = field(repr=False, default=None)  # seekrun.project.Project
+
+
+@dataclass
+class TaskResult:
+    name: str
+    status: str  # success, cached, failed, skipped
+    duration: float
+    attempts: int
+    exit_code: int | None
+    error: str | None = None
+    skip: str | None = None  # why it was skipped (precondition: its condition; after_failure...)
+    node_id: str = ""
+
+
+@dataclass
+class WorkflowResult:
+    status: str
+    duration_seconds: float
+    completed_count: int
+    total_count: int
+    tasks: list[TaskResult]
+    exit_code: int
+    summary: object = field(repr=False, default=None)  # the run's seekrun.results.ExecutionSummary
+
+    def task(self, name: str) -> TaskResult:
+        return next(t for t in self.tasks if t.name == name)
+
+
+class WorkflowParser:
+    def parse_yaml(self, path) -> Workflow:
+        """The workflow in a YAML file, checked as ``seekrun parse FILE`` checks it."""
+        from seekrun.parser.parse import parse_project
+        from seekrun.project import find_project
+
+        project = find_project(path)
+        result = parse_project(project)
+        nodes = result.manifest.nodes
+        data = _raw(project)
+        names = [str(t) for t in data["tasks"]] if isinstance(data.get("tasks"), dict) else \
+            [nid.partition(".")[2] for nid in nodes]
+        return Workflow(project.root / project.marker, project.name,
+                        None if data.get("version") is None else str(data["version"]), names, project)
+
+
+def _raw(project) -> dict:
+    from seekrun.workflows.load import documents, pick
+    from seekrun.workflows.script_runner import tasks_of
+
+    _, docs = documents((project.root / project.marker).read_bytes(), project.marker)
+    doc, _ = pick(docs, project.marker, project.workflow or None)
+    return tasks_of(doc.data) or doc.data
+
+
+class WorkflowEngine:
+    def __init__(self, *, full: bool = False, continue_on_error: bool = False, retry: int = 0,
+                 threads: int | None = None):
+        self.full, self.continue_on_error, self.retry, self.threads = full, continue_on_error, retry, threads
+
+    def run(self, workflow: Workflow | str | Path, params: dict | None = None) -> WorkflowResult:
+        """Run it as ``seekrun run FILE`` does (what changed, under the workflow's lock)."""
+        from seekrun import target
+        from seekrun.cli import _run
+        from seekrun.lock import ProjectLock
+        from seekrun.project import find_project
+        from seekrun.state import StateStore
+
+        path = workflow.path if isinstance(workflow, Workflow) else Path(workflow)
+        project = find_project(path)  # read again: the file may have changed since it was parsed
+        target.check(project.root, project.database_path, writes=True)
+        with ProjectLock(project.target_dir, wait=None):
+            summary = _run(project, dry_run=False, full=self.full, types=None, nodes=None, tags=None,
+                           exclude_tags=None, continue_on_error=self.continue_on_error, retry=self.retry,
+                           threads=self.threads, strict=False, as_json=True, project_dir=project.root,
+                           allow_removals=False, params=params or {})
+        state = StateStore(project.state_dir).load(repair=False)
+        tasks = []
+        for r in summary.results:
+            ran = r.status.value in ("success", "failed")
+            code = (state.get(r.node_id) or {}).get("exit_code") if ran else None
+            tasks.append(TaskResult(r.node_id.partition(".")[2], r.status.value, r.duration, r.attempts, code,
+                                    r.error, r.skip, r.node_id))
+        done = sum(t.status in ("success", "cached") for t in tasks)
+        return WorkflowResult(summary.status, round(summary.total_duration, 6), done, len(tasks), tasks,
+                              summary.exit_code, summary)
+
+    def stream_events(self):
+        raise NotImplementedError("WorkflowEngine.stream_events() comes with seekrun's event stream "
+                                  "(DAGRunner.stream_events); until then, use run() and result.tasks")
