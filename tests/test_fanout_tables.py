@@ -263,8 +263,7 @@ def test_bad_fan_outs_on_table_nodes_are_all_reported_with_exit_2(tmp_path):
     assert "7 errors" in out and "Traceback" not in out
 
 
-def test_rules_aggregations_and_python_nodes_fan_out_and_a_semantic_model_cannot(tmp_path):
-    more = """\
+RULE = """\
     kind: rule
     name: checks
     foreach: [amount, id]
@@ -272,6 +271,11 @@ def test_rules_aggregations_and_python_nodes_fan_out_and_a_semantic_model_cannot
     rule:
       - type: "null"
         columns: ["{{ var('ITEM') }}"]
+"""
+
+
+def test_rules_aggregations_and_python_nodes_fan_out_and_a_semantic_model_cannot(tmp_path):
+    more = RULE + """\
     ---
     kind: transform
     name: dated
@@ -378,16 +382,7 @@ def test_feature_stores_and_python_second_order_aggregations_are_each_instances_
 
 
 def test_a_failing_rule_instance_still_shows_in_the_union(tmp_path):
-    rule = """\
-    kind: rule
-    name: checks
-    foreach: [amount, id]
-    inputs: [{ref: source.sales}]
-    rule:
-      - type: "null"
-        columns: ["{{ var('ITEM') }}"]
-    params: {severity: error}
-    """
+    rule = RULE + "    params: {severity: error}\n"
     p = project(tmp_path, extra={"nodes/rule.yml": rule})
     assert cli("run", cwd=p).exit_code == 0
     (p / "data/sales.csv").write_text(SALES + "5,us,\n")
