@@ -83,6 +83,7 @@ class ExecutionSummary:
     full: bool = False  # --full
     notes: list[str] = field(default_factory=list)  # e.g. "task.x ran, outputs unchanged: 3 dependents stay cached"
     selected: int | None = None  # how many nodes the filters selected
+    event_error: BaseException | None = None  # an on_event callback's error (it stopped the run)
 
     def _count(self, *statuses: NodeStatus) -> int:
         return sum(1 for r in self.results if r.status in statuses)

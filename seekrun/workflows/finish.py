@@ -77,7 +77,9 @@ def _handler(project, which: str, step: dict, status: str, params: dict, outputs
 
     nid = f"handler.{which}"
     target = project.target_dir
-    log = target / "logs" / (run_id or "adhoc") / f"{nid}.log"
+    from seekrun.history import log_path
+
+    log = log_path(target, run_id, nid)
     out_file = target / "tasks" / nid / "dag_run_output"
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.unlink(missing_ok=True)
