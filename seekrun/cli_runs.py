@@ -98,25 +98,33 @@ def status(project_dir: Path, as_json: bool) -> None:
     target = _target(project_dir)
     holder = _holder(target)
     where = history.progress(target)
-    running = holder is not None and where is not None and not where["finished"]
-    out = {"running": running, "pid": int(holder.pid) if holder and holder.pid.isdigit() else None,
-           **(where or {"run_id": None})}
+    pid = str(where.pop("run_pid")) if where is not None else None
+    # the newest run is the lock holder's (not one killed earlier), still going
+    building = holder is not None and where is not None and not where["finished"] and pid == holder.pid
+    out = {"running": holder is not None, "pid": int(holder.pid) if holder and holder.pid.isdigit() else None,
+           "phase": "building" if building else "starting" if holder is not None else None}
+    if holder is not None and not building:
+        out.update(run_id=None, last_run=where)
+    else:
+        out.update(where or {"run_id": None})
     if as_json:
         print(json.dumps(out, indent=1, sort_keys=True))
         return
-    if where is None:
-        print("No run recorded yet." + (f" A run is starting ({holder.describe()})." if holder else ""))
-        return
-    if running:
-        now = ", ".join(where["running"]) or "-"
+    if holder is not None and not building:
+        last = f"; the last run, {where['run_id']}, ended {where['status'] or 'unfinished'}" if where else ""
+        print(f"A run is starting ({holder.describe()}): parsing or planning, no node started yet{last}.")
+    elif where is None:
+        print("No run recorded yet.")
+    elif building:
+        now = ", ".join(where["running_nodes"]) or "-"
         print(f"Run {where['run_id']} is running ({holder.describe()}): {where['done']} done, "
-              f"{len(where['running'])} running ({now}), {where['pending']} pending")
+              f"{len(where['running_nodes'])} running ({now}), {where['pending']} pending")
     elif where["finished"]:
         print(f"No run in progress. The last run, {where['run_id']}, ended {where['status']}: "
               f"{where['done']} nodes done.")
     else:
         print(f"No run in progress. The last run, {where['run_id']}, did not finish (killed?): "
-              f"{where['done']} done, {where['pending'] + len(where['running'])} left undone.")
+              f"{where['done']} done, {where['pending'] + len(where['running_nodes'])} left undone.")
 
 
 def cancel(project_dir: Path, wait: float) -> None:

@@ -16,6 +16,7 @@ A callback that raises stops the run as Ctrl-C does (what finished is recorded, 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 from dataclasses import dataclass, field, fields
@@ -51,6 +52,7 @@ class RunStarted(Event):
     to_run: int  # planned to run
     dry_run: bool = False
     full: bool = False
+    pid: int = field(default_factory=os.getpid)  # the process running it (`seekrun cancel` stops it)
 
 
 @dataclass(kw_only=True)
@@ -188,8 +190,16 @@ class RunEvents:
         """Stop the run going on (from another thread) as Ctrl-C does."""
         self._cancel.set()
 
+    def _stopping(self) -> bool:
+        """cancel() was called, or a callback failed: the run stops as after Ctrl-C."""
+        return self._cancel.is_set() or self.events.error is not None
+
     def _started_event(self, summary, to_run, full, dry_run) -> None:
         name = str(self.manifest.metadata.get("project_name") or self.root.name)
+        if not dry_run:  # target/runs/<run_id>/events.jsonl
+            from seekrun.history import run_dir
+
+            self.events.open(run_dir(self.target_dir, self.run_id) / "events.jsonl")
         self.events.started = True
         self.events.emit(RunStarted(run_id=self.run_id, project=name, nodes=len(summary.results),
                                     to_run=len(to_run), dry_run=dry_run, full=full))

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 
 from seekrun import secrets
 from seekrun.controls import covers, format_duration, retry_wait
+from seekrun.events import EventSink, NodeRetrying, NodeStarted
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
 from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_PRECONDITION,
@@ -70,8 +71,6 @@ class NodeRunner:
         self._in_use: set[str] | None = None
         self.kept: list[str] = []  # files seekrun no longer writes but kept: changed by hand
         self.run_id = getattr(runner, "run_id", "")
-        from seekrun.events import EventSink
-
         self.events = getattr(runner, "events", None) or EventSink(self.run_id)  # seekrun/events.py
         self.processes = None  # the process runner, made when the first task starts
         self.full = False  # --full: a fan-out reruns every instance too
@@ -163,8 +162,6 @@ class NodeRunner:
             wait = retry_wait(policy, attempts)
             retrying = again and attempts <= policy["limit"] and not self.stop.is_set()
             if retrying:
-                from seekrun.events import NodeRetrying
-
                 self.events.emit(NodeRetrying(run_id=self.run_id, node_id=nid, attempt=attempts, error=error,
                                               wait=round(wait, 6), exit_code=code), stop=True)
             if not retrying or self.stop.wait(wait):
@@ -237,8 +234,6 @@ class NodeRunner:
             self.store.claim(nid, files)
             mark_written(self.root, files)  # survives target/ being deleted
         self.reporter.start(nid)
-        from seekrun.events import NodeStarted
-
         self.events.emit(NodeStarted(run_id=self.run_id, node_id=nid, reason=self.results[nid].reason), stop=True)
 
     def recheck(self, nid: str) -> Reason | None:

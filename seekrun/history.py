@@ -140,6 +140,8 @@ def progress(target_dir: Path) -> dict | None:
             running.pop(node, None)
         elif kind == "run_finished":
             finished = e
-    return {"run_id": rid, "started_at": next((e.get("ts") for e in events if e.get("event") == "run_started"), None),
+    started = next((e for e in events if e.get("event") == "run_started"), {})
+    return {"run_id": rid, "started_at": started.get("ts"), "run_pid": started.get("pid"),
             "finished": finished is not None, "status": finished.get("status") if finished else None,
-            "done": len(done), "running": sorted(running), "pending": max(0, to_run - len(done) - len(running))}
+            "done": len(done), "running_nodes": sorted(running),
+            "pending": max(0, to_run - len(done) - len(running))}

@@ -95,7 +95,6 @@ class DAGRunner(RunEvents):
         # dry run while another run holds the lock: plan from the recorded state, never open DuckDB
         self.committed_only = False
         self._cancel = threading.Event()  # cancel(): stop as Ctrl-C does
-        self.events = EventSink("")
 
     # ---- engine --------------------------------------------------------------------
     def _open_engine(self, read_only: bool = False):
@@ -215,6 +214,7 @@ class DAGRunner(RunEvents):
                     if self.manifest.nodes[nid].get("preconditions"):
                         results[nid].condition = f"runs if {describe_all(self.manifest.nodes[nid]['preconditions'])}"
                 summary.total_duration = time.perf_counter() - started
+                self._note_event_error(summary)
                 self._finished_event(summary)
                 return summary
             writing = True
@@ -237,7 +237,6 @@ class DAGRunner(RunEvents):
                 save_env_key(self.manifest, self.root / "target" / "state", self.state_dir)
             maybe = [nid for nid in recheck if items[nid].selected]
             self.reporter.plan(to_run, len(items), len(maybe), late.maybe_why(self.manifest, items, maybe))
-            self.events.open(history.run_dir(self.target_dir, self.run_id) / "events.jsonl")
             self._started_event(summary, to_run, full, dry_run)
             before = {nid: (records.get(nid) or {}).get("output_hash") for nid in to_run
                       if self.manifest.nodes[nid].get("content_output")}
@@ -370,14 +369,13 @@ class DAGRunner(RunEvents):
         limit = manifest.metadata.get("timeout")  # the project's timeout: a limit for the whole run
         deadline = self.started + limit if isinstance(limit, (int, float)) else None
         try:
-            if self._cancel.is_set() or self.events.error is not None:
+            if self._stopping():
                 raise KeyboardInterrupt  # cancelled, or a callback failed, before anything started
             finished = run_queue(queue, node_runner.execute, node_runner.on_start, node_runner.on_done,
                                  node_runner.on_skip, threads=self.threads, continue_on_error=continue_on_error,
                                  on_interrupt=node_runner.interrupt,
                                  on_running=getattr(node_runner.engine, "fit_threads", lambda n: None),
-                                 deadline=deadline, cancelled=lambda: self._cancel.is_set() or
-                                 self.events.error is not None)
+                                 deadline=deadline, cancelled=self._stopping)
         except KeyboardInterrupt:
             summary.interrupted = True
             finished = False

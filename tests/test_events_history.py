@@ -123,6 +123,10 @@ def test_a_dry_run_keeps_no_history(tmp_path):
     p = write_project(tmp_path / "p", {"nodes/all.yml": QUICK})
     res = cli("run", "--dry-run", cwd=p)
     assert res.exit_code == 0, res.output
+    res = cli("run", "--dry-run", "--log-format", "json", cwd=p)
+    events = lines_of(res.stdout)
+    assert events[0]["event"] == "run_started" and events[0]["dry_run"] is True
+    assert [(e["node_id"], e["status"]) for e in events if e["event"] == "node_finished"] == [("task.one", "pending")]
     assert not (p / "target" / "runs").exists()
 
 

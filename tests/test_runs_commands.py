@@ -55,7 +55,8 @@ def test_status_runs_logs_and_cancel_of_a_running_seekrun(tmp_path):
         assert "is running" in res.stdout and f"pid {proc.pid}" in res.stdout and "task.slow" in res.stdout, res.stdout
         status = json.loads(cli("status", "--json", cwd=p).stdout)
         assert status["running"] and status["pid"] == proc.pid
-        assert (status["done"], status["running"], status["pending"]) == (1, ["task.slow"], 1), status
+        assert (status["done"], status["running_nodes"], status["pending"]) == (1, ["task.slow"], 1), status
+        assert status["phase"] == "building"
         listed = json.loads(cli("runs", "--json", cwd=p).stdout)
         assert len(listed) == 1 and listed[0]["status"] == "running" and listed[0]["run_id"] == status["run_id"]
         res = cli("logs", "quick", cwd=p)  # a node that finished in the run going on
@@ -136,3 +137,16 @@ def test_a_killed_run_shows_unfinished(tmp_path):
     assert listed[0]["status"] == "unfinished" and listed[0]["counts"]["ran"] == 1, listed
     res = cli("status", cwd=p)
     assert "did not finish" in res.stdout, res.stdout
+
+
+def test_status_while_a_new_run_is_starting(tmp_path):
+    from seekrun.lock import ProjectLock
+
+    p = write_project(tmp_path / "p", {"nodes/all.yml": "kind: task\nname: hi\ncommand: echo hi\n"})
+    assert cli("run", cwd=p).exit_code == 0
+    last = json.loads(cli("runs", "--json", cwd=p).stdout)[0]["run_id"]
+    with ProjectLock(p / "target"):  # a run that holds the lock but has not started a node yet
+        status = json.loads(cli_proc("status", "--json", cwd=p).stdout)
+        assert (status["running"], status["phase"], status["run_id"]) == (True, "starting", None), status
+        assert status["last_run"]["run_id"] == last and status["pid"] == os.getpid()
+        assert "A run is starting" in cli_proc("status", cwd=p).stdout
