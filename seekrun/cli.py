@@ -142,6 +142,9 @@ def run(project_dir: Path = ProjectDir,
         threads: Optional[int] = typer.Option(None, "--threads", help="Worker threads (default: cores, max 8; "
                                               "max_active_nodes if the project sets it, max 64)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        log_format: str = typer.Option("text", "--log-format", metavar="text|json",
+                                       help="json: print the run's events, one JSON object a line, and nothing "
+                                            "else on stdout (for CI log processors)."),
         strict: bool = typer.Option(False, "--strict", help="Treat unknown keys as errors."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list cached nodes in plans."),
         run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
@@ -160,6 +163,8 @@ def run(project_dir: Path = ProjectDir,
             raise UsageError([Diagnostic("", None, "--wait-timeout needs --wait and a number of seconds above 0")])
         if threads is not None and threads < 1:
             raise UsageError([Diagnostic("", None, "--threads must be at least 1")])
+        if log_format not in ("text", "json") or (as_json and log_format == "json"):
+            raise UsageError([Diagnostic("", None, "--log-format is text or json (and json does not go with --json)")])
         if retry < 0:
             raise UsageError([Diagnostic("", None, "--retry must be 0 or more")])
         if retry > MAX_RETRY:
@@ -195,7 +200,7 @@ def run(project_dir: Path = ProjectDir,
               "were stopped, the rest left undone", file=sys.stderr)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=1, sort_keys=True))
-    else:
+    elif log_format == "text":
         from seekrun.output import make_console, print_plan, print_summary
 
         if summary.dry_run:
@@ -275,13 +280,13 @@ def _params(param, words) -> dict:
 
 def locals_for_run(ns: dict) -> dict:
     keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
-            "strict", "as_json", "project_dir", "allow_removals", "values", "params", "verbose")
+            "strict", "as_json", "project_dir", "allow_removals", "values", "params", "verbose", "log_format")
     return {k: ns[k] for k in keys}
 
 
 def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, nodes, tags, exclude_tags,
          continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None,
-         params=None, verbose=False):
+         params=None, verbose=False, log_format="text"):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
@@ -292,7 +297,7 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
 
         target.tidy(project.root, [f for n in compiled.manifest.nodes.values() for f in n.get("output_files") or []],
                     project.exposure_paths)
-    reporter = None if dry_run else ConsoleReporter(quiet=as_json)
+    reporter = None if dry_run else ConsoleReporter(quiet=as_json or log_format == "json")
     runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
                        threads=threads, reporter=reporter, file_cache=compiled.result.file_cache)
     runner.committed_only = committed_only
@@ -300,7 +305,8 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
             "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
     summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
                          exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
-                         on_commit=None if dry_run else compiled.save, allow_removals=allow_removals)
+                         on_commit=None if dry_run else compiled.save, allow_removals=allow_removals,
+                         on_event=_print_event if log_format == "json" else None)
     if not dry_run:
         _finish(project, compiled.manifest, summary, runner.run_id)
     return summary
@@ -321,6 +327,11 @@ def _finish(project, manifest, summary, run_id: str) -> None:
         from seekrun.notify import send_all
 
         send_all(project, summary, run_id, params)
+
+
+def _print_event(event) -> None:
+    sys.stdout.write(event.to_json() + "\n")
+    sys.stdout.flush()
 
 
 def _terminate(signum, frame):
@@ -386,6 +397,10 @@ def _leave(code) -> None:
             pass
     os._exit(code)
 
+
+from seekrun import cli_runs  # noqa: E402  (runs, logs, status, cancel)
+
+cli_runs.register(app, ProjectDir)
 
 if __name__ == "__main__":
     main()

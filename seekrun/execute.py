@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 
 from seekrun import secrets
 from seekrun.controls import covers, format_duration, retry_wait
+from seekrun.events import EventSink, NodeRetrying, NodeStarted
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
 from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_PRECONDITION,
@@ -70,6 +71,7 @@ class NodeRunner:
         self._in_use: set[str] | None = None
         self.kept: list[str] = []  # files seekrun no longer writes but kept: changed by hand
         self.run_id = getattr(runner, "run_id", "")
+        self.events = getattr(runner, "events", None) or EventSink(self.run_id)  # seekrun/events.py
         self.processes = None  # the process runner, made when the first task starts
         self.full = False  # --full: a fan-out reruns every instance too
         self._lock = threading.Lock()
@@ -158,7 +160,11 @@ class NodeRunner:
                 # a rule's verdict on the data is not transient; with exit_codes, only those are retried
                 again = getattr(exc, "retryable", True) and (codes is None or code in codes)
             wait = retry_wait(policy, attempts)
-            if not again or attempts > policy["limit"] or self.stop.wait(wait):
+            retrying = again and attempts <= policy["limit"] and not self.stop.is_set()
+            if retrying:
+                self.events.emit(NodeRetrying(run_id=self.run_id, node_id=nid, attempt=attempts, error=error,
+                                              wait=round(wait, 6), exit_code=code), stop=True)
+            if not retrying or self.stop.wait(wait):
                 return Outcome(False, Built(None, time.perf_counter() - t0, attempts, error, [], inputs, out,
                                             retry_waits=waits, exit_code=code, value=failed_value,
                                             instances=fanned))
@@ -228,6 +234,7 @@ class NodeRunner:
             self.store.claim(nid, files)
             mark_written(self.root, files)  # survives target/ being deleted
         self.reporter.start(nid)
+        self.events.emit(NodeStarted(run_id=self.run_id, node_id=nid, reason=self.results[nid].reason), stop=True)
 
     def recheck(self, nid: str) -> Reason | None:
         """A provisional node, now that its inputs have run: whether what they recorded is still
@@ -254,6 +261,7 @@ class NodeRunner:
         if outcome.skipped:  # a precondition did not hold: its record stays (it still needs to run)
             res.status, res.skip = NodeStatus.SKIPPED, SKIP_PRECONDITION
             self.reporter.result(res)
+            self.events.node(res)
             return
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         old = store.nodes.get(nid) or {}
@@ -297,6 +305,7 @@ class NodeRunner:
                      last_run=now, reason=res.reason, warnings=res.warnings)
         store.record(nid, entry)
         self.reporter.result(res)
+        self.events.node(res)
 
     def on_skip(self, nid: str, cause: str) -> None:
         res = self.results[nid]
@@ -307,6 +316,7 @@ class NodeRunner:
         res.status = NodeStatus.SKIPPED
         res.continued = self.continue_on(nid, Outcome(False, None, True))
         self.reporter.result(res)
+        self.events.node(res)
 
     def interrupt(self) -> None:
         self.stop.set()

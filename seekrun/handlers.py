@@ -15,7 +15,7 @@ One reader and one runner serve both:
   SEEKRUN_RUN_STATUS (success, failed, partial, cancelled), SEEKRUN_RUN_ID, SEEKRUN_RUN_RESULTS
   (target/run_results.json), SEEKRUN_PROJECT_DIR, SEEKRUN_TARGET_DIR, and Dagu's names (DAG_NAME,
   DAG_RUN_ID, DAG_RUN_STEP_NAME, DAG_RUN_LOG_FILE, DAG_RUN_OUTPUT_FILE, DAG_STATUS), then its env.
-- Its log: target/logs/<run_id>/handler.<which>.log.  A handler that fails is reported (one line
+- Its log: target/runs/<run_id>/logs/handler.<which>.log.  A handler that fails is reported (one line
   and the tail of its log) and makes the exit code nonzero; the run's status stays what the
   nodes did (run_results.json gets a ``handlers`` list).
 """
@@ -165,7 +165,9 @@ def run_one(project, which: str, step: dict, status: str, params: dict, outputs:
     from seekrun.secrets import redact
 
     nid, label = f"handler.{which}", step.get("key") or which
-    log = project.target_dir / "logs" / (run_id or "adhoc") / f"{nid}.log"
+    from seekrun.history import log_path
+
+    log = log_path(project.target_dir, run_id, nid)
     out_file = project.target_dir / "tasks" / nid / "dag_run_output"
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.unlink(missing_ok=True)

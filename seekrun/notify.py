@@ -21,7 +21,7 @@ notify:
   never stored or shown (a warning names the entry by its line).
 - A command runs under /bin/sh with the handlers' environment (seekrun/handlers.py) plus
   SEEKRUN_NOTIFY_JSON, the same JSON text; at most 60 s (or SEEKRUN_NOTIFY_TIMEOUT), no
-  retries; its log is target/logs/<run_id>/notify.<n>.log.
+  retries; its log is target/runs/<run_id>/logs/notify.<n>.log.
 - They run after the handlers, never on a dry run.  A notification that fails is a warning on
   stderr: never a failed run.
 """
@@ -196,7 +196,9 @@ def _command(project, command: str, body: str, status: str, run_id: str, params:
     from seekrun.secrets import redact
 
     env = {**context_env(project, status, run_id, params), "SEEKRUN_NOTIFY_JSON": body}
-    log = project.target_dir / "logs" / (run_id or "adhoc") / f"notify.{n}.log"
+    from seekrun.history import log_path
+
+    log = log_path(project.target_dir, run_id, f"notify.{n}")
     runner = ProcessRunner()
     try:
         fin = runner.run(["/bin/sh", "-c", command], cwd=project.root, env=env, log=log,

@@ -22,7 +22,7 @@ DEFAULT_DATABASE = "target/seekrun.duckdb"
 OWN_FILES = frozenset({"target/manifest.json", "target/manifest.json.old", "target/manifest.seeknal.json",
                        "target/run_results.json",
                        "target/.seekrun.lock"})
-OWN_FOLDERS = ("target/state/", "target/feature_store/", "target/logs/", "target/tasks/")  # everything inside these is seekrun's
+OWN_FOLDERS = ("target/state/", "target/feature_store/", "target/logs/", "target/tasks/", "target/runs/")  # everything inside these is seekrun's
 
 
 def seekrun_owned(rel: str) -> bool:
@@ -62,6 +62,7 @@ class Project:
     run_params: dict[str, str] = field(default_factory=dict)  # this run's params (defaults, then the given ones)
     max_active_nodes: int | None = None  # at most this many nodes run at once (parser/pools.py)
     pools: dict[str, int] = field(default_factory=dict)  # pool name -> its slots
+    keep_runs: int | None = None  # `history: {keep_runs: N}`: run folders kept in target/runs/ (default 50)
 
     @property
     def target_dir(self) -> Path:
@@ -265,6 +266,7 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
     _read_outputs_config(project, cfg, line, errors)
     read_timeout(project, cfg, marker, line, errors)
     _read_params(project, cfg, line, errors)
+    _read_history(project, cfg, line, errors)
     if target is not None:  # a child DAG's state: its database too (each set of params has its own)
         project.target = Path(target).resolve()
         if project.database == DEFAULT_DATABASE:
@@ -294,6 +296,28 @@ def read_timeout(project: Project, cfg: dict, marker: str, line, errors: list[Di
                                      "write a duration such as 90s, 10m, 2h or 1h30m (or a number of seconds)"))
         else:
             project.timeout, project.timeout_text = seconds, shown_duration(cfg["timeout"], seconds)
+
+
+def _read_history(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:
+    """history: {keep_runs: N}: how many runs target/runs/ keeps (seekrun/history.py)."""
+    if "history" not in cfg:
+        return
+    history = cfg["history"]
+    keep = history.get("keep_runs", 50) if isinstance(history, dict) else None
+    where = line("history")
+    node = getattr(line, "node", None)
+    if node is not None and isinstance(history, dict) and "keep_runs" in history:
+        from seekrun.parser.yaml_load import line_of
+
+        where = line_of(node, ("history", "keep_runs")) or where
+    if not isinstance(history, dict) or set(history) - {"keep_runs"}:
+        errors.append(Diagnostic(project.marker, where, "history must be a mapping such as "
+                                 "'history: {keep_runs: 50}' (keep_runs is its only key)"))
+    elif isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        errors.append(Diagnostic(project.marker, where, f"history.keep_runs '{keep}' is not a whole number "
+                                 "above 0: write how many runs target/runs/ keeps, e.g. 50"))
+    else:
+        project.keep_runs = keep
 
 
 def _read_params(project: Project, cfg: dict, line, errors: list[Diagnostic]) -> None:

@@ -84,6 +84,7 @@ class ExecutionSummary:
     notes: list[str] = field(default_factory=list)  # e.g. "task.x ran, outputs unchanged: 3 dependents stay cached"
     selected: int | None = None  # how many nodes the filters selected
     handlers: list[NodeResult] = field(default_factory=list)  # on_success... / handlerOn, after the nodes (seekrun/handlers.py)
+    event_error: BaseException | None = None  # an on_event callback's error (it stopped the run)
 
     def _count(self, *statuses: NodeStatus) -> int:
         return sum(1 for r in self.results if r.status in statuses)

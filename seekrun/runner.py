@@ -8,9 +8,11 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+import threading
 from typing import Callable, Protocol
 
-from seekrun import __version__, faults, late
+from seekrun import __version__, faults, history, late
+from seekrun.events import EventSink, RunEvents
 from seekrun.errors import Diagnostic, ProjectError, first_few
 from seekrun.fsutil import atomic_write_json
 from seekrun.manifest import Manifest
@@ -57,7 +59,7 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-class DAGRunner:
+class DAGRunner(RunEvents):
     retry_base_delay = 0.2  # seconds; doubled on each retry
     retry_max_delay = 30.0  # no wait between attempts is longer than this
 
@@ -92,6 +94,7 @@ class DAGRunner:
         self.plan_items: dict[str, PlanItem] = {}
         # dry run while another run holds the lock: plan from the recorded state, never open DuckDB
         self.committed_only = False
+        self._cancel = threading.Event()  # cancel(): stop as Ctrl-C does
 
     # ---- engine --------------------------------------------------------------------
     def _open_engine(self, read_only: bool = False):
@@ -138,14 +141,16 @@ class DAGRunner:
     def run(self, full: bool = False, dry_run: bool = False, node_types=None, nodes=None,
             exclude_tags=None, continue_on_error: bool = False, retry: int = 0, tags=None,
             args: dict | None = None, on_commit: Callable[[], None] | None = None,
-            allow_removals: bool = False) -> ExecutionSummary:
+            allow_removals: bool = False, on_event: Callable | None = None) -> ExecutionSummary:
         """Plan, check, then build. Nothing under target/ is written until the plan has passed
-        its checks; ``on_commit`` (e.g. saving the manifest) is called at that point."""
+        its checks; ``on_commit`` (e.g. saving the manifest) is called at that point.
+        ``on_event`` hears the run's events as they happen (seekrun/events.py)."""
         started = time.perf_counter()
         self.started = time.monotonic()  # the project's timeout counts from here
-        now = datetime.now(timezone.utc)
-        started_at = now.isoformat(timespec="seconds")
-        self.run_id = now.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
+        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.run_id = history.new_run_id()  # sorts by time
+        self.events = EventSink(self.run_id, [on_event])
+        self.summary = None
         selected = select(self.manifest, node_types=node_types, nodes=nodes, tags=tags,
                           exclude_tags=exclude_tags)
         store = StateStore(self.state_dir)
@@ -200,6 +205,7 @@ class DAGRunner:
             summary.results = list(results.values())
             summary.removed_nodes, summary.dropped_nodes = removed, dropped
             if dry_run:
+                self._started_event(summary, to_run, full, dry_run)
                 late.show_commands(self.manifest, self.root, items, results, records)
                 tasks = late.content_nodes(self.manifest)
                 for nid in recheck:  # what it reads is known only once it has run
@@ -208,6 +214,8 @@ class DAGRunner:
                     if self.manifest.nodes[nid].get("preconditions"):
                         results[nid].condition = f"runs if {describe_all(self.manifest.nodes[nid]['preconditions'])}"
                 summary.total_duration = time.perf_counter() - started
+                self._note_event_error(summary)
+                self._finished_event(summary)
                 return summary
             writing = True
             store.apply_repairs()
@@ -229,6 +237,7 @@ class DAGRunner:
                 save_env_key(self.manifest, self.root / "target" / "state", self.state_dir)
             maybe = [nid for nid in recheck if items[nid].selected]
             self.reporter.plan(to_run, len(items), len(maybe), late.maybe_why(self.manifest, items, maybe))
+            self._started_event(summary, to_run, full, dry_run)
             before = {nid: (records.get(nid) or {}).get("output_hash") for nid in to_run
                       if self.manifest.nodes[nid].get("content_output")}
             if to_run or removed or dropped:
@@ -268,10 +277,14 @@ class DAGRunner:
                           lambda: self.file_cache is not None and self.file_cache.save(), store.compact]
             steps += [store.close, self.reporter.close]
             failure = _run_all(steps)
+            if (sys.exc_info()[1] is not None or failure is not None) and self.events.started:
+                self._finished_event(summary, sys.exc_info()[1] or failure)
             if failure is not None and sys.exc_info()[1] is None:
                 raise failure
         summary.total_duration = time.perf_counter() - started
+        self._note_event_error(summary)
         self._write_results(summary, started_at, args or {})
+        self._close_run(summary, store.nodes)  # older runs pruned, run_finished
         return summary
 
     def _warn_stale_tables(self, items: dict[str, PlanItem], store: StateStore, summary: ExecutionSummary) -> None:
@@ -356,11 +369,13 @@ class DAGRunner:
         limit = manifest.metadata.get("timeout")  # the project's timeout: a limit for the whole run
         deadline = self.started + limit if isinstance(limit, (int, float)) else None
         try:
+            if self._stopping():
+                raise KeyboardInterrupt  # cancelled, or a callback failed, before anything started
             finished = run_queue(queue, node_runner.execute, node_runner.on_start, node_runner.on_done,
                                  node_runner.on_skip, threads=self.threads, continue_on_error=continue_on_error,
                                  on_interrupt=node_runner.interrupt,
                                  on_running=getattr(node_runner.engine, "fit_threads", lambda n: None),
-                                 deadline=deadline)
+                                 deadline=deadline, cancelled=self._stopping)
         except KeyboardInterrupt:
             summary.interrupted = True
             finished = False
@@ -382,5 +397,6 @@ class DAGRunner:
             "removed": summary.removed_nodes,
             "dropped": summary.dropped_nodes,
         }
-        atomic_write_json(self.target_dir / "run_results.json", data)
+        atomic_write_json(history.run_dir(self.target_dir, self.run_id) / "run_results.json", data)
+        atomic_write_json(self.target_dir / "run_results.json", data)  # the latest
 

@@ -223,11 +223,13 @@ class KahnQueue:
 def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Callable[[str], None],
               on_done: Callable[[str, Outcome], None], on_skip: Callable[[str, str], None], *,
               threads: int, continue_on_error: bool, on_interrupt: Callable[[], None] = lambda: None,
-              on_running: Callable[[int], None] = lambda n: None, deadline: float | None = None) -> bool:
+              on_running: Callable[[int], None] = lambda n: None, deadline: float | None = None,
+              cancelled: Callable[[], bool] = lambda: False) -> bool:
     """Run everything the queue releases. Returns False if it stopped early after a failure.
 
     ``deadline`` (time.monotonic()): when it passes, the running nodes are interrupted as by
-    Ctrl-C and RunTimedOut is raised once every worker is out.
+    Ctrl-C and RunTimedOut is raised once every worker is out.  ``cancelled()`` (checked every
+    0.1 s) turning true stops the run exactly as Ctrl-C does (KeyboardInterrupt).
 
     Each worker takes the next ready node itself when it finishes one (no round trip through
     a dispatcher thread, which costs a thread switch per node).  Bookkeeping (the queue and
@@ -312,6 +314,8 @@ def run_queue(queue: KahnQueue, execute: Callable[[str], Outcome], on_start: Cal
                     on_interrupt()  # after a callback error: keep cancelling until every worker is out
                 elif deadline is not None and time.monotonic() >= deadline and w.is_alive():
                     raise RunTimedOut()
+                elif w.is_alive() and cancelled():
+                    raise KeyboardInterrupt
     except BaseException:
         # Wait on our own count, not join(): an interrupted join can mark a running thread
         # finished (Python 3.11).  A worker started but not yet counted sees `stopped` and

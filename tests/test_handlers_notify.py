@@ -45,7 +45,7 @@ on_exit:
     assert res.exit_code == 0, res.output
     assert log(p) == ["success success succeeded", "exit success succeeded"]
     run_id, path, dag_id, name, step = (p / "env.txt").read_text().strip().split("|")
-    assert run_id and run_id == dag_id and (p / "target" / "logs" / run_id / "task.ok.log").exists()
+    assert run_id and run_id == dag_id and (p / "target" / "runs" / run_id / "logs" / "task.ok.log").exists()
     assert path == str(p / "target" / "run_results.json") and (name, step) == ("demo", "onExit")
     seen = json.loads((p / "seen_results.json").read_text())  # written before the handlers ran
     assert seen["status"] == "success" and [r["node_id"] for r in seen["results"]] == ["task.ok"]
@@ -222,7 +222,7 @@ def test_a_webhook_gets_one_post_of_the_summary(tmp_path, hook):
     assert res.exit_code == 1
     assert len(hook.bodies) == 1 and hook.paths == ["/" + hook.url.split("/", 3)[3]]
     body = hook.bodies[0]
-    run_id = next((p / "target" / "logs").iterdir()).name
+    run_id = next((p / "target" / "runs").iterdir()).name
     assert (body["project"], body["run_id"], body["status"]) == ("demo", run_id, "failed")
     assert body["counts"] == {"total": 2, "succeeded": 1, "failed": 1, "cached": 0, "skipped": 0}
     assert body["failed_nodes"] == [{"node_id": "task.bad", "error": body["failed_nodes"][0]["error"]}]

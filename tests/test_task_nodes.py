@@ -193,10 +193,10 @@ def test_run_time_failures_are_one_line_and_keep_the_last_good_output(tmp_path):
                                          .replace("WORD", "broken"))
     res = cli("run", cwd=p)
     assert res.exit_code == 1
-    assert "task.writer exited 3 (log: target/logs/" in res.output
+    assert "task.writer exited 3 (log: target/runs/" in res.output
     assert "| it broke" in res.output and "| line one" in res.output
     assert (p / "data" / "out.txt").read_text() == "good"  # the last good output is back
-    logs = sorted((p / "target" / "logs").glob("*/task.writer.log"))
+    logs = sorted((p / "target" / "runs").glob("*/logs/task.writer.log"))
     assert "it broke" in logs[-1].read_text()
     assert run_results(p)["task.writer"]["status"] == "failed"
     # a failed task runs again next time
@@ -263,7 +263,7 @@ def test_secrets_never_reach_logs_or_the_shown_command(tmp_path, monkeypatch):
     for path in (p / "target").rglob("*"):
         if path.is_file():
             assert b"s3cr3t" not in path.read_bytes(), path
-    log = next((p / "target" / "logs").glob("*/task.leak.log")).read_text()
+    log = next((p / "target" / "runs").glob("*/logs/task.leak.log")).read_text()
     assert "token is" in log
 
 

@@ -166,7 +166,9 @@ def build(node: dict, ctx) -> BuildResult:
 
     project_env = env_of(root)
     run_id = str(getattr(ctx, "run_id", "") or "")
-    log = target / "logs" / (run_id or "adhoc") / f"{nid}.log"
+    from seekrun.history import log_path
+
+    log = log_path(target, run_id, nid)  # target/runs/<run_id>/logs/<nid>.log
     outputs_file = work / "dag_run_output"
     # what Dagu gives a step (DAG_RUN_OUTPUT_FILE: key=value lines become the DAG's outputs): this
     # run's, in ${DAG_NAME} too (never a parent DAG's, inherited through the environment)

@@ -144,6 +144,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     manifest = _build_manifest(project, records, data, env, live, now)
     digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, str(project.timeout),
                         str(project.max_active_nodes), json.dumps(project.pools, sort_keys=True), common_digest,
+                        *([f"keep_runs={project.keep_runs}"] if project.keep_runs else []),
                         *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
                         *(f"{n}={h}" for n, h in sorted(env.items())),
@@ -399,6 +400,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         **({"workflow": project.marker} if project.flavour == "workflow" else {}),
         **({"params": dict(project.run_params)} if project.run_params else {}),
         **pool_metadata(project),  # max_active_nodes, pools: run controls, in no node's hash
+        **({"keep_runs": project.keep_runs} if project.keep_runs else {}),  # history: {keep_runs: N}
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Manifest(metadata, nodes)
