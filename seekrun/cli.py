@@ -286,7 +286,7 @@ def locals_for_run(ns: dict) -> dict:
 
 def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, nodes, tags, exclude_tags,
          continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None,
-         params=None, verbose=False, log_format="text"):
+         params=None, verbose=False, log_format="text", on_event=None):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
@@ -306,7 +306,7 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
     summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
                          exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
                          on_commit=None if dry_run else compiled.save, allow_removals=allow_removals,
-                         on_event=_print_event if log_format == "json" else None)
+                         on_event=on_event or (_print_event if log_format == "json" else None))
     if not dry_run:
         _finish(project, compiled.manifest, summary, runner.run_id)
     return summary

@@ -271,8 +271,17 @@ def test_api_in_the_seed_shape(tmp_path):
     assert failed.status == "failed" and failed.exit_code == 1
     assert failed.task("process_data").exit_code == 1 and failed.task("send_alert").status == "success"
     assert statuses(folder) == {t.name: t.status for t in failed.tasks}  # what run_results.json says
-    with pytest.raises(NotImplementedError):
-        engine.stream_events()
+    os.environ["STUB_FAIL"] = "process_data"
+    try:
+        seen = [(e.type, e.task_name) for e in engine.stream_events(workflow)]
+    finally:
+        del os.environ["STUB_FAIL"]
+    assert seen.index(("task_started", "process_data")) < seen.index(("task_failed", "process_data"))
+    assert seen.index(("task_failed", "process_data")) < seen.index(("task_started", "send_alert"))
+    assert ("task_completed", "send_alert") in seen and ("task_skipped", "generate_report") in seen
+    assert engine.result.status == "failed"
+    failed_event = next(e for e in engine.stream_events(workflow) if e.type != "task_started")
+    assert failed_event.type == "task_completed" and failed_event.duration is not None
 
 
 def test_api_partial_run(tmp_path):

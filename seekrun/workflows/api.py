@@ -85,7 +85,7 @@ class WorkflowEngine:
                  threads: int | None = None):
         self.full, self.continue_on_error, self.retry, self.threads = full, continue_on_error, retry, threads
 
-    def run(self, workflow: Workflow | str | Path, params: dict | None = None) -> WorkflowResult:
+    def run(self, workflow: Workflow | str | Path, params: dict | None = None, on_event=None) -> WorkflowResult:
         """Run it as ``seekrun run FILE`` does (what changed, under the workflow's lock)."""
         from seekrun import target
         from seekrun.cli import _run
@@ -100,7 +100,7 @@ class WorkflowEngine:
             summary = _run(project, dry_run=False, full=self.full, types=None, nodes=None, tags=None,
                            exclude_tags=None, continue_on_error=self.continue_on_error, retry=self.retry,
                            threads=self.threads, strict=False, as_json=True, project_dir=project.root,
-                           allow_removals=False, params=params or {})
+                           allow_removals=False, params=params or {}, on_event=on_event)
         state = StateStore(project.state_dir).load(repair=False)
         tasks = []
         for r in summary.results:
@@ -112,6 +112,60 @@ class WorkflowEngine:
         return WorkflowResult(summary.status, round(summary.total_duration, 6), done, len(tasks), tasks,
                               summary.exit_code, summary)
 
-    def stream_events(self):
-        raise NotImplementedError("WorkflowEngine.stream_events() comes with seekrun's event stream "
-                                  "(DAGRunner.stream_events); until then, use run() and result.tasks")
+    def stream_events(self, workflow: Workflow | str | Path, params: dict | None = None):
+        """Run it in a thread and yield TaskEvents as its tasks start and end (``task_started``,
+        ``task_completed``, ``task_failed``, ``task_skipped``); the result is ``self.result``
+        afterwards.  Leaving the loop early cancels the run, as Ctrl-C does."""
+        import queue
+        import threading
+
+        from seekrun.events import NodeFinished, NodeSkipped, NodeStarted
+
+        heard: queue.Queue = queue.Queue()
+        outcome: dict = {}
+        stop = threading.Event()
+        end = object()
+
+        def hear(event) -> None:
+            if stop.is_set():
+                raise RuntimeError("the event stream was left")  # the run stops as after Ctrl-C
+            if isinstance(event, NodeStarted):
+                heard.put(TaskEvent("task_started", event.node_id.partition(".")[2], None, None, event.node_id))
+            elif isinstance(event, NodeFinished) and event.status in ("success", "cached", "failed"):
+                kind = "task_failed" if event.status == "failed" else "task_completed"
+                heard.put(TaskEvent(kind, event.node_id.partition(".")[2], event.duration, event.error,
+                                    event.node_id, event.status))
+            elif isinstance(event, NodeSkipped):
+                heard.put(TaskEvent("task_skipped", event.node_id.partition(".")[2], None, event.reason,
+                                    event.node_id, "skipped"))
+
+        def build() -> None:
+            try:
+                outcome["result"] = self.run(workflow, params, on_event=hear)
+            except BaseException as exc:  # noqa: B902 (raised in the caller's thread)
+                outcome["error"] = exc
+            finally:
+                heard.put(end)
+
+        thread = threading.Thread(target=build, name="seekrun-workflow-stream", daemon=True)
+        thread.start()
+        try:
+            while (item := heard.get()) is not end:
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        self.result = outcome["result"]
+
+
+@dataclass
+class TaskEvent:
+    """One of a workflow run's events, in Script Runner's shape."""
+    type: str  # task_started, task_completed, task_failed, task_skipped
+    task_name: str
+    duration: float | None
+    error: str | None
+    node_id: str = ""
+    status: str | None = None  # success, cached, failed, skipped (None: it started)
