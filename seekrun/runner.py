@@ -149,13 +149,17 @@ class DAGRunner(RunEvents):
         self.started = time.monotonic()  # the project's timeout counts from here
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.run_id = history.new_run_id()  # sorts by time
-        self.events = EventSink(self.run_id, [on_event])
+        from seekrun.otel import tracing
+
+        tracing, why = tracing()  # SEEKRUN_OTEL=1: spans from the events
+        self.events = EventSink(self.run_id, [on_event, tracing])
         self.summary = None
         selected = select(self.manifest, node_types=node_types, nodes=nodes, tags=tags,
                           exclude_tags=exclude_tags)
         store = StateStore(self.state_dir)
         records = store.load(repair=not dry_run)
-        summary = ExecutionSummary(dry_run=dry_run, warnings=list(store.warnings), full=full, selected=len(selected))
+        summary = ExecutionSummary(dry_run=dry_run, warnings=list(store.warnings) + ([why] if why else []), full=full,
+                                   selected=len(selected))
         removed = sorted(nid for nid in records if nid not in self.manifest.nodes)
         engine = None
         writing = False
