@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 DEFAULT_KEEP = 50
-COUNTED = {"success": "ran", "cached": "cached", "failed": "failed", "skipped": "skipped"}  # status -> count
+COUNTED = {"success": "ran", "cached": "cached", "failed": "failed", "skipped": "skipped",
+           "cancelled": "cancelled"}  # status -> count
 
 
 def counts(statuses) -> dict:

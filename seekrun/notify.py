@@ -115,7 +115,7 @@ def payload(project, summary, run_id: str) -> dict:
                  if (r.error or "").strip() else None} for r in results if r.status.value == "failed"]
     failed = first_lines(summary.results)
     counts = {"total": summary.total_nodes, "succeeded": summary.successful_nodes, "failed": summary.failed_nodes,
-              "cached": summary.cached_nodes, "skipped": summary.skipped_nodes}
+              "cached": summary.cached_nodes, "skipped": summary.skipped_nodes, "cancelled": summary.cancelled_nodes}
     text = (f"seekrun {project.name}: {summary.status} ({counts['succeeded']} succeeded, {counts['failed']} failed, "
             f"{counts['cached']} cached, {counts['skipped']} skipped) in {summary.total_duration:.1f}s"
             + (f"; failed: {', '.join(f['node_id'] for f in failed[:10])}" if failed else ""))

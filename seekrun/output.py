@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from seekrun.results import ExecutionSummary, NodeResult
 
-_LABEL = {"success": "OK", "failed": "FAIL", "skipped": "SKIP", "cached": "CACHED", "pending": "RUN"}
-_STYLE = {"success": "green", "failed": "bold red", "skipped": "yellow", "cached": "dim", "pending": "cyan"}
+_LABEL = {"success": "OK", "failed": "FAIL", "skipped": "SKIP", "cached": "CACHED", "pending": "RUN",
+          "cancelled": "CANCEL"}
+_STYLE = {"success": "green", "failed": "bold red", "skipped": "yellow", "cached": "dim", "pending": "cyan",
+          "cancelled": "yellow"}
 
 
 class PlainConsole:
@@ -237,6 +239,8 @@ def print_summary(summary: "ExecutionSummary", console=None, warnings: bool = Tr
     console.print(f"  ran         : {ran} ({summary.successful_nodes} succeeded, {summary.failed_nodes} failed)")
     console.print(f"  cached      : {summary.cached_nodes}")
     console.print(f"  skipped     : {_skip_counts(summary)}")
+    if summary.cancelled_nodes:
+        console.print(f"  cancelled   : {summary.cancelled_nodes} (stopped while running; their last builds stand)")
     if summary.removed_nodes:
         console.print(f"  removed     : {len(summary.removed_nodes)} ({', '.join(summary.removed_nodes)})",
                       markup=False)

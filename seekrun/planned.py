@@ -52,7 +52,9 @@ def mark_undone(manifest, node_runner, ids: list[str], results: dict[str, NodeRe
                  ("not started: the run stopped after a failure", SKIP_AFTER_FAILURE))
     for nid in ids:
         res = results[nid]
-        if res.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
+        if res.status is NodeStatus.RUNNING and interrupted:  # stopped while it ran: its last build stands
+            res.status, res.error, res.skip = NodeStatus.CANCELLED, why, code
+        elif res.status in (NodeStatus.PENDING, NodeStatus.RUNNING):
             res.status, res.error, res.skip = NodeStatus.SKIPPED, why, code
     provisional = node_runner.provisional if node_runner is not None else set()
     started = node_runner.started if node_runner is not None else set()

@@ -12,6 +12,7 @@ class NodeStatus(str, Enum):
     FAILED = "failed"
     CACHED = "cached"
     SKIPPED = "skipped"
+    CANCELLED = "cancelled"  # it was running when the run was stopped (Ctrl-C, SIGTERM, the run's timeout)
 
 
 # Why a node was skipped (NodeResult.skip, "skip" in run_results.json; status stays "skipped",
@@ -61,7 +62,7 @@ class NodeResult:
         return {"node_id": self.node_id, "status": self.status.value, "reason": self.reason,
                 "duration": round(self.duration, 6), "row_count": self.row_count,
                 "attempts": self.attempts, "error": self.error, "warnings": self.warnings,
-                "skip": self.skip if self.status is NodeStatus.SKIPPED else None,
+                "skip": self.skip if self.status in (NodeStatus.SKIPPED, NodeStatus.CANCELLED) else None,
                 "after_reread": list(self.after_reread), "retry_waits": list(self.retry_waits),
                 "continued": self.continued, "condition": self.condition,
                 **({"command": self.command} if self.command is not None else {}),
@@ -119,6 +120,10 @@ class ExecutionSummary:
     def skipped_nodes(self) -> int:
         return self._count(NodeStatus.SKIPPED)
 
+    @property
+    def cancelled_nodes(self) -> int:
+        return self._count(NodeStatus.CANCELLED)
+
     def skipped_by(self) -> dict[str, int]:
         """Skipped nodes counted by why (SKIP_* codes), in SKIP_LABELS order."""
         counts: dict[str, int] = {}
@@ -166,6 +171,7 @@ class ExecutionSummary:
                 "cached_nodes": self.cached_nodes, "recheck_nodes": self.recheck_nodes,
                 "successful_nodes": self.successful_nodes,
                 "failed_nodes": self.failed_nodes, "skipped_nodes": self.skipped_nodes,
+                "cancelled_nodes": self.cancelled_nodes,
                 "skipped_by": self.skipped_by(),
                 "total_duration": round(self.total_duration, 6), "dry_run": self.dry_run,
                 "interrupted": self.interrupted, "timed_out": self.timed_out, "removed_nodes": self.removed_nodes,

@@ -77,7 +77,7 @@ def test_log_format_json_prints_only_events_in_order(tmp_path):
     assert skipped["skip"] == "after_failure" and "task.bad" in skipped["reason"]
     end = events[-1]
     assert end["status"] == "failed" and end["exit_code"] == 1
-    assert end["counts"] == {"ran": 2, "cached": 0, "failed": 1, "skipped": 1}
+    assert end["counts"] == {"ran": 2, "cached": 0, "failed": 1, "skipped": 1, "cancelled": 0}
     # the same events, in the same order, in the run's events file
     folder = p / "target" / "runs" / run_id
     assert lines_of((folder / "events.jsonl").read_text()) == events

@@ -216,9 +216,11 @@ def test_interrupted_nodes_are_counted_as_interrupted(tmp_path):
     finally:
         _stop(proc)
     assert proc.returncode == 130, out + err
-    assert "  skipped     : 3 (3 interrupted)" in out, out
-    assert {nid: r["skip"] for nid, r in run_results(proj).items() if r["status"] == "skipped"} == {
-        "transform.slow_0": "interrupted", "transform.slow_1": "interrupted", "transform.total": "interrupted"}
+    assert "  skipped     : 2 (2 interrupted)" in out, out
+    assert "  cancelled   : 1 (stopped while running; their last builds stand)" in out, out
+    assert {nid: (r["status"], r["skip"]) for nid, r in run_results(proj).items() if r["skip"]} == {
+        "transform.slow_0": ("cancelled", "interrupted"),  # it was running (--threads 1)
+        "transform.slow_1": ("skipped", "interrupted"), "transform.total": ("skipped", "interrupted")}
 
 
 # ---------------------------------------------------------------------------------------------

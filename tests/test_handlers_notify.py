@@ -224,7 +224,7 @@ def test_a_webhook_gets_one_post_of_the_summary(tmp_path, hook):
     body = hook.bodies[0]
     run_id = next((p / "target" / "runs").iterdir()).name
     assert (body["project"], body["run_id"], body["status"]) == ("demo", run_id, "failed")
-    assert body["counts"] == {"total": 2, "succeeded": 1, "failed": 1, "cached": 0, "skipped": 0}
+    assert body["counts"] == {"total": 2, "succeeded": 1, "failed": 1, "cached": 0, "skipped": 0, "cancelled": 0}
     assert body["failed_nodes"] == [{"node_id": "task.bad", "error": body["failed_nodes"][0]["error"]}]
     assert body["failed_nodes"][0]["error"].startswith("task.bad") and "\n" not in body["failed_nodes"][0]["error"]
     assert isinstance(body["duration"], float) and "demo: failed" in body["text"]

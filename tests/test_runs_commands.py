@@ -76,9 +76,10 @@ def test_status_runs_logs_and_cancel_of_a_running_seekrun(tmp_path):
             proc.wait()
     assert json.loads((p / "target" / "run_results.json").read_text())["status"] == "cancelled"
     assert run_results(p)["task.slow"]["skip"] == "interrupted"
+    assert run_results(p)["task.slow"]["status"] == "cancelled"  # it was running
     listed = json.loads(cli("runs", "--json", cwd=p).stdout)
     assert listed[0]["status"] == "cancelled"
-    assert listed[0]["counts"] == {"ran": 1, "cached": 0, "failed": 0, "skipped": 2}
+    assert listed[0]["counts"] == {"ran": 1, "cached": 0, "failed": 0, "skipped": 1, "cancelled": 1}
     assert set(listed[0]) == {"run_id", "started_at", "duration", "status", "counts"}
     res = cli("status", cwd=p)
     assert "No run in progress" in res.stdout and "cancelled" in res.stdout, res.stdout

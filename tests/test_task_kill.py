@@ -89,4 +89,4 @@ def test_ctrl_c_or_sigterm_stops_the_task_group_and_records_it_undone(tmp_path, 
 
     results = {r["node_id"]: r for r in json.loads((p / "target" / "run_results.json").read_text())["results"]}
     assert results["task.quick"]["status"] == "success"
-    assert results["task.slow"]["status"] == "skipped" and results["task.slow"]["skip"] == "interrupted"
+    assert results["task.slow"]["status"] == "cancelled" and results["task.slow"]["skip"] == "interrupted"

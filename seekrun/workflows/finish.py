@@ -51,7 +51,8 @@ def after_run(project, manifest, summary, params: dict[str, str], run_id: str) -
     if status == "succeeded" and any(h.status is NodeStatus.FAILED for h in summary.handlers):
         status = "failed"  # for a parent's dag node, a handler that fails fails the workflow
     counts = {k: sum(1 for r in summary.results if r.status.value == v)
-              for k, v in (("ran", "success"), ("cached", "cached"), ("failed", "failed"), ("skipped", "skipped"))}
+              for k, v in (("ran", "success"), ("cached", "cached"), ("failed", "failed"), ("skipped", "skipped"),
+                                     ("cancelled", "cancelled"))}
     error = next((r.error for r in [*summary.results, *summary.handlers] if r.status is NodeStatus.FAILED and r.error),
                  None)
     atomic_write_json(project.target_dir / "outputs.json",
