@@ -286,7 +286,7 @@ def locals_for_run(ns: dict) -> dict:
 
 def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, nodes, tags, exclude_tags,
          continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None,
-         params=None, verbose=False, log_format="text", on_event=None):
+         params=None, verbose=False, log_format="text", on_event=None, on_runner=None):
     from seekrun.output import ConsoleReporter
     from seekrun.runner import DAGRunner
 
@@ -303,35 +303,34 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
     runner.committed_only = committed_only
     args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
             "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
-    summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
-                         exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
-                         on_commit=None if dry_run else compiled.save, allow_removals=allow_removals,
-                         on_event=on_event or (_print_event if log_format == "json" else None))
-    if not dry_run:
-        _finish(project, compiled.manifest, summary, runner.run_id)
+    if on_runner is not None:
+        on_runner(runner)  # (the Python API: to cancel it)
+    if not dry_run and project.notify:
+        from seekrun.notify import register_urls
+
+        register_urls(project)  # secrets from the start: a webhook URL is redacted in every log and event
+    from seekrun.handlers import finish_run
+
+    events_out = sys.stdout
+    if log_format == "json":  # stdout holds the events only: what user code prints goes to stderr
+        sys.stdout = sys.stderr
+    try:
+        summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
+                             exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
+                             on_commit=None if dry_run else compiled.save, allow_removals=allow_removals,
+                             on_event=on_event or (_printer(events_out) if log_format == "json" else None),
+                             after_nodes=None if dry_run else
+                             lambda s: finish_run(project, compiled.manifest, s, runner.run_id))
+    finally:
+        sys.stdout = events_out
     return summary
 
 
-def _finish(project, manifest, summary, run_id: str) -> None:
-    """After a run's nodes: its handlers (on_success... or handlerOn), then its notifications."""
-    params = dict(manifest.metadata.get("params") or {})
-    if project.flavour == "workflow" or project.target is not None:
-        from seekrun.workflows.finish import after_run  # handlerOn, and what a parent dag node reads
-
-        after_run(project, manifest, summary, params, run_id)
-    elif project.handlers:
-        from seekrun.handlers import run_all
-
-        run_all(project, summary, run_id, params)
-    if project.notify:
-        from seekrun.notify import send_all
-
-        send_all(project, summary, run_id, params)
-
-
-def _print_event(event) -> None:
-    sys.stdout.write(event.to_json() + "\n")
-    sys.stdout.flush()
+def _printer(out):
+    def print_event(event) -> None:
+        out.write(event.to_json() + "\n")
+        out.flush()
+    return print_event
 
 
 def _terminate(signum, frame):

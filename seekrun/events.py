@@ -221,7 +221,7 @@ class RunEvents:
     def _finished_event(self, summary, error: BaseException | None = None) -> None:
         """Each node's last event not sent yet (cached, left out, left undone), then run_finished."""
         self.summary = summary
-        for res in summary.results:
+        for res in [*summary.results, *summary.handlers]:  # (handlers: on_success..., after the nodes)
             self.events.node(res, stop=False)
         status = summary.status if error is None else "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
         self.events.emit(RunFinished(run_id=self.run_id, status=status, counts=counts_of(summary.results),

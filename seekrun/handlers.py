@@ -140,8 +140,6 @@ def run_all(project, summary, run_id: str, params: dict, outputs: dict | None = 
                                run_id)
         summary.handlers.append(result)
         written.update(more)
-    if summary.handlers:
-        _record(project, summary)
     return written
 
 
@@ -231,16 +229,16 @@ def run_one(project, which: str, step: dict, status: str, params: dict, outputs:
     return NodeResult(nid, NodeStatus.SUCCESS, reason=label, duration=took, attempts=attempts), written
 
 
-def _record(project, summary) -> None:
-    """The handlers' results into this run's run_results.json (written before they ran)."""
-    import json
+def finish_run(project, manifest, summary, run_id: str) -> None:
+    """After a run's nodes: its handlers (on_success... or handlerOn), then its notifications."""
+    params = dict(manifest.metadata.get("params") or {})
+    if project.flavour == "workflow" or project.target is not None:
+        from seekrun.workflows.finish import after_run  # handlerOn, and what a parent dag node reads
 
-    from seekrun.fsutil import atomic_write_json
+        after_run(project, manifest, summary, params, run_id)
+    elif project.handlers:
+        run_all(project, summary, run_id, params)
+    if project.notify:
+        from seekrun.notify import send_all
 
-    path: Path = project.target_dir / "run_results.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    data["handlers"] = [r.to_dict() for r in summary.handlers]
-    atomic_write_json(path, data)
+        send_all(project, summary, run_id, params)

@@ -146,3 +146,22 @@ def progress(target_dir: Path) -> dict | None:
             "finished": finished is not None, "status": finished.get("status") if finished else None,
             "done": len(done), "running_nodes": sorted(running),
             "pending": max(0, to_run - len(done) - len(running))}
+
+
+def write_results(target_dir: Path, run_id: str, summary, started_at: str, args: dict) -> None:
+    """The run's run_results.json, in its folder and as target/run_results.json (the latest)."""
+    from seekrun import __version__
+    from seekrun.fsutil import atomic_write_json
+
+    data = {
+        "status": summary.status,  # success, failed, partial, cancelled
+        "metadata": {"seekrun_version": __version__, "started_at": started_at,
+                     "elapsed": round(summary.total_duration, 6), "args": args,
+                     "interrupted": summary.interrupted, "timed_out": summary.timed_out},
+        "results": [r.to_dict() for r in summary.results],
+        "removed": summary.removed_nodes,
+        "dropped": summary.dropped_nodes,
+        **({"handlers": [h.to_dict() for h in summary.handlers]} if summary.handlers else {}),
+    }
+    atomic_write_json(run_dir(target_dir, run_id) / "run_results.json", data)
+    atomic_write_json(Path(target_dir) / "run_results.json", data)  # the latest

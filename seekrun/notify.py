@@ -102,6 +102,20 @@ def _is_url(text: str) -> bool:
     return text.strip().lower().startswith(("http://", "https://"))
 
 
+def register_urls(project) -> None:
+    """Before a run: each webhook's env_var() value becomes a secret (redacted in every log, event
+    and result from the start, not only once it is sent); an unset one is warned of when sent."""
+    from seekrun.parser.templating import TemplateError, substitute_env
+
+    for entry in project.notify:
+        hook = entry.get("webhook")
+        if hook and "{{" in hook:
+            try:
+                substitute_env(hook, env=project.env)  # (registers the value)
+            except TemplateError:
+                pass
+
+
 def due(entry: dict, status: str) -> bool:
     return "always" in entry["when"] or bool(MATCHES.get(status, set()) & set(entry["when"]))
 

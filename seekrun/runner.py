@@ -11,10 +11,9 @@ from pathlib import Path
 import threading
 from typing import Callable, Protocol
 
-from seekrun import __version__, faults, history, late
+from seekrun import faults, history, late
 from seekrun.events import EventSink, RunEvents
 from seekrun.errors import Diagnostic, ProjectError, first_few
-from seekrun.fsutil import atomic_write_json
 from seekrun.manifest import Manifest
 from seekrun.database import Database
 from seekrun.execute import NodeRunner
@@ -141,10 +140,13 @@ class DAGRunner(RunEvents):
     def run(self, full: bool = False, dry_run: bool = False, node_types=None, nodes=None,
             exclude_tags=None, continue_on_error: bool = False, retry: int = 0, tags=None,
             args: dict | None = None, on_commit: Callable[[], None] | None = None,
-            allow_removals: bool = False, on_event: Callable | None = None) -> ExecutionSummary:
+            allow_removals: bool = False, on_event: Callable | None = None,
+            after_nodes: Callable[[ExecutionSummary], None] | None = None) -> ExecutionSummary:
         """Plan, check, then build. Nothing under target/ is written until the plan has passed
         its checks; ``on_commit`` (e.g. saving the manifest) is called at that point.
-        ``on_event`` hears the run's events as they happen (seekrun/events.py)."""
+        ``on_event`` hears the run's events as they happen (seekrun/events.py); ``after_nodes``
+        (the CLI's handlers and notifications) runs once the results are written, before
+        run_finished."""
         started = time.perf_counter()
         self.started = time.monotonic()  # the project's timeout counts from here
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -287,8 +289,14 @@ class DAGRunner(RunEvents):
                 raise failure
         summary.total_duration = time.perf_counter() - started
         self._note_event_error(summary)
-        self._write_results(summary, started_at, args or {})
-        self._close_run(summary, store.nodes)  # older runs pruned, run_finished
+        history.write_results(self.target_dir, self.run_id, summary, started_at, args or {})
+        try:
+            if after_nodes is not None:
+                after_nodes(summary)
+        finally:
+            if summary.handlers:  # their results too
+                history.write_results(self.target_dir, self.run_id, summary, started_at, args or {})
+            self._close_run(summary, store.nodes)  # older runs pruned, run_finished
         return summary
 
     def _warn_stale_tables(self, items: dict[str, PlanItem], store: StateStore, summary: ExecutionSummary) -> None:
@@ -390,17 +398,3 @@ class DAGRunner(RunEvents):
         if not finished:
             mark_undone(self.manifest, node_runner, to_run, results, summary.interrupted,
                         why=f"run timed out after {summary.timed_out}" if summary.timed_out else None)
-
-    def _write_results(self, summary: ExecutionSummary, started_at: str, args: dict) -> None:
-        data = {
-            "status": summary.status,  # success, failed, partial, cancelled
-            "metadata": {"seekrun_version": __version__, "started_at": started_at,
-                         "elapsed": round(summary.total_duration, 6), "args": args,
-                         "interrupted": summary.interrupted, "timed_out": summary.timed_out},
-            "results": [r.to_dict() for r in summary.results],
-            "removed": summary.removed_nodes,
-            "dropped": summary.dropped_nodes,
-        }
-        atomic_write_json(history.run_dir(self.target_dir, self.run_id) / "run_results.json", data)
-        atomic_write_json(self.target_dir / "run_results.json", data)  # the latest
-

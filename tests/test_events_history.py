@@ -246,3 +246,16 @@ def test_retention_keeps_a_run_whose_log_a_cached_task_still_points_at(tmp_path)
     assert "built-once" in (p / "target" / "runs" / ids[0] / "logs" / "task.made.log").read_text()
     assert cli("logs", "made", cwd=p).stdout.strip() == "built-once"
     assert run_results(p)["task.made"]["status"] == "cached"
+
+
+def test_log_format_json_keeps_what_python_nodes_print_off_stdout(tmp_path):
+    code = ("from seekrun.pipeline import transform\n\n\n@transform(name='talky', inputs=['source.s'])\n"
+            "def talky(ctx):\n    print('hello from user code')\n    return ctx.ref(0)\n")
+    p = write_project(tmp_path / "p", {"data/s.csv": "id\n1\n", "nodes/s.yml":
+                                       "kind: source\nname: s\nsource: csv\ntable: data/s.csv\n",
+                                       "nodes/talky.py": code})
+    res = cli_proc("run", "--log-format", "json", cwd=p)
+    assert res.exit_code == 0, res.output
+    assert all(line.startswith("{") for line in res.stdout.splitlines()), res.stdout
+    assert [json.loads(line)["event"] for line in res.stdout.splitlines()][-1] == "run_finished"
+    assert "hello from user code" in res.stderr

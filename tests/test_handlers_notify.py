@@ -300,3 +300,27 @@ def test_a_python_handler_and_an_argv_handler(tmp_path):
     res = cli("run", "-p", str(p))
     assert res.exit_code == 0, res.output
     assert (p / "py.txt").read_text() == "success-me" and (p / "argv.txt").exists()
+
+
+def test_a_webhook_url_that_a_task_prints_is_redacted_from_the_start(tmp_path, hook):
+    leaky = "kind: task\nname: bad\ncommand: echo \"posting to $SEEKRUN_TEST_HOOK failed\"; exit 5\n"
+    p = project(tmp_path, {"nodes/a.yml": leaky}, NOTIFY)
+    res = cli_proc("run", "-p", str(p), "--log-format", "json", env={"SEEKRUN_TEST_HOOK": hook.url})
+    assert res.exit_code == 1
+    assert len(hook.bodies) == 1
+    no_url_anywhere(p, res, hook.url)  # the task's log, events, results, state
+    assert any("posting to ***" in f.read_text() for f in (p / "target" / "runs").rglob("task.bad.log"))
+
+
+def test_handlers_are_in_the_event_stream_and_the_run_history(tmp_path):
+    p = project(tmp_path, {"nodes/a.yml": OK}, "on_success: 'exit 3'\n")
+    res = cli_proc("run", "-p", str(p), "--log-format", "json")
+    assert res.exit_code == 1
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    handler = next(e for e in events if e.get("node_id") == "handler.success")
+    assert handler["event"] == "node_finished" and handler["status"] == "failed"
+    assert events[-1]["event"] == "run_finished" and events[-1]["exit_code"] == 1
+    assert events.index(handler) < len(events) - 1
+    run_id = events[0]["run_id"]
+    kept = json.loads((p / "target" / "runs" / run_id / "run_results.json").read_text())
+    assert [h["status"] for h in kept["handlers"]] == ["failed"] == [h["status"] for h in results(p)["handlers"]]

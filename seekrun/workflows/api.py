@@ -85,7 +85,8 @@ class WorkflowEngine:
                  threads: int | None = None):
         self.full, self.continue_on_error, self.retry, self.threads = full, continue_on_error, retry, threads
 
-    def run(self, workflow: Workflow | str | Path, params: dict | None = None, on_event=None) -> WorkflowResult:
+    def run(self, workflow: Workflow | str | Path, params: dict | None = None, on_event=None,
+            on_runner=None) -> WorkflowResult:
         """Run it as ``seekrun run FILE`` does (what changed, under the workflow's lock)."""
         from seekrun import target
         from seekrun.cli import _run
@@ -93,6 +94,7 @@ class WorkflowEngine:
         from seekrun.project import find_project
         from seekrun.state import StateStore
 
+        self.last = workflow  # stream_events() with no argument streams it again
         path = workflow.path if isinstance(workflow, Workflow) else Path(workflow)
         project = find_project(path)  # read again: the file may have changed since it was parsed
         target.check(project.root, project.database_path, writes=True)
@@ -100,7 +102,7 @@ class WorkflowEngine:
             summary = _run(project, dry_run=False, full=self.full, types=None, nodes=None, tags=None,
                            exclude_tags=None, continue_on_error=self.continue_on_error, retry=self.retry,
                            threads=self.threads, strict=False, as_json=True, project_dir=project.root,
-                           allow_removals=False, params=params or {}, on_event=on_event)
+                           allow_removals=False, params=params or {}, on_event=on_event, on_runner=on_runner)
         state = StateStore(project.state_dir).load(repair=False)
         tasks = []
         for r in summary.results:
@@ -112,10 +114,16 @@ class WorkflowEngine:
         return WorkflowResult(summary.status, round(summary.total_duration, 6), done, len(tasks), tasks,
                               summary.exit_code, summary)
 
-    def stream_events(self, workflow: Workflow | str | Path, params: dict | None = None):
-        """Run it in a thread and yield TaskEvents as its tasks start and end (``task_started``,
-        ``task_completed``, ``task_failed``, ``task_skipped``); the result is ``self.result``
-        afterwards.  Leaving the loop early cancels the run, as Ctrl-C does."""
+    def stream_events(self, workflow: Workflow | str | Path | None = None, params: dict | None = None):
+        """Run it (by default the workflow last run) in a thread and yield TaskEvents as its tasks
+        start and end (``task_started``, ``task_completed``, ``task_failed``, ``task_skipped``);
+        the result is ``self.result`` afterwards.  Leaving the loop early cancels the run, as
+        Ctrl-C does."""
+        if workflow is None:
+            workflow = getattr(self, "last", None)
+            if workflow is None:
+                raise ValueError("stream_events() streams a run: give the workflow "
+                                 "(engine.stream_events(workflow)), or run one first")
         import queue
         import threading
 
@@ -123,12 +131,10 @@ class WorkflowEngine:
 
         heard: queue.Queue = queue.Queue()
         outcome: dict = {}
-        stop = threading.Event()
+        runners: list = []
         end = object()
 
         def hear(event) -> None:
-            if stop.is_set():
-                raise RuntimeError("the event stream was left")  # the run stops as after Ctrl-C
             if isinstance(event, NodeStarted):
                 heard.put(TaskEvent("task_started", event.node_id.partition(".")[2], None, None, event.node_id))
             elif isinstance(event, NodeFinished) and event.status in ("success", "cached", "failed"):
@@ -141,7 +147,7 @@ class WorkflowEngine:
 
         def build() -> None:
             try:
-                outcome["result"] = self.run(workflow, params, on_event=hear)
+                outcome["result"] = self.run(workflow, params, on_event=hear, on_runner=runners.append)
             except BaseException as exc:  # noqa: B902 (raised in the caller's thread)
                 outcome["error"] = exc
             finally:
@@ -153,7 +159,8 @@ class WorkflowEngine:
             while (item := heard.get()) is not end:
                 yield item
         finally:
-            stop.set()
+            if thread.is_alive() and runners:
+                runners[0].cancel()  # left early: the run stops as after Ctrl-C
             thread.join()
         if "error" in outcome:
             raise outcome["error"]

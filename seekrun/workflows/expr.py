@@ -21,6 +21,7 @@ import re
 FIELDS = ("exit_code", "status", "failed", "succeeded", "skipped")
 _TOKEN = re.compile(r"""\s*(?:(?P<num>-?\d+(?:\.\d+)?)|(?P<str>'[^']*'|"[^"]*")|(?P<op>==|!=|<=|>=|<|>|\(|\))|"""
                     r"""(?P<name>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*))""")
+MAX_DEPTH = 50  # parentheses in one expression
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 
@@ -62,8 +63,8 @@ def plain(text: str) -> str:
     """The expression without its ``{{ }}`` (which a node's config would take for a template)."""
     whole = _TEMPLATE.fullmatch(text.strip())
     if whole is not None:
-        return " ".join(whole.group(1).split())
-    return " ".join(_TEMPLATE.sub(lambda m: f"({m.group(1).strip()})", text).split())
+        return whole.group(1).strip()
+    return _TEMPLATE.sub(lambda m: f"({m.group(1).strip()})", text).strip()  # (spaces in literals kept)
 
 
 def parse(text) -> tuple:
@@ -80,8 +81,13 @@ def parse(text) -> tuple:
     tokens = _tokens(text)
     if not tokens:
         raise BadExpression("the expression is empty")
+    if sum(1 for kind, value in tokens if kind == "op" and value == "(") > MAX_DEPTH:
+        raise BadExpression(f"more than {MAX_DEPTH} parentheses: write a simpler expression")
     parser = _Parser(tokens)
-    tree = parser.expr()
+    try:
+        tree = parser.expr()
+    except RecursionError:
+        raise BadExpression("the expression nests too deeply: write a simpler one") from None
     if parser.pos != len(tokens):
         raise BadExpression(f"unexpected {_show(tokens[parser.pos])} after a complete expression")
     return tree
