@@ -156,7 +156,8 @@ class EventSink:
                 self.done.add(node)
             if self._file is not None:
                 self._file.write(event.to_json() + "\n")
-                self._file.flush()  # survives a kill
+                if stop or isinstance(event, (RunStarted, RunFinished)):  # (the end's cached nodes: one flush)
+                    self._file.flush()  # survives a kill
             for cb in list(self.callbacks):
                 try:
                     cb(event)
