@@ -239,31 +239,41 @@ def stream(runner, kwargs: dict) -> Iterator[Event]:
     """Run ``runner.run(**kwargs)`` in a thread and yield its events as they come, ending after
     run_finished; the summary is ``runner.summary`` then (the run's exception, if it raised, is
     raised here). Leaving the loop early cancels the run (as Ctrl-C) and waits for it."""
-    events: queue.Queue = queue.Queue()
-    outcome: dict = {}
     user = kwargs.pop("on_event", None)
 
-    def hear(event: Event) -> None:
-        events.put(event)
-        if user is not None:
-            user(event)
+    def work(put) -> None:
+        def hear(event: Event) -> None:
+            put(event)
+            if user is not None:
+                user(event)
+        runner.run(on_event=hear, **kwargs)
+    yield from in_thread(work, runner.cancel, "seekrun-stream")
+
+
+def in_thread(work: Callable, cancel: Callable[[], None], name: str) -> Iterator:
+    """Run ``work(put)`` in a thread and yield what it puts, as it comes; leaving the loop early
+    calls ``cancel()`` and waits for the thread.  Returns what ``work`` returned; raises what it
+    raised."""
+    items: queue.Queue = queue.Queue()
+    outcome: dict = {}
 
     def build() -> None:
         try:
-            outcome["summary"] = runner.run(on_event=hear, **kwargs)
+            outcome["value"] = work(items.put)
         except BaseException as exc:  # noqa: B902 (raised in the caller's thread)
             outcome["error"] = exc
         finally:
-            events.put(_END)
+            items.put(_END)
 
-    thread = threading.Thread(target=build, name="seekrun-stream", daemon=True)
+    thread = threading.Thread(target=build, name=name, daemon=True)
     thread.start()
     try:
-        while (event := events.get()) is not _END:
-            yield event
+        while (item := items.get()) is not _END:
+            yield item
     finally:
         if thread.is_alive():
-            runner.cancel()
+            cancel()
         thread.join()
     if "error" in outcome:
         raise outcome["error"]
+    return outcome.get("value")

@@ -9,12 +9,8 @@ from test_pools import intervals_from_results, peak
 
 SALES = "id,region,amount\n1,us,10\n2,eu,20\n3,us,5\n4,ap,7\n"
 
-NODES = """\
-kind: source
-name: sales
-source: csv
-table: data/sales.csv
----
+SOURCE = "kind: source\nname: sales\nsource: csv\ntable: data/sales.csv\n---\n"
+NODES = SOURCE + """\
 kind: transform
 name: by_region
 foreach: {items}
@@ -79,12 +75,7 @@ def test_an_added_item_builds_only_its_instance_and_a_removed_one_drops_its_tabl
 
 
 def test_a_matrix_over_params_and_the_environment_reruns_only_the_new_combinations(tmp_path, monkeypatch):
-    nodes = """\
-    kind: source
-    name: sales
-    source: csv
-    table: data/sales.csv
-    ---
+    nodes = SOURCE + """\
     kind: transform
     name: grid
     matrix: {region: "${REGIONS}", tier: "${TIERS}"}

@@ -124,47 +124,29 @@ class WorkflowEngine:
             if workflow is None:
                 raise ValueError("stream_events() streams a run: give the workflow "
                                  "(engine.stream_events(workflow)), or run one first")
-        import queue
-        import threading
+        from seekrun.events import NodeFinished, NodeSkipped, NodeStarted, in_thread
 
-        from seekrun.events import NodeFinished, NodeSkipped, NodeStarted
-
-        heard: queue.Queue = queue.Queue()
-        outcome: dict = {}
         runners: list = []
-        end = object()
 
-        def hear(event) -> None:
-            if isinstance(event, NodeStarted):
-                heard.put(TaskEvent("task_started", event.node_id.partition(".")[2], None, None, event.node_id))
-            elif isinstance(event, NodeFinished) and event.status in ("success", "cached", "failed"):
-                kind = "task_failed" if event.status == "failed" else "task_completed"
-                heard.put(TaskEvent(kind, event.node_id.partition(".")[2], event.duration, event.error,
-                                    event.node_id, event.status))
-            elif isinstance(event, NodeSkipped):
-                heard.put(TaskEvent("task_skipped", event.node_id.partition(".")[2], None, event.reason,
-                                    event.node_id, "skipped"))
+        def work(put):
+            def hear(event) -> None:
+                nid = getattr(event, "node_id", "")
+                if nid.startswith("handler."):
+                    return  # (a Dagu file's handlerOn: not a task)
+                name = nid.partition(".")[2]
+                if isinstance(event, NodeStarted):
+                    put(TaskEvent("task_started", name, None, None, event.node_id))
+                elif isinstance(event, NodeFinished) and event.status in ("success", "cached", "failed"):
+                    put(TaskEvent("task_failed" if event.status == "failed" else "task_completed", name,
+                                  event.duration, event.error, event.node_id, event.status))
+                elif isinstance(event, NodeSkipped):
+                    put(TaskEvent("task_skipped", name, None, event.reason, event.node_id, "skipped"))
+            return self.run(workflow, params, on_event=hear, on_runner=runners.append)
 
-        def build() -> None:
-            try:
-                outcome["result"] = self.run(workflow, params, on_event=hear, on_runner=runners.append)
-            except BaseException as exc:  # noqa: B902 (raised in the caller's thread)
-                outcome["error"] = exc
-            finally:
-                heard.put(end)
-
-        thread = threading.Thread(target=build, name="seekrun-workflow-stream", daemon=True)
-        thread.start()
-        try:
-            while (item := heard.get()) is not end:
-                yield item
-        finally:
-            if thread.is_alive() and runners:
+        def cancel() -> None:
+            if runners:
                 runners[0].cancel()  # left early: the run stops as after Ctrl-C
-            thread.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        self.result = outcome["result"]
+        self.result = yield from in_thread(work, cancel, "seekrun-workflow-stream")
 
 
 @dataclass
