@@ -37,7 +37,10 @@ def runs(project_dir: Path, as_json: bool, limit: int) -> None:
 
     target = _target(project_dir)
     ids = history.run_ids(target)[:limit]
-    running = _holder(target) is not None
+    holder = _holder(target)
+    newest = history.progress(target) if holder is not None else None
+    # the newest folder is the running one only if the lock holder started it (not a killed run's)
+    running = newest is not None and str(newest.get("run_pid")) == holder.pid
     rows = [history.describe_run(target, rid, running and i == 0) for i, rid in enumerate(ids)]
     if as_json:
         print(json.dumps(rows, indent=1, sort_keys=True))
@@ -45,12 +48,12 @@ def runs(project_dir: Path, as_json: bool, limit: int) -> None:
     if not rows:
         print("No runs recorded yet (target/runs/ is empty): `seekrun run` records each run there.")
         return
-    print(f"{'RUN ID':<28} {'STARTED':<26} {'DURATION':>9}  {'STATUS':<10} RAN CACHED FAILED SKIPPED")
+    print(f"{'RUN ID':<28} {'STARTED':<26} {'DURATION':>9}  {'STATUS':<10} RAN CACHED FAILED SKIPPED CANCELLED")
     for r in rows:
         c = r["counts"]
         took = "-" if r["duration"] is None else f"{r['duration']:.2f}s"
         print(f"{r['run_id']:<28} {r['started_at'] or '-':<26} {took:>9}  {r['status'] or '-':<10} "
-              f"{c['ran']:>3} {c['cached']:>6} {c['failed']:>6} {c['skipped']:>7}")
+              f"{c['ran']:>3} {c['cached']:>6} {c['failed']:>6} {c['skipped']:>7} {c.get('cancelled', 0):>9}")
 
 
 def logs(node: str, project_dir: Path, run_id: Optional[str]) -> None:
@@ -68,8 +71,10 @@ def logs(node: str, project_dir: Path, run_id: Optional[str]) -> None:
                                                              ": `seekrun runs` lists the runs kept"))
         ids = [run_id]
     known = _node_ids(target)
-    nid = node if node in known or "." in node else next((k for k in sorted(known) if k.split(".", 1)[-1] == node),
-                                                          node)
+    named = sorted(k for k in known if k.split(".", 1)[-1] == node) if node not in known and "." not in node else []
+    if len(named) > 1:
+        _usage(f"'{node}' is ambiguous: use one of {', '.join(named)}")
+    nid = named[0] if named else node
     for rid in ids:
         path = history.run_dir(target, rid) / "logs" / f"{nid}.log"
         if path.is_file():

@@ -97,7 +97,8 @@ def test_runs_lists_newest_first_and_logs_picks_the_run(tmp_path):
     res = cli("runs", cwd=p)
     assert res.exit_code == 0, res.output
     rows = res.stdout.splitlines()
-    assert rows[0].split()[:3] == ["RUN", "ID", "STARTED"] and len(rows) == 4
+    assert rows[0].split()[:3] == ["RUN", "ID", "STARTED"] and rows[0].split()[-1] == "CANCELLED" and len(rows) == 4
+    assert rows[1].split()[-5:] == ["1", "0", "0", "0", "0"]  # ran, cached, failed, skipped, cancelled
     listed = json.loads(cli("runs", "--json", cwd=p).stdout)
     ids = [r["run_id"] for r in listed]
     assert ids == sorted(ids, reverse=True) and all(r["status"] == "success" for r in listed)
@@ -111,10 +112,14 @@ def test_runs_lists_newest_first_and_logs_picks_the_run(tmp_path):
 
 
 def test_logs_of_a_node_that_writes_none(tmp_path):
-    p = write_project(tmp_path / "p", {"nodes/all.yml": "kind: transform\nname: t\ntransform: SELECT 1 AS x\n"})
+    p = write_project(tmp_path / "p", {"nodes/all.yml": "kind: transform\nname: t\ntransform: SELECT 1 AS x\n"
+                                                        "---\nkind: task\nname: t\ncommand: echo task-t\n"})
     assert cli("run", cwd=p).exit_code == 0
     res = cli("logs", "transform.t", cwd=p)
     assert res.exit_code == 2 and "no log for transform.t" in res.stderr and "Traceback" not in res.output, res.output
+    res = cli("logs", "t", cwd=p)  # two nodes have that name
+    assert res.exit_code == 2 and "'t' is ambiguous: use one of task.t, transform.t" in res.stderr, res.output
+    assert cli("logs", "task.t", cwd=p).stdout.strip() == "task-t"
 
 
 def test_status_and_runs_before_any_run(tmp_path):
@@ -138,6 +143,11 @@ def test_a_killed_run_shows_unfinished(tmp_path):
     assert listed[0]["status"] == "unfinished" and listed[0]["counts"]["ran"] == 1, listed
     res = cli("status", cwd=p)
     assert "did not finish" in res.stdout, res.stdout
+    from seekrun.lock import ProjectLock
+
+    with ProjectLock(p / "target"):  # a new run holds the lock, its folder not made yet
+        listed = json.loads(cli_proc("runs", "--json", cwd=p).stdout)
+        assert listed[0]["status"] == "unfinished", listed  # not taken for the new run
 
 
 def test_status_while_a_new_run_is_starting(tmp_path):
