@@ -309,6 +309,7 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
         from seekrun.notify import register_urls
 
         register_urls(project)  # secrets from the start: a webhook URL is redacted in every log and event
+    from seekrun.events import printer
     from seekrun.handlers import finish_run
 
     events_out = sys.stdout
@@ -318,19 +319,12 @@ def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, n
         summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
                              exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
                              on_commit=None if dry_run else compiled.save, allow_removals=allow_removals,
-                             on_event=on_event or (_printer(events_out) if log_format == "json" else None),
+                             on_event=on_event or (printer(events_out) if log_format == "json" else None),
                              after_nodes=None if dry_run else
                              lambda s: finish_run(project, compiled.manifest, s, runner.run_id))
     finally:
         sys.stdout = events_out
     return summary
-
-
-def _printer(out):
-    def print_event(event) -> None:
-        out.write(event.to_json() + "\n")
-        out.flush()
-    return print_event
 
 
 def _terminate(signum, frame):

@@ -29,6 +29,14 @@ def utc_ts() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def printer(out) -> Callable:
+    """An on_event callback writing each event to ``out`` as one JSON line (``--log-format json``)."""
+    def print_event(event) -> None:
+        out.write(event.to_json() + "\n")
+        out.flush()
+    return print_event
+
+
 @dataclass(kw_only=True)
 class Event:
     event: ClassVar[str] = "event"

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 from seekrun import secrets
 from seekrun.controls import covers, format_duration, retry_wait
-from seekrun.events import EventSink, NodeRetrying, NodeStarted
+from seekrun.events import EventSink, NodeRetrying, NodeStarted, utc_ts
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
 from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_PRECONDITION,
@@ -226,7 +226,9 @@ class NodeRunner:
             if isinstance(getattr(self.reporter, "total", None), int):
                 self.reporter.total += 1
         self.results[nid].status = NodeStatus.RUNNING
-        self.results[nid].started_at = _stamp()
+        # UTC to the microsecond, under the scheduler's lock: a node's end is stamped before the node
+        # that takes its slot starts
+        self.results[nid].started_at = utc_ts()
         files = self.manifest.nodes[nid].get("output_files")
         if files and not self.manifest.nodes[nid].get("process_outputs"):  # a task writes its own files
             from seekrun.outputs import mark_written
@@ -250,7 +252,7 @@ class NodeRunner:
             return  # rechecked and still cached: its record stands
         b: Built = outcome.value
         res, store = self.results[nid], self.store
-        res.ended_at = _stamp()
+        res.ended_at = utc_ts()
         res.duration, res.attempts, res.row_count, res.error = b.duration, b.attempts, b.rows, b.error
         res.warnings, res.retry_waits = list(b.warnings), list(b.retry_waits)
         if b.instances is not None:
@@ -382,12 +384,6 @@ class NodeRunner:
                             self.file_cache)
         if kept:
             self.kept.extend(kept)
-
-
-def _stamp() -> str:
-    """A node's start or end in run_results.json: UTC, to the microsecond. Taken under the
-    scheduler's lock: a node's end is stamped before the node that takes its slot starts."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _data_sigs(node: dict, root) -> dict | None:

@@ -306,7 +306,8 @@ def var_refs_in(value) -> list[list]:
     return found
 
 
-def _fill(s: str, values: dict[str, str]) -> str:
+def fill(s: str, values: dict[str, str]) -> str:
+    """s with each {{ var('NAME') }} whose NAME is in values replaced by its value."""
     if "{{" not in s or "var" not in s:
         return s
 
@@ -321,7 +322,7 @@ def _fill(s: str, values: dict[str, str]) -> str:
 def _deep(value, values):
     from seekrun.values import map_strings
 
-    return map_strings(value, lambda text: _fill(text, values))
+    return map_strings(value, lambda text: fill(text, values))
 
 
 _KEEP = ("config", "field_hashes", "description", "owner", "tags", "file", "id", "name", "kind", "vars", "item_values",

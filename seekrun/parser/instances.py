@@ -41,7 +41,7 @@ from seekrun.parser import fanout
 
 GATHER_VERSION = 1  # bumped when the gather builds differently
 NO_FANOUT = ("semantic_model", "metric")  # definitions, not builds: nothing to split
-_VAR_TEXT = re.compile(r"""\{\{\s*var\(\s*(['"])([A-Za-z_][A-Za-z0-9_]*)\1\s*\)\s*\}\}""")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a param's name
 
 
 def read_spread(kind: str, built: dict) -> tuple[dict | None, list[fanout.Problem]]:
@@ -52,7 +52,11 @@ def read_spread(kind: str, built: dict) -> tuple[dict | None, list[fanout.Proble
                                "(fan out the node it reads)")]
     foreach = built.get("foreach")
     if isinstance(foreach, str) and "{{" in foreach:  # "{{ var('REGIONS') }}": the param, as ${REGIONS}
-        built = {**built, "foreach": _VAR_TEXT.sub(lambda m: "${" + m.group(2) + "}", foreach)}
+        from seekrun.params import fill, var_refs_in
+
+        names = {name: "${" + name + "}" for name, default in var_refs_in({"foreach": foreach})
+                 if default is None and _NAME.fullmatch(name)}
+        built = {**built, "foreach": fill(foreach, names)}
     return fanout.spec(built)
 
 
