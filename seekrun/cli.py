@@ -10,6 +10,8 @@ import typer
 
 from seekrun import __version__
 from seekrun.compiled import Compiled
+from seekrun import cli_state
+from seekrun.cli_run import _run, locals_for_run  # noqa: F401 (the workflow API runs through _run)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="seekrun: incremental builds for Seeknal-format data pipelines on DuckDB.")
@@ -130,6 +132,9 @@ def parse(project_dir: Path = ProjectDir,
 def run(project_dir: Path = ProjectDir,
         full: bool = typer.Option(False, "--full", help="Rebuild every selected node."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and why; write nothing."),
+        select: Optional[List[str]] = cli_state.Select, exclude: Optional[List[str]] = cli_state.Exclude,
+        state: Optional[Path] = cli_state.State, state_db: Optional[Path] = cli_state.StateDb,
+        defer: bool = cli_state.Defer,
         types: Optional[List[str]] = typer.Option(None, "--types", help="Only these kinds (comma-separated)."),
         nodes: Optional[List[str]] = typer.Option(None, "--nodes", help="These nodes and their downstream."),
         tags: Optional[List[str]] = typer.Option(None, "--tags", help="Only nodes with these tags."),
@@ -153,7 +158,9 @@ def run(project_dir: Path = ProjectDir,
                                                      "this many seconds (exit 2)."),
         param: Optional[List[str]] = Param, words: Optional[List[str]] = ParamWords,
         target_dir: Optional[Path] = TargetDir, dag: Optional[str] = DagName):
-    """Build what changed since the last run (and everything downstream of it)."""
+    """Build what changed since the last run (and everything downstream of it).
+
+    In CI: seekrun run -s state:modified+ --defer --state prod/target"""
     from seekrun.errors import Diagnostic, ProjectError, UsageError
     from seekrun.lock import ProjectLock, note_run_in_progress
     from seekrun.project import find_project
@@ -183,6 +190,7 @@ def run(project_dir: Path = ProjectDir,
         from seekrun import target
 
         target.check(project.root, project.database_path, writes=not dry_run)
+        state = cli_state.load_state(state, state_db, project, defer)
         if dry_run:
             busy = note_run_in_progress(project.target_dir) is not None
             summary = _run(project, dry_run=True, committed_only=busy, **locals_for_run(locals()))
@@ -211,22 +219,44 @@ def run(project_dir: Path = ProjectDir,
 
 
 @app.command()
-def show(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name."),
+def show(node: Optional[str] = typer.Argument(None, help="Node id (kind.name) or a unique name."),
          project_dir: Path = ProjectDir,
+         select: Optional[List[str]] = cli_state.Select, exclude: Optional[List[str]] = cli_state.Exclude,
+         state: Optional[Path] = cli_state.State, state_db: Optional[Path] = cli_state.StateDb,
          as_json: bool = typer.Option(False, "--json", help="Print the manifest entry (and state) as JSON."),
          run_date: Optional[str] = RunDate, start_date: Optional[str] = StartDate, end_date: Optional[str] = EndDate,
          param: Optional[List[str]] = Param, words: Optional[List[str]] = ParamWords):
     """Show one node: where it is defined, tags, owner, inputs, columns, rows, its last run,
-    whether it would run now and why, and its SQL. Read-only: works while a run is going."""
+    whether it would run now and why, and its SQL. Read-only: works while a run is going.
+    With -s, every node the selector picks, in build order (--json: a list).
+
+    Example: seekrun show transform.clean_orders; seekrun show -s 'tag:finance,kind:transform'"""
     from seekrun.errors import ProjectError
     from seekrun.show import load
 
     try:
         shown = load(project_dir, node, values=_run_values(run_date, start_date, end_date),
-                     params=_params(param, words))
+                     params=_params(param, words), select=select, exclude=exclude, state=state, state_db=state_db)
     except ProjectError as exc:
         _fail(exc, as_json)
-    shown.print(as_json)
+    if node is not None:
+        shown[0].print(as_json)
+    elif as_json:  # one list of the nodes' objects
+        import contextlib
+        import io
+
+        docs = []
+        for one in shown:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                one.print(True)
+            docs.append(json.loads(out.getvalue()))
+        print(json.dumps(docs, indent=1, sort_keys=True))
+    else:
+        for i, one in enumerate(shown):
+            if i:
+                print()
+            one.print(False)
 
 
 @app.command()
@@ -276,55 +306,6 @@ def _params(param, words) -> dict:
     from seekrun.params import parse_words
 
     return parse_words([*(param or []), *(words or [])])
-
-
-def locals_for_run(ns: dict) -> dict:
-    keys = ("full", "types", "nodes", "tags", "exclude_tags", "continue_on_error", "retry", "threads",
-            "strict", "as_json", "project_dir", "allow_removals", "values", "params", "verbose", "log_format")
-    return {k: ns[k] for k in keys}
-
-
-def _run(project, *, dry_run: bool, committed_only: bool = False, full, types, nodes, tags, exclude_tags,
-         continue_on_error, retry, threads, strict, as_json, project_dir, allow_removals, values=None,
-         params=None, verbose=False, log_format="text", on_event=None, on_runner=None):
-    from seekrun.output import ConsoleReporter
-    from seekrun.runner import DAGRunner
-
-    compiled = Compiled(project, strict, diff=False, values=values, params=params)
-    compiled.report(verbose)  # -v: the notes too (a workflow's schedule, files that hold no node)
-    if not dry_run:
-        from seekrun import target
-
-        target.tidy(project.root, [f for n in compiled.manifest.nodes.values() for f in n.get("output_files") or []],
-                    project.exposure_paths)
-    reporter = None if dry_run else ConsoleReporter(quiet=as_json or log_format == "json")
-    runner = DAGRunner(compiled.manifest, compiled.old, project.state_dir, project_dir=project.root,
-                       threads=threads, reporter=reporter, file_cache=compiled.result.file_cache)
-    runner.committed_only = committed_only
-    args = {"full": full, "types": types, "nodes": nodes, "tags": tags, "exclude_tags": exclude_tags,
-            "continue_on_error": continue_on_error, "retry": retry, "threads": runner.threads}
-    if on_runner is not None:
-        on_runner(runner)  # (the Python API: to cancel it)
-    if not dry_run and project.notify:
-        from seekrun.notify import register_urls
-
-        register_urls(project)  # secrets from the start: a webhook URL is redacted in every log and event
-    from seekrun.events import printer
-    from seekrun.handlers import finish_run
-
-    events_out = sys.stdout
-    if log_format == "json":  # stdout holds the events only: what user code prints goes to stderr
-        sys.stdout = sys.stderr
-    try:
-        summary = runner.run(full=full, dry_run=dry_run, node_types=types, nodes=nodes, tags=tags,
-                             exclude_tags=exclude_tags, continue_on_error=continue_on_error, retry=retry, args=args,
-                             on_commit=None if dry_run else compiled.save, allow_removals=allow_removals,
-                             on_event=on_event or (printer(events_out) if log_format == "json" else None),
-                             after_nodes=None if dry_run else
-                             lambda s: finish_run(project, compiled.manifest, s, runner.run_id))
-    finally:
-        sys.stdout = events_out
-    return summary
 
 
 def _terminate(signum, frame):
@@ -394,6 +375,7 @@ def _leave(code) -> None:
 from seekrun import cli_runs  # noqa: E402  (runs, logs, status, cancel)
 
 cli_runs.register(app, ProjectDir)
+cli_state.register(app, ProjectDir)  # diff
 
 if __name__ == "__main__":
     main()

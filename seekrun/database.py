@@ -132,3 +132,29 @@ class Database:
                 time.sleep(TICK_SECONDS - age)
         ident = (self.identity or {}).get("id")
         meta["database"] = {"sig": sig, "tables": dict(sorted(tables.items())), "id": ident}
+
+
+def open_engine(db_path: Path, root: Path, rel: str, read_only: bool = False, allow: tuple = ()):
+    """The project's DuckDB engine; a database that cannot be opened is a one-line project error."""
+    from seekrun.engines.duckdb import DuckDBEngine
+
+    try:
+        return DuckDBEngine(db_path, read_only=read_only, root=root, allow=allow)
+    except Exception as exc:  # not a DuckDB file, another version's file, held by another program
+        from seekrun.secrets import redact
+
+        text = " ".join(redact(str(exc)).split())
+        if "lock" in text.lower():
+            from seekrun.lock import describe_process
+            import re
+
+            held = re.search(r"\(PID (\d+)\)", text)
+            who = describe_process(held.group(1)) if held else "a program"
+            raise ProjectError([Diagnostic(rel, None,
+                f"the database is open in another program: {who} holds DuckDB's lock on it; close the "
+                "database there, or stop that program or wait for it to finish, then run again")]) from None
+        if "permission denied" in text.lower():
+            hint = "fix its permissions: seekrun reads and writes it"
+        else:
+            hint = "it is not a database this DuckDB can open: move it away to rebuild from scratch"
+        raise ProjectError([Diagnostic(rel, None, f"cannot open the database ({text[:200]}): {hint}")]) from None

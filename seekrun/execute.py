@@ -32,7 +32,7 @@ from seekrun.controls import covers, format_duration, retry_wait
 from seekrun.events import EventSink, NodeRetrying, NodeStarted, utc_ts
 from seekrun.hashing import hash_parts, stat_sig
 from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
-from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_PRECONDITION,
+from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_DEFERRED, SKIP_FILTERED, SKIP_PRECONDITION,
                              SKIP_UPSTREAM_SKIPPED, NodeStatus)
 from seekrun.scheduler import Outcome
 
@@ -97,11 +97,11 @@ class NodeRunner:
             return Outcome(True, None)
         node = self.manifest.nodes[nid]
         parents = self.manifest.parents(nid)
-        inputs = {p: (self.store.nodes.get(p) or {}).get("output_hash") for p in parents}
+        inputs = {p: self.input_hash(p) for p in parents}
         for p in parents:  # a parent that failed or was skipped, and whose continue_on let this run:
             res = self.results.get(p)  # built from what it left (and its status), not from its build
             if res is not None and (res.status is NodeStatus.FAILED or
-                                    (res.status is NodeStatus.SKIPPED and res.skip != SKIP_FILTERED)):
+                                    (res.status is NodeStatus.SKIPPED and res.skip not in (SKIP_FILTERED, SKIP_DEFERRED))):
                 inputs[p] = f"{res.status.value}:{inputs[p]}"
         out = output_hash(node, [inputs[p] for p in parents])
         reread = bool(node.get("reread"))
@@ -238,12 +238,19 @@ class NodeRunner:
         self.reporter.start(nid)
         self.events.emit(NodeStarted(run_id=self.run_id, node_id=nid, reason=self.results[nid].reason), stop=True)
 
+    def input_hash(self, p: str) -> str | None:
+        """The output hash an input holds now: its record's, or (--defer) the other build's it is read from."""
+        deferred = self.runner.plan_items.get(p)
+        if deferred is not None and deferred.deferred is not None:
+            return deferred.deferred
+        return (self.store.nodes.get(p) or {}).get("output_hash")
+
     def recheck(self, nid: str) -> Reason | None:
         """A provisional node, now that its inputs have run: whether what they recorded is still
         what it was built from (everything else was checked by the plan)."""
         recorded = (self.store.nodes.get(nid) or {}).get("inputs") or {}
         for p in self.manifest.parents(nid):
-            if recorded.get(p) != (self.store.nodes.get(p) or {}).get("output_hash"):
+            if recorded.get(p) != self.input_hash(p):
                 return Reason("upstream_changed", p)
         return None
 

@@ -209,6 +209,8 @@ def unbuildable(r: "NodeResult") -> bool:
 
 
 def _skip_line(r: "NodeResult") -> str:
+    if r.deferred_from is not None:  # --defer: read from another build
+        return f"DEFER  {r.node_id}  (read from {r.deferred_from} instead of built here: {r.reason})"
     return f"SKIP   {r.node_id}  ({r.reason}{'; ' + r.error if r.error else ''})"
 
 

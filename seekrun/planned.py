@@ -15,14 +15,20 @@ from __future__ import annotations
 
 from seekrun.errors import Diagnostic, ProjectError, first_few
 from seekrun.rebuilder import PlanItem
-from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_FILTERED, SKIP_INTERRUPTED, SKIP_NOT_EXECUTABLE,
+from seekrun.outputs import has_table
+from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_DEFERRED, SKIP_FILTERED, SKIP_INTERRUPTED,
+                             SKIP_NOT_EXECUTABLE,
                              SKIP_PRECONDITION, SKIP_UPSTREAM_SKIPPED, NodeResult, NodeStatus)
 
 
-def initial_results(items: dict[str, PlanItem]) -> dict[str, NodeResult]:
+def initial_results(items: dict[str, PlanItem], deferred_from: str | None = None) -> dict[str, NodeResult]:
     results: dict[str, NodeResult] = {}
     for nid, it in items.items():
-        if it.not_executable is not None:  # accepted by the parser, but seekrun cannot build it
+        if it.deferred is not None:  # --defer: read from the other build, not built here
+            results[nid] = NodeResult(nid, NodeStatus.SKIPPED, str(it.reason), skip=SKIP_DEFERRED,
+                                      error=f"read from {deferred_from} (--defer): not built here",
+                                      deferred_from=deferred_from)
+        elif it.not_executable is not None:  # accepted by the parser, but seekrun cannot build it
             results[nid] = NodeResult(nid, NodeStatus.SKIPPED, f"not executable by seekrun: {it.not_executable}",
                                       skip=SKIP_NOT_EXECUTABLE)
         elif it.runs:
@@ -146,3 +152,67 @@ def guard_removals(removed: list[str], records: dict, allow: bool, dry_run: bool
         summary.warnings.append(message)
         return
     raise ProjectError([Diagnostic("", None, message)])
+
+
+def warn_stale_tables(runner, items: dict[str, PlanItem], store, summary) -> None:
+    """Tables whose stamps are not their recorded builds, with no interrupted run to explain
+    it (no journal was left): the database is not the one the last run left, even when it
+    carries this project's identity (an older copy of it put back)."""
+    if runner.db.replaced or store.journal_found:
+        return
+    stale = sorted(nid for nid, it in items.items() if it.reason is not None
+                   and it.reason.code == "output_changed" and has_table(runner.manifest.nodes[nid]["kind"]))
+    if stale:
+        summary.warnings.append(
+            f"{runner._rel(runner.db_path)} is not the database the last run left: the table"
+            f"{'s' if len(stale) > 1 else ''} of {first_few(stale)} "
+            "do not match their recorded builds (an older copy put back, or changed outside seekrun): rebuilt")
+
+
+def stale_inputs(manifest, items: dict[str, PlanItem], to_run: list[str]) -> str | None:
+    """Said once: the stale inputs, left out by the selection, that the nodes to run read as
+    they are (built from old code or data). They still need to run, and run on the next run."""
+    stale: dict[str, str] = {}
+    seen: set[str] = set()
+    for nid in to_run:  # up through what the selection leaves out (each node looked at once)
+        todo = [p for p in manifest.parents(nid) if not items[p].selected]
+        while todo:
+            p = todo.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            it = items[p]
+            if it.deferred is not None:
+                continue  # read from the other build: not stale for this run
+            if it.reason is not None:
+                stale[p] = str(it.reason)
+            todo += [q for q in manifest.parents(p) if not items[q].selected]
+    if not stale:
+        return None
+    listed = ", ".join(f"{p} ({stale[p]})" for p in sorted(stale)[:5])
+    more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+    return (f"the selected nodes read stale inputs the selection leaves out: {listed}{more}; they are "
+            "read as they are now and rebuilt on the next run without a selection (select them too, e.g. "
+            "-s +NODE, or read them from another build with --defer --state DIR)")
+
+
+def verify_tables(runner, engine, store, summary, before: dict) -> dict | None:
+    """The tables really there after the run (a Python node may have dropped or replaced
+    another node's table): recorded, and any node whose table was its recorded build
+    before the run (or was built by it) and is not any more is said so (it rebuilds on
+    the next run)."""
+    try:
+        final = engine.existing_outputs()
+    except Exception:
+        return None
+    ran = {r.node_id for r in summary.results if r.status is NodeStatus.SUCCESS}
+    lost = sorted(nid for nid, rec in store.nodes.items() if nid in runner.manifest.nodes
+                  and rec.get("status") == "success" and has_table(runner.manifest.nodes[nid]["kind"])
+                  and not str(rec.get("output_hash")).startswith("unverified-")
+                  and (nid in ran or before.get(nid, "-") == rec.get("output_hash"))
+                  and final.get(nid, "-") != rec.get("output_hash"))
+    if lost:
+        summary.warnings.append(f"the table{'s' if len(lost) > 1 else ''} of {first_few(lost)} changed or "
+                                "disappeared during this "
+                                "run (dropped by a Python node?): rebuilt on the next run")
+    return final

@@ -119,6 +119,7 @@ class PlanItem:
     recheck: bool = False  # cached as planned against a re-read input's last output: decided again when it has run
     after_reread: tuple[str, ...] = ()  # a recheck node: the re-read nodes whose reads decide it
     not_executable: str | None = None  # why seekrun cannot build this node (it is skipped)
+    deferred: str | None = None  # --defer: read from another build, standing for this output hash
 
     @property
     def runs(self) -> bool:
@@ -127,13 +128,15 @@ class PlanItem:
 
 
 def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[[str], str | None], *,
-         full: bool, selected: set[str]) -> dict[str, PlanItem]:
+         full: bool, selected: set[str], defer: Callable[[str], str | None] | None = None) -> dict[str, PlanItem]:
     """Decide every node in topological order.
 
     A node that runs will have its expected output hash; one that does not keeps the
     output it has (its recorded hash), so its dependents are judged against the table
     that will really be there.  Filters never make a node look clean: a node left out
-    keeps its reason and runs on the next unfiltered run.
+    keeps its reason and runs on the next unfiltered run.  With ``defer`` (--defer), a node
+    left out that is not up to date here stands for another build's output, whose hash
+    ``defer(nid)`` gives (None: that build has none to read).
     """
     items: dict[str, PlanItem] = {}
     actual: dict[str, str | None] = {}
@@ -169,6 +172,9 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
         elif item.not_executable is not None or item.blocked_by in cannot:
             actual[nid], guessed = None, ()  # never built: what reads it cannot run either
             cannot.add(nid)
+        elif defer is not None and not item.selected and reason is not None and defer(nid) is not None:
+            item.deferred = actual[nid] = defer(nid)  # read from the other build, as it is there
+            guessed = ()
         elif record is not None and record.get("output_hash") and problem() is None:
             actual[nid] = record["output_hash"]
             # selected or not: a node left out by a filter is decided after the re-read too

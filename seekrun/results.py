@@ -23,10 +23,12 @@ SKIP_INTERRUPTED = "interrupted"  # left undone by Ctrl-C / SIGTERM
 SKIP_NOT_EXECUTABLE = "not_executable"  # a kind seekrun accepts but cannot execute
 SKIP_PRECONDITION = "precondition"  # a precondition did not hold (it still needs to run)
 SKIP_UPSTREAM_SKIPPED = "upstream_skipped"  # an upstream node was skipped (a precondition)
+SKIP_DEFERRED = "deferred"  # --defer: not built here, read from another build (deferred_from)
 FILTERED = "left out by the filter: still needs to run"  # the error of a node skipped SKIP_FILTERED
 SKIP_LABELS = {SKIP_FILTERED: "left out by a filter", SKIP_AFTER_FAILURE: "not started after a failure",
                SKIP_INTERRUPTED: "interrupted", SKIP_NOT_EXECUTABLE: "not executable by seekrun",
-               SKIP_PRECONDITION: "precondition not met", SKIP_UPSTREAM_SKIPPED: "upstream skipped"}
+               SKIP_PRECONDITION: "precondition not met", SKIP_UPSTREAM_SKIPPED: "upstream skipped",
+               SKIP_DEFERRED: "deferred to the state's build"}
 
 
 @dataclass
@@ -52,6 +54,7 @@ class NodeResult:
     started_at: str | None = None  # when it started and ended (see to_dict)
     ended_at: str | None = None
     instances: dict[str, str] | None = None  # a fan-out that ran: instance key -> status (seekrun/fanout.py)
+    deferred_from: str | None = None  # --defer: the state folder its table was read from (not built here)
 
     def to_dict(self) -> dict:
         """One node in run_results.json. ``started_at`` / ``ended_at``: when the node started
@@ -67,7 +70,7 @@ class NodeResult:
                 "continued": self.continued, "condition": self.condition,
                 **({"command": self.command} if self.command is not None else {}),
                 **({"detail": self.detail} if self.detail else {}),
-                "started_at": self.started_at, "ended_at": self.ended_at,
+                "started_at": self.started_at, "ended_at": self.ended_at, "deferred_from": self.deferred_from,
                 **({"instances": dict(self.instances)} if self.instances is not None else {})}
 
 

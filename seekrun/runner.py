@@ -19,11 +19,12 @@ from seekrun.database import Database
 from seekrun.execute import NodeRunner
 from seekrun.outputs import has_table, problem
 from seekrun.rebuilder import PlanItem, plan
-from seekrun.planned import guard_removals, initial_results, mark_undone, maybe_reason, unbuildable_built
+from seekrun.planned import (guard_removals, initial_results, mark_undone, maybe_reason, stale_inputs,
+                             unbuildable_built, verify_tables, warn_stale_tables)
 from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
 from seekrun.controls import describe_all, format_duration
 from seekrun.scheduler import KahnQueue, RunTimedOut, run_queue
-from seekrun.selection import select
+from seekrun.selector import context, resolve
 from seekrun.state import StateStore
 
 
@@ -93,35 +94,17 @@ class DAGRunner(RunEvents):
         self.plan_items: dict[str, PlanItem] = {}
         # dry run while another run holds the lock: plan from the recorded state, never open DuckDB
         self.committed_only = False
+        self.deferral = None  # --defer (seekrun/defer.py)
         self._cancel = threading.Event()  # cancel(): stop as Ctrl-C does
 
     # ---- engine --------------------------------------------------------------------
     def _open_engine(self, read_only: bool = False):
         if self.engine_factory is not None:
             return self.engine_factory(self.db_path)
-        from seekrun.engines.duckdb import DuckDBEngine
+        from seekrun.database import open_engine
 
-        try:
-            return DuckDBEngine(self.db_path, read_only=read_only, root=self.root)
-        except Exception as exc:  # not a DuckDB file, another version's file, held by another program
-            from seekrun.secrets import redact
-
-            text = " ".join(redact(str(exc)).split())
-            if "lock" in text.lower():
-                from seekrun.lock import describe_process
-                import re
-
-                held = re.search(r"\(PID (\d+)\)", text)
-                who = describe_process(held.group(1)) if held else "a program"
-                raise ProjectError([Diagnostic(self._rel(self.db_path), None,
-                    f"the database is open in another program: {who} holds DuckDB's lock on it; close the "
-                    "database there, or stop that program or wait for it to finish, then run again")]) from None
-            if "permission denied" in text.lower():
-                hint = "fix its permissions: seekrun reads and writes it"
-            else:
-                hint = "it is not a database this DuckDB can open: move it away to rebuild from scratch"
-            raise ProjectError([Diagnostic(self._rel(self.db_path), None,
-                f"cannot open the database ({text[:200]}): {hint}")]) from None
+        allow = (self.deferral.path.parent,) if self.deferral is not None else ()
+        return open_engine(self.db_path, self.root, self._rel(self.db_path), read_only, allow)
 
     def _rel(self, path: Path) -> str:
         try:
@@ -141,12 +124,14 @@ class DAGRunner(RunEvents):
             exclude_tags=None, continue_on_error: bool = False, retry: int = 0, tags=None,
             args: dict | None = None, on_commit: Callable[[], None] | None = None,
             allow_removals: bool = False, on_event: Callable | None = None,
-            after_nodes: Callable[[ExecutionSummary], None] | None = None) -> ExecutionSummary:
+            after_nodes: Callable[[ExecutionSummary], None] | None = None, select=None, exclude=None,
+            state=None, defer: bool = False) -> ExecutionSummary:
         """Plan, check, then build. Nothing under target/ is written until the plan has passed
         its checks; ``on_commit`` (e.g. saving the manifest) is called at that point.
         ``on_event`` hears the run's events as they happen (seekrun/events.py); ``after_nodes``
         (the CLI's handlers and notifications) runs once the results are written, before
-        run_finished."""
+        run_finished.  ``select``/``exclude``: selectors (seekrun/selector/); ``state``: another
+        build (seekrun/otherbuild.py) for state: terms and, with ``defer``, to read from."""
         started = time.perf_counter()
         self.started = time.monotonic()  # the project's timeout counts from here
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -156,12 +141,17 @@ class DAGRunner(RunEvents):
         tracing, why = tracing()  # SEEKRUN_OTEL=1: spans from the events
         self.events = EventSink(self.run_id, [on_event, tracing])
         self.summary = None
-        selected = select(self.manifest, node_types=node_types, nodes=nodes, tags=tags,
-                          exclude_tags=exclude_tags)
         store = StateStore(self.state_dir)
         records = store.load(repair=not dry_run)
+        selection = resolve(self.manifest, context(self.manifest, records, self.target_dir, state), select=select,
+                            exclude=exclude, node_types=node_types, nodes=nodes, tags=tags, exclude_tags=exclude_tags)
+        selected = selection.ids
+        from seekrun.defer import Deferral
+
+        self.deferral = Deferral(state, self.manifest) if defer else None
         summary = ExecutionSummary(dry_run=dry_run, warnings=list(store.warnings) + ([why] if why else []), full=full,
-                                   selected=len(selected))
+                                   selected=len(selected) if selection.given else None,
+                                   notes=[selection.note] if selection.note else [])
         removed = sorted(nid for nid in records if nid not in self.manifest.nodes)
         engine = None
         writing = False
@@ -179,13 +169,16 @@ class DAGRunner(RunEvents):
             cache = self._hash_cache()
             items = plan(self.manifest, records,
                          lambda nid: problem(self.manifest.nodes[nid], records[nid], tables, self.root, cache),
-                         full=full, selected=selected)
+                         full=full, selected=selected, defer=self.deferral and self.deferral.output_hash)
             self.plan_items = items
-            self._warn_stale_tables(items, store, summary)
+            warn_stale_tables(self, items, store, summary)
             faults.point("plan")
             to_run = [nid for nid, it in items.items() if it.runs]
             recheck = [nid for nid, it in items.items() if it.recheck]  # after a re-read input
-            results = initial_results(items)
+            deferred = self.deferral.check(items) if self.deferral else []
+            stale = stale_inputs(self.manifest, items, to_run)
+            summary.warnings += [stale] if stale else []
+            results = initial_results(items, state and state.given)
             dropped = unbuildable_built(results, records)  # built before, not executable now: they go
             guard_removals(removed, records, allow_removals, dry_run, summary, dropped, self.manifest.nodes)
             # a killed run may have built (and stamped) a table it never recorded, for a node
@@ -250,6 +243,8 @@ class DAGRunner(RunEvents):
                 engine = engine or self._open_engine()
                 self.db.adopt(engine)
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
+                if deferred:
+                    self.deferral.attach(engine.con, deferred)
                 node_runner = NodeRunner(self, engine, store, results, retry, cache, recheck)
                 node_runner.full = full
                 for nid in removed:  # said node by node, before each table goes
@@ -275,8 +270,10 @@ class DAGRunner(RunEvents):
             if node_runner is not None:
                 steps.append(node_runner.close)  # the process reaper leaves
             if engine is not None:
+                if self.deferral is not None and self.deferral.made:
+                    steps.append(lambda: self.deferral.detach(engine.con))
                 if writing:
-                    final = self._verify_tables(engine, store, summary, tables or {})
+                    final = verify_tables(self, engine, store, summary, tables or {})
                 steps.append(engine.close)
             if writing:
                 steps += [lambda: self.db.record(store.meta, final),
@@ -298,41 +295,6 @@ class DAGRunner(RunEvents):
                 history.write_results(self.target_dir, self.run_id, summary, started_at, args or {})
             self._close_run(summary, store.nodes)  # older runs pruned, run_finished
         return summary
-
-    def _warn_stale_tables(self, items: dict[str, PlanItem], store: StateStore, summary: ExecutionSummary) -> None:
-        """Tables whose stamps are not their recorded builds, with no interrupted run to explain
-        it (no journal was left): the database is not the one the last run left, even when it
-        carries this project's identity (an older copy of it put back)."""
-        if self.db.replaced or store.journal_found:
-            return
-        stale = sorted(nid for nid, it in items.items() if it.reason is not None
-                       and it.reason.code == "output_changed" and has_table(self.manifest.nodes[nid]["kind"]))
-        if stale:
-            summary.warnings.append(
-                f"{self._rel(self.db_path)} is not the database the last run left: the table"
-                f"{'s' if len(stale) > 1 else ''} of {first_few(stale)} "
-                "do not match their recorded builds (an older copy put back, or changed outside seekrun): rebuilt")
-
-    def _verify_tables(self, engine, store: StateStore, summary: ExecutionSummary, before: dict) -> dict | None:
-        """The tables really there after the run (a Python node may have dropped or replaced
-        another node's table): recorded, and any node whose table was its recorded build
-        before the run (or was built by it) and is not any more is said so (it rebuilds on
-        the next run)."""
-        try:
-            final = engine.existing_outputs()
-        except Exception:
-            return None
-        ran = {r.node_id for r in summary.results if r.status is NodeStatus.SUCCESS}
-        lost = sorted(nid for nid, rec in store.nodes.items() if nid in self.manifest.nodes
-                      and rec.get("status") == "success" and has_table(self.manifest.nodes[nid]["kind"])
-                      and not str(rec.get("output_hash")).startswith("unverified-")
-                      and (nid in ran or before.get(nid, "-") == rec.get("output_hash"))
-                      and final.get(nid, "-") != rec.get("output_hash"))
-        if lost:
-            summary.warnings.append(f"the table{'s' if len(lost) > 1 else ''} of {first_few(lost)} changed or "
-                                    "disappeared during this "
-                                    "run (dropped by a Python node?): rebuilt on the next run")
-        return final
 
     def _preflight(self, to_run: list[str]) -> None:
         """Refuse, before anything runs, what cannot run: missing or unusable data, unsupported

@@ -74,9 +74,11 @@ class Shown:
         show(*self.args, db_path=self.db_path, holder=self.holder, as_json=as_json)
 
 
-def load(project_dir, node: str, values=None, params: dict | None = None) -> Shown:
-    """Find the node (an id, or a unique name), plan it as a dry run would, read its record.
-    Takes no lock: while a run holds it, says so and plans from the committed state."""
+def load(project_dir, node: str | None, values=None, params: dict | None = None, select=None, exclude=None,
+         state=None, state_db=None) -> list[Shown]:
+    """Find the node (an id, or a unique name; or what the selectors pick), plan as a dry run
+    would, read the records.  Takes no lock: while a run holds it, says so and plans from the
+    committed state."""
     from seekrun import target
     from seekrun.errors import Diagnostic, UsageError, suggest
     from seekrun.lock import note_run_in_progress
@@ -89,20 +91,35 @@ def load(project_dir, node: str, values=None, params: dict | None = None) -> Sho
     holder = note_run_in_progress(project.target_dir)
     from seekrun.compiled import Compiled
 
+    if (node is None) == (not select and not exclude):
+        raise UsageError([Diagnostic("", None, "show takes a NODE, or a selection (-s/--select, --exclude), "
+                                               "not both")])
+    from seekrun.cli_state import load_state
+
+    other = load_state(state, state_db, project)
     compiled = Compiled(project, strict=False, values=values, params=params)
     manifest = compiled.manifest
-    ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
-    if len(ids) != 1:
-        why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
-               f"unknown node '{node}'{suggest(node, manifest.nodes)}")
-        raise UsageError([Diagnostic("", None, why)])
-    nid = next(iter(ids))
+    records = StateStore(project.state_dir).load(repair=False)
+    if node is not None:
+        ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
+        if len(ids) != 1:
+            why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
+                   f"unknown node '{node}'{suggest(node, manifest.nodes)}")
+            raise UsageError([Diagnostic("", None, why)])
+    else:
+        from seekrun.selector import context, resolve
+
+        chosen = resolve(manifest, context(manifest, records, project.target_dir, other), select=select,
+                         exclude=exclude)
+        if chosen.note:
+            print(chosen.note, file=sys.stderr)
+        ids = chosen.ids
     runner = DAGRunner(manifest, compiled.old, project.state_dir, project_dir=project.root,
                        file_cache=compiled.result.file_cache)
     runner.committed_only = holder is not None
     summary = runner.run(dry_run=True)
-    record = StateStore(project.state_dir).load(repair=False).get(nid)
-    return Shown(compiled, nid, summary, record, runner.db_path, holder)
+    return [Shown(compiled, nid, summary, records.get(nid), runner.db_path, holder)
+            for nid in manifest.topological_order(ids)]
 
 
 def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, as_json: bool) -> None:

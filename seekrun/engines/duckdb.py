@@ -29,9 +29,10 @@ META_SCHEMA = "_seekrun"  # seekrun's own tables in the database (the database's
 
 class DuckDBEngine:
     def __init__(self, db_path: Path | None, threads: int | None = None, read_only: bool = False,
-                 root: Path | None = None):
+                 root: Path | None = None, allow: tuple[Path, ...] = ()):
         """db_path None: an in-memory database (for checks that must write nothing). With
-        ``root``, the connection may touch files under that folder only (and its own)."""
+        ``root``, the connection may touch files under that folder only (and its own, and the
+        ``allow`` folders': another build's database, attached read-only by --defer)."""
         import duckdb
 
         self._duckdb = duckdb
@@ -45,7 +46,11 @@ class DuckDBEngine:
             # One checkpoint at the end instead of one per 16 MB of WAL during the build.
             self.con.execute("SET checkpoint_threshold = '1GB'")
         if root is not None:
-            self._confine(Path(root), db_path)
+            self._confine(Path(root), db_path, allow)
+        if db_path is not None and not read_only:
+            from seekrun.defer import drop_views
+
+            drop_views(self.con)  # views a killed --defer run left (they read a database no longer attached)
         self._fixed_threads = bool(threads)
         self._all_threads = self._threads_now = 0  # read on first use
         self._local = threading.local()
@@ -54,7 +59,7 @@ class DuckDBEngine:
         self._stopping = threading.Event()  # set by interrupt(): no build starts after it
         self._schemas: set[str] = set()
 
-    def _confine(self, root: Path, db_path: Path | None) -> None:
+    def _confine(self, root: Path, db_path: Path | None, allow: tuple[Path, ...] = ()) -> None:
         """Files only under the project (and the database's own temp folder): SQL that names a
         file outside fails in DuckDB itself, whatever the spelling."""
         allowed = [str(root.resolve()) + os.sep]
@@ -64,8 +69,9 @@ class DuckDBEngine:
             self.con.execute(f"SET temp_directory = '{temp}'")
         if not temp.startswith(allowed[0]):
             allowed.append(temp.rstrip(os.sep) + os.sep)
-        if db_path is not None:  # a child DAG's target/ (its state) is under its parent's, outside its root
-            folder = str(Path(db_path).resolve().parent) + os.sep
+        for where in ([Path(db_path).resolve().parent] if db_path is not None else []) + [
+                Path(a).resolve() for a in allow]:  # a child DAG's target/ (its state) is under its parent's
+            folder = str(where) + os.sep
             if not any(folder.startswith(a) for a in allowed):
                 allowed.append(folder)
         listed = ", ".join("'" + a.replace("'", "''") + "'" for a in allowed)

@@ -22,8 +22,8 @@ def env_hashes(project, records: dict[str, dict],
     from seekrun.parser.templating import read_env_key
 
     key, new_key = read_env_key(project.state_dir), None
-    if key is None:
-        key = new_key = os.urandom(32)
+    if key is None:  # a first parse; with --state, the other build's key (hashes that compare)
+        key = new_key = getattr(project, "borrowed_env_key", None) or os.urandom(32)
     out: dict[str, str] = {}
     # every task runs with the project environment (env:, dotenv:): its values are in each
     # task's hash, keyed (a dotenv file holds secrets)

@@ -89,7 +89,7 @@ class WorkflowEngine:
             on_runner=None) -> WorkflowResult:
         """Run it as ``seekrun run FILE`` does (what changed, under the workflow's lock)."""
         from seekrun import target
-        from seekrun.cli import _run
+        from seekrun.cli_run import _run
         from seekrun.lock import ProjectLock
         from seekrun.project import find_project
         from seekrun.state import StateStore
