@@ -5,7 +5,13 @@ holding the project with one edited transform and production's target/ as prod/,
     seekrun run -s state:modified+ --defer --state prod     (budget: 0.5 s + the selected nodes' share of the floor)
     seekrun diff --state prod                                 (budget: 0.3 s)
 
-Each round starts the CI folder afresh (no target/) and measures the floor in the same round.
+The checkout's files are left to be 2 s old before the first run, as they are in CI (installing
+Python and seekrun takes longer than that): a file younger than that is re-read on every run
+(its mtime tick may not be over), which is not what CI sees.
+
+Each round starts the CI folder afresh (no target/: a pull request's first CI run), then makes a
+second edit to another transform and runs again with the first run's target/ kept (the README's
+cached target/: a later commit of the same pull request), and measures the floor in the same round.
 
 usage: python benchmarks/ci.py --nodes 1000 [--rounds 5]
 """
@@ -17,6 +23,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,19 +45,26 @@ def main() -> None:
         measure(seekrun("run"), cwd=b.proj)  # production's build
         prod = work / "prod"
         shutil.copytree(b.proj / "target", prod)
-        small, _ = b.pick_transforms()
+        small, large = b.pick_transforms()
+        second = next(m["name"] for m in b.g["nodes"] if m["kind"] == "transform" and m["name"] not in
+                      b.downstream(small) and m["name"] != large and len(b.downstream(m["name"])) <= 3)
         b.edit_transform(small, True)  # the pull request: one edited transform
         ci = work / "ci"
         expected = len(b.downstream(small))
-        runs, diffs, floors, counts = [], [], [], []
+        runs, diffs, floors, counts, warm = [], [], [], [], []
         for _ in range(a.rounds):
             floors.append(b.floor()["wall"])
             shutil.rmtree(ci, ignore_errors=True)
             shutil.copytree(b.proj, ci, ignore=shutil.ignore_patterns("target"))
+            time.sleep(2.1)  # the checkout's age in CI (see above)
             runs.append(measure(seekrun("run", "-s", "state:modified+", "--defer", "--state", str(prod)), cwd=ci)["wall"])
             results = json.loads((ci / "target" / "run_results.json").read_text())["results"]
             counts.append(sum(1 for r in results if r["status"] == "success"))
             diffs.append(measure(seekrun("diff", "--state", str(prod)), cwd=ci)["wall"])
+            path = ci / "nodes" / "transforms" / f"{second}.yml"  # a second commit, target/ kept
+            path.write_text(path.read_text().replace("% 1000", "% 997"))
+            time.sleep(2.1)
+            warm.append(measure(seekrun("run", "-s", "state:modified+", "--defer", "--state", str(prod)), cwd=ci)["wall"])
         floor = statistics.median(floors)
         run_wall, diff_wall = statistics.median(runs), statistics.median(diffs)
         share = floor * expected / a.nodes
@@ -58,6 +72,9 @@ def main() -> None:
               f"{a.rounds} rounds, floor median {floor:.3f}s")
         print(f"  run -s state:modified+ --defer  {run_wall:.3f}s = {run_wall / floor:.3f} x floor; "
               f"budget 0.5s + {share:.3f}s share = {0.5 + share:.3f}s: {'within' if run_wall <= 0.5 + share else 'OVER'}")
+        warm_wall, warm_share = statistics.median(warm), floor * len(b.downstream(second)) / a.nodes
+        print(f"  the same, 2nd commit, target/ kept {warm_wall:.3f}s = {warm_wall / floor:.3f} x floor; budget "
+              f"{0.5 + warm_share:.3f}s: {'within' if warm_wall <= 0.5 + warm_share else 'OVER'}")
         print(f"  diff --state                    {diff_wall:.3f}s = {diff_wall / floor:.3f} x floor; "
               f"budget 0.300s: {'within' if diff_wall <= 0.3 else 'OVER'}")
 

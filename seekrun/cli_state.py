@@ -38,6 +38,8 @@ def load_state(state: Path | None, state_db: Path | None, project, defer: bool =
     if other.dir.resolve() == project.target_dir.resolve():
         raise UsageError([Diagnostic("", None, f"--state {state} is this project's own target/: give another "
                                                "build's (e.g. production's, copied into prod/)")])
+    if (other.dir / "state" / "parse_cache").is_dir():  # a fresh checkout parses what it has the same as prod
+        project.borrowed_parse_cache = other.dir / "state" / "parse_cache"
     warning = borrow_env_key(project, other)
     if warning:
         import sys

@@ -22,12 +22,20 @@ def build_report(manifest, other, selected: set[str] | None = None) -> dict:
     nodes = manifest.nodes
     changes = compare(nodes, other.nodes)
     keep = (lambda nid: True) if selected is None else selected.__contains__
+    order = manifest.topological_order()
+    bit = {nid: 1 << i for i, nid in enumerate(order)}
+    below: dict[str, int] = {}  # node -> its descendants, as a bit set (one pass, not one walk per node)
+    for nid in reversed(order):
+        mask = 0
+        for c in manifest.children[nid]:
+            mask |= bit[c] | below[c]
+        below[nid] = mask
     added, modified = [], []
     for nid in sorted(changes):
         c = changes[nid]
         if not keep(nid):
             continue
-        down = len(manifest.downstream([nid])) - 1
+        down = below[nid].bit_count()
         if c.new:
             added.append({"node": nid, "kind": nodes[nid]["kind"], "downstream": down})
         else:
@@ -35,15 +43,24 @@ def build_report(manifest, other, selected: set[str] | None = None) -> dict:
                              "metadata_only": not c.modified, "changes": [f.to_dict() for f in c.changes]})
     removed = [] if selected is not None else [
         {"node": nid, "kind": other.nodes[nid]["kind"]} for nid in sorted(set(other.nodes) - set(nodes))]
-    # downstream of a build change, unchanged itself: its data may differ all the same
-    upstream: dict[str, list[str]] = {}
-    for nid in sorted(n for n, c in changes.items() if c.modified):
-        for d in manifest.downstream([nid], include_self=False):
-            if d not in changes:
-                upstream.setdefault(d, []).append(nid)
-    affected = [{"node": d, "upstream": ups[:MAX_UPSTREAM] + ([f"{len(ups) - MAX_UPSTREAM} more"]
-                                                             if len(ups) > MAX_UPSTREAM else [])}
-                for d, ups in sorted(upstream.items()) if keep(d)]
+    # downstream of a build change, unchanged itself (its data may differ all the same), with
+    # the changed nodes above it: the first few, in one pass in build order
+    above: dict[str, list[str]] = {}
+    for nid in order:
+        names: list[str] = []
+        for p in manifest.parents(nid):
+            for name in [*above.get(p, []), *([p] if changes.get(p) is not None and changes[p].modified else [])]:
+                if name not in names and len(names) <= MAX_UPSTREAM:
+                    names.append(name)
+        if names:
+            above[nid] = names
+    def named(ups: list[str]) -> list[str]:
+        return sorted(ups)[:MAX_UPSTREAM] + (["and more"] if len(ups) > MAX_UPSTREAM else [])
+
+    affected = [{"node": d, "upstream": named(ups)} for d, ups in sorted(above.items()) if d not in changes and keep(d)]
+    for entry in modified:  # a metadata-only change downstream of a build change: its data may differ too
+        if entry["metadata_only"] and entry["node"] in above:
+            entry["upstream"] = named(above[entry["node"]])
     return {"state": other.given, "added": added, "removed": removed, "modified": modified, "affected": affected}
 
 
@@ -56,13 +73,27 @@ def add_data(report: dict, manifest, other, db_path: Path, keys: list[str]) -> N
         raise ProjectError([Diagnostic(str(db_path), None, "diff --data: this project has no database yet: "
                                        "run `seekrun run` first (in CI: with --defer --state DIR)")])
     ids = [e["node"] for e in (*report["modified"], *report["added"], *report["affected"])
-           if not e.get("metadata_only") and has_table(manifest.nodes[e["node"]]["kind"])]
+           if (not e.get("metadata_only") or e.get("upstream")) and has_table(manifest.nodes[e["node"]]["kind"])]
     if not ids:
         report["data"] = {}
         return
     columns = _columns(db_path)
+    if keys and not any(all(k.lower() in (columns.get(nid) or ()) for k in keys) for nid in ids):
+        from seekrun.errors import UsageError, suggest
+
+        every = sorted({c for nid in ids for c in columns.get(nid) or ()})
+        raise UsageError([Diagnostic("", None, f"--key {','.join(keys)}: no changed table has "
+                                               f"{'these columns' if len(keys) > 1 else 'this column'}"
+                                               f"{suggest(keys[0].lower(), every)}")])
     tables = [(nid, _key(manifest.nodes[nid], keys, columns.get(nid))) for nid in ids]
-    report["data"] = data_diff(db_path, other.database(), tables)
+    # a table built from env_var() values (here, or further up) may hold one: its rows are
+    # counted, never shown (production's values are not known here, so they cannot be masked)
+    env = _env_fed(manifest)
+    shown, hidden = [t for t in tables if t[0] not in env], [t for t in tables if t[0] in env]
+    report["data"] = {**(data_diff(db_path, other.database(), shown) if shown else {}),
+                      **{nid: {**d, "samples_hidden": "built from env_var() values: rows counted, not shown"}
+                         for nid, d in (data_diff(db_path, other.database(), hidden, samples=0) if hidden
+                                        else {}).items()}}
 
 
 def _key(node: dict, keys: list[str], columns: set[str] | None) -> list[str] | None:
@@ -98,6 +129,15 @@ def _columns(db_path: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for s, t, c in rows:
         out.setdefault(f"{s}.{t}", set()).add(c.lower())
+    return out
+
+
+def _env_fed(manifest) -> set[str]:
+    """Nodes that read env var values, and everything built from them."""
+    out: set[str] = set()
+    for nid in manifest.topological_order():
+        if manifest.nodes[nid]["hashes"]["fields"].get("env") or any(p in out for p in manifest.parents(nid)):
+            out.add(nid)
     return out
 
 

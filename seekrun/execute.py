@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from seekrun import secrets
 from seekrun.controls import covers, format_duration, retry_wait
 from seekrun.events import EventSink, NodeRetrying, NodeStarted, utc_ts
-from seekrun.hashing import hash_parts, stat_sig
+from seekrun.hashing import data_sigs, hash_parts, stat_sig
 from seekrun.rebuilder import Reason, content_output_hash, output_hash, trace
 from seekrun.results import (FILTERED, SKIP_AFTER_FAILURE, SKIP_DEFERRED, SKIP_FILTERED, SKIP_PRECONDITION,
                              SKIP_UPSTREAM_SKIPPED, NodeStatus)
@@ -131,10 +131,10 @@ class NodeRunner:
         while True:
             attempts += 1
             try:
-                before = _data_sigs(node, self.root)
+                before = data_sigs(node, self.root)
                 built = self.engine.build(node, self.root, self.manifest.nodes, stamp=stamp if by_content else out,
                                           on_file=lambda rel, tmp: self._claim_content(nid, rel, tmp), run=run)
-                after = _data_sigs(node, self.root)
+                after = data_sigs(node, self.root)
                 got = (stamped[-1] if stamped else stamp(built)) if by_content else out
                 return Outcome(True, Built(built.rows, time.perf_counter() - t0, attempts, None,
                                            [secrets.redact(w) for w in built.warnings], inputs, got,
@@ -392,15 +392,3 @@ class NodeRunner:
         if kept:
             self.kept.extend(kept)
 
-
-def _data_sigs(node: dict, root) -> dict | None:
-    files = [*(node.get("data_files") or []), *(node.get("live_files") or [])]
-    if not files:
-        return None
-    out = {}
-    for rel in files:
-        try:
-            out[rel] = stat_sig(os.stat(root / rel))
-        except OSError:
-            out[rel] = None
-    return out

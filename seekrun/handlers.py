@@ -25,7 +25,6 @@ import os
 import shlex
 import sys
 import time
-from pathlib import Path
 
 from seekrun import values
 from seekrun.errors import Diagnostic, suggest

@@ -121,3 +121,17 @@ class FileHashCache:
 
             write_checked(self.path, {"version": CACHE_VERSION, "files": self.entries})
             self.dirty = False
+
+
+def data_sigs(node: dict, root) -> dict | None:
+    """The stat signatures of the files a node reads (to see one changed while it was read)."""
+    files = [*(node.get("data_files") or []), *(node.get("live_files") or [])]
+    if not files:
+        return None
+    out = {}
+    for rel in files:
+        try:
+            out[rel] = stat_sig(os.stat(root / rel))
+        except OSError:
+            out[rel] = None
+    return out

@@ -49,7 +49,16 @@ class OtherBuild:
 
             store = StateStore(self.dir / "state")
             self._records = store.load(repair=False) if (self.dir / "state").is_dir() else {}
+            self.meta = store.meta
         return self._records
+
+    meta: dict = {}  # its state's meta: the tables its last run left, with their build hashes
+
+    def recorded_tables(self) -> dict[str, str | None] | None:
+        """The tables that build's last run left in its database (id -> stamp), as its state says."""
+        self.records()
+        known = self.meta.get("database") if isinstance(self.meta, dict) else None
+        return dict(known["tables"]) if isinstance(known, dict) and isinstance(known.get("tables"), dict) else None
 
     def results(self) -> dict[str, dict] | None:
         """Its last run_results.json: node id -> result, or None if it has none."""

@@ -206,7 +206,8 @@ def verify_tables(runner, engine, store, summary, before: dict) -> dict | None:
     except Exception:
         return None
     ran = {r.node_id for r in summary.results if r.status is NodeStatus.SUCCESS}
-    lost = sorted(nid for nid, rec in store.nodes.items() if nid in runner.manifest.nodes
+    dropped = set(runner.deferral.dropped) if runner.deferral is not None else set()  # --defer made way for views
+    lost = sorted(nid for nid, rec in store.nodes.items() if nid in runner.manifest.nodes and nid not in dropped
                   and rec.get("status") == "success" and has_table(runner.manifest.nodes[nid]["kind"])
                   and not str(rec.get("output_hash")).startswith("unverified-")
                   and (nid in ran or before.get(nid, "-") == rec.get("output_hash"))

@@ -136,7 +136,8 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
     that will really be there.  Filters never make a node look clean: a node left out
     keeps its reason and runs on the next unfiltered run.  With ``defer`` (--defer), a node
     left out that is not up to date here stands for another build's output, whose hash
-    ``defer(nid)`` gives (None: that build has none to read).
+    ``defer(nid)`` gives (None: that build has none to read), if that output is what this
+    node builds here.
     """
     items: dict[str, PlanItem] = {}
     actual: dict[str, str | None] = {}
@@ -172,8 +173,12 @@ def plan(manifest: Manifest, records: dict[str, dict], output_problem: Callable[
         elif item.not_executable is not None or item.blocked_by in cannot:
             actual[nid], guessed = None, ()  # never built: what reads it cannot run either
             cannot.add(nid)
-        elif defer is not None and not item.selected and reason is not None and defer(nid) is not None:
-            item.deferred = actual[nid] = defer(nid)  # read from the other build, as it is there
+        elif defer is not None and not item.selected and reason is not None and (other := defer(nid)) is not None \
+                and (other == expected or node.get("reread")):
+            # read from the other build: its table is a build of this node as it is here, from
+            # these inputs (its stamp is the output hash this plan expects; a re-read source's
+            # is what it read, which no plan can know)
+            item.deferred = actual[nid] = other
             guessed = ()
         elif record is not None and record.get("output_hash") and problem() is None:
             actual[nid] = record["output_hash"]

@@ -17,14 +17,14 @@ from seekrun.errors import Diagnostic, ProjectError, first_few
 from seekrun.manifest import Manifest
 from seekrun.database import Database
 from seekrun.execute import NodeRunner
-from seekrun.outputs import has_table, problem
+from seekrun.outputs import problem
 from seekrun.rebuilder import PlanItem, plan
 from seekrun.planned import (guard_removals, initial_results, mark_undone, maybe_reason, stale_inputs,
                              unbuildable_built, verify_tables, warn_stale_tables)
-from seekrun.results import ExecutionSummary, NodeResult, NodeStatus
+from seekrun.results import ExecutionSummary, NodeResult
 from seekrun.controls import describe_all, format_duration
 from seekrun.scheduler import KahnQueue, RunTimedOut, run_queue
-from seekrun.selector import context, resolve
+from seekrun.selector import context, note_differences, resolve
 from seekrun.state import StateStore
 
 
@@ -143,8 +143,9 @@ class DAGRunner(RunEvents):
         self.summary = None
         store = StateStore(self.state_dir)
         records = store.load(repair=not dry_run)
-        selection = resolve(self.manifest, context(self.manifest, records, self.target_dir, state), select=select,
-                            exclude=exclude, node_types=node_types, nodes=nodes, tags=tags, exclude_tags=exclude_tags)
+        ctx = context(self.manifest, records, self.target_dir, state)
+        selection = resolve(self.manifest, ctx, select=select, exclude=exclude, node_types=node_types, nodes=nodes,
+                            tags=tags, exclude_tags=exclude_tags)
         selected = selection.ids
         from seekrun.defer import Deferral
 
@@ -179,6 +180,8 @@ class DAGRunner(RunEvents):
             stale = stale_inputs(self.manifest, items, to_run)
             summary.warnings += [stale] if stale else []
             results = initial_results(items, state and state.given)
+            if state is not None:  # what differs from that build, for the nodes that run
+                note_differences(results, ctx, to_run)
             dropped = unbuildable_built(results, records)  # built before, not executable now: they go
             guard_removals(removed, records, allow_removals, dry_run, summary, dropped, self.manifest.nodes)
             # a killed run may have built (and stamped) a table it never recorded, for a node
@@ -244,7 +247,7 @@ class DAGRunner(RunEvents):
                 self.db.adopt(engine)
                 engine.ensure_schemas({self.manifest.nodes[n]["kind"] for n in to_run})
                 if deferred:
-                    self.deferral.attach(engine.con, deferred)
+                    self.deferral.attach(engine.con, deferred, store)
                 node_runner = NodeRunner(self, engine, store, results, retry, cache, recheck)
                 node_runner.full = full
                 for nid in removed:  # said node by node, before each table goes

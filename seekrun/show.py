@@ -92,8 +92,8 @@ def load(project_dir, node: str | None, values=None, params: dict | None = None,
     from seekrun.compiled import Compiled
 
     if (node is None) == (not select and not exclude):
-        raise UsageError([Diagnostic("", None, "show takes a NODE, or a selection (-s/--select, --exclude), "
-                                               "not both")])
+        raise UsageError([Diagnostic("", None, "show takes a NODE or a selection (-s/--select, --exclude): "
+                                               + ("not both" if node is not None else "give one"))])
     from seekrun.cli_state import load_state
 
     other = load_state(state, state_db, project)

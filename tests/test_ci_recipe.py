@@ -180,6 +180,73 @@ def test_defer_errors_are_clear(folders, tmp_path):
     con.close()
     res = cli("run", "-p", str(ci), "-s", "state:modified+", "--defer", "--state", str(broken))
     assert res.exit_code == 2, res.output
-    assert "source.orders (read by transform.clean_orders)" in res.output
-    assert str(broken / "seekrun.duckdb") in res.output
+    assert f"--defer: the state's database {broken / 'seekrun.duckdb'} does not hold source.orders as its state" \
+        in res.output
     assert not (ci / "target" / "run_results.json").exists()
+    assert query(ci, "SELECT count(*) FROM duckdb_views() WHERE comment LIKE 'seekrun-defer:%'") == [(0,)]
+    # a build that never built the input: said before anything is written
+    unbuilt = tmp_path / "unbuilt"
+    shutil.copytree(ci / "prod", unbuilt)
+    state = json.loads((unbuilt / "state" / "execution_state.json").read_text())
+    del state["nodes"]["source.orders"]
+    del state["meta"]["database"]["tables"]["source.orders"]
+    (unbuilt / "state" / "execution_state.json").write_text(json.dumps(state))
+    con = duckdb.connect(str(unbuilt / "seekrun.duckdb"))
+    con.execute('DROP TABLE "source"."orders"')
+    con.close()
+    shutil.rmtree(ci / "target")
+    res = cli("run", "-p", str(ci), "-s", "state:modified+", "--defer", "--state", str(unbuilt))
+    assert res.exit_code == 2, res.output
+    assert "source.orders (read by transform.clean_orders)" in res.output
+    assert str(unbuilt / "seekrun.duckdb") in res.output
+    assert not (ci / "target" / "seekrun.duckdb").exists()
+
+
+def test_a_fresh_checkout_takes_what_production_parsed_byte_for_byte(folders):
+    """A CI checkout has no parse cache: with --state, a YAML node file whose bytes are the ones
+    production parsed takes production's records; only the edited files are read, and the
+    manifest is the one a full parse gives."""
+    from seekrun.cli_state import load_state
+    from seekrun.parser.parse import parse_project
+    from seekrun.project import find_project
+
+    prod, pr, ci = folders
+    project = find_project(ci)
+    load_state(ci / "prod", None, project)
+    borrowed = parse_project(project)
+    assert borrowed.parse_cache.reads == 1  # nodes/clean_orders.yml, the SQL edit
+    shutil.rmtree(ci / "target", ignore_errors=True)
+    full = parse_project(find_project(ci), use_cache=False)
+    assert borrowed.manifest.content_bytes() == full.manifest.content_bytes()
+    # a node file edited since production parsed it is read, never lent
+    (ci / "nodes" / "order_days.yml").write_text(FILES["nodes/order_days.yml"].replace("count(*)", "count(1)"))
+    project = find_project(ci)
+    load_state(ci / "prod", None, project)
+    again = parse_project(project, use_cache=False)
+    assert again.parse_cache.reads == 2  # clean_orders.yml and order_days.yml
+    assert "count(1)" in again.manifest.nodes["transform.order_days"]["config"]["transform"]
+
+
+def test_diff_data_never_shows_rows_built_from_env_vars_and_a_wrong_key_is_an_error(tmp_path, monkeypatch):
+    files = {**FILES, "nodes/tokened.yml": "kind: transform\nname: tokened\ninputs: [{ref: source.customers}]\n"
+                                           "transform: SELECT customer_id, '{{ env_var(\"SHOP_TOKEN\") }}' AS tok "
+                                           "FROM input_0\n"}
+    monkeypatch.setenv("SHOP_TOKEN", "prod-Zq8wLmN4pR7t")
+    prod = write_project(tmp_path / "prod", files)
+    ok("run", "-p", str(prod))
+    ci = tmp_path / "ci"
+    shutil.copytree(prod, ci, ignore=shutil.ignore_patterns("target"))
+    shutil.copytree(prod / "target", ci / "prod")
+    monkeypatch.setenv("SHOP_TOKEN", "ci-Yx2KwQ9vB3nM")
+    ok("run", "-p", str(ci), "-s", "state:modified+", "--defer", "--state", str(ci / "prod"))
+    assert ran(ci) == {"transform.tokened"}  # the env value changed (its keyed hash, borrowed key)
+    for fmt in ("markdown", "json", "text"):
+        out = ok("diff", "-p", str(ci), "--state", str(ci / "prod"), "--data", "--format", fmt).stdout
+        assert "prod-Zq8wLmN4pR7t" not in out and "ci-Yx2KwQ9vB3nM" not in out, out
+    data = json.loads(ok("diff", "-p", str(ci), "--state", str(ci / "prod"), "--data", "--format", "json").stdout)
+    d = data["data"]["transform.tokened"]
+    assert (d["rows_added"], d["rows_removed"]) == (3, 3) and d["samples"]["added"] == []
+    assert d["samples_hidden"].startswith("built from env_var() values")
+    res = cli("diff", "-p", str(ci), "--state", str(ci / "prod"), "--data", "--key", "customer_idd")
+    assert res.exit_code == 2 and "--key customer_idd: no changed table has this column (did you mean " \
+        "'customer_id'?)" in res.output, res.output

@@ -11,7 +11,6 @@ what was deferred or left out.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 

@@ -83,6 +83,26 @@ class ParseCache:
         self.files[rel] = entry
         self.dirty_shards.add(shard_of(rel))
 
+    def lend(self, rel: str, root: Path, common: str) -> dict | None:
+        """This (another build's) cache's entry for a YAML node file whose bytes are the ones
+        it was read from, or None.  Records are a function of a YAML file's bytes and
+        seeknal/common (``common``: this parse's digest of it), so a fresh checkout (--state
+        DIR) takes them instead of parsing 1,000 files again.  Python files are never lent
+        (their records follow the modules they import)."""
+        entry = self.files.get(rel)
+        if (not rel.endswith((".yml", ".yaml")) or not isinstance(entry, dict) or self.meta.get("common") != common
+                or not all(k in entry for k in _KEYS) or not _well_formed(entry)):
+            return None
+        from seekrun.hashing import hash_bytes, hash_parts
+
+        try:
+            raw = (root / rel).read_bytes()
+        except OSError:
+            return None
+        if hash_parts(rel, hash_bytes(raw)) != entry["digest"]:
+            return None
+        return {k: entry[k] for k in _KEYS}
+
     def touch(self, rel: str) -> None:
         """An entry's records were updated in place (e.g. a Python node's import closure)."""
         if rel in self.files:

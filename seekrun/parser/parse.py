@@ -82,6 +82,13 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
         sig = stat_sig(st)
         cache.seen.add(rel)
         entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
+    lender = getattr(project, "borrowed_parse_cache", None)
+    if lender is not None and workflow is None:  # --state DIR: what that build parsed, byte for byte
+        lender = ParseCache(lender)
+        for i, (rel, sig, mtime_ns, entry) in enumerate(entries):
+            lent = lender.lend(rel, project.root, common_digest) if entry is None else None
+            if lent is not None:  # not copied into this cache: a CI checkout is fresh each time (new
+                entries[i] = (rel, sig, mtime_ns, lent)  # stats, no hits), and lending again is cheap
     misses = [rel for rel, _, _, entry in entries if entry is None]
     cache.reads += len(misses)
     read = dict(zip(misses, map_forked(partial(_read_one, project.root, common, workflow=workflow), misses)))

@@ -15,7 +15,7 @@ from seekrun.errors import Diagnostic, UsageError
 from seekrun.selector.evaluate import Context, evaluate
 from seekrun.selector.grammar import Group, Selector, SelectorError, SelectorErrors, Term, parse
 
-__all__ = ["Context", "Selection", "context", "resolve", "parse", "evaluate", "SelectorError"]
+__all__ = ["Context", "Selection", "context", "note_differences", "resolve", "parse", "evaluate", "SelectorError"]
 
 
 @dataclass
@@ -105,3 +105,15 @@ def context(manifest, records: dict, target_dir, state=None) -> Context:
         return Context(manifest, lambda: compare(manifest.nodes, state.nodes), state.results, state.given)
     return Context(manifest, lambda: compare(manifest.nodes, from_records(manifest.nodes, records)),
                    lambda: read_results(Path(target_dir) / "run_results.json"), "the last build")
+
+
+def note_differences(results: dict, ctx: Context, ids) -> None:
+    """Add to each node's reason how it differs from the other build (``--state``), for the
+    nodes given: "new; differs from prod/: transform SQL"."""
+    changes = ctx.changes()
+    for nid in ids:
+        c = changes.get(nid)
+        if c is None or not c.modified or results.get(nid) is None:
+            continue
+        what = f"not in {ctx.baseline}" if c.new else f"differs from {ctx.baseline}: {', '.join(c.labels())}"
+        results[nid].reason = f"{results[nid].reason}; {what}"

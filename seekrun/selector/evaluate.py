@@ -7,9 +7,9 @@ failed" are answers, not mistakes.
 """
 from __future__ import annotations
 
-import fnmatch
+import re
 from collections import deque
-from pathlib import PurePosixPath
+from functools import lru_cache
 
 from seekrun.errors import suggest
 from seekrun.selector.compare import STATE_VALUES
@@ -213,15 +213,46 @@ def _norm(path: str) -> str:
 
 
 def _path_matches(file: str, pattern: str) -> bool:
-    """A file, a folder holding it, or a glob (* ? [..], ** for any depth)."""
+    """A file, a folder holding it, or a glob matching either, relative to the project: ``*``
+    and ``?`` stay within one folder, ``**`` spans any number of them."""
     file, pat = _norm(file), _norm(pattern)
     if not pat or pat == ".":
         return True
     if file == pat or file.startswith(pat + "/"):
         return True
     if any(ch in pat for ch in "*?["):
-        return fnmatch.fnmatchcase(file, pat) or PurePosixPath(file).match(pat)
+        rx = _glob(pat)
+        parts = file.split("/")
+        return any(rx.fullmatch("/".join(parts[:i])) for i in range(1, len(parts) + 1))
     return False
+
+
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> "re.Pattern":
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1:end].replace("\\", "\\\\")
+            body = "^" + body[1:] if body.startswith("!") else "\\" + body if body.startswith("^") else body
+            out.append(f"(?!/)[{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
 
 
 def _some(choices) -> str:
