@@ -67,14 +67,14 @@ def register(app: typer.Typer, project_opt) -> None:
         that changed), their downstream counts and, with --data, their data.
 
         Example: seekrun diff --state prod/target --data --format markdown > diff.md"""
-        from seekrun.errors import ProjectError, UsageError
+        from seekrun.errors import Diagnostic, ProjectError, UsageError
         from seekrun.secrets import redact
 
         try:
             if fmt not in ("text", "markdown", "json"):
-                raise UsageError([Diagnostic_("--format is text, markdown or json")])
+                raise UsageError([Diagnostic("", None, "--format is text, markdown or json")])
             if key and not data:
-                raise UsageError([Diagnostic_("--key goes with --data")])
+                raise UsageError([Diagnostic("", None, "--key goes with --data")])
             report = _report(project_dir, state, state_db, select, exclude, data,
                              [k.strip() for v in key or [] for k in v.split(",") if k.strip()])
         except ProjectError as exc:
@@ -86,12 +86,6 @@ def register(app: typer.Typer, project_opt) -> None:
 
         print(redact(render(report, fmt)))
         raise typer.Exit(1 if exit_code and differs(report) else 0)
-
-
-def Diagnostic_(message: str):
-    from seekrun.errors import Diagnostic
-
-    return Diagnostic("", None, message)
 
 
 def _report(project_dir, state, state_db, select, exclude, data, keys) -> dict:

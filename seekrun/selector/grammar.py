@@ -153,8 +153,6 @@ def parse_term(part: str, column: int, text: str, flag: str) -> Term:
     at = bool(m.group("at"))
     up = _depth(m.group("up"), m.group("up_n"))
     down = _depth(m.group("down"), m.group("down_n"))
-    if m.group("up_n") and not m.group("up"):
-        raise bad("a depth needs a '+': write 2+name")
     if at and (up is not None or down is not None):
         raise bad("'@' already takes descendants and their ancestors: it does not combine with '+'")
     if up == 0 or down == 0:
