@@ -560,8 +560,7 @@ class Model:
             return rule_table(n, ins[0])
         if n.kind == "aggregation":
             return aggregation_table(n, ins[0])
-        if n.fail and not (not n.py and n.tmpl == "join" and not _joined(ins[0], ins[1])):
-            # (DuckDB never evaluates the failing scalar subquery for a join with no rows)
+        if n.fail and not (not n.py and n.tmpl == "join" and _pruned(ins[0], ins[1])):
             raise Fail("boom")
         if n.py:
             t = ins[0]
@@ -618,10 +617,13 @@ class Model:
         return items
 
     def removed(self) -> list[str]:
-        return sorted(nid for nid in self.records if nid not in self.nodes)
+        """Recorded nodes no longer in the project, and the tables a killed run committed (and
+        stamped) without recording them, for nodes since removed: those go too."""
+        return sorted({*(nid for nid in self.records if nid not in self.nodes),
+                       *(nid for nid in self.stamps if nid not in self.nodes and nid not in self.records)})
 
-    def guard_refuses(self) -> bool:
-        removed, built = len(self.removed()), len(self.records)
+    def guard_refuses(self) -> bool:  # counts recorded builds only
+        removed, built = len([n for n in self.records if n not in self.nodes]), len(self.records)
         return bool(removed) and (removed * 2 > built or removed == built)
 
     def outcomes(self, items: dict[str, PlanItem]) -> dict[str, object]:
@@ -999,7 +1001,11 @@ def read_state(root: Path) -> dict[str, dict]:
     return nodes
 
 
-def _joined(a: Table, b: Table) -> bool:
-    """Whether an inner join of a and b on id has any row."""
-    ids = {r[a.idx("id")] for r in a.rows} - {None}
-    return any(r[b.idx("id")] in ids for r in b.rows)
+def _pruned(a: Table, b: Table) -> bool:
+    """Whether DuckDB (2.0) skips the join's failing scalar subquery: when both sides have
+    non-null ids whose ranges do not overlap, its join filter (min/max of the build side)
+    prunes the whole probe side and the projection never runs.  Anything else (a side empty
+    or all null, ranges that overlap, with or without a match) evaluates it and fails."""
+    x = [r[a.idx("id")] for r in a.rows if r[a.idx("id")] is not None]
+    y = [r[b.idx("id")] for r in b.rows if r[b.idx("id")] is not None]
+    return bool(x and y) and (max(x) < min(y) or max(y) < min(x))
