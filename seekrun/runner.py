@@ -195,13 +195,22 @@ class DAGRunner(RunEvents):
                 errors = overwrite_problems(self.root, self.manifest, to_run, records, store.claims(), damaged)
                 if errors:
                     raise ProjectError(errors)
-                if (self.engine_factory is None and self.db_path.exists()
-                        and not os.path.exists(str(self.db_path) + ".wal")):
+                fresh = not self.db_path.exists()
+                if self.engine_factory is None and not os.path.exists(str(self.db_path) + ".wal"):
                     # Check on the database the build will use: opening and closing it
                     # unchanged writes nothing (but a WAL left by a killed run would be
                     # replayed into it, so then the checks use a separate in-memory DuckDB).
+                    # A database this opening creates goes again if the checks fail.
                     engine = self._open_engine()
-                    self._preflight_with(engine, to_run)
+                    try:
+                        self._preflight_with(engine, to_run)
+                    except BaseException:
+                        if fresh:
+                            engine.close()
+                            engine = None
+                            for leftover in (self.db_path, Path(str(self.db_path) + ".wal")):
+                                leftover.unlink(missing_ok=True)
+                        raise
                 else:
                     self._preflight(to_run)
             summary.results = list(results.values())

@@ -126,7 +126,26 @@ MAP_SCRIPT = textwrap.dedent("""\
             raise RuntimeError("a worker fails")
         return [j * j, os.getpid()]
 
-    print(json.dumps({"parent": parent, "out": map_forked(job, list(range(10)))}))
+    ran = []
+
+    def meanwhile():
+        ran.append(os.getpid())
+        if sys.argv[1] == "meanwhile-fails":
+            raise KeyError("meanwhile fails")
+
+    if sys.argv[1].startswith("meanwhile"):
+        try:
+            out = map_forked(job, list(range(3)), meanwhile=meanwhile)
+        except KeyError as exc:
+            out = str(exc)
+        try:
+            os.waitpid(-1, os.WNOHANG)
+            left = True  # a child not collected
+        except ChildProcessError:
+            left = False
+        print(json.dumps({"parent": parent, "out": out, "meanwhile": ran, "children_left": left}))
+    else:
+        print(json.dumps({"parent": parent, "out": map_forked(job, list(range(10)))}))
     """)
 
 
@@ -158,3 +177,49 @@ def test_map_forked_recomputes_a_failed_workers_slice_in_the_parent(tmp_path):
 def test_map_forked_with_one_worker_does_not_fork(tmp_path):
     data = map_forked_in_a_process(tmp_path, "1", "ok")
     assert [pid for _, pid in data["out"]] == [data["parent"]] * 10
+
+
+def test_map_forked_reads_a_few_files_in_one_worker_while_the_parent_does_other_work(tmp_path):
+    data = map_forked_in_a_process(tmp_path, "", "meanwhile")
+    out, parent = data["out"], data["parent"]
+    assert [v for v, _ in out] == [0, 1, 4]
+    assert data["meanwhile"] == [parent]  # once, in this process
+    assert not data["children_left"]
+    if len(os.sched_getaffinity(0)) >= 2:  # one worker read all three
+        assert len({pid for _, pid in out}) == 1 and out[0][1] != parent
+    else:  # one core: no fork, the parent reads them
+        assert [pid for _, pid in out] == [parent] * 3
+
+
+def test_map_forked_raises_what_meanwhile_raised_with_no_worker_left_running(tmp_path):
+    data = map_forked_in_a_process(tmp_path, "", "meanwhile-fails")
+    assert data["out"] == "'meanwhile fails'" and data["meanwhile"] == [data["parent"]]
+    assert not data["children_left"]
+
+
+def test_an_incremental_parse_reads_the_changed_files_in_a_worker_with_the_same_result(tmp_path):
+    """A few changed files are read in a worker (the parent loads DuckDB meanwhile); the
+    manifest and every error are those of a parse that reads them itself."""
+    a, b = _project(tmp_path / "a"), _project(tmp_path / "b")
+    for p in (a, b):
+        for f in p.rglob("*.yml"):  # old files (a file younger than 2 s is read again: its mtime may tick)
+            os.utime(f, (f.stat().st_mtime - 3600,) * 2)
+        assert cli_proc("parse", "-p", str(p)).exit_code == 0
+        (p / "nodes" / "t007.yml").write_text("kind: transform\nname: t007\ninputs: [{ref: transform.t006}]\n"
+                                              "transform: SELECT id, v * 2 AS v FROM input_0\n")
+        (p / "nodes" / "t100.yml").write_text("kind: transform\nname: t100\ninputs: [{ref: transform.t099}]\n"
+                                              "transform: SELECT id, nope( FROM input_0\n")
+    ra, pid_a, reads_a = parse_logged(a, "", tmp_path)
+    rb, pid_b, reads_b = parse_logged(b, "1", tmp_path)
+    assert ra.exit_code == rb.exit_code == 2 and ra.stderr == rb.stderr
+    assert "nodes/t100.yml" in ra.stderr and "does not parse" in ra.stderr
+    assert sorted(r for _, r in reads_a) == sorted(r for _, r in reads_b) == ["nodes/t007.yml", "nodes/t100.yml"]
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert pid_a not in {pid for pid, _ in reads_a}
+    (a / "nodes" / "t100.yml").write_text((b / "nodes" / "t007.yml").read_text().replace("t007", "t100")
+                                          .replace("t006", "t099"))
+    (b / "nodes" / "t100.yml").write_bytes((a / "nodes" / "t100.yml").read_bytes())
+    ra, _, _ = parse_logged(a, "", tmp_path)
+    rb, _, _ = parse_logged(b, "1", tmp_path)
+    assert ra.exit_code == rb.exit_code == 0, ra.output + rb.output
+    assert _manifest(a) == _manifest(b)

@@ -7,6 +7,10 @@ process (its native threads make fork unsafe; the CLI parses before importing it
 SEEKRUN_PARSE_WORKERS=N sets the number of processes (1: no fork).
 Any worker failure falls back to reading that slice in the parent, so the result never
 depends on whether it ran in parallel.
+
+With ``meanwhile`` (work the parent has to do next anyway, e.g. loading duckdb), even a few
+files are read by one forked worker while the parent does that work on another core: the
+files a commit changed are read (pydantic, YAML) in the time the parent loads duckdb.
 """
 from __future__ import annotations
 
@@ -20,25 +24,36 @@ R = TypeVar("R")
 MIN_FILES = 200
 
 
-def workers_for(n_jobs: int) -> int:
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def workers_for(n_jobs: int, overlap: bool = False) -> int:
+    """How many processes read n_jobs files; with ``overlap``, 2 means one worker reads them
+    all while the parent does other work (the parent's own slice is then empty)."""
     forced = os.environ.get("SEEKRUN_PARSE_WORKERS", "")
-    if not hasattr(os, "fork") or "duckdb" in sys.modules:
+    if not hasattr(os, "fork") or "duckdb" in sys.modules or not n_jobs:
         return 1
     if forced.isdigit() and int(forced) >= 1:
         return min(int(forced), max(1, n_jobs))
     if n_jobs < MIN_FILES:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 8, n_jobs // (MIN_FILES // 2)))
+        return 2 if overlap and _cores() >= 2 else 1
+    return max(1, min(_cores(), 8, n_jobs // (MIN_FILES // 2)))
 
 
-def map_forked(func: Callable[[T], R], jobs: Sequence[T]) -> list[R]:
-    """[func(j) for j in jobs], computed by up to one process per core."""
-    k = workers_for(len(jobs))
+def map_forked(func: Callable[[T], R], jobs: Sequence[T], meanwhile: Callable[[], None] | None = None) -> list[R]:
+    """[func(j) for j in jobs], computed by up to one process per core.  ``meanwhile`` runs in
+    this process once the workers are started (always exactly once, workers or not)."""
+    k = workers_for(len(jobs), overlap=meanwhile is not None)
     if k <= 1:
+        if meanwhile is not None:
+            meanwhile()
         return [func(j) for j in jobs]
-    size = -(-len(jobs) // k)
-    slices = [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+    if len(jobs) < MIN_FILES and not os.environ.get("SEEKRUN_PARSE_WORKERS", "").isdigit():
+        slices = [[], list(jobs)]  # one worker reads them all; the parent does ``meanwhile``
+    else:
+        size = -(-len(jobs) // k)
+        slices = [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
     children: list[tuple[int, int, list[T]]] = []
     for part in slices[1:]:
         r, w = os.pipe()
@@ -56,7 +71,13 @@ def map_forked(func: Callable[[T], R], jobs: Sequence[T]) -> list[R]:
                 os._exit(code)
         os.close(w)
         children.append((pid, r, part))
-    results = [func(j) for j in slices[0]]
+    failure = None
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        except BaseException as exc:  # raised once the workers are collected (none left behind)
+            failure = exc
+    results = [func(j) for j in slices[0]] if failure is None else []
     for pid, r, part in children:
         with os.fdopen(r, "rb") as inp:
             data = inp.read()
@@ -66,5 +87,8 @@ def map_forked(func: Callable[[T], R], jobs: Sequence[T]) -> list[R]:
                 raise ValueError("worker failed")
             results.extend(pickle.loads(data))
         except Exception:
-            results.extend(func(j) for j in part)  # same answer, computed here
+            if failure is None:
+                results.extend(func(j) for j in part)  # same answer, computed here
+    if failure is not None:
+        raise failure
     return results

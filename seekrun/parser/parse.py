@@ -91,10 +91,16 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
                 entries[i] = (rel, sig, mtime_ns, lent)  # stats, no hits), and lending again is cheap
     misses = [rel for rel, _, _, entry in entries if entry is None]
     cache.reads += len(misses)
-    read = dict(zip(misses, map_forked(partial(_read_one, project.root, common, workflow=workflow), misses)))
-    from seekrun.parser.sql_check import check_files
+    from seekrun.parser.sql_check import check_files, connection
 
-    check_files(read)  # the new files' SQL through DuckDB's parser (after the fork: duckdb is loaded now)
+    warm: list = []  # the SQL check's DuckDB, opened while another process reads the files
+    read = dict(zip(misses, map_forked(partial(_read_one, project.root, common, workflow=workflow), misses,
+                                       meanwhile=(lambda: warm.append(connection())) if misses else None)))
+    try:  # the new files' SQL through DuckDB's parser (after the fork: duckdb is loaded now)
+        check_files(read, connect=(lambda: warm.pop()) if warm else connection)
+    finally:
+        for con in warm:  # not needed (no SQL to check)
+            con.close()
     # 2. collect, in file order
     folded: dict[str, dict] = {}  # lower-cased id -> record: DuckDB names ignore case
     for rel, sig, mtime_ns, entry in entries:
