@@ -13,12 +13,17 @@ Each round starts the CI folder afresh (no target/: a pull request's first CI ru
 second edit to another transform and runs again with the first run's target/ kept (the README's
 cached target/: a later commit of the same pull request), and measures the floor in the same round.
 
+Run it as seekrun is installed (bytecode cached): with PYTHONDONTWRITEBYTECODE set and an
+editable install, every run compiles seekrun's changed modules again (about 0.1 s), which no
+pip-installed seekrun does.
+
 usage: python benchmarks/ci.py --nodes 1000 [--rounds 5]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -37,6 +42,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--rows", type=int, default=1000)
     a = ap.parse_args()
+    if sys.flags.dont_write_bytecode or os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set: modules without cached bytecode are compiled on every run")
     if not (SHARED / "bench" / "graphspec.py").is_file():
         raise SystemExit(f"ci.py: {SHARED}/bench/graphspec.py not found (set SEEKRUN_SHARED)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -122,7 +122,7 @@ MAP_SCRIPT = textwrap.dedent("""\
     fail_in_children = sys.argv[1] == "fail"
 
     def job(j):
-        if fail_in_children and os.getpid() != parent:
+        if (fail_in_children or sys.argv[1] == "reader-fail") and os.getpid() != parent:
             raise RuntimeError("a worker fails")
         return [j * j, os.getpid()]
 
@@ -133,7 +133,27 @@ MAP_SCRIPT = textwrap.dedent("""\
         if sys.argv[1] == "meanwhile-fails":
             raise KeyError("meanwhile fails")
 
-    if sys.argv[1].startswith("meanwhile"):
+    if sys.argv[1].startswith("reader"):
+        from seekrun.parser.parallel import Reader
+
+        warmed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warmed")
+
+        def warm():
+            with open(warmed, "a") as f:
+                f.write(f"{os.getpid()} ")
+
+        reader = Reader(warm)
+        jobs = [] if sys.argv[1] == "reader-none" else list(range(3))
+        out = reader.map(job, jobs, meanwhile=meanwhile)
+        try:
+            os.waitpid(-1, os.WNOHANG)
+            left = True
+        except ChildProcessError:
+            left = False
+        print(json.dumps({"parent": parent, "out": out, "meanwhile": ran, "children_left": left,
+                          "warmed_in": [int(x) for x in open(warmed).read().split()] if os.path.exists(warmed)
+                          else []}))
+    elif sys.argv[1].startswith("meanwhile"):
         try:
             out = map_forked(job, list(range(3)), meanwhile=meanwhile)
         except KeyError as exc:
@@ -223,3 +243,20 @@ def test_an_incremental_parse_reads_the_changed_files_in_a_worker_with_the_same_
     rb, _, _ = parse_logged(b, "1", tmp_path)
     assert ra.exit_code == rb.exit_code == 0, ra.output + rb.output
     assert _manifest(a) == _manifest(b)
+
+
+def test_a_reader_forked_early_reads_the_jobs_it_is_given_later(tmp_path):
+    data = map_forked_in_a_process(tmp_path, "", "reader")
+    out, parent = data["out"], data["parent"]
+    assert [v for v, _ in out] == [0, 1, 4] and data["meanwhile"] == [parent] and not data["children_left"]
+    if len(os.sched_getaffinity(0)) >= 2:  # the worker got ready (warm) and read all three
+        assert data["warmed_in"] == [out[0][1]] and out[0][1] != parent
+        assert len({pid for _, pid in out}) == 1
+
+
+def test_a_reader_with_no_jobs_leaves_and_a_failed_one_is_read_in_the_parent(tmp_path):
+    none = map_forked_in_a_process(tmp_path, "", "reader-none")
+    assert none["out"] == [] and not none["children_left"]
+    failed = map_forked_in_a_process(tmp_path, "", "reader-fail")
+    assert [v for v, _ in failed["out"]] == [0, 1, 4] and not failed["children_left"]
+    assert [pid for _, pid in failed["out"]] == [failed["parent"]] * 3

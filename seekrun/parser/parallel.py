@@ -92,3 +92,81 @@ def map_forked(func: Callable[[T], R], jobs: Sequence[T], meanwhile: Callable[[]
     if failure is not None:
         raise failure
     return results
+
+
+class Reader:
+    """One worker forked before the parent knows which files it will read, so that it loads
+    what reading needs (``warm``: pydantic, YAML) while the parent stats and looks the files up
+    in the caches; ``map`` then hands it the jobs (``meanwhile`` runs in the parent as it reads).
+    Without fork, with one core or with duckdb loaded, it is map_forked, unchanged.  A worker
+    that fails is no loss: its jobs are computed in the parent."""
+
+    def __init__(self, warm: Callable[[], None]):
+        self.pid = None
+        if workers_for(1, overlap=True) < 2 or os.environ.get("SEEKRUN_PARSE_WORKERS", "").isdigit():
+            return
+        jobs_r, jobs_w = os.pipe()
+        out_r, out_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(jobs_w)
+                os.close(out_r)
+                warm()
+                with os.fdopen(jobs_r, "rb") as inp:
+                    data = inp.read()
+                if data:
+                    func, jobs = pickle.loads(data)
+                    with os.fdopen(out_w, "wb") as out:
+                        out.write(pickle.dumps([func(j) for j in jobs], protocol=pickle.HIGHEST_PROTOCOL))
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(jobs_r)
+        os.close(out_w)
+        self.pid, self.jobs_w, self.out_r = pid, jobs_w, out_r
+
+    def map(self, func: Callable[[T], R], jobs: Sequence[T], meanwhile: Callable[[], None] | None = None) -> list[R]:
+        if self.pid is None or not jobs or len(jobs) >= MIN_FILES:
+            self.close()
+            return map_forked(func, jobs, meanwhile)
+        try:
+            data = pickle.dumps((func, list(jobs)), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(self.jobs_w, "wb") as out:
+                out.write(data)
+        except Exception:  # (not picklable): read here
+            self.close()
+            return map_forked(func, jobs, meanwhile)
+        self.jobs_w = None  # (closed by the with: the worker sees the end of its jobs)
+        failure = None
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException as exc:
+                failure = exc
+        out_r, self.out_r = self.out_r, None
+        with os.fdopen(out_r, "rb") as inp:
+            data = inp.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if failure is not None:
+            raise failure
+        try:
+            if status != 0:
+                raise ValueError("worker failed")
+            return pickle.loads(data)
+        except Exception:
+            return [func(j) for j in jobs]  # same answer, computed here
+
+    def close(self) -> None:
+        """No jobs for the worker: it leaves (collected here, none left running)."""
+        if self.pid is None:
+            return
+        for fd in (self.jobs_w, self.out_r):
+            if fd is not None:
+                os.close(fd)
+        self.jobs_w = self.out_r = None
+        os.waitpid(self.pid, 0)
+        self.pid = None

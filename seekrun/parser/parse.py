@@ -20,7 +20,7 @@ from seekrun.parser.cache import ParseCache
 from seekrun.parser.checks import check_graph, check_input_tables, check_outputs
 from seekrun.parser.data_files import check_sources
 from seekrun.parser.live import live_files
-from seekrun.parser.parallel import map_forked
+from seekrun.parser.parallel import Reader, map_forked
 from seekrun.parser.pools import check_pools, metadata as pool_metadata
 from seekrun.parser.records import read_file
 from seekrun.controls import RECORD_KEYS as CONTROL_RECORD_KEYS
@@ -66,36 +66,45 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if cache.meta.get("common") != common_digest:
         cache.clear()  # shared config changed: templates may render differently
         cache.meta["common"] = common_digest
-    yml_files, py_files = project.node_files(errors)
-    root_prefix = str(project.root) + os.sep
-    # 1. stat every file; cached records for unchanged ones, the rest read (in parallel when many)
-    entries: list[tuple[str, list, int, dict | None]] = []
-    for path in [*yml_files, *py_files]:
-        spath = str(path)
-        rel = spath[len(root_prefix):].replace(os.sep, "/") if spath.startswith(root_prefix) else spath
-        try:
-            st = os.stat(path)
-        except OSError as exc:  # e.g. a broken symlink
-            errors.append(Diagnostic(rel, None, f"cannot read this file ({exc.strerror}): fix or remove it"))
-            broken.append(rel)
-            continue
-        sig = stat_sig(st)
-        cache.seen.add(rel)
-        entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
     lender = getattr(project, "borrowed_parse_cache", None)
-    if lender is not None and workflow is None:  # --state DIR: what that build parsed, byte for byte
-        lender = ParseCache(lender)
-        for i, (rel, sig, mtime_ns, entry) in enumerate(entries):
-            lent = lender.lend(rel, project.root, common_digest) if entry is None else None
-            if lent is not None:  # not copied into this cache: a CI checkout is fresh each time (new
-                entries[i] = (rel, sig, mtime_ns, lent)  # stats, no hits), and lending again is cheap
-    misses = [rel for rel, _, _, entry in entries if entry is None]
-    cache.reads += len(misses)
-    from seekrun.parser.sql_check import check_files, connection
+    # --state DIR (a pull request's CI run): some files are new here; a worker gets ready to
+    # read them while the files are listed, statted and looked up (it leaves if none are)
+    reader = Reader(_warm_reader) if lender is not None and workflow is None else None
+    try:
+        yml_files, py_files = project.node_files(errors)
+        root_prefix = str(project.root) + os.sep
+        # 1. stat every file; cached records for unchanged ones, the rest read (in parallel when many)
+        entries: list[tuple[str, list, int, dict | None]] = []
+        for path in [*yml_files, *py_files]:
+            spath = str(path)
+            rel = spath[len(root_prefix):].replace(os.sep, "/") if spath.startswith(root_prefix) else spath
+            try:
+                st = os.stat(path)
+            except OSError as exc:  # e.g. a broken symlink
+                errors.append(Diagnostic(rel, None, f"cannot read this file ({exc.strerror}): fix or remove it"))
+                broken.append(rel)
+                continue
+            sig = stat_sig(st)
+            cache.seen.add(rel)
+            entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
+        if lender is not None and workflow is None:  # --state DIR: what that build parsed, byte for byte
+            lender = ParseCache(lender)
+            for i, (rel, sig, mtime_ns, entry) in enumerate(entries):
+                lent = lender.lend(rel, project.root, common_digest) if entry is None else None
+                if lent is not None:  # not copied into this cache: a CI checkout is fresh each time (new
+                    entries[i] = (rel, sig, mtime_ns, lent)  # stats, no hits), and lending again is cheap
+        misses = [rel for rel, _, _, entry in entries if entry is None]
+        cache.reads += len(misses)
+        from seekrun.parser.sql_check import check_files, connection
 
-    warm: list = []  # the SQL check's DuckDB, opened while another process reads the files
-    read = dict(zip(misses, map_forked(partial(_read_one, project.root, common, workflow=workflow), misses,
-                                       meanwhile=(lambda: warm.append(connection())) if misses else None)))
+        warm: list = []  # the SQL check's DuckDB, opened while another process reads the files
+        read = dict(zip(misses, (reader.map if reader else map_forked)(
+            partial(_read_one, project.root, common, workflow=workflow), misses,
+            meanwhile=(lambda: warm.append(connection())) if misses else None)))
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        raise
     try:  # the new files' SQL through DuckDB's parser (after the fork: duckdb is loaded now)
         check_files(read, connect=(lambda: warm.pop()) if warm else connection)
     finally:
@@ -219,6 +228,12 @@ def _note_failed(rel: str, recs: list[dict], errs: list[Diagnostic], broken: lis
                 broken.append(rel)
         elif err.node:
             failed.setdefault(err.node, f"{rel}:{err.line}" if err.line else rel)
+
+
+def _warm_reader() -> None:
+    """What reading a node file loads (in a worker, while the parent stats the files)."""
+    import seekrun.parser.models  # noqa: F401  (pydantic)
+    import seekrun.parser.yaml_load  # noqa: F401
 
 
 def _read_one(root: Path, common: dict | None, rel: str, workflow: str | None = None):
