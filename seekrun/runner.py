@@ -195,21 +195,21 @@ class DAGRunner(RunEvents):
                 errors = overwrite_problems(self.root, self.manifest, to_run, records, store.claims(), damaged)
                 if errors:
                     raise ProjectError(errors)
-                fresh = not self.db_path.exists()
-                if self.engine_factory is None and not os.path.exists(str(self.db_path) + ".wal"):
+                # (a new database, made by this opening, in a folder that is there: a plain file
+                # this run created, removed again if the checks fail; not through a symlink)
+                fresh = not os.path.lexists(self.db_path) and self.db_path.parent.is_dir()
+                if self.engine_factory is None and (self.db_path.exists() or fresh) and not os.path.exists(
+                        str(self.db_path) + ".wal"):
                     # Check on the database the build will use: opening and closing it
                     # unchanged writes nothing (but a WAL left by a killed run would be
                     # replayed into it, so then the checks use a separate in-memory DuckDB).
-                    # A database this opening creates goes again if the checks fail.
                     engine = self._open_engine()
                     try:
                         self._preflight_with(engine, to_run)
                     except BaseException:
                         if fresh:
-                            engine.close()
-                            engine = None
-                            for leftover in (self.db_path, Path(str(self.db_path) + ".wal")):
-                                leftover.unlink(missing_ok=True)
+                            engine, made = None, engine
+                            _discard_new_database(made, self.db_path)
                         raise
                 else:
                     self._preflight(to_run)
@@ -372,3 +372,22 @@ class DAGRunner(RunEvents):
         if not finished:
             mark_undone(self.manifest, node_runner, to_run, results, summary.interrupted,
                         why=f"run timed out after {summary.timed_out}" if summary.timed_out else None)
+
+
+def _discard_new_database(engine, path: Path) -> None:
+    """Close a database this run created for its checks, and remove it (and its WAL), if the
+    file there is still the one it made."""
+    try:
+        made = os.stat(path)
+    except OSError:
+        made = None
+    try:
+        engine.close()
+    finally:
+        for leftover in (path, Path(str(path) + ".wal")):
+            try:
+                st = os.stat(leftover, follow_symlinks=False)
+            except OSError:
+                continue
+            if leftover != path or made is None or (st.st_dev, st.st_ino) == (made.st_dev, made.st_ino):
+                leftover.unlink(missing_ok=True)

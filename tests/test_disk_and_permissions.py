@@ -268,3 +268,20 @@ def test_permission_problems_are_one_line_exit_2(case, as_nobody):
     assert target_snapshot(p) == before
     res = run("run", "-p", str(p))  # fixed: the run goes through
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_first_run_whose_checks_fail_leaves_no_database_behind(tmp_path):
+    """The first run checks on the database it is about to build (created for it); when the
+    checks refuse the project, that new database goes again: target/ holds no half-made file."""
+    root = write_project(tmp_path / "p", {
+        "data/s.csv": "id,v\n1,2\n",
+        "nodes/s.yml": "kind: source\nname: s\nsource: csv\ntable: data/s.csv\n",
+        "nodes/t.yml": "kind: transform\nname: t\ninputs: [{ref: source.s}]\n"
+                       "transform: SELECT id, {{ env_var('COLS') }} FROM ref('source.s')\n"})
+    res = cli_proc("run", "-p", str(root), env={"COLS": "v,,,"})
+    assert res.exit_code == 2 and "does not parse" in res.stderr and "nothing was changed in target/" in res.stderr
+    assert not (root / "target" / "seekrun.duckdb").exists()
+    assert not (root / "target" / "seekrun.duckdb.wal").exists()
+    res = cli_proc("run", "-p", str(root), env={"COLS": "v"})
+    assert res.exit_code == 0, res.output
+    assert table(root, "transform.t") == [(1, 2)]

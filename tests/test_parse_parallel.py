@@ -139,10 +139,16 @@ MAP_SCRIPT = textwrap.dedent("""\
         warmed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warmed")
 
         def warm():
+            if sys.argv[1] == "reader-warm-fails":
+                raise RuntimeError("the worker dies before it takes its jobs")
             with open(warmed, "a") as f:
                 f.write(f"{os.getpid()} ")
 
         reader = Reader(warm)
+        if sys.argv[1] == "reader-warm-fails":
+            import time
+
+            time.sleep(0.5)  # gone by now: handing it the jobs breaks the pipe
         jobs = [] if sys.argv[1] == "reader-none" else list(range(3))
         out = reader.map(job, jobs, meanwhile=meanwhile)
         try:
@@ -260,3 +266,9 @@ def test_a_reader_with_no_jobs_leaves_and_a_failed_one_is_read_in_the_parent(tmp
     failed = map_forked_in_a_process(tmp_path, "", "reader-fail")
     assert [v for v, _ in failed["out"]] == [0, 1, 4] and not failed["children_left"]
     assert [pid for _, pid in failed["out"]] == [failed["parent"]] * 3
+
+
+def test_a_reader_whose_worker_died_before_taking_its_jobs_reads_them_in_the_parent(tmp_path):
+    data = map_forked_in_a_process(tmp_path, "", "reader-warm-fails")
+    assert [v for v, _ in data["out"]] == [0, 1, 4] and data["meanwhile"] == [data["parent"]]
+    assert not data["children_left"]
