@@ -391,3 +391,36 @@ def test_python_nodes_importing_one_package_in_parallel_never_break_each_other(t
         res = cli("run", "-p", str(proj), "--threads", "4", "--full")
         assert res.exit_code == 0, res.output
     assert table(proj, "transform.n7") == [(1, 117), (2, 127)]
+
+
+@pytest.mark.parametrize("how", ["in-process", "process"])
+def test_a_helper_edited_to_the_same_size_and_mtime_second_runs_the_new_code(tmp_path, how):
+    """Python trusts a __pycache__ file whose source has the same size and mtime (seconds): a
+    helper edited that way (a script, a checkout) must still run as it is now, not as cached."""
+    import py_compile
+
+    proj = write_project(tmp_path / "p", {
+        **BASE,
+        "lib/__init__.py": "",
+        "lib/helpers.py": "FACTOR = 2\n",
+        "nodes/scaled.py": (
+            "from seekrun.pipeline import transform\n"
+            "from lib.helpers import FACTOR\n\n\n"
+            "@transform(name='scaled', inputs=['source.a'])\n"
+            "def scaled(ctx):\n"
+            "    return ctx.con.sql(f'SELECT id, v * {FACTOR} AS v FROM source.a')\n"),
+    })
+    run = (lambda: cli("run", "-p", str(proj))) if how == "in-process" else (
+        lambda: cli_proc("run", "-p", str(proj)))
+    assert run().exit_code == 0
+    assert table(proj, "transform.scaled") == [(1, 20), (2, 40)]
+    helper = proj / "lib" / "helpers.py"
+    py_compile.compile(str(helper))  # a cache file for it, as any import elsewhere leaves
+    st = helper.stat()
+    helper.write_text("FACTOR = 3\n")  # same size
+    os.utime(helper, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime
+    res = run()
+    assert res.exit_code == 0, res.output
+    assert ran(proj) == {"transform.scaled"}
+    assert table(proj, "transform.scaled") == [(1, 30), (2, 60)]
+    assert not list((proj / "nodes").glob("__pycache__/*"))  # and seekrun wrote none beside the node

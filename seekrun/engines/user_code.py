@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from importlib.machinery import PathFinder, SourceFileLoader
 from pathlib import Path
 
 _path_lock = threading.Lock()
@@ -43,7 +44,32 @@ class project_path:
 
 
 _code_lock = threading.Lock()
-_code_users = {"count": 0, "before": set(), "ever": False}
+_code_users = {"count": 0, "before": set(), "ever": False, "roots": {}}
+
+
+class _FromSource:
+    """A finder, first on sys.meta_path while user code runs: a project module is compiled
+    from its source as it is now, never from a __pycache__ file.  Python trusts a cached
+    file whose source has the same size and mtime second, so a same-size edit within a
+    second (a script, a test, a checkout) would run the old code under the new hash; and
+    nothing is written into the project's folders."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        spec = PathFinder.find_spec(name, path, target)
+        if spec is None or type(spec.loader) is not SourceFileLoader or not spec.origin:
+            return None
+        real = os.path.realpath(spec.origin)
+        if "site-packages" in real or "dist-packages" in real or not any(
+                real.startswith(base) for base in tuple(_code_users["roots"])):
+            return None
+        spec.loader = _SourceLoader(spec.loader.name, spec.loader.path)
+        return spec
+
+
+class _SourceLoader(SourceFileLoader):
+    def get_code(self, fullname):
+        return self.source_to_code(self.get_data(self.path), self.path)
 
 
 def any_ran() -> bool:
@@ -61,24 +87,33 @@ class project_code:
         self.root = root
 
     def __enter__(self):
+        base = os.path.realpath(self.root).rstrip(os.sep) + os.sep
         with _code_lock:
             if _code_users["count"] == 0:
                 _code_users["before"] = set(sys.modules)
                 from seekrun.engines import seeknal_shim
 
                 seeknal_shim.install()  # `import seeknal` works when Seeknal is not installed
+                sys.meta_path.insert(0, _FromSource)
             _code_users["count"] += 1
+            _code_users["roots"][base] = _code_users["roots"].get(base, 0) + 1
             _code_users["ever"] = True
         return self
 
     def __exit__(self, *exc):
+        base = os.path.realpath(self.root).rstrip(os.sep) + os.sep
         with _code_lock:
             _code_users["count"] -= 1
+            _code_users["roots"][base] -= 1
+            if not _code_users["roots"][base]:
+                del _code_users["roots"][base]
             if _code_users["count"] == 0:
                 _forget_project_modules(_code_users["before"], self.root)
                 from seekrun.engines import seeknal_shim
 
                 seeknal_shim.uninstall()
+                while _FromSource in sys.meta_path:
+                    sys.meta_path.remove(_FromSource)
 
 
 def _forget_project_modules(before: set[str], root: Path) -> None:
