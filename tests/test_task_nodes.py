@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 
@@ -330,3 +331,25 @@ def test_a_task_reading_an_exposures_file_runs_after_it(tmp_path):
     assert res.exit_code == 0, res.output
     assert set(reasons(p)) == {"source.a", "exposure.export", "task.upload"}
     assert (p / "target" / "uploaded.csv").read_text().split() == ["x", "1", "2"]
+
+
+def test_a_python_script_task_runs_a_helper_edited_to_the_same_size_and_mtime(tmp_path):
+    """Python trusts a __pycache__ file whose source has the same size and mtime second: the
+    task's script must still import its helper as it is now."""
+    import py_compile
+
+    p = write_project(tmp_path / "p", {
+        "nodes/all.yml": "kind: task\nname: py\npython: scripts/make.py\noutputs: [target/made.txt]\n",
+        "scripts/make.py": "import helper\nopen('target/made.txt', 'w').write(helper.WORD)\n",
+        "scripts/helper.py": "WORD = 'one'\n",
+    })
+    (p / "target").mkdir()
+    assert cli("run", cwd=p).exit_code == 0
+    helper = p / "scripts" / "helper.py"
+    py_compile.compile(str(helper))  # a cache file for it (the script's own run may leave one too)
+    st = helper.stat()
+    helper.write_text("WORD = 'two'\n")  # same size, same mtime
+    os.utime(helper, ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = cli("run", cwd=p)
+    assert res.exit_code == 0 and reasons(p) == {"task.py": "config changed: python script"}, res.output
+    assert (p / "target" / "made.txt").read_text() == "two"

@@ -52,6 +52,20 @@ def command_line(node: dict, lookup, fill=lambda text: text, root: Path | None =
     return [*shlex.split(task["shell"]), "-c", text]
 
 
+def forget_compiled(root: Path, rels) -> None:
+    """Remove the cached compiles (__pycache__) of the project modules a Python script task
+    imports, before it runs: Python trusts one whose source has the same size and mtime
+    second, so a same-size edit within a second would run the old module under the new hash."""
+    from importlib.util import cache_from_source
+
+    for rel in rels:
+        if rel.endswith(".py"):
+            try:
+                os.unlink(cache_from_source(str(Path(root) / rel)))
+            except (OSError, NotImplementedError, ValueError):
+                pass
+
+
 def shown(argv: list[str]) -> str:
     """The command as a person would type it."""
     if len(argv) == 3 and argv[:2] == ["/bin/sh", "-c"]:
@@ -183,6 +197,8 @@ def build(node: dict, ctx) -> BuildResult:
                             project_env=project_env)
         if task["mode"] != "dag":
             argv = command_line(node, lookup, ctx.value, root)
+        if task["mode"] == "python":
+            forget_compiled(root, (node.get("live_files") or [])[1:])
     except values.UnknownValue as exc:
         raise NodeFailure(f"{nid}: '${{{exc.name}}}' has no value now (it was set when the project was parsed)")
     env = dict(os.environ)
