@@ -389,5 +389,5 @@ def _discard_new_database(engine, path: Path) -> None:
                 st = os.stat(leftover, follow_symlinks=False)
             except OSError:
                 continue
-            if leftover != path or made is None or (st.st_dev, st.st_ino) == (made.st_dev, made.st_ino):
+            if leftover != path or (made is not None and (st.st_dev, st.st_ino) == (made.st_dev, made.st_ino)):
                 leftover.unlink(missing_ok=True)

@@ -47,6 +47,17 @@ _code_lock = threading.Lock()
 _code_users = {"count": 0, "before": set(), "ever": False, "roots": {}}
 
 
+def _base(root) -> str:
+    """A project's real path, as a prefix of the real paths of its files."""
+    return os.path.realpath(root).rstrip(os.sep) + os.sep
+
+
+def _installed(rel: str) -> bool:
+    """A file (its path in the project) of an installed library: a virtualenv inside the
+    project is a library too."""
+    return f"site-packages{os.sep}" in rel or f"dist-packages{os.sep}" in rel
+
+
 class _FromSource:
     """A finder, first on sys.meta_path while user code runs: a project module is compiled
     from its source as it is now, never from a __pycache__ file.  Python trusts a cached
@@ -60,8 +71,8 @@ class _FromSource:
         if spec is None or type(spec.loader) is not SourceFileLoader or not spec.origin:
             return None
         real = os.path.realpath(spec.origin)
-        if "site-packages" in real or "dist-packages" in real or not any(
-                real.startswith(base) for base in tuple(_code_users["roots"])):
+        base = next((b for b in tuple(_code_users["roots"]) if real.startswith(b)), None)
+        if base is None or _installed(os.path.relpath(real, base)):
             return None
         spec.loader = _SourceLoader(spec.loader.name, spec.loader.path)
         return spec
@@ -87,7 +98,7 @@ class project_code:
         self.root = root
 
     def __enter__(self):
-        base = os.path.realpath(self.root).rstrip(os.sep) + os.sep
+        base = _base(self.root)
         with _code_lock:
             if _code_users["count"] == 0:
                 _code_users["before"] = set(sys.modules)
@@ -101,7 +112,7 @@ class project_code:
         return self
 
     def __exit__(self, *exc):
-        base = os.path.realpath(self.root).rstrip(os.sep) + os.sep
+        base = _base(self.root)
         with _code_lock:
             _code_users["count"] -= 1
             _code_users["roots"][base] -= 1
@@ -120,7 +131,7 @@ def _forget_project_modules(before: set[str], root: Path) -> None:
     """Helper modules the user's file imported from the project are not kept in sys.modules:
     the next import (e.g. after an edit, in a long-lived process) reads them again, and two
     projects' same-named helpers never mix.  The importing module keeps its references."""
-    base = os.path.realpath(root).rstrip(os.sep) + os.sep
+    base = _base(root)
     for mod_name in [m for m in sys.modules if m not in before and not m.startswith("_seekrun_user_")]:
         file = getattr(sys.modules.get(mod_name), "__file__", None)
         paths = getattr(sys.modules.get(mod_name), "__path__", None) or []
@@ -141,15 +152,16 @@ def user_frames(exc: BaseException, root: Path) -> list[tuple[str, int, str, str
     frames = traceback.extract_tb(exc.__traceback__)
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
         frames.append(traceback.FrameSummary(exc.filename, exc.lineno, None, line=(exc.text or "").strip()))
-    base = os.path.realpath(root).rstrip(os.sep) + os.sep
+    base = _base(root)
     out = []
     for fr in frames:
         real = os.path.realpath(fr.filename)
         if real.startswith(_SEEKRUN_DIR + os.sep) or not real.startswith(base):
             continue
-        rel = os.path.relpath(real, base).replace(os.sep, "/")
-        if "site-packages/" in rel or "dist-packages/" in rel:
+        rel = os.path.relpath(real, base)
+        if _installed(rel):
             continue
+        rel = rel.replace(os.sep, "/")
         out.append((rel, fr.lineno or 0, fr.name or "", (fr.line or "").strip()))
     return out
 

@@ -30,21 +30,27 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _forced() -> int | None:
+    """SEEKRUN_PARSE_WORKERS, when set to a number."""
+    forced = os.environ.get("SEEKRUN_PARSE_WORKERS", "")
+    return int(forced) if forced.isdigit() else None
+
+
 def workers_for(n_jobs: int, overlap: bool = False) -> int:
     """How many processes read n_jobs files; with ``overlap``, 2 means one worker reads them
     all while the parent does other work (the parent's own slice is then empty).  Never with
     duckdb loaded or other threads running (a lock one of them holds stays held in a child)."""
-    forced = os.environ.get("SEEKRUN_PARSE_WORKERS", "")
     if not hasattr(os, "fork") or "duckdb" in sys.modules or not n_jobs or threading.active_count() > 1:
         return 1
-    if forced.isdigit() and int(forced) >= 1:
-        return min(int(forced), max(1, n_jobs))
+    forced = _forced()
+    if forced is not None and forced >= 1:
+        return min(forced, max(1, n_jobs))
     if n_jobs < MIN_FILES:
         return 2 if overlap and _cores() >= 2 else 1
     return max(1, min(_cores(), 8, n_jobs // (MIN_FILES // 2)))
 
 
-def _fork(work: Callable[[], bytes], jobs_fd: int | None = None) -> tuple[int, int]:
+def _fork(work: Callable[[], bytes]) -> tuple[int, int]:
     """A child that sends what work() returns through a pipe, then leaves without running
     any cleanup handler: (pid, read end).  Signals are blocked across the fork, so none
     reaches the child in the parent's handlers (it dies of one instead: its jobs are redone)."""
@@ -116,7 +122,7 @@ def map_forked(func: Callable[[T], R], jobs: Sequence[T], meanwhile: Callable[[]
         if meanwhile is not None:
             meanwhile()
         return [func(j) for j in jobs]
-    if len(jobs) < MIN_FILES and not os.environ.get("SEEKRUN_PARSE_WORKERS", "").isdigit():
+    if len(jobs) < MIN_FILES and _forced() is None:
         slices = [[], list(jobs)]  # one worker reads them all; the parent does ``meanwhile``
     else:
         size = -(-len(jobs) // k)
@@ -151,7 +157,7 @@ class Reader:
 
     def __init__(self, warm: Callable[[], None]):
         self.pid = self.jobs_w = self.out_r = None
-        if workers_for(1, overlap=True) < 2 or os.environ.get("SEEKRUN_PARSE_WORKERS", "").isdigit():
+        if workers_for(1, overlap=True) < 2 or _forced() is not None:
             return
         jobs_r, jobs_w = os.pipe()
 

@@ -66,10 +66,10 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     if cache.meta.get("common") != common_digest:
         cache.clear()  # shared config changed: templates may render differently
         cache.meta["common"] = common_digest
-    lender = getattr(project, "borrowed_parse_cache", None)
+    lender = getattr(project, "borrowed_parse_cache", None) if workflow is None else None
     # --state DIR (a pull request's CI run): some files are new here; a worker gets ready to
     # read them while the files are listed, statted and looked up (it leaves if none are)
-    reader = Reader(_warm_reader) if lender is not None and workflow is None else None
+    reader = Reader(_warm_reader) if lender is not None else None
     try:
         yml_files, py_files = project.node_files(errors)
         root_prefix = str(project.root) + os.sep
@@ -87,7 +87,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
             sig = stat_sig(st)
             cache.seen.add(rel)
             entries.append((rel, sig, st.st_mtime_ns, cache.get(rel, sig)))
-        if lender is not None and workflow is None:  # --state DIR: what that build parsed, byte for byte
+        if lender is not None:  # --state DIR: what that build parsed, byte for byte
             lender = ParseCache(lender)
             for i, (rel, sig, mtime_ns, entry) in enumerate(entries):
                 lent = lender.lend(rel, project.root, common_digest) if entry is None else None
