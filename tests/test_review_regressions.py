@@ -34,19 +34,24 @@ def test_a_table_deleted_and_left_out_by_a_filter_is_rebuilt_by_the_next_plain_r
     assert table(proj, "transform.b") == [(1, 20), (2, 40)]
 
 
-def test_editing_a_helper_module_reruns_the_python_node(tmp_path):
-    proj = write_project(tmp_path / "p", {
+def _factor_project(tmp_path, body: str):
+    """source.a and a Python node transform.scaled that imports FACTOR (2) from lib/helpers.py;
+    body: the node function's body."""
+    return write_project(tmp_path / "p", {
         **BASE,
         "lib/__init__.py": "",
         "lib/helpers.py": "FACTOR = 2\n",
-        "nodes/scaled.py": (
-            "from seekrun.pipeline import transform\n"
-            "from lib.helpers import FACTOR\n\n\n"
-            "@transform(name='scaled', inputs=['source.a'])\n"
-            "def scaled(ctx):\n"
-            "    from lib import helpers  # an import at call time works too\n"
-            "    return ctx.con.sql(f'SELECT id, v * {FACTOR} + {helpers.FACTOR} AS v FROM source.a')\n"),
+        "nodes/scaled.py": ("from seekrun.pipeline import transform\n"
+                            "from lib.helpers import FACTOR\n\n\n"
+                            "@transform(name='scaled', inputs=['source.a'])\n"
+                            "def scaled(ctx):\n" + body),
     })
+
+
+def test_editing_a_helper_module_reruns_the_python_node(tmp_path):
+    proj = _factor_project(tmp_path, (
+        "    from lib import helpers  # an import at call time works too\n"
+        "    return ctx.con.sql(f'SELECT id, v * {FACTOR} + {helpers.FACTOR} AS v FROM source.a')\n"))
     _ok("run", "-p", str(proj))
     assert table(proj, "transform.scaled") == [(1, 22), (2, 42)]
     (proj / "lib" / "helpers.py").write_text("FACTOR = 3\n")
@@ -399,17 +404,7 @@ def test_a_helper_edited_to_the_same_size_and_mtime_second_runs_the_new_code(tmp
     helper edited that way (a script, a checkout) must still run as it is now, not as cached."""
     import py_compile
 
-    proj = write_project(tmp_path / "p", {
-        **BASE,
-        "lib/__init__.py": "",
-        "lib/helpers.py": "FACTOR = 2\n",
-        "nodes/scaled.py": (
-            "from seekrun.pipeline import transform\n"
-            "from lib.helpers import FACTOR\n\n\n"
-            "@transform(name='scaled', inputs=['source.a'])\n"
-            "def scaled(ctx):\n"
-            "    return ctx.con.sql(f'SELECT id, v * {FACTOR} AS v FROM source.a')\n"),
-    })
+    proj = _factor_project(tmp_path, "    return ctx.con.sql(f'SELECT id, v * {FACTOR} AS v FROM source.a')\n")
     run = (lambda: cli("run", "-p", str(proj))) if how == "in-process" else (
         lambda: cli_proc("run", "-p", str(proj)))
     assert run().exit_code == 0
