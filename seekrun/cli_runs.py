@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from seekrun.completion import complete_node
+
 
 def _target(project_dir: Path) -> Path:
     from seekrun.project import find_project
@@ -171,29 +173,41 @@ def register(app: typer.Typer, project_opt) -> None:
 
             fail(exc, False)
 
-    @app.command("runs")
+    @app.command("runs", short_help="List recent runs with their status and counts.")
     def _runs(project_dir: Path = project_opt,
               as_json: bool = typer.Option(False, "--json", help="A list of objects: run_id, started_at, "
                                                                    "duration, status, counts."),
               limit: int = typer.Option(20, "--limit", "-n", help="Show this many runs (newest first).")):
-        """List recent runs, newest first: id, start, duration, status and counts."""
+        """List recent runs, newest first: id, start, duration, status and counts.
+
+        Example: seekrun runs -n 5 --json"""
         guarded(runs, project_dir, as_json, limit)
 
-    @app.command("logs")
-    def _logs(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name."),
+    @app.command("logs", short_help="Print a node's log from a run.")
+    def _logs(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name.",
+                                         autocompletion=complete_node),
               project_dir: Path = project_opt,
               run_id: Optional[str] = typer.Option(None, "--run", help="The run (an id from `seekrun runs`).")):
-        """Print a node's log from the last run that ran it (or from the named run)."""
+        """Print a node's log from the last run that ran it (or from the named run).
+
+        Example: seekrun logs task.extract_sales --run 20261201T101500.123-1a2b3c"""
         guarded(logs, node, project_dir, run_id)
 
-    @app.command("status")
+    @app.command("status", short_help="Where the current run is.")
     def _status(project_dir: Path = project_opt,
                 as_json: bool = typer.Option(False, "--json", help="Print it as JSON.")):
-        """Where the current run is (from its events file; never takes the lock)."""
+        """Where the current run is (from its events file; never takes the lock).
+
+        --json: running, pid, phase (building, starting or null), run_id, and the run's progress
+        (started_at, finished, status, done, running_nodes, pending).
+
+        Example: seekrun status --json"""
         guarded(status, project_dir, as_json)
 
-    @app.command("cancel")
+    @app.command("cancel", short_help="Stop the run in progress.")
     def _cancel(project_dir: Path = project_opt,
                 wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for it to stop (0: do not wait).")):
-        """Stop the run in progress (SIGTERM to the lock holder, as Ctrl-C). Exit 1 if none is."""
+        """Stop the run in progress (SIGTERM to the lock holder, as Ctrl-C). Exit 1 if none is.
+
+        Example: seekrun cancel --wait 60"""
         guarded(cancel, project_dir, wait)

@@ -7,13 +7,17 @@ from typing import List, Optional
 
 import typer
 
+from seekrun.completion import complete_selector
+
 SELECT_HELP = ("Nodes to work on: space-separated terms are a union, comma-joined ones an intersection. A term "
                "is a node id or name, kind:K, tag:T, path:DIR, source_path:GLOB, state:new|modified"
                "[.body|.data|.metadata], result:failed|skipped|..., config.KEY:V; +term adds its ancestors, "
                "term+ its descendants (2+term, term+1: that many levels), @term its descendants and their "
                "ancestors. Repeatable (a union). E.g. -s 'state:modified+' or -s 'tag:daily,kind:transform'.")
-Select = typer.Option(None, "--select", "-s", metavar="SELECTOR", help=SELECT_HELP)
-Exclude = typer.Option(None, "--exclude", metavar="SELECTOR", help="Leave out what this selector picks (repeatable).")
+ProjectDir = typer.Option(Path("."), "--project-dir", "-p", help="Project folder (holds seekrun_project.yml).")
+Select = typer.Option(None, "--select", "-s", metavar="SELECTOR", help=SELECT_HELP, autocompletion=complete_selector)
+Exclude = typer.Option(None, "--exclude", metavar="SELECTOR", help="Leave out what this selector picks (repeatable).",
+                       autocompletion=complete_selector)
 State = typer.Option(None, "--state", metavar="DIR", help="Another build's target/ folder (e.g. production's, "
                      "from a CI artifact): state: terms compare with it, --defer reads from it.")
 StateDb = typer.Option(None, "--state-db", metavar="FILE", help="That build's database, if it is not in DIR "
@@ -49,7 +53,7 @@ def load_state(state: Path | None, state_db: Path | None, project, defer: bool =
 
 
 def register(app: typer.Typer, project_opt) -> None:
-    @app.command("diff")
+    @app.command("diff", short_help="What differs from another build, in code and data.")
     def diff(state: Path = typer.Option(..., "--state", metavar="DIR", help="The other build's target/ folder."),
              project_dir: Path = project_opt,
              select: Optional[List[str]] = Select, exclude: Optional[List[str]] = Exclude,
@@ -61,7 +65,9 @@ def register(app: typer.Typer, project_opt) -> None:
                                                      "columns that identify a row (default: a feature group's "
                                                      "join keys); tables without them are compared as multisets."),
              fmt: str = typer.Option("text", "--format", metavar="text|markdown|json",
-                                     help="markdown: a pull-request comment."),
+                                     help="markdown: a pull-request comment; json: {state, added, removed, "
+                                          "modified: [{node, kind, downstream, metadata_only, changes}], "
+                                          "affected}."),
              exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when anything differs.")):
         """What differs from another build: nodes added, removed and modified (with the fields
         that changed), their downstream counts and, with --data, their data.

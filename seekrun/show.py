@@ -66,8 +66,8 @@ def _fmt_seconds(d) -> str:
 class Shown:
     """One node, looked up and planned (read-only), ready to print."""
 
-    def __init__(self, compiled, nid, summary, record, db_path, holder):
-        self.args = (compiled, nid, summary, record)
+    def __init__(self, compiled, nid, result, record, db_path, holder):
+        self.args = (compiled, nid, result, record)
         self.db_path, self.holder = db_path, holder
 
     def print(self, as_json: bool) -> None:
@@ -79,56 +79,25 @@ def load(project_dir, node: str | None, values=None, params: dict | None = None,
     """Find the node (an id, or a unique name; or what the selectors pick), plan as a dry run
     would, read the records.  Takes no lock: while a run holds it, says so and plans from the
     committed state."""
-    from seekrun import target
-    from seekrun.errors import Diagnostic, UsageError, suggest
-    from seekrun.lock import note_run_in_progress
-    from seekrun.project import find_project
-    from seekrun.runner import DAGRunner
-    from seekrun.state import StateStore
-
-    project = find_project(project_dir)
-    target.check(project.root, project.database_path, writes=False)
-    holder = note_run_in_progress(project.target_dir)
-    from seekrun.compiled import Compiled
+    from seekrun.errors import Diagnostic, UsageError
+    from seekrun.looking import look, node_named
 
     if (node is None) == (not select and not exclude):
         raise UsageError([Diagnostic("", None, "show takes a NODE or a selection (-s/--select, --exclude): "
                                                + ("not both" if node is not None else "give one"))])
-    from seekrun.cli_state import load_state
-
-    other = load_state(state, state_db, project)
-    compiled = Compiled(project, strict=False, values=values, params=params)
-    manifest = compiled.manifest
-    records = StateStore(project.state_dir).load(repair=False)
-    if node is not None:
-        ids = {node} if node in manifest.nodes else {n for n, v in manifest.nodes.items() if v["name"] == node}
-        if len(ids) != 1:
-            why = (f"'{node}' is ambiguous: use one of {', '.join(sorted(ids))}" if ids else
-                   f"unknown node '{node}'{suggest(node, manifest.nodes)}")
-            raise UsageError([Diagnostic("", None, why)])
-    else:
-        from seekrun.selector import context, resolve
-
-        chosen = resolve(manifest, context(manifest, records, project.target_dir, other), select=select,
-                         exclude=exclude)
-        if chosen.note:
-            print(chosen.note, file=sys.stderr)
-        ids = chosen.ids
-    runner = DAGRunner(manifest, compiled.old, project.state_dir, project_dir=project.root,
-                       file_cache=compiled.result.file_cache)
-    runner.committed_only = holder is not None
-    summary = runner.run(dry_run=True)
-    return [Shown(compiled, nid, summary, records.get(nid), runner.db_path, holder)
-            for nid in manifest.topological_order(ids)]
+    looked = look(project_dir, select=select, exclude=exclude, state=state, state_db=state_db, values=values,
+                  params=params, plan=True)
+    ids = looked.ids if node is None else [node_named(looked.manifest, node)]
+    return [Shown(looked.compiled, nid, looked.results[nid], looked.records.get(nid), looked.db_path,
+                  looked.holder) for nid in ids]
 
 
-def show(compiled, nid: str, summary, record: dict | None, *, db_path, holder, as_json: bool) -> None:
+def show(compiled, nid: str, res, record: dict | None, *, db_path, holder, as_json: bool) -> None:
     from seekrun.outputs import has_table
     from seekrun.output import plural
 
     manifest = compiled.manifest
     entry = manifest.nodes[nid]
-    res = next(r for r in summary.results if r.node_id == nid)
     runs = res.status.value != "cached"
     declared = _declared(entry)
     columns, rows, why_not = None, None, None
