@@ -58,7 +58,7 @@ def runs(project_dir: Path, as_json: bool, limit: int) -> None:
               f"{c['ran']:>3} {c['cached']:>6} {c['failed']:>6} {c['skipped']:>7} {c.get('cancelled', 0):>9}")
 
 
-def logs(node: str, project_dir: Path, run_id: Optional[str]) -> None:
+def logs(node: str, project_dir: Path, run_id: Optional[str], as_json: bool = False) -> None:
     import difflib
 
     from seekrun import history
@@ -80,7 +80,10 @@ def logs(node: str, project_dir: Path, run_id: Optional[str]) -> None:
     for rid in ids:
         path = history.run_dir(target, rid) / "logs" / f"{nid}.log"
         if path.is_file():
-            sys.stdout.write(redact(path.read_text(encoding="utf-8", errors="replace")))
+            text = redact(path.read_text(encoding="utf-8", errors="replace"))
+            if as_json:
+                text = json.dumps({"run_id": rid, "node": nid, "path": str(path), "log": text}, indent=1) + "\n"
+            sys.stdout.write(text)
             sys.stdout.flush()
             return
     if known and nid not in known and not nid.startswith("handler."):
@@ -187,11 +190,13 @@ def register(app: typer.Typer, project_opt) -> None:
     def _logs(node: str = typer.Argument(..., help="Node id (kind.name) or a unique name.",
                                          autocompletion=complete_node),
               project_dir: Path = project_opt,
-              run_id: Optional[str] = typer.Option(None, "--run", help="The run (an id from `seekrun runs`).")):
+              run_id: Optional[str] = typer.Option(None, "--run", help="The run (an id from `seekrun runs`)."),
+              as_json: bool = typer.Option(False, "--json",
+                                           help='Print {"run_id", "node", "path", "log": the text} as JSON.')):
         """Print a node's log from the last run that ran it (or from the named run).
 
         Example: seekrun logs task.extract_sales --run 20261201T101500.123-1a2b3c"""
-        guarded(logs, node, project_dir, run_id)
+        guarded(logs, node, project_dir, run_id, as_json)
 
     @app.command("status", short_help="Where the current run is.")
     def _status(project_dir: Path = project_opt,

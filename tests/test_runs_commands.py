@@ -105,6 +105,9 @@ def test_runs_lists_newest_first_and_logs_picks_the_run(tmp_path):
     assert [row.split()[0] for row in rows[1:]] == ids
     assert cli("logs", "task.hi", cwd=p).stdout.strip() == "run-2"  # the last run that ran it
     assert cli("logs", "hi", "--run", ids[2], cwd=p).stdout.strip() == "run-0"
+    as_json = json.loads(cli("logs", "hi", "--run", ids[1], "--json", cwd=p).stdout)
+    assert as_json["run_id"] == ids[1] and as_json["node"] == "task.hi" and as_json["log"].strip() == "run-1"
+    assert Path(as_json["path"]).read_text() == as_json["log"]
     res = cli("logs", "task.hi", "--run", ids[2][:-1] + "x", cwd=p)
     assert res.exit_code == 2 and f"did you mean {ids[2]}" in res.stderr, res.output
     res = cli("logs", "task.ho", cwd=p)
