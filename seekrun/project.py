@@ -63,6 +63,8 @@ class Project:
     max_active_nodes: int | None = None  # at most this many nodes run at once (parser/pools.py)
     pools: dict[str, int] = field(default_factory=dict)  # pool name -> its slots
     keep_runs: int | None = None  # `history: {keep_runs: N}`: run folders kept in target/runs/ (default 50)
+    engine: str = "duckdb"  # `engine:`, and `spark:` settings (seekrun/parser/engines.py)
+    spark: dict = field(default_factory=dict)
 
     @property
     def target_dir(self) -> Path:
@@ -275,6 +277,9 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
     from seekrun.parser.pools import read_limits
 
     read_limits(project, cfg, line, errors)  # max_active_nodes, pools
+    from seekrun.parser import engines
+
+    engines.read_project(project, cfg, line, errors)  # engine, spark
     if has_seekrun:
         from seekrun import handlers, notify
 

@@ -103,8 +103,11 @@ class DAGRunner(RunEvents):
             return self.engine_factory(self.db_path)
         from seekrun.database import open_engine
 
+        from seekrun.engines.router import wrap  # Spark nodes: their own engine (seekrun/engines/router.py)
+
         allow = (self.deferral.path.parent,) if self.deferral is not None else ()
-        return open_engine(self.db_path, self.root, self._rel(self.db_path), read_only, allow)
+        return wrap(open_engine(self.db_path, self.root, self._rel(self.db_path), read_only, allow), self.manifest,
+                    self.root, self.target_dir)
 
     def _rel(self, path: Path) -> str:
         try:
@@ -163,6 +166,9 @@ class DAGRunner(RunEvents):
                 tables = self.db.committed_tables(records, store.meta)
             else:
                 tables = self.db.inspect(lambda read_only: self._open_engine(read_only=read_only), store.meta)
+                from seekrun.engines.router import overlay
+
+                tables = overlay(self.manifest, self.root, tables)
             if self.db.replaced:
                 summary.warnings.append(f"{self._rel(self.db_path)} is not the database the last run left "
                                         "(replaced, or an older copy put back): every table is checked "

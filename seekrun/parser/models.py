@@ -54,6 +54,7 @@ class NodeBase(_Model):
     # is split into instance nodes at parse (seekrun/parser/instances.py)
     foreach: Any = None
     matrix: Any = None
+    engine: Optional[str] = None  # duckdb | spark (seekrun/parser/engines.py: hashed only as spark)
 
     @field_validator("inputs", "depends_on", mode="before")
     @classmethod

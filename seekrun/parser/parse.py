@@ -21,6 +21,7 @@ from seekrun.parser.checks import check_graph, check_input_tables, check_outputs
 from seekrun.parser.data_files import check_sources
 from seekrun.parser.live import live_files
 from seekrun.parser.parallel import Reader, map_forked
+from seekrun.parser import engines
 from seekrun.parser.pools import check_pools, metadata as pool_metadata
 from seekrun.parser.records import read_file
 from seekrun.controls import RECORD_KEYS as CONTROL_RECORD_KEYS
@@ -147,6 +148,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
 
         check_children(records, errors, project.root)  # every parse: a child file may be gone since
     check_pools(records, project, errors)  # against the project file's pools (not in the cached records)
+    engines.apply(records, project, errors)  # engine: spark (the project's default is not in the cached records)
     check_graph(records, errors, broken, failed)
     warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
                                "warning") for nid, rec in records.items() if rec.get("not_executable"))
@@ -168,6 +170,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
     manifest = _build_manifest(project, records, data, env, live, now)
     digest = hash_parts(str(MANIFEST_VERSION), __version__, project.name, project.database, str(project.timeout),
                         str(project.max_active_nodes), json.dumps(project.pools, sort_keys=True), common_digest,
+                        project.engine, json.dumps(project.spark, sort_keys=True),
                         *([f"keep_runs={project.keep_runs}"] if project.keep_runs else []),
                         *digests,
                         *(f"{n}={d[1]}" for n, d in sorted(data.items())),
@@ -345,6 +348,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread",
                     "not_executable", "task", "content_output", "process_outputs", "always", "fed_files",
                     "consumes", "run_params", "gather_text", "instance_of", "fanout_group", "empty_sql",
+                    "engine", "spark_sql",
                     *CONTROL_RECORD_KEYS):
             if rec.get(key):
                 node[key] = rec[key]
@@ -374,6 +378,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         **({"params": dict(project.run_params)} if project.run_params else {}),
         **pool_metadata(project),  # max_active_nodes, pools: run controls, in no node's hash
         **({"keep_runs": project.keep_runs} if project.keep_runs else {}),  # history: {keep_runs: N}
+        **({"spark": project.spark} if project.spark else {}),  # how Spark runs (seekrun/parser/engines.py)
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Manifest(metadata, nodes)

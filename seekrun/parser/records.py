@@ -332,7 +332,7 @@ def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, 
     declared = type(model).model_fields
     # a Python node's function can read any key (ctx.config), so every non-metadata key counts
     fields: dict[str, Any] = {k: v for k, v in config.items()
-                              if k not in METADATA_KEYS and k not in CONTROL_KEYS and k not in ("inputs", "depends_on")
+                              if k not in METADATA_KEYS and k not in CONTROL_KEYS and k not in ("inputs", "depends_on", "engine")
                               and (k in declared or model.python)}
     if sql_key and canonical is not None:
         fields[sql_key] = canonical

@@ -1,0 +1,315 @@
+"""The Spark engine: a node's table is a folder of Parquet files in the warehouse, written by
+Spark and switched to atomically (seekrun/engines/spark_store.py).
+
+One session per run, started on the first Spark node that runs (a run with none never starts
+a JVM). Locally (``master``, default ``local[2]``) the JVM is pyspark's own child, its output
+in target/spark.log, and it dies with seekrun (pyspark's gateway exits when its stdin closes).
+Through Spark Connect (``remote: sc://host:15002``) the server does the work.
+
+Each node's inputs are registered in the session's catalog under their own names
+(``transform.clean_orders``) as tables over their Parquet folders: a Spark node's current
+version, or a DuckDB node's export (seekrun/engines/router.py). The kinds build through the
+same BuildContext as on DuckDB: ``execute`` and ``materialize`` run their SQL, transpiled by
+sqlglot, on Spark. Each build's jobs carry a group (a tag through Spark Connect), so a node's
+timeout, or Ctrl-C, cancels its Spark jobs, not just the thread waiting for them.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from seekrun.engines import spark_store
+from seekrun.kinds import executor
+from seekrun.kinds.base import BuildContext, BuildResult, NodeFailure, UnsupportedNode
+
+DEFAULT_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.sources.partitionOverwriteMode": "static",
+}
+
+
+class _Rows:
+    """A DataFrame's rows as a DuckDB cursor's result (what kinds read back: DESCRIBE, counts)."""
+
+    def __init__(self, rows):
+        self._rows = [tuple(r) for r in rows]
+
+    def fetchone(self):
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self):
+        return list(self._rows)
+
+
+@dataclass
+class SparkBuildContext(BuildContext):
+    spark: object = None
+    engine: object = None
+    version: Path | None = None  # the new version folder materialize() wrote
+
+    def _spark_sql(self, sql: str) -> str:
+        from seekrun.engines.transpile import Refused, to_spark
+
+        try:
+            return to_spark(self.sql(sql))
+        except Refused as exc:
+            raise NodeFailure(self.redact(f"{self.node['id']}: cannot run on Spark: {exc}")) from None
+
+    def _run(self, text: str):
+        try:
+            return self.spark.sql(text)
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+
+    def execute(self, sql: str, params: list | None = None):
+        if params:
+            raise NodeFailure(f"{self.node['id']}: parameterised SQL is not run on Spark")
+        df = self._run(self._spark_sql(sql))
+        try:
+            return _Rows(df.collect())
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+
+    def materialize(self, select_sql: str, table: str | None = None) -> int | None:
+        if table is not None and table != self.table:
+            raise UnsupportedNode(f"{self.node['id']}: builds a second table, which the Spark engine does not")
+        text = self.node.get("spark_sql") if select_sql == _duck_sql(self.node) and self.node.get("spark_sql") \
+            else self._spark_sql(select_sql)
+        df = self._run(text)
+        dest = spark_store.new_version(self.engine.warehouse, self.node["id"])
+        self.version = dest
+        try:
+            df.write.mode("errorifexists").parquet(str(dest))
+            return int(self.spark.read.parquet(str(dest)).count())
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+
+
+def _duck_sql(node: dict) -> str | None:
+    return node.get("generated_sql") or node.get("compiled_sql")
+
+
+def _message(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    for cut in (" JVM stacktrace:", " == SQL", "\n"):
+        text = text.split(cut)[0]
+    return text[:500] or exc.__class__.__name__
+
+
+class SparkEngine:
+    def __init__(self, root: Path, target_dir: Path, metadata: dict, secrets: list[str] | None = None):
+        self.root, self.target_dir = Path(root), Path(target_dir)
+        self.settings = dict(metadata.get("spark") or {})
+        self.warehouse = spark_store.warehouse(self.root, metadata)
+        self._session = None
+        self._start = threading.Lock()
+        self._catalog = threading.Lock()
+        self._log = None
+        self.secrets = secrets if secrets is not None else []
+
+    # ---- the session ---------------------------------------------------------------
+    def session(self):
+        with self._start:
+            if self._session is None:
+                import warnings
+
+                with warnings.catch_warnings():  # pyspark's remarks on the pandas version: not the user's concern
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self._session = self._open()
+            return self._session
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    def _value(self, text: str) -> str:
+        from seekrun.params import env_of
+        from seekrun.parser.templating import substitute_env
+
+        out, secrets = substitute_env(str(text), sql=False, env=env_of(self.root))
+        self.secrets.extend(secrets)
+        return out
+
+    def _open(self):
+        from seekrun.secrets import redact
+
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise UnsupportedNode("a node runs on Spark, but pyspark is not installed: pip install 'seekrun[spark]'") \
+                from None
+        conf = {**DEFAULT_CONF, "spark.sql.warehouse.dir": str(self.warehouse / "_catalog"),
+                **{str(k): self._value(v) for k, v in (self.settings.get("conf") or {}).items()}}
+        try:
+            if self.settings.get("remote"):
+                builder = SparkSession.builder.remote(self._value(self.settings["remote"]))
+                for k, v in conf.items():
+                    if not k.startswith("spark.ui") and k != "spark.sql.warehouse.dir":
+                        builder = builder.config(k, v)
+                return builder.getOrCreate()
+            return self._local(conf)
+        except Exception as exc:
+            raise NodeFailure(redact(f"cannot start Spark ({_message(exc)}): see {self._rel(self.target_dir / 'spark.log')}",
+                                     self.secrets)) from None
+
+    def _local(self, conf: dict):
+        from pyspark import SparkConf, SparkContext
+        from pyspark.java_gateway import launch_gateway
+        from pyspark.sql import SparkSession
+
+        spark_conf = SparkConf().setMaster(self._value(self.settings.get("master") or "local[2]")).setAppName("seekrun")
+        for k, v in conf.items():
+            spark_conf.set(k, v)
+        self.target_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.target_dir / "spark.log", "ab")
+        gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": self._log, "stderr": self._log,
+                                                           "cwd": str(self.target_dir)})
+        sc = SparkContext(conf=spark_conf, gateway=gateway)
+        sc.setLogLevel("ERROR")
+        return SparkSession(sc)
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    # ---- tables --------------------------------------------------------------------
+    def register(self, node_id: str, parquet_path: str) -> None:
+        """Make ``kind.name`` in the session's catalog read that Parquet folder or file."""
+        spark = self.session()
+        kind, _, name = node_id.partition(".")
+        location = parquet_path.replace("'", "\\'")
+        with self._catalog:
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS `{kind}`")
+            spark.sql(f"DROP TABLE IF EXISTS `{kind}`.`{name}`")
+            spark.sql(f"CREATE TABLE `{kind}`.`{name}` USING parquet LOCATION '{location}'")
+
+    def exists(self, node_id: str) -> bool:
+        return spark_store.current(self.warehouse, node_id) is not None
+
+    def row_count(self, node_id: str) -> int | None:
+        cur = spark_store.current(self.warehouse, node_id)
+        return None if cur is None else int(self.session().read.parquet(cur["path"]).count())
+
+    def drop(self, node_id: str) -> None:
+        spark_store.remove(self.warehouse, node_id)
+
+    def export_parquet(self, node_id: str) -> str | None:
+        """Its table as Parquet for a task or another engine: the version folder itself."""
+        cur = spark_store.current(self.warehouse, node_id)
+        return None if cur is None else cur["path"]
+
+    # ---- building ------------------------------------------------------------------
+    def build(self, node: dict, root: Path, nodes: dict[str, dict], inputs: dict[str, str], stamp=None,
+              run: dict | None = None) -> BuildResult:
+        """Build one node; ``inputs``: input id -> the Parquet it reads."""
+        spark = self.session()
+        for nid, path in inputs.items():
+            self.register(nid, path)
+        ctx = SparkBuildContext(root, node, nodes, timeout=node.get("timeout"), spark=spark, engine=self,
+                                secrets=self.secrets)
+        for key, value in (run or {}).items():
+            setattr(ctx, key, value)
+        tag = f"seekrun-{uuid.uuid4().hex[:12]}"
+        self._tag(spark, tag, node["id"])
+        deadline = _Deadline(lambda: self._cancel(spark, tag), ctx.timeout) if ctx.timeout else None
+        switched = False
+        try:
+            try:
+                result = executor(node["kind"]).build(node, ctx)
+            except NodeFailure:
+                if ctx.commit_on_failure and ctx.version is not None:
+                    spark_store.switch(self.warehouse, node["id"], ctx.version, None if callable(stamp) else stamp)
+                    switched = True
+                raise
+            if deadline is not None and deadline.fired:
+                raise NodeFailure("timed out", timed_out=True)
+            if ctx.version is None:
+                raise NodeFailure(f"{node['id']}: built no table on Spark")
+            spark_store.switch(self.warehouse, node["id"], ctx.version, stamp(result) if callable(stamp) else stamp)
+            switched = True
+        except NodeFailure as exc:
+            if deadline is not None and deadline.fired:
+                exc.timed_out = True
+            raise
+        finally:
+            self._untag(spark, tag)
+            if deadline is not None:
+                deadline.cancel()
+            if not switched and ctx.version is not None:
+                shutil.rmtree(ctx.version, ignore_errors=True)
+        result.warnings = [*ctx.warnings, *result.warnings]
+        return result
+
+    # Jobs are cancelled by group (a local session: its tasks are interrupted, not left to finish)
+    # or by tag (Spark Connect).
+    def _tag(self, spark, tag: str, what: str) -> None:
+        if self.settings.get("remote"):
+            spark.addTag(tag)
+        else:
+            spark.sparkContext.setJobGroup(tag, what, interruptOnCancel=True)
+
+    def _untag(self, spark, tag: str) -> None:
+        try:
+            if self.settings.get("remote"):
+                spark.removeTag(tag)
+            else:
+                spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        except Exception:
+            pass
+
+    def _cancel(self, spark, tag: str) -> None:
+        if self.settings.get("remote"):
+            spark.interruptTag(tag)
+        else:
+            spark.sparkContext.cancelJobGroup(tag)
+
+    def interrupt(self) -> None:
+        if self._session is not None:
+            try:
+                if self.settings.get("remote"):
+                    self._session.interruptAll()
+                else:
+                    self._session.sparkContext.cancelAllJobs()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        if self._session is not None:
+            try:
+                self._session.stop()
+            except Exception:
+                pass
+            self._session = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class _Deadline:
+    """A node's timeout on Spark: its tagged jobs are cancelled when it passes."""
+
+    def __init__(self, cancel, seconds: float):
+        self.fired = False
+        self._cancel = cancel
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        try:
+            self._cancel()
+        except Exception:
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()

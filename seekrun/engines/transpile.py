@@ -1,0 +1,123 @@
+"""DuckDB SQL to Spark SQL, with sqlglot; refused, naming the construct, where the meaning
+would change. Never a regex: every rule below looks at sqlglot's syntax tree.
+
+What is refused (each a trap that sqlglot translates into SQL that runs and means something else,
+or into SQL Spark cannot run, found by running both engines on tests/test_spark_transpile.py's
+corpus):
+
+- what sqlglot itself reports as unsupported in Spark;
+- ordered aggregates (``list(x ORDER BY y)``, ``string_agg(s, ',' ORDER BY s)``): Spark's
+  collect_list and listagg would drop the order;
+- a CAST (or TRY_CAST, ``::``) to an integer type of anything but an integer literal or a
+  round/floor/ceil/trunc call: DuckDB rounds 2.5 to 3, Spark truncates it to 2;
+- types Spark has no equivalent of (HUGEINT, unsigned integers, UUID, ...);
+- ``* EXCLUDE``/``* REPLACE``: Spark's ``*`` has no such options;
+- functions sqlglot does not know (it would pass DuckDB's name through, and Spark's function of
+  that name, if any, may differ);
+- ``regexp_replace`` without the ``'g'`` option: DuckDB replaces the first match, Spark every one.
+
+And one rewrite: a DATE plus or minus an INTERVAL is a TIMESTAMP in DuckDB, a DATE in Spark; it is
+cast to TIMESTAMP_NTZ (DuckDB's TIMESTAMP) on Spark.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+INTEGER_TYPES = {"TINYINT", "SMALLINT", "INT", "BIGINT", "INT128", "UTINYINT", "USMALLINT", "UINT", "UBIGINT",
+                 "UINT128", "UMEDIUMINT", "MEDIUMINT"}
+NO_SPARK_TYPE = {"INT128", "UINT128", "UTINYINT", "USMALLINT", "UINT", "UBIGINT", "UMEDIUMINT", "UUID", "BIT",
+                 "TIMETZ", "TIME", "UNION", "ENUM", "HUGEINT", "UHUGEINT", "VARINT", "BIGNUM"}
+ROUNDING = ("Round", "Floor", "Ceil", "Trunc")
+
+
+class Refused(Exception):
+    """Not translated: the message names the construct and what to write instead."""
+
+
+@lru_cache(maxsize=4096)
+def to_spark(sql: str) -> str:
+    """Spark SQL meaning what the DuckDB ``sql`` means; Refused if that cannot be promised."""
+    import sqlglot
+    from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+
+    try:
+        trees = sqlglot.parse(sql, read="duckdb")
+    except ParseError as exc:
+        raise Refused(f"sqlglot cannot read this DuckDB SQL ({_first(exc)})") from None
+    trees = [t for t in trees if t is not None]
+    if len(trees) != 1:
+        raise Refused("expected exactly one statement")
+    tree = trees[0]
+    _refuse(tree)
+    tree = tree.transform(_timestamp_arithmetic)
+    try:
+        return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise Refused(f"sqlglot cannot write it for Spark: {_first(exc)}") from None
+
+
+def _first(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _refuse(tree) -> None:
+    from sqlglot import exp
+
+    for node in tree.walk():
+        if isinstance(node, exp.Order) and isinstance(node.parent, exp.AggFunc):
+            raise Refused(f"ordered aggregate {node.parent.sql('duckdb')[:80]}: Spark's aggregate would lose the "
+                          "order; sort afterwards (array_sort) or aggregate without ORDER BY")
+        if isinstance(node, exp.WithinGroup):
+            raise Refused(f"ordered-set aggregate {node.sql('duckdb')[:80]}: write it without WITHIN GROUP "
+                          "(quantile_cont(x, 0.5), median(x))")
+        if isinstance(node, (exp.Cast, exp.TryCast)):
+            _check_cast(node)
+        if isinstance(node, exp.Star) and (node.args.get("except_") or node.args.get("except")
+                                           or node.args.get("replace") or node.args.get("rename")):
+            raise Refused(f"{node.sql('duckdb')}: Spark's * has no EXCLUDE or REPLACE; list the columns")
+        if isinstance(node, exp.Anonymous):
+            raise Refused(f"function {node.name}() is not one sqlglot knows how to write for Spark: use a "
+                          "function both engines share, or set dialect: spark and write Spark SQL")
+        if isinstance(node, exp.DataType) and not isinstance(node.parent, (exp.Cast, exp.TryCast)):
+            _check_type(node)
+        if isinstance(node, exp.RegexpReplace):
+            flags = node.args.get("modifiers")
+            if flags is None or flags.name != "g":
+                raise Refused(f"{node.sql('duckdb')[:80]}: DuckDB replaces the first match only (and reads its "
+                              "options), Spark replaces every match; add the 'g' option to replace every match "
+                              "on both")
+
+
+def _check_cast(node) -> None:
+    from sqlglot import exp
+
+    to = node.args.get("to")
+    name = to.this.name if to is not None and to.this is not None else ""
+    _check_type(to)
+    if name in INTEGER_TYPES:
+        operand = node.this
+        if isinstance(operand, exp.Literal) and not operand.is_string and "." not in operand.name:
+            return
+        if type(operand).__name__ in ROUNDING:
+            return
+        raise Refused(f"lossy cast {node.sql('duckdb')[:80]}: DuckDB rounds a fraction to the nearest integer, "
+                      "Spark truncates it; write CAST(round(x) AS ...) or CAST(trunc(x) AS ...)")
+
+
+def _check_type(dtype) -> None:
+    if dtype is None or dtype.this is None:
+        return
+    name = dtype.this.name
+    if name in NO_SPARK_TYPE:
+        raise Refused(f"type {dtype.sql('duckdb')}: Spark has no such type; use BIGINT, DECIMAL(38, 0), "
+                      "STRING or TIMESTAMP")
+
+
+def _timestamp_arithmetic(node):
+    """DuckDB's DATE plus or minus an INTERVAL is a TIMESTAMP, Spark's a DATE: cast it as DuckDB types it."""
+    from sqlglot import exp
+
+    if isinstance(node, (exp.Add, exp.Sub)) and isinstance(node.left, exp.Interval) != isinstance(node.right,
+                                                                                                   exp.Interval):
+        return exp.Cast(this=node.copy(), to=exp.DataType.build("TIMESTAMP_NTZ", dialect="spark"))
+    return node

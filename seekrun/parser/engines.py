@@ -1,0 +1,128 @@
+"""Which engine builds each node: ``engine: duckdb|spark`` in the project file (the default) and
+on a node (it wins), and the project's ``spark:`` settings.
+
+- A node on Spark has ``engine: "spark"`` in the manifest, its SQL as Spark runs it
+  (``spark_sql``: DuckDB SQL transpiled by sqlglot, seekrun/engines/transpile.py), and the
+  engine among its hashed fields: moving a node between engines rebuilds it and what depends
+  on it, once. A node on DuckDB hashes as before (``engine: duckdb`` written out changes nothing).
+- The project default applies to the kinds Spark can build (SPARK_KINDS); the others stay on
+  DuckDB, and their tables reach Spark nodes as Parquet. ``engine: spark`` on a node of another
+  kind is an error.
+- SQL that cannot be promised to mean the same on Spark is refused here, naming the construct.
+- pyspark, sqlglot and Java are looked for (not imported, not started) when any node is on Spark.
+- ``spark:`` (master, remote, conf, warehouse) says how to run, not what is built: changing it
+  rebuilds nothing, except that a new warehouse holds no tables yet ("output missing").
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+from seekrun.errors import Diagnostic
+
+ENGINES = ("duckdb", "spark")
+SPARK_KINDS = frozenset({"transform", "aggregation"})
+SPARK_KEYS = ("master", "remote", "conf", "warehouse")
+INSTALL = "pip install 'seekrun[spark]'"
+
+
+def read_project(project, cfg: dict, line, errors: list[Diagnostic]) -> None:
+    """``engine:`` and ``spark:`` of the project file, into project.engine and project.spark."""
+    marker = project.marker
+    engine = cfg.get("engine")
+    if engine is not None:
+        if engine not in ENGINES:
+            errors.append(Diagnostic(marker, line("engine"), f"engine '{engine}' is not one seekrun has: write "
+                                                             "engine: duckdb or engine: spark"))
+        else:
+            project.engine = engine
+    spark = cfg.get("spark")
+    if spark is None:
+        return
+    if not isinstance(spark, dict):
+        errors.append(Diagnostic(marker, line("spark"), "spark must be a mapping, e.g. spark: {master: 'local[2]'}"))
+        return
+    for key, value in spark.items():
+        if key not in SPARK_KEYS:
+            errors.append(Diagnostic(marker, line("spark"), f"spark.{key} is not a Spark setting seekrun reads: "
+                                                                 f"use {', '.join(SPARK_KEYS)}"))
+        elif key == "conf":
+            if not isinstance(value, dict):
+                errors.append(Diagnostic(marker, line("spark"), "spark.conf must be a mapping of Spark settings "
+                                                                     "to values, e.g. {spark.sql.shuffle.partitions: 8}"))
+        elif value is not None and not isinstance(value, str):
+            errors.append(Diagnostic(marker, line("spark"), f"spark.{key} must be a string"))
+    project.spark = {k: v for k, v in spark.items() if k in SPARK_KEYS and v is not None}
+
+
+def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
+    """Each record's engine; Spark nodes get their Spark SQL and the engine in their hash."""
+    from seekrun.hashing import hash_obj
+
+    spark_nodes = []
+    for nid, rec in list(records.items()):
+        config = rec.get("config") or {}
+        own = config.get("engine")
+        if own is not None and own not in ENGINES:
+            errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: engine '{own}' is not one seekrun has: "
+                                                               "write engine: duckdb or engine: spark"))
+            continue
+        if (own or project.engine) != "spark":
+            continue
+        why = _cannot(rec)
+        if why is not None:
+            if own == "spark":
+                errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: {why}; remove 'engine: spark' to "
+                                                                   "build it on DuckDB"))
+            continue  # the project's default: this node stays on DuckDB
+        sql = rec.get("generated_sql") or rec.get("compiled_sql") or ""
+        spark_sql = None
+        if "{{" not in sql:  # with env_var() in, it is transpiled (and checked) when it runs
+            from seekrun.engines.transpile import Refused, to_spark
+
+            try:
+                spark_sql = to_spark(sql)
+            except Refused as exc:
+                where = rec.get("sql_line") or rec["line"]
+                errors.append(Diagnostic(rec["file"], where, f"{nid}: cannot run on Spark: {exc}"))
+                continue
+        records[nid] = {**rec, "engine": "spark", "spark_sql": spark_sql,
+                        "field_hashes": {**rec["field_hashes"], "engine": hash_obj("spark")}}
+        spark_nodes.append(nid)
+    if spark_nodes:
+        problem = missing_requirements(project.spark)
+        if problem:
+            rec = records[spark_nodes[0]]
+            errors.append(Diagnostic(rec["file"], rec["line"], f"{spark_nodes[0]} runs on Spark, but {problem}"))
+
+
+def _cannot(rec: dict) -> str | None:
+    if rec["kind"] not in SPARK_KINDS:
+        return f"a {rec['kind']} cannot run on Spark yet (Spark builds: {', '.join(sorted(SPARK_KINDS))})"
+    if rec.get("python"):
+        return "a Python node cannot run on Spark yet"
+    if rec.get("gather") is not None or rec.get("instance_of"):
+        return "a fan-out cannot run on Spark yet"
+    return None
+
+
+def missing_requirements(spark: dict) -> str | None:
+    """What is missing to run Spark nodes here (looked for, never imported or started)."""
+    from importlib.util import find_spec
+
+    for module in ("pyspark", "sqlglot"):
+        try:
+            found = find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            return f"{module} is not installed: {INSTALL}"
+    if spark.get("remote"):
+        return None  # Spark Connect: the server runs the JVM
+    home = os.environ.get("JAVA_HOME")
+    if home and os.access(os.path.join(home, "bin", "java"), os.X_OK):
+        return None
+    if shutil.which("java"):
+        return None
+    return ("Java is not found (JAVA_HOME is not set and no java on PATH): install Java 17 or later "
+            "(apt-get install -y openjdk-17-jre-headless) or set JAVA_HOME")
