@@ -1,5 +1,5 @@
 """DuckDB SQL on Spark: a corpus of DuckDB queries, each run on DuckDB and, transpiled by
-seekrun (sqlglot plus its refusals, seekrun/engines/transpile.py), on Spark local[2], over the same
+seekrun (sqlglot plus its refusals, seekrun/parser/transpile.py), on Spark local[2], over the same
 rows (DuckDB writes them to Parquet, Spark reads that Parquet: the engines' interchange). The
 expected Spark result of each query is DuckDB's. And the constructs refused, each with its message.
 """
@@ -117,7 +117,7 @@ def test_the_corpus_is_large_enough():
 
 @pytest.mark.parametrize("sql", QUERIES)
 def test_a_query_means_the_same_on_spark(engines, sql):
-    from seekrun.engines.transpile import to_spark
+    from seekrun.parser.transpile import to_spark
 
     con, spark = engines
     expected = _rows(con.execute(sql).fetchall())
@@ -127,7 +127,7 @@ def test_a_query_means_the_same_on_spark(engines, sql):
 
 def test_date_plus_interval_is_a_timestamp_on_both(engines):
     con, spark = engines
-    from seekrun.engines.transpile import to_spark
+    from seekrun.parser.transpile import to_spark
 
     sql = "SELECT d + INTERVAL 1 DAY AS t FROM src.t WHERE id = 1"
     assert con.execute(sql).fetchall() == [(datetime.datetime(2024, 1, 2),)]
@@ -136,7 +136,7 @@ def test_date_plus_interval_is_a_timestamp_on_both(engines):
 
 @pytest.mark.parametrize("sql,message", REFUSED)
 def test_a_construct_that_would_change_meaning_is_refused(sql, message):
-    from seekrun.engines.transpile import Refused, to_spark
+    from seekrun.parser.transpile import Refused, to_spark
 
     with pytest.raises(Refused, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
         to_spark(sql)

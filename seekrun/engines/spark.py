@@ -55,7 +55,7 @@ class SparkBuildContext(BuildContext):
     version: Path | None = None  # the new version folder materialize() wrote
 
     def _spark_sql(self, sql: str) -> str:
-        from seekrun.engines.transpile import Refused, to_spark
+        from seekrun.parser.transpile import Refused, to_spark
 
         try:
             return to_spark(self.sql(sql))

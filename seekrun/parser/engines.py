@@ -2,7 +2,7 @@
 on a node (it wins), and the project's ``spark:`` settings.
 
 - A node on Spark has ``engine: "spark"`` in the manifest, its SQL as Spark runs it
-  (``spark_sql``: DuckDB SQL transpiled by sqlglot, seekrun/engines/transpile.py), and the
+  (``spark_sql``: DuckDB SQL transpiled by sqlglot, seekrun/parser/transpile.py), and the
   engine among its hashed fields: moving a node between engines rebuilds it and what depends
   on it, once. A node on DuckDB hashes as before (``engine: duckdb`` written out changes nothing).
 - The project default applies to the kinds Spark can build (SPARK_KINDS); the others stay on
@@ -78,7 +78,7 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
         sql = rec.get("generated_sql") or rec.get("compiled_sql") or ""
         spark_sql = None
         if "{{" not in sql:  # with env_var() in, it is transpiled (and checked) when it runs
-            from seekrun.engines.transpile import Refused, to_spark
+            from seekrun.parser.transpile import Refused, to_spark
 
             try:
                 spark_sql = to_spark(sql)
