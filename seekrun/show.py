@@ -157,6 +157,8 @@ def show(compiled, nid: str, res, record: dict | None, *, db_path, holder, as_js
         p(f"  writes     : {', '.join(entry['output_files'])}")
     if entry.get("python"):
         p(f"  python     : {entry['python']}")
+    if entry.get("engine") == "spark":
+        p("  engine     : spark (its table: Parquet in the Spark warehouse, read here through a view)")
     if command is not None:
         task = entry["task"]
         p(f"  command    : {command}")
@@ -201,9 +203,10 @@ def show(compiled, nid: str, res, record: dict | None, *, db_path, holder, as_js
             p(f"    {c}" + (f"  {t}" if t else "") + (f"  -- {desc}" if desc else ""))
     elif why_not and has_table(entry["kind"]):
         p(f"  columns    : - ({why_not})")
-    sql = entry.get("generated_sql") or entry.get("compiled_sql")
+    sql = entry.get("spark_sql") or entry.get("generated_sql") or entry.get("compiled_sql")
     if sql:
-        p("  SQL (as run, with refs resolved):")
+        p("  SQL (as Spark runs it, transpiled from DuckDB's):" if entry.get("spark_sql") else
+          "  SQL (as run, with refs resolved):")
         for line in str(sql).splitlines():
             p(f"    {line}")
     sys.stdout.flush()

@@ -89,6 +89,12 @@ def test_a_mixed_project_builds_what_duckdb_builds_and_reruns_only_what_changed(
     # the Spark tables are Parquet folders in the warehouse; DuckDB reads them through views
     assert (mixed / "target/spark-warehouse/aggregation/spend/CURRENT").is_file()
     assert "aggregation.spend" not in all_tables(mixed)  # a view, not a copy
+    shown = cli("show", "transform.paid", "-p", str(mixed))
+    assert shown.exit_code == 0 and "engine     : spark" in shown.stdout, shown.output
+    assert "SQL (as Spark runs it" in shown.stdout and "`source`.`orders`" in shown.stdout
+    assert cli("docs", "-p", str(mixed)).exit_code == 0
+    page = (mixed / "target/docs/nodes/transform.paid.html").read_text()
+    assert "<th>Engine</th><td>spark</td>" in page and "`source`.`orders`" in page
     # the DuckDB source crossed to Spark as a Parquet export of that build
     exports = list((mixed / "target/interchange/source/orders").glob("*/data.parquet"))
     assert len(exports) == 1

@@ -65,7 +65,8 @@ def nodes(looked) -> list[dict]:
                     "status": record.get("status"), "duration": record.get("duration"),
                     "rows": record.get("row_count"), "reason": record.get("reason"),
                     "last_run": record.get("last_run"), "error": record.get("error"),
-                    "sql": entry.get("generated_sql") or entry.get("compiled_sql") or "",
+                    "sql": entry.get("spark_sql") or entry.get("generated_sql") or entry.get("compiled_sql") or "",
+                    "engine": entry.get("engine") or "duckdb",
                     "columns": columns, "types_from_db": built is not None,
                     "command": (entry.get("task") or {}).get("command") if entry.get("task") else None})
     return out

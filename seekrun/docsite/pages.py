@@ -57,7 +57,7 @@ def _link(nid: str, root: str) -> str:
 
 def node(n: dict, project: str) -> str:
     root = "../"
-    rows = [("Kind", escape(n["kind"])), ("Defined in", escape(f"{n['file']}:{n['line']}" if n["line"] else n["file"])),
+    rows = [("Kind", escape(n["kind"])), ("Engine", escape(n.get("engine") or "duckdb")), ("Defined in", escape(f"{n['file']}:{n['line']}" if n["line"] else n["file"])),
             ("Owner", escape(n["owner"] or "-")), ("Tags", escape(", ".join(n["tags"]) or "-")),
             ("Inputs", ", ".join(_link(p, root) for p in n["inputs"]) or "-"),
             ("Used by", ", ".join(_link(c, root) for c in n["children"]) or "-"),
