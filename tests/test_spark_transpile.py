@@ -71,6 +71,10 @@ QUERIES = [
  "SELECT DISTINCT g FROM src.t",
  "SELECT id, nullif(g, 'a') AS n FROM src.t",
  "SELECT median(x) AS m FROM src.t",
+ "SELECT id, round(CAST(CAST(id AS DECIMAL(10, 2)) * 17.99 / 2 AS DECIMAL(18, 6)), 2) AS half FROM src.t",
+ "SELECT id, CAST(id AS DECIMAL(10, 2)) * 17.99 / 2 AS half FROM src.t",  # DOUBLE division on both
+ "SELECT id, CAST(id AS DECIMAL(10, 2)) / 4 AS q FROM src.t",
+ "SELECT g, avg(CAST(id AS DECIMAL(10, 2))) / 3 AS a FROM src.t GROUP BY g",
 ]
 REFUSED = [
  ("SELECT g, list(id ORDER BY id) AS ids FROM src.t GROUP BY g", "ordered aggregate"),
@@ -84,6 +88,8 @@ REFUSED = [
  ("SELECT * REPLACE (id + 1 AS id) FROM src.t", "Spark's * has no EXCLUDE"),
  ("SELECT my_macro(id) FROM src.t", "function my_macro()"),
  ("SELECT regexp_replace(s, 'a', '_') AS r FROM src.t", "DuckDB replaces the first match only"),
+ ("SELECT round(CAST(id AS DECIMAL(10, 2)) * 17.99 / 2, 2) AS half FROM src.t", "rounding a DOUBLE"),
+ ("SELECT round(CAST(s AS DOUBLE), 1) AS r FROM src.t", "rounding a DOUBLE"),
  ("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM src.t", "ordered-set aggregate"),
 ]
 

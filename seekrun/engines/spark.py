@@ -86,7 +86,7 @@ class SparkBuildContext(BuildContext):
         dest = spark_store.new_version(self.engine.warehouse, self.node["id"])
         self.version = dest
         try:
-            df.write.mode("errorifexists").parquet(str(dest))
+            df.write.parquet(str(dest))  # a new folder: never over an existing one (the default mode)
             return int(self.spark.read.parquet(str(dest)).count())
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
@@ -112,6 +112,8 @@ class SparkEngine:
         self._start = threading.Lock()
         self._catalog = threading.Lock()
         self._log = None
+        self._gateway = None
+        self._env_before: set[str] = set()
         self.secrets = secrets if secrets is not None else []
 
     # ---- the session ---------------------------------------------------------------
@@ -138,7 +140,11 @@ class SparkEngine:
         return out
 
     def _open(self):
+        import os
+
         from seekrun.secrets import redact
+
+        self._env_before = set(os.environ)
 
         try:
             from pyspark.sql import SparkSession
@@ -169,8 +175,8 @@ class SparkEngine:
             spark_conf.set(k, v)
         self.target_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.target_dir / "spark.log", "ab")
-        gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": self._log, "stderr": self._log,
-                                                           "cwd": str(self.target_dir)})
+        gateway = self._gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": self._log, "stderr": self._log,
+                                                                            "cwd": str(self.target_dir)})
         sc = SparkContext(conf=spark_conf, gateway=gateway)
         sc.setLogLevel("ERROR")
         return SparkSession(sc)
@@ -283,15 +289,48 @@ class SparkEngine:
                 pass
 
     def close(self) -> None:
+        """Stop the session; a local one's JVM is shut down and waited for (never left running),
+        and what pyspark set in the environment for Spark Connect is taken back."""
+        import os
+
         if self._session is not None:
             try:
                 self._session.stop()
             except Exception:
                 pass
             self._session = None
+            self._stop_gateway()
+            for key in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE"):
+                if key not in self._env_before:
+                    os.environ.pop(key, None)
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+    def _stop_gateway(self) -> None:
+        gateway = getattr(self, "_gateway", None)
+        self._gateway = None
+        if gateway is None:
+            return
+        proc = getattr(gateway, "proc", None)
+        try:
+            gateway.shutdown()
+        except Exception:
+            pass
+        try:
+            from pyspark import SparkContext
+
+            SparkContext._gateway = SparkContext._jvm = None
+        except Exception:
+            pass
+        if proc is not None:
+            try:
+                proc.stdin.close()  # the JVM exits when its stdin closes
+                proc.wait(timeout=20)
+            except Exception:
+                proc.kill()
+                proc.wait()
 
 
 class _Deadline:

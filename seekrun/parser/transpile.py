@@ -14,10 +14,13 @@ corpus):
 - ``* EXCLUDE``/``* REPLACE``: Spark's ``*`` has no such options;
 - functions sqlglot does not know (it would pass DuckDB's name through, and Spark's function of
   that name, if any, may differ);
-- ``regexp_replace`` without the ``'g'`` option: DuckDB replaces the first match, Spark every one.
+- ``regexp_replace`` without the ``'g'`` option: DuckDB replaces the first match, Spark every one;
+- ``round(x, d)`` of a division or a DOUBLE cast: the engines round a DOUBLE's halfway values
+  differently (a DOUBLE column's are not seen at parse: its halfway cases may still differ).
 
-And one rewrite: a DATE plus or minus an INTERVAL is a TIMESTAMP in DuckDB, a DATE in Spark; it is
-cast to TIMESTAMP_NTZ (DuckDB's TIMESTAMP) on Spark.
+And rewrites where the engines type an expression differently (see _rewrite): ``/`` divides as
+DOUBLE on Spark too, and DATE +/- INTERVAL is a TIMESTAMP_NTZ (DuckDB's TIMESTAMP). Left as it is:
+``avg()`` of a DECIMAL is a DECIMAL on Spark, a DOUBLE on DuckDB (the same value to 6 places).
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ def to_spark(sql: str) -> str:
         raise Refused("expected exactly one statement")
     tree = trees[0]
     _refuse(tree)
-    tree = tree.transform(_timestamp_arithmetic)
+    tree = tree.transform(_rewrite)
     try:
         return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
@@ -80,6 +83,10 @@ def _refuse(tree) -> None:
                           "function both engines share, or set dialect: spark and write Spark SQL")
         if isinstance(node, exp.DataType) and not isinstance(node.parent, (exp.Cast, exp.TryCast)):
             _check_type(node)
+        if isinstance(node, exp.Round) and _is_double(node.this) and node.args.get("decimals") is not None:
+            raise Refused(f"{node.sql('duckdb')[:80]}: rounding a DOUBLE to decimal places gives different halfway "
+                          "results on DuckDB and Spark (round(53.97 / 2, 2) is 26.98 on one, 26.99 on the other); "
+                          "round a DECIMAL instead: round(CAST(x AS DECIMAL(18, 6)), 2)")
         if isinstance(node, exp.RegexpReplace):
             flags = node.args.get("modifiers")
             if flags is None or flags.name != "g":
@@ -113,11 +120,29 @@ def _check_type(dtype) -> None:
                       "STRING or TIMESTAMP")
 
 
-def _timestamp_arithmetic(node):
-    """DuckDB's DATE plus or minus an INTERVAL is a TIMESTAMP, Spark's a DATE: cast it as DuckDB types it."""
+def _rewrite(node):
+    """Where DuckDB and Spark type an expression differently, make Spark's what DuckDB's is:
+
+    - ``/`` is DOUBLE division in DuckDB for every numeric type; Spark divides DECIMALs exactly
+      (round(179.97 / 2, 2) is 89.98 on DuckDB, 89.99 on Spark), so Spark divides as DOUBLE;
+    - a DATE plus or minus an INTERVAL is a TIMESTAMP in DuckDB, a DATE in Spark."""
     from sqlglot import exp
 
+    if isinstance(node, exp.Div):
+        return exp.Div(this=exp.Cast(this=node.this.copy(), to=exp.DataType.build("DOUBLE")),
+                       expression=node.expression.copy())
     if isinstance(node, (exp.Add, exp.Sub)) and isinstance(node.left, exp.Interval) != isinstance(node.right,
                                                                                                    exp.Interval):
         return exp.Cast(this=node.copy(), to=exp.DataType.build("TIMESTAMP_NTZ", dialect="spark"))
     return node
+
+
+def _is_double(node) -> bool:
+    from sqlglot import exp
+
+    if isinstance(node, exp.Paren):
+        return _is_double(node.this)
+    if isinstance(node, exp.Div):
+        return True
+    return isinstance(node, exp.Cast) and node.args.get("to") is not None and node.args["to"].this in (
+        exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT)
