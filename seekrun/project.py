@@ -274,11 +274,10 @@ def find_project(project_dir: Path | str, *, target: Path | str | None = None, d
         if project.database == DEFAULT_DATABASE:
             project.database = str(project.target / "seekrun.duckdb")
             project.allow_external_database = True
+    from seekrun.parser import engines
     from seekrun.parser.pools import read_limits
 
     read_limits(project, cfg, line, errors)  # max_active_nodes, pools
-    from seekrun.parser import engines
-
     engines.read_project(project, cfg, line, errors)  # engine, spark
     if has_seekrun:
         from seekrun import handlers, notify

@@ -34,15 +34,10 @@ def _db_columns(db_path, holder) -> dict[str, list[tuple[str, str]]]:
         con.close()
 
 
-def _declared(entry: dict) -> dict[str, dict]:
-    from seekrun.show import _declared as declared
-
-    return declared(entry)
-
-
 def nodes(looked) -> list[dict]:
     """Every node as its page shows it, in build order."""
     from seekrun.outputs import has_table
+    from seekrun.show import _declared
 
     manifest = looked.manifest
     db = _db_columns(getattr(looked.project, "database_path", None), looked.holder)

@@ -162,7 +162,7 @@ class EngineRouter:
         with self._views:
             cur = self.duck._cursor()
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(kind)}")
-            if self._stamp(cur, kind, name) is not None or self._is_table(cur, kind, name):
+            if self._is_table(cur, kind, name):
                 cur.execute(f"DROP TABLE {table_name(nid)}")  # it was a DuckDB node before
             cur.execute(f"CREATE OR REPLACE VIEW {table_name(nid)} AS SELECT * FROM read_parquet('{files}')")
 

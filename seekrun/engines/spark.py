@@ -80,9 +80,7 @@ class SparkBuildContext(BuildContext):
     def materialize(self, select_sql: str, table: str | None = None) -> int | None:
         if table is not None and table != self.table:
             raise UnsupportedNode(f"{self.node['id']}: builds a second table, which the Spark engine does not")
-        text = self.node.get("spark_sql") if select_sql == _duck_sql(self.node) and self.node.get("spark_sql") \
-            else self._spark_sql(select_sql)
-        df = self._run(text)
+        df = self._run(self._spark_sql(select_sql))
         dest = spark_store.new_version(self.engine.warehouse, self.node["id"])
         self.version = dest
         try:
@@ -90,10 +88,6 @@ class SparkBuildContext(BuildContext):
             return int(self.spark.read.parquet(str(dest)).count())
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
-
-
-def _duck_sql(node: dict) -> str | None:
-    return node.get("generated_sql") or node.get("compiled_sql")
 
 
 def _message(exc: Exception) -> str:
