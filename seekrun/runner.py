@@ -66,7 +66,8 @@ class DAGRunner(RunEvents):
     def __init__(self, manifest: Manifest, old_manifest: Manifest | None = None,
                  state_dir: Path | str | None = None, *, project_dir: Path | str | None = None,
                  threads: int | None = None, reporter: Reporter | None = None,
-                 engine_factory: Callable[[Path], object] | None = None, file_cache=None):
+                 engine_factory: Callable[[Path], object] | None = None, file_cache=None,
+                 spark_session=None):
         self.manifest = manifest
         self.old_manifest = old_manifest
         if project_dir is None:  # the project that holds the loaded manifest, else target/state's
@@ -91,6 +92,7 @@ class DAGRunner(RunEvents):
         self.reporter = reporter or _Quiet()
         self.engine_factory = engine_factory
         self.file_cache = file_cache
+        self.spark_session = spark_session  # the caller's SparkSession for Spark nodes: used, never stopped
         self.plan_items: dict[str, PlanItem] = {}
         # dry run while another run holds the lock: plan from the recorded state, never open DuckDB
         self.committed_only = False
@@ -107,7 +109,7 @@ class DAGRunner(RunEvents):
 
         allow = (self.deferral.path.parent,) if self.deferral is not None else ()
         return wrap(open_engine(self.db_path, self.root, self._rel(self.db_path), read_only, allow), self.manifest,
-                    self.root, self.target_dir)
+                    self.root, self.target_dir, self.spark_session)
 
     def _rel(self, path: Path) -> str:
         try:
@@ -331,8 +333,8 @@ class DAGRunner(RunEvents):
         errors: list[Diagnostic] = []
         for nid in to_run:
             node = self.manifest.nodes[nid]
-            if node.get("fed_files"):
-                continue  # what it reads is written during the run, by a task: checked when it is built
+            if node.get("fed_files") or node.get("dialect") == "spark":
+                continue  # what it reads is written during the run, by a task; Spark SQL: Spark checks it
             lines = node.get("lines") or {}
             where = (node["file"], lines.get("sql") or lines.get("table") or node.get("line"))
             try:

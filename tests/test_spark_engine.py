@@ -250,3 +250,52 @@ def test_a_timeout_cancels_the_spark_job(tmp_path):
     assert took < 30, took  # 10^10 pairs would take far longer: the job was cancelled
     assert not (proj / "target/spark-warehouse/transform/pairs/CURRENT").exists()
     assert list((proj / "target/spark-warehouse/transform/pairs").glob("v-*")) == []
+
+
+SPARK_SQL = """\
+---
+kind: transform
+name: flags
+engine: spark
+dialect: spark
+inputs: [{ref: source.orders}]
+transform: |
+  SELECT `customer_id`, nvl2(amount, 'paid', 'open') AS state
+  FROM ref('source.orders')
+"""
+
+
+@needs_spark
+def test_a_node_written_in_spark_sql_runs_as_written_and_duckdb_reads_its_table(tmp_path):
+    proj = write_project(tmp_path / "p", {"data/orders.csv": ORDERS, "nodes/all.yml": NODES + SPARK_SQL})
+    res = cli("run", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    import duckdb
+
+    con = duckdb.connect(str(proj / "target/seekrun.duckdb"), read_only=True)
+    try:
+        rows = sorted(con.execute('SELECT customer_id, state FROM "transform"."flags"').fetchall())
+    finally:
+        con.close()
+    assert rows == [(1, "paid"), (1, "paid"), (2, "paid"), (2, "paid"), (3, "open"), (3, "paid")]
+    show = cli("show", "transform.flags", "-p", str(proj))
+    assert show.exit_code == 0 and "nvl2(amount" in show.stdout and "`source`.`orders`" in show.stdout
+    again = cli("run", "-p", str(proj))
+    assert again.exit_code == 0 and ran(proj) == set()
+
+
+def test_spark_sql_on_duckdb_or_reading_what_it_does_not_declare_is_refused_at_parse(tmp_path):
+    nodes = (NODES + SPARK_SQL
+             + SPARK_SQL.replace("name: flags", "name: local").replace("engine: spark\n", "")
+             + SPARK_SQL.replace("name: flags", "name: sneaky").replace(
+                 "FROM ref('source.orders')", "FROM ref('source.orders') JOIN transform.paid USING (customer_id)")
+             + SPARK_SQL.replace("name: flags", "name: odd").replace("dialect: spark", "dialect: mysql"))
+    proj = write_project(tmp_path / "p", {"data/orders.csv": ORDERS, "nodes/all.yml": nodes})
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    err = res.stderr
+    assert "transform.local: dialect: spark means its SQL is Spark SQL, which DuckDB does not run: add engine: spark" \
+        in err
+    assert "transform.sneaky: it reads transform.paid, which is not one of its inputs: add it to inputs" in err
+    assert "transform.odd: dialect 'mysql' is not one seekrun reads" in err
+    assert "transform.flags" not in err and not (proj / "target/manifest.json").exists()

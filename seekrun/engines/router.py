@@ -28,10 +28,10 @@ def spark_ids(manifest) -> set[str]:
     return {nid for nid, n in manifest.nodes.items() if n.get("engine") == "spark"}
 
 
-def wrap(engine, manifest, root: Path, target_dir: Path):
+def wrap(engine, manifest, root: Path, target_dir: Path, session=None):
     ids = spark_ids(manifest)
     if ids or spark_store.warehouse(root, manifest.metadata).is_dir():  # (or a Spark node's table to drop)
-        return EngineRouter(engine, manifest, root, target_dir, ids)
+        return EngineRouter(engine, manifest, root, target_dir, ids, session)
     return engine
 
 
@@ -47,12 +47,13 @@ def overlay(manifest, root: Path, tables: dict[str, str | None]) -> dict[str, st
 
 
 class EngineRouter:
-    def __init__(self, duck, manifest, root: Path, target_dir: Path, ids: set[str]):
+    def __init__(self, duck, manifest, root: Path, target_dir: Path, ids: set[str], session=None):
         self.duck, self.manifest, self.root, self.target_dir = duck, manifest, Path(root), Path(target_dir)
         self.con = duck.con
         self.spark_ids = ids
         self.warehouse = spark_store.warehouse(self.root, manifest.metadata)
         self._spark = None
+        self._session = session  # the caller's SparkSession, if given
         self._make = threading.Lock()
         self._export = threading.Lock()
         self._views = threading.Lock()
@@ -66,7 +67,7 @@ class EngineRouter:
             if self._spark is None:
                 from seekrun.engines.spark import SparkEngine
 
-                self._spark = SparkEngine(self.root, self.target_dir, self.manifest.metadata)
+                self._spark = SparkEngine(self.root, self.target_dir, self.manifest.metadata, session=self._session)
             return self._spark
 
     def existing_outputs(self) -> dict[str, str | None]:

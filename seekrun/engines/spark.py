@@ -57,6 +57,8 @@ class SparkBuildContext(BuildContext):
     def _spark_sql(self, sql: str) -> str:
         from seekrun.parser.transpile import Refused, to_spark
 
+        if self.node.get("dialect") == "spark":
+            return self.sql(sql)  # the node's own SQL, written in Spark's dialect
         try:
             return to_spark(self.sql(sql))
         except Refused as exc:
@@ -98,13 +100,16 @@ def _message(exc: Exception) -> str:
 
 
 class SparkEngine:
-    def __init__(self, root: Path, target_dir: Path, metadata: dict, secrets: list[str] | None = None):
+    def __init__(self, root: Path, target_dir: Path, metadata: dict, secrets: list[str] | None = None,
+                 session=None):
         self.root, self.target_dir = Path(root), Path(target_dir)
         self.settings = dict(metadata.get("spark") or {})
         self.warehouse = spark_store.warehouse(self.root, metadata)
-        self._session = None
+        self._session = session
+        self._owned = session is None  # a session the caller gave is used, never stopped
         self._start = threading.Lock()
         self._catalog = threading.Lock()
+        self._registered: dict[str, str] = {}  # node id -> the Parquet its catalog entry reads
         self._log = None
         self._gateway = None
         self._env_before: set[str] = set()
@@ -139,6 +144,10 @@ class SparkEngine:
         from seekrun.secrets import redact
 
         self._env_before = set(os.environ)
+        import logging
+
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):  # pyspark's JSON dumps of an
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)  # error seekrun reports in one line
 
         try:
             from pyspark.sql import SparkSession
@@ -183,14 +192,18 @@ class SparkEngine:
 
     # ---- tables --------------------------------------------------------------------
     def register(self, node_id: str, parquet_path: str) -> None:
-        """Make ``kind.name`` in the session's catalog read that Parquet folder or file."""
+        """Make ``kind.name`` in the session's catalog read that Parquet folder or file (once per
+        path in a run: nodes built at once that read the same input share its entry)."""
         spark = self.session()
         kind, _, name = node_id.partition(".")
         location = parquet_path.replace("'", "\\'")
         with self._catalog:
+            if self._registered.get(node_id) == parquet_path:
+                return
             spark.sql(f"CREATE DATABASE IF NOT EXISTS `{kind}`")
             spark.sql(f"DROP TABLE IF EXISTS `{kind}`.`{name}`")
             spark.sql(f"CREATE TABLE `{kind}`.`{name}` USING parquet LOCATION '{location}'")
+            self._registered[node_id] = parquet_path
 
     def exists(self, node_id: str) -> bool:
         return spark_store.current(self.warehouse, node_id) is not None
@@ -251,15 +264,20 @@ class SparkEngine:
 
     # Jobs are cancelled by group (a local session: its tasks are interrupted, not left to finish)
     # or by tag (Spark Connect).
+    def _connect(self) -> bool:
+        if self._owned:
+            return bool(self.settings.get("remote"))
+        return type(self._session).__module__.startswith("pyspark.sql.connect")
+
     def _tag(self, spark, tag: str, what: str) -> None:
-        if self.settings.get("remote"):
+        if self._connect():
             spark.addTag(tag)
         else:
             spark.sparkContext.setJobGroup(tag, what, interruptOnCancel=True)
 
     def _untag(self, spark, tag: str) -> None:
         try:
-            if self.settings.get("remote"):
+            if self._connect():
                 spark.removeTag(tag)
             else:
                 spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
@@ -267,7 +285,7 @@ class SparkEngine:
             pass
 
     def _cancel(self, spark, tag: str) -> None:
-        if self.settings.get("remote"):
+        if self._connect():
             spark.interruptTag(tag)
         else:
             spark.sparkContext.cancelJobGroup(tag)
@@ -275,7 +293,7 @@ class SparkEngine:
     def interrupt(self) -> None:
         if self._session is not None:
             try:
-                if self.settings.get("remote"):
+                if self._connect():
                     self._session.interruptAll()
                 else:
                     self._session.sparkContext.cancelAllJobs()
@@ -287,6 +305,8 @@ class SparkEngine:
         and what pyspark set in the environment for Spark Connect is taken back."""
         import os
 
+        if self._session is not None and not self._owned:
+            self._session = None
         if self._session is not None:
             try:
                 self._session.stop()

@@ -9,6 +9,8 @@ on a node (it wins), and the project's ``spark:`` settings.
   DuckDB, and their tables reach Spark nodes as Parquet. ``engine: spark`` on a node of another
   kind is an error.
 - SQL that cannot be promised to mean the same on Spark is refused here, naming the construct.
+- ``dialect: spark`` on a transform: its SQL is Spark SQL already, run as written (never
+  transpiled, never checked by DuckDB); it needs the node on Spark, and it is hashed.
 - pyspark, sqlglot and Java are looked for (not imported, not started) when any node is on Spark.
 - ``spark:`` (master, remote, conf, warehouse) says how to run, not what is built: changing it
   rebuilds nothing, except that a new warehouse holds no tables yet ("output missing").
@@ -67,7 +69,8 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
             errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: engine '{own}' is not one seekrun has: "
                                                                "write engine: duckdb or engine: spark"))
             continue
-        if (own or project.engine) != "spark":
+        dialect = _dialect(nid, rec, config, own or project.engine, errors)
+        if dialect is False or (own or project.engine) != "spark":
             continue
         why = _cannot(rec)
         if why is not None:
@@ -77,7 +80,16 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
             continue  # the project's default: this node stays on DuckDB
         sql = rec.get("generated_sql") or rec.get("compiled_sql") or ""
         spark_sql = None
-        if "{{" not in sql:  # with env_var() in, it is transpiled (and checked) when it runs
+        if dialect == "spark":
+            spark_sql = sql  # already Spark SQL: run as written
+            if "{{" not in sql:
+                from seekrun.parser.transpile import spark_reads
+
+                why = spark_reads(sql, rec.get("inputs") or [])
+                if why is not None:
+                    errors.append(Diagnostic(rec["file"], rec.get("sql_line") or rec["line"], f"{nid}: {why}"))
+                    continue
+        elif "{{" not in sql:  # with env_var() in, it is transpiled (and checked) when it runs
             from seekrun.parser.transpile import Refused, to_spark
 
             try:
@@ -86,14 +98,38 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
                 where = rec.get("sql_line") or rec["line"]
                 errors.append(Diagnostic(rec["file"], where, f"{nid}: cannot run on Spark: {exc}"))
                 continue
-        records[nid] = {**rec, "engine": "spark", "spark_sql": spark_sql,
-                        "field_hashes": {**rec["field_hashes"], "engine": hash_obj("spark")}}
+        hashes = {**rec["field_hashes"], "engine": hash_obj("spark")}
+        extra = {}
+        if dialect == "spark":
+            hashes["dialect"] = hash_obj("spark")
+            extra["dialect"] = "spark"
+        records[nid] = {**rec, "engine": "spark", "spark_sql": spark_sql, "field_hashes": hashes, **extra}
         spark_nodes.append(nid)
     if spark_nodes:
         problem = missing_requirements(project.spark)
         if problem:
             rec = records[spark_nodes[0]]
             errors.append(Diagnostic(rec["file"], rec["line"], f"{spark_nodes[0]} runs on Spark, but {problem}"))
+
+
+def _dialect(nid: str, rec: dict, config: dict, engine: str, errors: list[Diagnostic]):
+    """The node's ``dialect:`` (None: DuckDB's), or False after an error."""
+    dialect = config.get("dialect")
+    if dialect is None or dialect == "duckdb":
+        return None
+    if dialect != "spark":
+        errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: dialect '{dialect}' is not one seekrun reads: "
+                                                           "write dialect: duckdb or dialect: spark"))
+        return False
+    if rec["kind"] != "transform" or rec.get("python"):
+        errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: dialect: spark is for a transform's own SQL "
+                                                           "(seekrun writes this node's SQL itself): remove it"))
+        return False
+    if engine != "spark":
+        errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: dialect: spark means its SQL is Spark SQL, "
+                                                           "which DuckDB does not run: add engine: spark"))
+        return False
+    return "spark"
 
 
 def _cannot(rec: dict) -> str | None:

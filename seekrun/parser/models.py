@@ -55,6 +55,7 @@ class NodeBase(_Model):
     foreach: Any = None
     matrix: Any = None
     engine: Optional[str] = None  # duckdb | spark (seekrun/parser/engines.py: hashed only as spark)
+    dialect: Optional[str] = None  # the SQL's: duckdb (default) | spark (already Spark SQL, engine: spark)
 
     @field_validator("inputs", "depends_on", mode="before")
     @classmethod

@@ -348,7 +348,7 @@ def _build_manifest(project: Project, records: dict[str, dict], data, env, live,
         for key in ("python", "live_files", "generated_sql", "output_files", "feature_order", "reread",
                     "not_executable", "task", "content_output", "process_outputs", "always", "fed_files",
                     "consumes", "run_params", "gather_text", "instance_of", "fanout_group", "empty_sql",
-                    "engine", "spark_sql",
+                    "engine", "spark_sql", "dialect",
                     *CONTROL_RECORD_KEYS):
             if rec.get(key):
                 node[key] = rec[key]

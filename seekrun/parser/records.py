@@ -225,7 +225,8 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
                 f"{node_id} has no SQL: add '{sql_key}: SELECT ...' (or 'python: file.py:function')"))
             return None
         if isinstance(sql, str):
-            result = analyse(sql, inputs, KINDS)
+            spark_sql = config.get("dialect") == "spark"  # Spark SQL: refs in backticks, checked by sqlglot
+            result = analyse(sql, inputs, KINDS, mark="`" if spark_sql else '"')
             own_line = text_start(doc.node, (sql_key,)) or rec["sql_line"]  # the SQL's, not its key's
             for problem in result.problems:
                 errors.append(Diagnostic(rel, own_line, f"{node_id}: {problem}"))
@@ -237,7 +238,7 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             rec["sql_maybe_refs"] = list(dict.fromkeys(result.candidates))
             rec["compiled_sql"] = result.executable
             canonical = result.canonical
-            if not result.problems and not result.bad_inputs:  # DuckDB's own parse (parser/sql_check.py)
+            if not result.problems and not result.bad_inputs and not spark_sql:  # DuckDB's parse (parser/sql_check.py)
                 src = source_map(doc, (sql_key,)) if sql == config.get(sql_key) else None
                 rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs,
                                                      src=src)]
@@ -332,7 +333,7 @@ def _build_fields(kind, config, model, inputs, sql_key, canonical) -> dict[str, 
     declared = type(model).model_fields
     # a Python node's function can read any key (ctx.config), so every non-metadata key counts
     fields: dict[str, Any] = {k: v for k, v in config.items()
-                              if k not in METADATA_KEYS and k not in CONTROL_KEYS and k not in ("inputs", "depends_on", "engine")
+                              if k not in METADATA_KEYS and k not in CONTROL_KEYS and k not in ("inputs", "depends_on", "engine", "dialect")
                               and (k in declared or model.python)}
     if sql_key and canonical is not None:
         fields[sql_key] = canonical

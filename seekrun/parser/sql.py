@@ -77,21 +77,23 @@ def _ident(tok: tuple) -> str | None:
     return None
 
 
-def _quote(node_id: str) -> str:
+def _quote(node_id: str, mark: str = '"') -> str:
     kind, _, name = node_id.partition(".")
-    return f'"{kind}"."{name}"'
+    return f"{mark}{kind}{mark}.{mark}{name}{mark}"
 
 
 _INPUT_RE = re.compile(r"input_(\d+)\Z", re.I)
 
 
-def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: bool = True) -> SqlAnalysis:
+def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: bool = True,
+            mark: str = '"') -> SqlAnalysis:
     """Find refs, check the statement shape, produce canonical and executable SQL.
 
     ``inputs`` are the declared input node ids in order; ``input_N`` and ``__THIS__``
     name them.  ``kind.name`` counts as a ref when it is a declared input or follows
     FROM/JOIN; anywhere else it may be a column of a table alias.  The result depends
-    only on the node itself, so it can be cached per file.
+    only on the node itself, so it can be cached per file. ``mark``: how the executable SQL
+    quotes a ref (a backtick for Spark SQL).
     """
     toks = tokenize(sql)
     out = SqlAnalysis("", "")
@@ -111,7 +113,7 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
             target = declared.get(target.lower(), target)
             out.refs.append(SqlRef(target, "ref()"))
             canon.append(_quote(target))
-            replace.append((tok[START], toks[i + 3][END], _quote(target)))
+            replace.append((tok[START], toks[i + 3][END], _quote(target, mark)))
             prev_text = ")"
             i += 4
             continue
@@ -120,7 +122,7 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
             if idx < len(inputs):
                 out.refs.append(SqlRef(inputs[idx], tok[TEXT]))
                 canon.append(_quote(inputs[idx]))
-                replace.append((tok[START], tok[END], _quote(inputs[idx])))
+                replace.append((tok[START], tok[END], _quote(inputs[idx], mark)))
             else:
                 out.bad_inputs.append(tok[TEXT])
                 canon.append(tok[TEXT])
@@ -136,7 +138,7 @@ def analyse(sql: str, inputs: list[str], kinds: frozenset[str], require_select: 
             if node_id in inputs or prev_text.lower() in ("from", "join"):
                 out.refs.append(SqlRef(node_id, "name"))
                 canon.append(_quote(node_id))
-                replace.append((tok[START], toks[i + 2][END], _quote(node_id)))
+                replace.append((tok[START], toks[i + 2][END], _quote(node_id, mark)))
                 prev_text = toks[i + 2][TEXT]
                 i += 3
                 continue

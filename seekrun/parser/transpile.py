@@ -59,6 +59,31 @@ def to_spark(sql: str) -> str:
         raise Refused(f"sqlglot cannot write it for Spark: {_first(exc)}") from None
 
 
+def spark_reads(sql: str, inputs: list[str]) -> str | None:
+    """For ``dialect: spark``: why this Spark SQL cannot be run as the node's (it does not parse,
+    or it reads a table or a file that is not one of its inputs), or None."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    try:
+        trees = [t for t in sqlglot.parse(sql, read="spark") if t is not None]
+    except ParseError as exc:
+        return f"its Spark SQL does not parse ({_first(exc)})"
+    if len(trees) != 1:
+        return "expected exactly one Spark SQL statement"
+    declared = {i.lower() for i in inputs}
+    ctes = {c.alias_or_name.lower() for c in trees[0].find_all(exp.CTE)}
+    for table in trees[0].find_all(exp.Table):
+        name = ".".join(p for p in (table.catalog, table.db, table.name) if p).lower()
+        if name in declared or (not table.db and name in ctes):
+            continue
+        if table.db and table.db.lower() in ("parquet", "csv", "json", "orc", "text", "delta", "avro"):
+            return f"it reads the file {table.name} directly: make it a source node and read that instead"
+        return f"it reads {name or table.sql(dialect='spark')}, which is not one of its inputs: add it to inputs"
+    return None
+
+
 def _first(exc: Exception) -> str:
     return " ".join(str(exc).split())[:200]
 
