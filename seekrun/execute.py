@@ -57,6 +57,7 @@ class Built:
     log: str | None = None  # a task's log file (${step.stdout})
     detail: str | None = None  # e.g. a dag node's "child: 2 ran, 3 cached"
     instances: dict | None = None  # a fan-out: instance key -> status (seekrun/fanout.py)
+    location: dict | None = None  # where its table lives, as its engine says (BuildResult.location)
 
 
 class NodeRunner:
@@ -142,7 +143,8 @@ class NodeRunner:
                                            retry_waits=waits, value=built.value, exit_code=built.exit_code,
                                            outputs=getattr(built, "outputs", None), log=getattr(built, "log", None),
                                            detail=getattr(built, "detail", None),
-                                           instances=getattr(built, "instances", None)))
+                                           instances=getattr(built, "instances", None),
+                                           location=getattr(built, "location", None)))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # NodeFailure, UnsupportedNode, or an engine bug: only this node fails
@@ -289,6 +291,8 @@ class NodeRunner:
 
             entry = trace(node, b.inputs, output, hashes_after_build(node, self.root, self.file_cache),
                           data_hash)
+            if b.location:
+                entry["location"] = b.location
             if node.get("task"):
                 entry.update(value=b.value, exit_code=b.exit_code, process_outputs=True)
                 entry.pop("failed_value", None)

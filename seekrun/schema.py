@@ -64,7 +64,7 @@ KEY_DOCS = {
     "max_concurrent": "A fan-out's limit: at most this many instances at once.",
     "foreach": "Fan out: one instance per item (a list, or \"${VAR}\" holding a JSON list or words).",
     "matrix": "Fan out: one instance per combination of these lists.",
-    "engine": "Where it is built: duckdb (the default) or spark (transforms and aggregations; see Scaling out).",
+    "engine": "Where it is built: duckdb (the default) or spark (transforms, aggregations, rules; see Scaling out).",
     "dialect": "A transform's SQL dialect: duckdb (the default: transpiled for Spark) or spark (Spark SQL, engine: spark).",
     ("source", "source"): "The format or system read: csv, parquet, json, jsonl, postgresql, ...",
     ("source", "table"): "The file (or glob) read, relative to the project folder; or a database table.",

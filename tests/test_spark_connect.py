@@ -110,13 +110,13 @@ def test_the_sample_project_builds_through_spark_connect(tmp_path, connect_serve
 
     nodes = json.loads((spark_proj / "target/manifest.json").read_text())["nodes"]
     on_spark = sorted(n for n, e in nodes.items() if e.get("engine") == "spark")
-    assert len(on_spark) == 5 and "aggregation.customer_order_amounts" in on_spark
+    assert len(on_spark) == 8 and "aggregation.customer_order_amounts" in on_spark and "rule.orders_quality" in on_spark
     assert "transform.daily_revenue" not in on_spark
     # the project file's remote is kept as written: the port's value is filled in only when it runs
     manifest = json.loads((spark_proj / "target/manifest.json").read_text())
     assert manifest["metadata"]["spark"]["remote"] == "sc://127.0.0.1:{{ env_var('SEEKRUN_TEST_CONNECT_PORT') }}"
     table_nodes = sorted(n for n, e in nodes.items()
-                         if e["kind"] in ("source", "transform", "aggregation", "feature_group"))
+                         if e["kind"] in ("source", "transform", "aggregation", "feature_group", "rule"))
     assert _tables(spark_proj, table_nodes) == _tables(plain, table_nodes)
     assert not (spark_proj / "target/spark.log").exists()  # no local JVM: the server did the work
     again = cli("run", "-p", str(spark_proj))

@@ -46,6 +46,13 @@ kind: transform
 name: report
 inputs: [{ref: aggregation.spend}]
 transform: SELECT customer_id, amount_sum, amount_sum_7d FROM ref('aggregation.spend') WHERE amount_count > 0
+---
+kind: rule
+name: spend_ok
+inputs: [{ref: aggregation.spend}]
+rule:
+  - {type: range, column: amount_sum, params: {min_val: 0}}
+  - {type: uniqueness, columns: [customer_id]}
 """
 
 
@@ -83,12 +90,18 @@ def test_a_mixed_project_builds_what_duckdb_builds_and_reruns_only_what_changed(
     assert cli("run", "-p", str(plain)).exit_code == 0
     assert _tables(mixed) == _tables(plain)
     assert len(_tables(mixed)["aggregation.spend"]) == 3
+    assert [r[3] for r in all_tables(mixed)["rule.spend_ok"][1]] == ["pass", "pass"]  # a DuckDB rule on a Spark table
     manifest = json.loads((mixed / "target/manifest.json").read_text())["nodes"]
     assert manifest["transform.paid"]["engine"] == "spark" and "`source`.`orders`" in manifest["transform.paid"]["spark_sql"]
     assert "engine" not in manifest["transform.report"]
     # the Spark tables are Parquet folders in the warehouse; DuckDB reads them through views
     assert (mixed / "target/spark-warehouse/aggregation/spend/CURRENT").is_file()
     assert "aggregation.spend" not in all_tables(mixed)  # a view, not a copy
+    from seekrun.state import StateStore
+
+    state = StateStore(mixed / "target/state").load(repair=False)
+    assert state["aggregation.spend"]["location"] == {"engine": "spark", "path": "target/spark-warehouse/aggregation/spend"}
+    assert state["transform.report"]["location"] == {"engine": "duckdb", "table": "transform.report"}
     shown = cli("show", "transform.paid", "-p", str(mixed))
     assert shown.exit_code == 0 and "engine     : spark" in shown.stdout, shown.output
     assert "SQL (as Spark runs it" in shown.stdout and "`source`.`orders`" in shown.stdout
@@ -112,7 +125,7 @@ def test_a_mixed_project_builds_what_duckdb_builds_and_reruns_only_what_changed(
     nodes.write_text(nodes.read_text().replace("amount * 2 AS doubled", "amount * 3 AS doubled"))
     res = cli("run", "-p", str(mixed))
     assert res.exit_code == 0, res.output
-    assert ran(mixed) == {"transform.paid", "aggregation.spend", "transform.report"}
+    assert ran(mixed) == {"transform.paid", "aggregation.spend", "transform.report", "rule.spend_ok"}
     assert "config changed: transform SQL" in res.stdout
     assert sorted(r[3] for r in _tables(mixed)["transform.paid"]) == [9.0, 21.75, 31.5, 60.0, 299.7]
     assert exports == list((mixed / "target/interchange/source/orders").glob("*/data.parquet"))  # export reused
@@ -136,13 +149,13 @@ def test_moving_a_node_between_engines_rebuilds_it_and_its_downstream_once(tmp_p
     nodes.write_text(nodes.read_text().replace("name: spend\n", "name: spend\nengine: spark\n"))
     res = cli("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
-    assert ran(proj) == {"aggregation.spend", "transform.report"}  # the report: its input's engine changed
+    assert ran(proj) == {"aggregation.spend", "transform.report", "rule.spend_ok"}  # their input's engine changed
     assert _tables(proj) == before
     assert cli("run", "-p", str(proj)).exit_code == 0 and ran(proj) == set()
     nodes.write_text(nodes.read_text().replace("name: spend\nengine: spark\n", "name: spend\nengine: duckdb\n"))
     res = cli("run", "-p", str(proj))
     assert res.exit_code == 0, res.output
-    assert ran(proj) == {"aggregation.spend", "transform.report"}
+    assert ran(proj) == {"aggregation.spend", "transform.report", "rule.spend_ok"}
     assert _tables(proj) == before and "aggregation.spend" in all_tables(proj)
     assert not (proj / "target/spark-warehouse/aggregation/spend").exists()
 
@@ -299,3 +312,12 @@ def test_spark_sql_on_duckdb_or_reading_what_it_does_not_declare_is_refused_at_p
     assert "transform.sneaky: it reads transform.paid, which is not one of its inputs: add it to inputs" in err
     assert "transform.odd: dialect 'mysql' is not one seekrun reads" in err
     assert "transform.flags" not in err and not (proj / "target/manifest.json").exists()
+
+
+def test_a_warehouse_url_is_refused_rather_than_taken_for_a_folder(tmp_path):
+    proj = write_project(tmp_path / "p", {"data/orders.csv": ORDERS, "nodes/all.yml": NODES},
+                         marker="name: p\nspark:\n  warehouse: s3a://bucket/wh\n")
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "seekrun_project.yml:2: spark.warehouse 's3a://bucket/wh' is a URL" in res.stderr
+    assert not (proj / "s3a:").exists() and not (proj / "target/manifest.json").exists()

@@ -281,6 +281,8 @@ class DuckDBEngine:
                                              f"{exc.strerror or exc}")) from None
         faults.point("after_commit", node["id"])
         result.warnings = [*ctx.warnings, *result.warnings]
+        if has_table:
+            result.location = {"engine": "duckdb", "table": node["id"]}
         return result
 
     @staticmethod

@@ -37,7 +37,6 @@ from typing import Any
 
 from seekrun.kinds.base import BuildContext, BuildResult, NodeFailure, UnsupportedNode, quote_ident
 from seekrun.kinds.python_spec import resolve_file, split_spec, top_level_names
-from seekrun.engines.python_context import PythonContext
 from seekrun.engines.user_code import format_user_traceback, project_code, project_path, user_frames
 
 _import_lock = threading.Lock()
@@ -199,11 +198,11 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     if warning:
         ctx.warn(warning)
     seeknal = _written_for_seeknal(fn)
-    pctx = PythonContext(ctx, seeknal)
+    pctx = ctx.python_context(seeknal)  # (on Spark: DataFrames, seekrun/engines/spark_python.py)
     try:
         with project_code(ctx.root), project_path(ctx.root, ctx.root / file):
             result = fn(pctx)
-        return _store(result, ctx, func)
+        return ctx.store_python(result, func)
     except KeyboardInterrupt:
         raise
     except NodeFailure:
@@ -231,7 +230,7 @@ def _written_for_seeknal(fn) -> bool:
     return isinstance(meta, dict) or (getattr(fn, "__seekrun__", None) or {}).get("api") == "seeknal"
 
 
-def _store(result: Any, ctx: BuildContext, func: str) -> BuildResult:
+def store(result: Any, ctx: BuildContext, func: str) -> BuildResult:
     obj = _tabular(result, ctx, func)
     is_relation = isinstance(obj, ctx.duckdb.DuckDBPyRelation)
     tmp = f"__seekrun_py_{threading.get_ident()}_{id(obj)}"

@@ -86,9 +86,10 @@ class EngineRouter:
         nid = node["id"]
         if nid in self.spark_ids:
             inputs = {i: self._parquet_of(i) for i in node["inputs"]}
-            result = self.spark.build(node, root, nodes, inputs, stamp, run)
-            self._view(nid)
-            return result
+            try:
+                return self.spark.build(node, root, nodes, inputs, stamp, run)
+            finally:
+                self._view(nid)  # (a failing rule's results are its table too)
         self._views_for(node)
         if spark_store.current(self.warehouse, nid) is not None:  # it moved from Spark to DuckDB
             self._drop_view(nid)

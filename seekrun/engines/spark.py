@@ -36,10 +36,11 @@ DEFAULT_CONF = {
 
 
 class _Rows:
-    """A DataFrame's rows as a DuckDB cursor's result (what kinds read back: DESCRIBE, counts)."""
+    """A DataFrame's rows as a DuckDB cursor's result (what kinds read back: counts, DESCRIBE)."""
 
-    def __init__(self, rows):
+    def __init__(self, rows, columns=()):
         self._rows = [tuple(r) for r in rows]
+        self.description = [(c,) for c in columns]
 
     def fetchone(self):
         return self._rows[0] if self._rows else None
@@ -48,11 +49,21 @@ class _Rows:
         return list(self._rows)
 
 
+def duckdb_type(spark_type) -> str:
+    """A Spark column type by its DuckDB name (what the kinds check columns against)."""
+    from sqlglot import exp
+
+    dtype = exp.DataType.build(spark_type.simpleString(), dialect="spark")
+    named = {exp.DataType.Type.TEXT: "VARCHAR", exp.DataType.Type.INT: "INTEGER", exp.DataType.Type.FLOAT: "FLOAT",
+             exp.DataType.Type.TIMESTAMPTZ: "TIMESTAMP WITH TIME ZONE"}
+    return named.get(dtype.this) or dtype.sql(dialect="duckdb")
+
+
 @dataclass
 class SparkBuildContext(BuildContext):
     spark: object = None
     engine: object = None
-    version: Path | None = None  # the new version folder materialize() wrote
+    version: Path | None = None  # the new version folder the build wrote
 
     def _spark_sql(self, sql: str) -> str:
         from seekrun.parser.transpile import Refused, to_spark
@@ -64,29 +75,56 @@ class SparkBuildContext(BuildContext):
         except Refused as exc:
             raise NodeFailure(self.redact(f"{self.node['id']}: cannot run on Spark: {exc}")) from None
 
-    def _run(self, text: str):
+    def _run(self, text: str, params: list | None = None):
         try:
-            return self.spark.sql(text)
+            return self.spark.sql(text, args=list(params)) if params else self.spark.sql(text)
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
 
     def execute(self, sql: str, params: list | None = None):
-        if params:
-            raise NodeFailure(f"{self.node['id']}: parameterised SQL is not run on Spark")
-        df = self._run(self._spark_sql(sql))
+        head, _, rest = sql.lstrip().partition(" ")
+        if head.upper() == "DESCRIBE":  # the columns, by their DuckDB type names, as DuckDB answers
+            query = rest if rest.lstrip()[:6].upper() in ("SELECT", "WITH (", "(SELEC") else f"SELECT * FROM {rest}"
+            df = self._run(self._spark_sql(query))
+            return _Rows([(f.name, duckdb_type(f.dataType)) for f in df.schema.fields], ("column_name", "column_type"))
+        df = self._run(self._spark_sql(sql), params)
         try:
-            return _Rows(df.collect())
+            return _Rows(df.collect(), df.columns)
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
 
     def materialize(self, select_sql: str, table: str | None = None) -> int | None:
         if table is not None and table != self.table:
             raise UnsupportedNode(f"{self.node['id']}: builds a second table, which the Spark engine does not")
-        df = self._run(self._spark_sql(select_sql))
+        return self._save(self._run(self._spark_sql(select_sql)))
+
+    def write_rows(self, columns: list[tuple[str, str]], rows: list[tuple]) -> int:
+        from sqlglot import exp
+
+        schema = ", ".join(f"`{c}` {exp.DataType.build(t, dialect='duckdb').sql(dialect='spark')}" for c, t in columns)
+        try:
+            df = self.spark.createDataFrame([tuple(r) for r in rows], schema)
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+        self._save(df.coalesce(1))
+        return len(rows)
+
+    def python_context(self, seeknal: bool = False):
+        from seekrun.engines.spark_python import SparkPythonContext
+
+        return SparkPythonContext(self, seeknal)
+
+    def store_python(self, result, func: str) -> BuildResult:
+        from seekrun.engines.spark_python import frame
+
+        return BuildResult(self._save(frame(result, self, func)))
+
+    def _save(self, df) -> int:
+        """Write a new version folder (never over an existing one: the default mode); its rows."""
         dest = spark_store.new_version(self.engine.warehouse, self.node["id"])
         self.version = dest
         try:
-            df.write.parquet(str(dest))  # a new folder: never over an existing one (the default mode)
+            df.write.parquet(str(dest))
             return int(self.spark.read.parquet(str(dest)).count())
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
@@ -121,9 +159,9 @@ class SparkEngine:
             if self._session is None:
                 import warnings
 
-                with warnings.catch_warnings():  # pyspark's remarks on the pandas version: not the user's concern
-                    warnings.simplefilter("ignore", FutureWarning)
-                    self._session = self._open()
+                # pyspark's remarks on the pandas version (also when a node calls toPandas): not the user's
+                warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
+                self._session = self._open()
             return self._session
 
     @property
@@ -249,6 +287,7 @@ class SparkEngine:
                 raise NodeFailure(f"{node['id']}: built no table on Spark")
             spark_store.switch(self.warehouse, node["id"], ctx.version, stamp(result) if callable(stamp) else stamp)
             switched = True
+            result.location = {"engine": "spark", "path": self._rel(spark_store.node_dir(self.warehouse, node["id"]))}
         except NodeFailure as exc:
             if deadline is not None and deadline.fired:
                 exc.timed_out = True

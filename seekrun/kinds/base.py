@@ -60,6 +60,9 @@ class BuildResult:
     # (a ``content_output`` node, e.g. a task: the content hash of what it wrote and printed)
     value: str | None = None  # a task's captured output (``output: NAME``)
     exit_code: int | None = None  # a task's exit code
+    # where its table now lives, set by the engine that built it, kept in its state record:
+    # {"engine": "duckdb", "table": "kind.name"} or {"engine": "spark", "path": <its warehouse folder>}
+    location: dict | None = None
 
 
 @dataclass
@@ -170,6 +173,32 @@ class BuildContext:
         """CREATE OR REPLACE the node's table from a SELECT, in one transaction (build, then swap)."""
         row = self.execute(f"CREATE OR REPLACE TABLE {table or self.table} AS\n{select_sql}\n").fetchone()
         return int(row[0]) if row else None
+
+    def python_context(self, seeknal: bool = False):
+        """What a Python node's function is called with, on this engine."""
+        from seekrun.engines.python_context import PythonContext
+
+        return PythonContext(self, seeknal)
+
+    def store_python(self, result, func: str) -> BuildResult:
+        """A Python node's returned table, stored as the node's table on this engine."""
+        from seekrun.engines.python_node import store
+
+        return store(result, self, func)
+
+    def write_rows(self, columns: list[tuple[str, str]], rows: list[tuple]) -> int:
+        """The node's table from rows of Python values, its columns (name, DuckDB type) cast as
+        given; values are bound as parameters, never made SQL text (a rule's results, a profile)."""
+        names = [f"c{i}" for i in range(len(columns))]
+        select = ", ".join(f"CAST({n} AS {t}) AS {quote_ident(c)}" for n, (c, t) in zip(names, columns))
+        if rows:
+            one = "(" + ", ".join("?" * len(columns)) + ")"
+            src = f"(VALUES {', '.join([one] * len(rows))}) AS r({', '.join(names)})"
+        else:
+            src = f"(SELECT {', '.join(f'NULL AS {n}' for n in names)}) AS r WHERE false"
+        self.execute(f"CREATE OR REPLACE TABLE {self.table} AS\nSELECT {select}\nFROM {src}",
+                     [x for row in rows for x in row] or None)
+        return len(rows)
 
     def fail(self, message: str) -> None:
         raise NodeFailure(self.redact(message))

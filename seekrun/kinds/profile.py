@@ -187,11 +187,6 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     if any(m == "freshness_hours" for _, m, _, _ in rows):
         stamp = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="microseconds")
         rows.append((TABLE_COLUMN, PROFILED_AT, stamp, None))
-    values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
-    ctx.execute(
-        f"CREATE OR REPLACE TABLE {ctx.table} AS\n"
-        "SELECT CAST(c AS VARCHAR) AS column_name, CAST(m AS VARCHAR) AS metric, "
-        "CAST(v AS VARCHAR) AS value, CAST(d AS VARCHAR) AS detail\n"
-        f"FROM (VALUES {values}) AS p(c, m, v, d)",
-        [x for row in rows for x in row])
+    ctx.write_rows([("column_name", "VARCHAR"), ("metric", "VARCHAR"), ("value", "VARCHAR"), ("detail", "VARCHAR")],
+                   rows)
     return BuildResult(len(rows))

@@ -5,7 +5,9 @@ on a node (it wins), and the project's ``spark:`` settings.
   (``spark_sql``: DuckDB SQL transpiled by sqlglot, seekrun/parser/transpile.py), and the
   engine among its hashed fields: moving a node between engines rebuilds it and what depends
   on it, once. A node on DuckDB hashes as before (``engine: duckdb`` written out changes nothing).
-- The project default applies to the kinds Spark can build (SPARK_KINDS); the others stay on
+- The project default applies to the kinds Spark can build (SPARK_KINDS) but not to Python
+  nodes (their code is written for DuckDB relations or for DataFrames: a Python transform
+  says ``engine: spark`` itself, and gets Spark DataFrames); the others stay on
   DuckDB, and their tables reach Spark nodes as Parquet. ``engine: spark`` on a node of another
   kind is an error.
 - SQL that cannot be promised to mean the same on Spark is refused here, naming the construct.
@@ -23,7 +25,7 @@ import shutil
 from seekrun.errors import Diagnostic
 
 ENGINES = ("duckdb", "spark")
-SPARK_KINDS = frozenset({"transform", "aggregation"})
+SPARK_KINDS = frozenset({"transform", "aggregation", "rule"})
 SPARK_KEYS = ("master", "remote", "conf", "warehouse")
 INSTALL = "pip install 'seekrun[spark]'"
 
@@ -54,13 +56,20 @@ def read_project(project, cfg: dict, line, errors: list[Diagnostic]) -> None:
                                                                      "to values, e.g. {spark.sql.shuffle.partitions: 8}"))
         elif value is not None and not isinstance(value, str):
             errors.append(Diagnostic(marker, line("spark"), f"spark.{key} must be a string"))
+        elif key == "warehouse" and value and "://" in value:
+            errors.append(Diagnostic(marker, line("spark"), f"spark.warehouse '{value}' is a URL: seekrun keeps Spark "
+                                                                 "tables in a local (or mounted) folder only so far; "
+                                                                 "give a path"))
     project.spark = {k: v for k, v in spark.items() if k in SPARK_KEYS and v is not None}
 
 
-def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
-    """Each record's engine; Spark nodes get their Spark SQL and the engine in their hash."""
+def apply(records: dict[str, dict], project, errors: list[Diagnostic], cache=None) -> None:
+    """Each record's engine; Spark nodes get their Spark SQL and the engine in their hash.
+    ``cache``: the parse cache, whose meta keeps each SQL text's translation (or refusal), so a
+    parse of unchanged files neither imports sqlglot nor transpiles again."""
     from seekrun.hashing import hash_obj
 
+    memo = _Memo(cache)
     spark_nodes = []
     for nid, rec in list(records.items()):
         config = rec.get("config") or {}
@@ -72,6 +81,8 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
         dialect = _dialect(nid, rec, config, own or project.engine, errors)
         if dialect is False or (own or project.engine) != "spark":
             continue
+        if rec.get("python") and own != "spark":
+            continue  # a Python node moves to Spark only by its own engine: its code is written for one
         why = _cannot(rec)
         if why is not None:
             if own == "spark":
@@ -85,19 +96,22 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
             if "{{" not in sql:
                 from seekrun.parser.transpile import spark_reads
 
-                why = spark_reads(sql, rec.get("inputs") or [])
+                why = memo.get(("reads", sql, *(rec.get("inputs") or [])),
+                               lambda: spark_reads(sql, rec.get("inputs") or []))
                 if why is not None:
                     errors.append(Diagnostic(rec["file"], rec.get("sql_line") or rec["line"], f"{nid}: {why}"))
                     continue
-        elif "{{" not in sql:  # with env_var() in, it is transpiled (and checked) when it runs
+        else:
             from seekrun.parser.transpile import Refused, to_spark
 
             try:
-                spark_sql = to_spark(sql)
-            except Refused as exc:
+                translated = [memo.spark(text, to_spark) for text in _user_sql(rec, sql) if "{{" not in text]
+            except Refused as exc:  # (with env_var() in, it is transpiled, and checked, when it runs)
                 where = rec.get("sql_line") or rec["line"]
                 errors.append(Diagnostic(rec["file"], where, f"{nid}: cannot run on Spark: {exc}"))
                 continue
+            if rec["kind"] != "rule" and translated:
+                spark_sql = translated[0]
         hashes = {**rec["field_hashes"], "engine": hash_obj("spark")}
         extra = {}
         if dialect == "spark":
@@ -105,11 +119,66 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic]) -> None:
             extra["dialect"] = "spark"
         records[nid] = {**rec, "engine": "spark", "spark_sql": spark_sql, "field_hashes": hashes, **extra}
         spark_nodes.append(nid)
+    memo.save()
     if spark_nodes:
         problem = missing_requirements(project.spark)
         if problem:
             rec = records[spark_nodes[0]]
             errors.append(Diagnostic(rec["file"], rec["line"], f"{spark_nodes[0]} runs on Spark, but {problem}"))
+
+
+class _Memo:
+    """Translations by the hash of what they were made from, kept in the parse cache's meta
+    (only this parse's: an entry no node uses any more goes)."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.old = (cache.meta.get("spark_sql") if cache is not None else None) or {}
+        self.used: dict = {}
+        self._versions = None
+
+    def versions(self) -> tuple:
+        """What a translation depends on besides the SQL: seekrun's transpiler and sqlglot."""
+        if self._versions is None:
+            from importlib.metadata import PackageNotFoundError, version
+
+            from seekrun.parser.transpile import RULES_VERSION
+
+            try:
+                self._versions = (RULES_VERSION, version("sqlglot"))
+            except PackageNotFoundError:
+                self._versions = (RULES_VERSION, None)
+        return self._versions
+
+    def get(self, parts: tuple, make):
+        from seekrun.hashing import hash_obj
+
+        key = hash_obj([*self.versions(), *parts])
+        if key in self.old:
+            self.used[key] = self.old[key]
+        else:
+            self.used[key] = make()
+        return self.used[key]
+
+    def spark(self, sql: str, to_spark) -> str:
+        from seekrun.parser.transpile import Refused
+
+        def make():
+            try:
+                return {"sql": to_spark(sql)}
+            except Refused as exc:
+                return {"refused": str(exc)}
+        got = self.get(("to_spark", sql), make)
+        if "refused" in got:
+            raise Refused(got["refused"])
+        return got["sql"]
+
+    def save(self) -> None:
+        if self.cache is not None and (self.used or "spark_sql" in self.cache.meta):
+            if self.used:
+                self.cache.meta["spark_sql"] = self.used
+            else:
+                self.cache.meta.pop("spark_sql", None)
 
 
 def _dialect(nid: str, rec: dict, config: dict, engine: str, errors: list[Diagnostic]):
@@ -132,11 +201,21 @@ def _dialect(nid: str, rec: dict, config: dict, engine: str, errors: list[Diagno
     return "spark"
 
 
+def _user_sql(rec: dict, sql: str) -> list[str]:
+    """The SQL to transpile: a rule's custom checks one by one (seekrun writes its other checks
+    for the engine at run time), any other node's SQL."""
+    if rec["kind"] != "rule":
+        return [sql] if sql else []
+    rule = (rec.get("built_config") or rec.get("config") or {}).get("rule")
+    checks = rule if isinstance(rule, list) else [rule]
+    return [c["sql"] for c in checks if isinstance(c, dict) and isinstance(c.get("sql"), str)]
+
+
 def _cannot(rec: dict) -> str | None:
     if rec["kind"] not in SPARK_KINDS:
         return f"a {rec['kind']} cannot run on Spark yet (Spark builds: {', '.join(sorted(SPARK_KINDS))})"
-    if rec.get("python"):
-        return "a Python node cannot run on Spark yet"
+    if rec.get("python") and rec["kind"] != "transform":
+        return f"a Python {rec['kind']} cannot run on Spark yet (a Python transform can)"
     if rec.get("gather") is not None or rec.get("instance_of"):
         return "a fan-out cannot run on Spark yet"
     return None

@@ -148,7 +148,7 @@ def parse_project(project_dir: Path | str = ".", *, strict: bool = False,
 
         check_children(records, errors, project.root)  # every parse: a child file may be gone since
     check_pools(records, project, errors)  # against the project file's pools (not in the cached records)
-    engines.apply(records, project, errors)  # engine: spark (the project's default is not in the cached records)
+    engines.apply(records, project, errors, cache)  # engine: spark (the project's default is not in the cached records)
     check_graph(records, errors, broken, failed)
     warnings.extend(Diagnostic(rec["file"], rec["line"], f"{nid}: not executable by seekrun: {rec['not_executable']}",
                                "warning") for nid, rec in records.items() if rec.get("not_executable"))

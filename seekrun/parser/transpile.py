@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+RULES_VERSION = 1  # bumped when a refusal or rewrite below changes (parse caches keep translations)
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INT", "BIGINT", "INT128", "UTINYINT", "USMALLINT", "UINT", "UBIGINT",
                  "UINT128", "UMEDIUMINT", "MEDIUMINT"}
 NO_SPARK_TYPE = {"INT128", "UINT128", "UTINYINT", "USMALLINT", "UINT", "UBIGINT", "UMEDIUMINT", "UUID", "BIT",

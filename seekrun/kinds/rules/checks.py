@@ -18,17 +18,13 @@ def _summary(rows: list[tuple], total: int, verb: str, limit: int = 5) -> str:
     return f"{len(rows)} of {total} {noun} {verb}: " + "; ".join(parts) + more
 
 
+RESULT_COLUMNS = [("check", "VARCHAR"), ("type", "VARCHAR"), ("column", "VARCHAR"), ("status", "VARCHAR"),
+                  ("violations", "BIGINT"), ("message", "VARCHAR")]
+
+
 def _write(ctx: BuildContext, rows: list[tuple]) -> int:
-    """The results table, written with parameters (data values never become SQL text)."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
-    ctx.execute(
-        f"CREATE OR REPLACE TABLE {ctx.table} AS\n"
-        "SELECT CAST(c AS VARCHAR) AS \"check\", CAST(t AS VARCHAR) AS \"type\", "
-        "CAST(col AS VARCHAR) AS \"column\", CAST(s AS VARCHAR) AS status, "
-        "CAST(v AS BIGINT) AS violations, CAST(m AS VARCHAR) AS message\n"
-        f"FROM (VALUES {values}) AS r(c, t, col, s, v, m)",
-        [x for row in rows for x in row])
-    return len(rows)
+    """The results table (data values never become SQL text)."""
+    return ctx.write_rows(RESULT_COLUMNS, rows)
 
 
 def _describe(ctx: BuildContext, table: str) -> dict[str, str]:
