@@ -103,16 +103,19 @@ def read_checked(path: Path):
         return None
 
 
-def remove_stale_temps(folder: Path, prefix: str = ".", mark: str = TEMP_MARK, recursive: bool = True) -> int:
-    """Delete temp files a killed process left in folder (and below, when recursive; only names
-    this module or seekrun's writers give them). Call under the project lock: no other seekrun
-    writes them then."""
+def remove_stale_temps(folder: Path, prefix: str = ".", mark: str = TEMP_MARK, recursive: bool = True,
+                       skip: tuple[str, ...] = ()) -> int:
+    """Delete temp files a killed process left in folder (and below, when recursive, except the
+    ``skip`` folders directly in it; only names this module or seekrun's writers give them).
+    Call under the project lock: no other seekrun writes them then."""
     removed = 0
     if not os.path.isdir(folder):
         return 0
     for dirpath, dirnames, filenames in os.walk(folder):
         if not recursive:
             dirnames[:] = []
+        elif skip and dirpath == str(folder):
+            dirnames[:] = [d for d in dirnames if d not in skip]
         for fn in filenames:
             if fn.startswith(prefix) and mark in fn:
                 try:

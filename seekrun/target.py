@@ -80,7 +80,9 @@ def tidy(root: Path, output_files=(), exposure_paths=()) -> None:
     from seekrun.fsutil import remove_stale_temps
 
     deep = os.path.exists(root / "target/state/execution_state.journal")  # the last run did not finish
-    remove_stale_temps(root / "target")
+    # (Spark's tables and the Parquet between engines hold many files and are written by runs
+    # that finish: walked only after one that did not)
+    remove_stale_temps(root / "target", skip=() if deep else ("spark-warehouse", "interchange"))
     remove_stale_temps(root / "target/feature_store", mark=".parquet.", recursive=False)  # .<name>.parquet.<pid>.tmp
     folders = {os.path.dirname(f) for f in output_files}  # exposures, under target/ too
     if deep:  # a killed run may have been writing where no node writes now (a path since changed)

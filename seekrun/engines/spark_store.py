@@ -32,16 +32,19 @@ def node_dir(wh: Path, node_id: str) -> Path:
 
 
 def current(wh: Path, node_id: str) -> dict | None:
-    """{"version", "stamp", "path"} of the version in use, or None (never built, or its folder is gone)."""
-    base = node_dir(wh, node_id)
+    """{"version", "stamp", "path"} of the version in use, or None (never built, or its folder is gone).
+    (String paths and one open: a no-op run asks this of every Spark node.)"""
+    kind, _, name = node_id.partition(".")
+    base = f"{wh}{os.sep}{kind}{os.sep}{name}"
     try:
-        data = json.loads((base / POINTER).read_text(encoding="utf-8"))
+        with open(base + os.sep + POINTER, "rb") as f:
+            data = json.loads(f.read())
         version = str(data["version"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if "/" in version or not (base / version).is_dir():
+    if "/" in version or os.sep in version or not os.path.isdir(base + os.sep + version):
         return None
-    return {"version": version, "stamp": data.get("stamp"), "path": str(base / version)}
+    return {"version": version, "stamp": data.get("stamp"), "path": base + os.sep + version}
 
 
 def outputs(wh: Path, node_ids) -> dict[str, str | None]:

@@ -139,14 +139,18 @@ class _Memo:
 
     def versions(self) -> tuple:
         """What a translation depends on besides the SQL: seekrun's transpiler and sqlglot."""
-        if self._versions is None:
-            from importlib.metadata import PackageNotFoundError, version
+        if self._versions is None:  # (sqlglot's by its version file's bytes: importlib.metadata is slow)
+            from importlib.util import find_spec
 
+            from seekrun.hashing import hash_bytes
             from seekrun.parser.transpile import RULES_VERSION
 
             try:
-                self._versions = (RULES_VERSION, version("sqlglot"))
-            except PackageNotFoundError:
+                spec = find_spec("sqlglot")
+                folder = list(spec.submodule_search_locations or [])[0]
+                with open(os.path.join(folder, "_version.py"), "rb") as f:
+                    self._versions = (RULES_VERSION, hash_bytes(f.read()))
+            except (ImportError, ValueError, AttributeError, IndexError, OSError):
                 self._versions = (RULES_VERSION, None)
         return self._versions
 
