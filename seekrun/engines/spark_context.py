@@ -1,0 +1,130 @@
+"""How the kinds build on Spark: the same BuildContext calls as on DuckDB (execute, materialize,
+write_rows, DESCRIBE, a Python node's context), answered by a Spark session. SQL is transpiled
+from DuckDB's dialect by sqlglot (seekrun/parser/transpile.py), unless the node's is Spark SQL
+already; each table is written as a new version folder in the warehouse (seekrun/engines/spark_store.py),
+which the engine switches to only when the build succeeded."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from seekrun.engines import spark_store
+from seekrun.kinds.base import BuildContext, BuildResult, NodeFailure, UnsupportedNode
+
+
+class _Rows:
+    """A DataFrame's rows as a DuckDB cursor's result (what kinds read back: counts, DESCRIBE)."""
+
+    def __init__(self, rows, columns=()):
+        self._rows = [tuple(r) for r in rows]
+        self.description = [(c,) for c in columns]
+
+    def fetchone(self):
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self):
+        return list(self._rows)
+
+
+def duckdb_type(spark_type) -> str:
+    """A Spark column type by its DuckDB name (what the kinds check columns against)."""
+    from sqlglot import exp
+
+    dtype = exp.DataType.build(spark_type.simpleString(), dialect="spark")
+    named = {exp.DataType.Type.TEXT: "VARCHAR", exp.DataType.Type.INT: "INTEGER", exp.DataType.Type.FLOAT: "FLOAT",
+             exp.DataType.Type.TIMESTAMPTZ: "TIMESTAMP WITH TIME ZONE"}
+    return named.get(dtype.this) or dtype.sql(dialect="duckdb")
+
+
+@dataclass
+class SparkBuildContext(BuildContext):
+    spark: object = None
+    engine: object = None
+    version: Path | None = None  # the new version folder the build wrote
+
+    def _spark_sql(self, sql: str) -> str:
+        from seekrun.parser.transpile import Refused, to_spark
+
+        if self.node.get("dialect") == "spark":
+            return self.sql(sql)  # the node's own SQL, written in Spark's dialect
+        try:
+            return to_spark(self.sql(sql))
+        except Refused as exc:
+            raise NodeFailure(self.redact(f"{self.node['id']}: cannot run on Spark: {exc}")) from None
+
+    def _run(self, text: str, params: list | None = None):
+        try:
+            return self.spark.sql(text, args=list(params)) if params else self.spark.sql(text)
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+
+    def execute(self, sql: str, params: list | None = None):
+        head, _, rest = sql.lstrip().partition(" ")
+        if head.upper() == "DESCRIBE":  # the columns, by their DuckDB type names, as DuckDB answers
+            query = rest if rest.lstrip()[:6].upper() in ("SELECT", "WITH (", "(SELEC") else f"SELECT * FROM {rest}"
+            df = self._run(self._spark_sql(query))
+            return _Rows([(f.name, duckdb_type(f.dataType)) for f in df.schema.fields], ("column_name", "column_type"))
+        df = self._run(self._spark_sql(sql), params)
+        try:
+            return _Rows(df.collect(), df.columns)
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+
+    def materialize(self, select_sql: str, table: str | None = None) -> int | None:
+        if table is not None and table != self.table:
+            raise UnsupportedNode(f"{self.node['id']}: builds a second table, which the Spark engine does not")
+        return self._save(self._run(self._spark_sql(select_sql)))
+
+    def write_rows(self, columns: list[tuple[str, str]], rows: list[tuple]) -> int:
+        from sqlglot import exp
+
+        schema = ", ".join(f"`{c}` {exp.DataType.build(t, dialect='duckdb').sql(dialect='spark')}" for c, t in columns)
+        try:
+            df = self.spark.createDataFrame([tuple(r) for r in rows], schema)
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+        self._save(df.coalesce(1))
+        return len(rows)
+
+    def python_context(self, seeknal: bool = False):
+        from seekrun.engines.spark_python import SparkPythonContext
+
+        return SparkPythonContext(self, seeknal)
+
+    def store_python(self, result, func: str) -> BuildResult:
+        from seekrun.engines.spark_python import frame
+
+        return BuildResult(self._save(frame(result, self, func)))
+
+    def _save(self, df) -> int:
+        """Write a new version folder (never over an existing one: the default mode); its rows."""
+        dest = spark_store.new_version(self.engine.warehouse, self.node["id"])
+        self.version = dest
+        try:
+            df.write.parquet(str(dest))
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+        rows = _footer_rows(dest)
+        if rows is not None:
+            return rows
+        try:
+            return int(self.spark.read.parquet(str(dest)).count())
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+
+
+def _footer_rows(folder: Path) -> int | None:
+    """The rows Spark wrote, from the Parquet files' footers (no Spark job), or None."""
+    try:
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(folder.glob("*.parquet")))
+    except Exception:  # (no pyarrow, a file it cannot read: Spark counts instead)
+        return None
+
+
+def _message(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    for cut in (" JVM stacktrace:", " == SQL", "\n"):
+        text = text.split(cut)[0]
+    return text[:500] or exc.__class__.__name__
