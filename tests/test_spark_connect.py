@@ -48,8 +48,10 @@ def connect_server(tmp_path_factory):
         [str(home / "bin/spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
          "--master", "local[2]", "--conf", f"spark.connect.grpc.binding.port={port}",
          "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.ui.enabled=false",
-         "--conf", "spark.sql.session.timeZone=UTC", "--jars", str(jar), "spark-internal"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SPARK_HOME": str(home)}, start_new_session=True)
+         "--conf", "spark.sql.session.timeZone=UTC",
+         "--conf", f"spark.sql.warehouse.dir={log_path.parent / 'warehouse'}", "--jars", str(jar), "spark-internal"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SPARK_HOME": str(home)}, start_new_session=True,
+        cwd=str(log_path.parent))  # (the server's own files stay in the test's folder)
     deadline = time.monotonic() + 180
     while b"Spark Connect server started" not in log_path.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -302,7 +302,8 @@ def test_spark_sql_on_duckdb_or_reading_what_it_does_not_declare_is_refused_at_p
              + SPARK_SQL.replace("name: flags", "name: local").replace("engine: spark\n", "")
              + SPARK_SQL.replace("name: flags", "name: sneaky").replace(
                  "FROM ref('source.orders')", "FROM ref('source.orders') JOIN transform.paid USING (customer_id)")
-             + SPARK_SQL.replace("name: flags", "name: odd").replace("dialect: spark", "dialect: mysql"))
+             + SPARK_SQL.replace("name: flags", "name: odd").replace("dialect: spark", "dialect: mysql")
+             + SPARK_SQL.replace("name: flags", "name: secret").replace("'open'", "'{{ env_var(\"TOKEN\") }}'"))
     proj = write_project(tmp_path / "p", {"data/orders.csv": ORDERS, "nodes/all.yml": nodes})
     res = cli("parse", "-p", str(proj))
     assert res.exit_code == 2 and "Traceback" not in res.output
@@ -311,6 +312,7 @@ def test_spark_sql_on_duckdb_or_reading_what_it_does_not_declare_is_refused_at_p
         in err
     assert "transform.sneaky: it reads transform.paid, which is not one of its inputs: add it to inputs" in err
     assert "transform.odd: dialect 'mysql' is not one seekrun reads" in err
+    assert "transform.secret: env_var() is not filled into Spark SQL (dialect: spark)" in err
     assert "transform.flags" not in err and not (proj / "target/manifest.json").exists()
 
 

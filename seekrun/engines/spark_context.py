@@ -118,7 +118,8 @@ def _footer_rows(folder: Path) -> int | None:
     try:
         import pyarrow.parquet as pq
 
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(folder.glob("*.parquet")))
+        files = sorted(folder.glob("*.parquet"))
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in files) if files else None
     except Exception:  # (no pyarrow, a file it cannot read: Spark counts instead)
         return None
 

@@ -93,14 +93,17 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic], cache=Non
         spark_sql = None
         if dialect == "spark":
             spark_sql = sql  # already Spark SQL: run as written
-            if "{{" not in sql:
-                from seekrun.parser.transpile import spark_reads
+            if "{{" in sql:  # (it would be filled in by DuckDB's quoting rules, and its tables go unchecked)
+                errors.append(Diagnostic(rec["file"], rec.get("sql_line") or rec["line"],
+                                         f"{nid}: env_var() is not filled into Spark SQL (dialect: spark): write "
+                                         "this node in DuckDB's dialect to use it"))
+                continue
+            from seekrun.parser.transpile import spark_reads
 
-                why = memo.get(("reads", sql, *(rec.get("inputs") or [])),
-                               lambda: spark_reads(sql, rec.get("inputs") or []))
-                if why is not None:
-                    errors.append(Diagnostic(rec["file"], rec.get("sql_line") or rec["line"], f"{nid}: {why}"))
-                    continue
+            why = memo.get(("reads", sql, *(rec.get("inputs") or [])), lambda: spark_reads(sql, rec.get("inputs") or []))
+            if why is not None:
+                errors.append(Diagnostic(rec["file"], rec.get("sql_line") or rec["line"], f"{nid}: {why}"))
+                continue
         else:
             from seekrun.parser.transpile import Refused, to_spark
 

@@ -237,7 +237,7 @@ def _record(kind: str, data: dict, doc: Document, rel: str, errors, warnings, co
             rec["sql_refs"] = list(dict.fromkeys(r.node_id for r in result.refs))
             rec["sql_maybe_refs"] = list(dict.fromkeys(result.candidates))
             rec["compiled_sql"] = result.executable
-            canonical = result.canonical
+            canonical = result.canonical if not spark_sql else sql  # Spark SQL: its own lexer's rules; hashed as written
             if not result.problems and not result.bad_inputs and not spark_sql:  # DuckDB's parse (parser/sql_check.py)
                 src = source_map(doc, (sql_key,)) if sql == config.get(sql_key) else None
                 rec["sql_checks"] = [sql_check_entry(result, sql, text_start(doc.node, (sql_key,)), inputs,
