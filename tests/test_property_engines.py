@@ -11,12 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import examples
-from spark_helpers import needs_spark
+from spark_helpers import build_in_process, needs_spark, spark_session  # noqa: F401 (a fixture)
 
 pytestmark = needs_spark
 WORDS = ("ab", "cd", "x y", "Zed")
@@ -87,16 +86,10 @@ def _render(root: Path, sources: dict, nodes: list[dict], all_duckdb: bool = Fal
 
 
 def _build(root: Path, session=None) -> set[str]:
-    from seekrun.compiled import Compiled
-    from seekrun.runner import DAGRunner
-
-    compiled = Compiled(root, strict=False, diff=False)
-    runner = DAGRunner(compiled.manifest, compiled.old, compiled.project.state_dir, project_dir=compiled.project.root,
-                       file_cache=compiled.result.file_cache, spark_session=session)
-    summary = runner.run(on_commit=compiled.save)
-    bad = [(r.node_id, r.error) for r in summary.results if r.status.value not in ("success", "cached")]
+    seen, _ = build_in_process(root, session)
+    bad = [(nid, error) for nid, (status, error, _) in seen.items() if status not in ("success", "cached")]
     assert not bad, bad
-    return {r.node_id for r in summary.results if r.status.value == "success"}
+    return {nid for nid, (status, _, _) in seen.items() if status == "success"}
 
 
 def _tables(root: Path, ids) -> dict:
@@ -119,16 +112,6 @@ def _downstream(nodes: list[dict], start: set[str]) -> set[str]:
         if any(i in out for i in n["ins"]):
             out.add(f"transform.{n['name']}")
     return out
-
-
-@pytest.fixture(scope="module")
-def spark_session(tmp_path_factory):
-    from seekrun.engines.spark import SparkEngine
-
-    where = tmp_path_factory.mktemp("spark-session")
-    engine = SparkEngine(where, where, {})
-    yield engine.session()
-    engine.close()  # the JVM is shut down and waited for
 
 
 @settings(max_examples=examples(8))

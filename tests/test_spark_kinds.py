@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_project
-from spark_helpers import needs_spark
+from spark_helpers import build_in_process, needs_spark, spark_session  # noqa: F401 (a fixture)
 
 pytestmark = needs_spark
 
@@ -117,27 +117,8 @@ transform: |
 CASES = {"rules": ({"data/t.csv": PEOPLE}, RULES), "aggregations": ({"data/orders.csv": ORDERS}, AGGREGATIONS)}
 
 
-@pytest.fixture(scope="module")
-def spark_session(tmp_path_factory):
-    from seekrun.engines.spark import SparkEngine
-
-    where = tmp_path_factory.mktemp("spark-session")
-    engine = SparkEngine(where, where, {})
-    yield engine.session()
-    engine.close()
-
-
 def _build(root: Path, session=None):
-    from seekrun.compiled import Compiled
-    from seekrun.runner import DAGRunner
-
-    compiled = Compiled(root, strict=False, diff=False)
-    runner = DAGRunner(compiled.manifest, compiled.old, compiled.project.state_dir, project_dir=compiled.project.root,
-                       file_cache=compiled.result.file_cache, spark_session=session)
-    summary = runner.run(on_commit=compiled.save, continue_on_error=True)
-    engines = {nid: n.get("engine", "duckdb") for nid, n in compiled.manifest.nodes.items()}
-    seen = {r.node_id: (r.status.value, r.error, tuple(r.warnings or ())) for r in summary.results}
-    return seen, engines
+    return build_in_process(root, session, continue_on_error=True)
 
 
 def _num(v):

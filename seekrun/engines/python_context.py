@@ -14,6 +14,23 @@ def _with_env(value: Any, ctx: BuildContext) -> Any:
     return map_strings(value, lambda path, text: ctx.value(text) if "{{" in text else text)
 
 
+def input_id(node, inputs: list[str], node_id: str) -> str:
+    """The input ctx.ref() names: an id, an index, or "input_N" (either engine's context)."""
+    if isinstance(node, str) and node.startswith("input_") and node[6:].isdigit():
+        node = int(node[6:])
+    if isinstance(node, int) and not isinstance(node, bool):
+        if not 0 <= node < len(inputs):
+            raise IndexError(f"ctx.ref({node}): {node_id} has {len(inputs)} input(s)")
+        node = inputs[node]
+    if not isinstance(node, str):
+        raise TypeError(f"ctx.ref() takes a node id such as 'transform.orders', not {type(node).__name__}")
+    if node not in inputs:
+        declared = ", ".join(inputs) or "none"
+        raise ValueError(f"ctx.ref('{node}'): not an input of {node_id} (declared: {declared}); "
+                         "add it to the node's inputs")
+    return node
+
+
 class PythonContext:
     """What a Python node's function gets: ``ref``, ``con``, ``duckdb``, ``params``, ``config``,
     ``target_dir`` and ``features`` (Seeknal's names as well as seekrun's).
@@ -38,18 +55,7 @@ class PythonContext:
     def ref(self, node: str | int):
         """An input's table: ctx.ref("transform.orders"), ctx.ref(0) or ctx.ref("input_0").  A
         DuckDB relation, or a pandas DataFrame in a file written for Seeknal."""
-        if isinstance(node, str) and node.startswith("input_") and node[6:].isdigit():
-            node = int(node[6:])
-        if isinstance(node, int) and not isinstance(node, bool):
-            if not 0 <= node < len(self.inputs):
-                raise IndexError(f"ctx.ref({node}): {self.node_id} has {len(self.inputs)} input(s)")
-            node = self.inputs[node]
-        if not isinstance(node, str):
-            raise TypeError(f"ctx.ref() takes a node id such as 'transform.orders', not {type(node).__name__}")
-        if node not in self.inputs:
-            declared = ", ".join(self.inputs) or "none"
-            raise ValueError(f"ctx.ref('{node}'): not an input of {self.node_id} (declared: {declared}); "
-                             "add it to the node's inputs")
+        node = input_id(node, self.inputs, self.node_id)
         rel = self.con.table(table_name(node))
         if not self._seeknal:
             return rel

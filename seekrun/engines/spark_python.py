@@ -34,17 +34,9 @@ class SparkPythonContext:
 
     def ref(self, node: str | int):
         """An input's table as a Spark DataFrame: ctx.ref("transform.orders"), ctx.ref(0)."""
-        if isinstance(node, str) and node.startswith("input_") and node[6:].isdigit():
-            node = int(node[6:])
-        if isinstance(node, int) and not isinstance(node, bool):
-            if not 0 <= node < len(self.inputs):
-                raise IndexError(f"ctx.ref({node}): {self.node_id} has {len(self.inputs)} input(s)")
-            node = self.inputs[node]
-        if node not in self.inputs:
-            declared = ", ".join(self.inputs) or "none"
-            raise ValueError(f"ctx.ref('{node}'): not an input of {self.node_id} (declared: {declared}); "
-                             "add it to the node's inputs")
-        kind, _, name = str(node).partition(".")
+        from seekrun.engines.python_context import input_id
+
+        kind, _, name = input_id(node, self.inputs, self.node_id).partition(".")
         return self.spark.table(f"`{kind}`.`{name}`")
 
     def sql(self, query: str):
