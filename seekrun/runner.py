@@ -13,11 +13,12 @@ from typing import Callable, Protocol
 
 from seekrun import faults, history, late
 from seekrun.events import EventSink, RunEvents
-from seekrun.errors import Diagnostic, ProjectError, first_few
+from seekrun.errors import ProjectError, first_few
 from seekrun.manifest import Manifest
 from seekrun.database import Database
 from seekrun.execute import NodeRunner
 from seekrun.outputs import problem
+from seekrun.preflight import preflight, preflight_with
 from seekrun.rebuilder import PlanItem, plan
 from seekrun.planned import (guard_removals, initial_results, mark_undone, maybe_reason, stale_inputs,
                              unbuildable_built, verify_tables, warn_stale_tables)
@@ -213,14 +214,14 @@ class DAGRunner(RunEvents):
                     # replayed into it, so then the checks use a separate in-memory DuckDB).
                     engine = self._open_engine()
                     try:
-                        self._preflight_with(engine, to_run)
+                        preflight_with(engine, self.manifest, self.root, to_run)
                     except BaseException:
                         if fresh:
                             engine, made = None, engine
                             _discard_new_database(made, self.db_path)
                         raise
                 else:
-                    self._preflight(to_run)
+                    preflight(self.manifest, self.root, to_run)
             summary.results = list(results.values())
             summary.removed_nodes, summary.dropped_nodes = removed, dropped
             if dry_run:
@@ -315,40 +316,6 @@ class DAGRunner(RunEvents):
                 history.write_results(self.target_dir, self.run_id, summary, started_at, args or {})
             self._close_run(summary, store.nodes)  # older runs pruned, run_finished
         return summary
-
-    def _preflight(self, to_run: list[str]) -> None:
-        """Refuse, before anything runs, what cannot run: missing or unusable data, unsupported
-        kinds, SQL that does not parse. Uses an in-memory DuckDB, so it writes nothing."""
-        from seekrun.engines.duckdb import DuckDBEngine
-
-        engine = DuckDBEngine(None, root=self.root)
-        try:
-            self._preflight_with(engine, to_run)
-        finally:
-            engine.close()
-
-    def _preflight_with(self, engine, to_run: list[str]) -> None:
-        from seekrun.kinds.base import BadInput, UnsupportedNode
-
-        errors: list[Diagnostic] = []
-        for nid in to_run:
-            node = self.manifest.nodes[nid]
-            if node.get("fed_files") or node.get("dialect") == "spark":
-                continue  # what it reads is written during the run, by a task; Spark SQL: Spark checks it
-            lines = node.get("lines") or {}
-            where = (node["file"], lines.get("sql") or lines.get("table") or node.get("line"))
-            try:
-                message = engine.check(node, self.root, self.manifest.nodes)
-            except UnsupportedNode as exc:
-                errors.append(Diagnostic(*where, f"{exc}"))
-                continue
-            except BadInput as exc:
-                errors.append(Diagnostic(*where, f"{nid}: {exc}"))
-                continue
-            if message:
-                errors.append(Diagnostic(*where, f"{nid}: SQL does not parse: {message}"))
-        if errors:
-            raise ProjectError(errors)
 
     def _execute(self, node_runner: NodeRunner, items, to_run, results, continue_on_error,
                  summary: ExecutionSummary) -> None:

@@ -1,5 +1,5 @@
-"""The rebuild promise across engines, as a property: random DAGs of SQL nodes, each on DuckDB or
-on Spark local[2], under random edits (a real SQL change, a node moved between engines, a source
+"""The rebuild promise across engines, as a property: random DAGs of SQL nodes (and their CSV
+sources), each on DuckDB or on Spark local[2], under random edits (a real SQL change, a node moved between engines, a source
 row changed, and no-op edits: whitespace, a comment, a description, a touched file). After every
 edit the incremental build's tables equal a clean build of the same files with every node on
 DuckDB, no-op edits run nothing, and an edited node reruns.
@@ -50,14 +50,15 @@ def projects(draw):
                       "engine": draw(st.sampled_from(["duckdb", "spark"])), "noise": 0})
     edits = draw(st.lists(st.tuples(st.sampled_from(["const", "engine", "noise", "touch", "data"]),
                                     st.integers(0, 99), st.integers(0, 40)), min_size=2, max_size=4))
-    return sources, nodes, edits
+    spark_sources = draw(st.sets(st.sampled_from(sorted(sources))))  # files read by Spark itself
+    return sources, nodes, edits, spark_sources
 
 
 def _sql(n: dict) -> str:
     return TEMPLATES[n["tmpl"]][1].format(a=n["ins"][0], b=n["ins"][-1], c=n["c"], m=n["c"] + 1)
 
 
-def _render(root: Path, sources: dict, nodes: list[dict], all_duckdb: bool = False) -> None:
+def _render(root: Path, sources: dict, nodes: list[dict], all_duckdb: bool = False, spark_sources=()) -> None:
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "nodes").mkdir(exist_ok=True)
     (root / "seekrun_project.yml").write_text("name: engines\n")
@@ -68,7 +69,8 @@ def _render(root: Path, sources: dict, nodes: list[dict], all_duckdb: bool = Fal
             path.write_text(text)
         yml = root / "nodes" / f"{name}.yml"
         if not yml.exists():
-            yml.write_text(f"kind: source\nname: {name}\nsource: csv\ntable: data/{name}.csv\n")
+            own = "engine: spark\n" if name in spark_sources and not all_duckdb else ""
+            yml.write_text(f"kind: source\nname: {name}\n{own}source: csv\ntable: data/{name}.csv\n")
     for n in nodes:
         body = _sql(n)
         noise = n["noise"]
@@ -117,10 +119,10 @@ def _downstream(nodes: list[dict], start: set[str]) -> set[str]:
 @settings(max_examples=examples(8))
 @given(case=projects())
 def test_incremental_builds_across_engines_equal_a_clean_duckdb_build(case, spark_session, tmp_path_factory):
-    sources, nodes, edits = case
+    sources, nodes, edits, spark_sources = case
     work = tmp_path_factory.mktemp("work")
     inc = work / "inc"
-    _render(inc, sources, nodes)
+    _render(inc, sources, nodes, spark_sources=spark_sources)
     ids = [f"source.{s}" for s in sources] + [f"transform.{n['name']}" for n in nodes]
     assert _build(inc, spark_session) == set(ids)
     for what, pick, value in edits:
@@ -146,7 +148,7 @@ def test_incremental_builds_across_engines_equal_a_clean_duckdb_build(case, spar
             if rows[i][1] != value:
                 rows[i] = (rows[i][0], value)
                 changed = {f"source.{name}"}
-        _render(inc, sources, nodes)
+        _render(inc, sources, nodes, spark_sources=spark_sources)
         ran = _build(inc, spark_session)
         must = _downstream(nodes, changed)
         assert changed <= ran <= must, (what, nid, changed, ran)

@@ -254,3 +254,324 @@ def test_a_python_node_on_spark_that_returns_nothing_fails_and_keeps_its_table(t
     assert seen["transform.twice"][0] == "failed"
     assert "doubled() returned None (no return statement?): on Spark, return a Spark DataFrame" in seen["transform.twice"][1]
     assert _tables(proj, ["transform.twice"]) == before
+
+
+PROFILES = SOURCE + """\
+---
+kind: transform
+name: typed
+inputs: [{ref: source.t}]
+transform: |
+  SELECT id, name, score, CAST(score AS DECIMAL(10, 2)) AS price, day, ts, score > 20 AS high,
+         id * 1000000000000 AS big
+  FROM ref('source.t')
+---
+kind: profile
+name: p_src
+inputs: [{ref: source.t}]
+---
+kind: profile
+name: p_typed
+inputs: [{ref: transform.typed}]
+profile:
+  params: {max_top_values: 3}
+"""
+APPROXIMATE = {"p25", "p50", "p75"}  # approx_quantile (DuckDB) and percentile_approx (Spark) differ
+
+
+def _profile(root: Path, nid: str) -> dict:
+    import duckdb
+
+    con = duckdb.connect(str(root / "target" / "seekrun.duckdb"), read_only=True)
+    try:
+        kind, name = nid.split(".")
+        rows = con.execute(f'SELECT * FROM "{kind}"."{name}"').fetchall()
+    finally:
+        con.close()
+    return {(c, m, v if m == "top_value" else None): (v, d) for c, m, v, d in rows}
+
+
+def test_a_profile_on_spark_writes_the_rows_a_duckdb_build_writes(tmp_path, spark_session):
+    files = {"data/t.csv": PEOPLE, "nodes/all.yml": PROFILES}
+    duck = write_project(tmp_path / "duckdb", files)
+    spark = write_project(tmp_path / "spark", files, marker="name: p\nengine: spark\n")
+    seen_duck, _ = _build(duck)
+    seen_spark, engines = _build(spark, spark_session)
+    assert engines["profile.p_src"] == engines["profile.p_typed"] == "spark"
+    assert seen_spark == seen_duck and all(s[0] == "success" for s in seen_spark.values()), seen_spark
+    for nid in ("profile.p_src", "profile.p_typed"):
+        on_duck, on_spark = _profile(duck, nid), _profile(spark, nid)
+        assert on_spark.keys() == on_duck.keys()  # the same rows: columns, metrics, top values
+        for key, (value, detail) in on_duck.items():
+            got = on_spark[key]
+            if key[1] in APPROXIMATE:  # within the column's range
+                low, high = float(on_duck[(key[0], "min", None)][0]), float(on_duck[(key[0], "max", None)][0])
+                assert low <= float(got[0]) <= high, (key, got)
+            elif key[1] == "freshness_hours":
+                assert abs(float(got[0]) - float(value)) < 1, (key, got, value)
+            elif key[1] != "profiled_at":
+                assert got == (value, detail), (nid, key)  # DuckDB's text, word for word
+    typed = _profile(spark, "profile.p_typed")
+    assert typed[("price", "max", None)][0] == "40.00" and typed[("big", "max", None)][0] == "4000000000000"
+    assert typed[("high", "top_values", None)][1] == ('[{"value":"false","count":2,"percent":50.0},'
+                                                      ' {"value":"true","count":2,"percent":50.0}]')
+    assert typed[("ts", "min", None)][0] == "2024-03-01 00:00:00"
+
+
+# ---- a caller's session (DAGRunner(spark_session=...)): used, and left as it was ----------------
+TIMES = SOURCE + """\
+---
+kind: transform
+name: hours
+inputs: [{ref: source.t}]
+transform: SELECT id, CAST(ts AS VARCHAR) AS at, hour(ts) AS h FROM ref('source.t') WHERE ts IS NOT NULL
+---
+kind: transform
+name: zone
+engine: spark
+dialect: spark
+inputs: [{ref: source.t}]
+transform: SELECT current_timezone() AS tz, count(*) AS n FROM source.t
+"""
+
+
+def test_a_callers_session_builds_in_utc_and_gets_its_settings_and_catalog_back(tmp_path, spark_session):
+    proj = write_project(tmp_path / "p", {"data/t.csv": PEOPLE, "nodes/all.yml": TIMES},
+                         marker="name: p\nengine: spark\n")
+    key = "spark.sql.session.timeZone"
+    spark_session.conf.set(key, "America/New_York")
+    try:
+        seen, _ = _build(proj, spark_session)
+        assert seen["transform.hours"][0] == "success", seen
+        assert spark_session.conf.get(key) == "America/New_York"  # put back
+    finally:
+        spark_session.conf.set(key, "UTC")
+    rows = _tables(proj, ["transform.hours"])["transform.hours"][1]
+    assert (1, "2024-03-04 10:00:00", 10) in rows and (2, "2024-03-04 23:00:00", 23) in rows  # read as UTC
+    assert _tables(proj, ["transform.zone"])["transform.zone"][1] == [("UTC", 5)]  # seekrun's zone, while it built
+    assert not spark_session.catalog.tableExists("source.t")  # what seekrun registered is gone
+    assert not spark_session.catalog.databaseExists("source")
+
+
+def test_a_table_in_the_callers_catalog_by_an_inputs_name_is_never_replaced(tmp_path, spark_session):
+    theirs = tmp_path / "theirs"
+    spark_session.range(3).write.parquet(str(theirs))
+    spark_session.sql("CREATE DATABASE IF NOT EXISTS `source`")
+    spark_session.sql(f"CREATE TABLE `source`.`t` USING parquet LOCATION '{theirs}'")
+    try:
+        proj = write_project(tmp_path / "p", {"data/t.csv": PEOPLE, "nodes/all.yml": TIMES},
+                             marker="name: p\nengine: spark\n")
+        seen, _ = _build(proj, spark_session)
+        assert seen["transform.hours"][0] == "failed"
+        assert "the Spark session's catalog already has a table source.t that seekrun did not make" in \
+            seen["transform.hours"][1]
+        assert sorted(r.id for r in spark_session.table("source.t").collect()) == [0, 1, 2]  # theirs, untouched
+    finally:
+        spark_session.sql("DROP TABLE IF EXISTS `source`.`t`")
+        spark_session.sql("DROP DATABASE IF EXISTS `source`")
+
+
+FEATURES = """\
+kind: source
+name: orders
+source: csv
+table: data/orders.csv
+---
+kind: feature_group
+name: spend
+entity: {name: customer, join_keys: [customer_id]}
+materialization:
+  offline: {enabled: true, format: parquet}
+inputs: [{ref: source.orders}]
+transform: |
+  SELECT customer_id, count(*) AS orders, sum(amount) AS total, max(order_date) AS last_day
+  FROM ref('source.orders') GROUP BY customer_id
+features:
+  orders: {dtype: INTEGER}
+  total: {dtype: 'DECIMAL(12, 2)'}
+  last_day: {}
+---
+kind: feature_group
+name: by_channel
+entity: {name: customer, join_keys: [customer_id]}
+materialization:
+  event_time_col: order_date
+  offline: {partition_by: [channel]}
+inputs: [{ref: source.orders}]
+transform: SELECT customer_id, order_date, channel, amount FROM ref('source.orders')
+features: null
+---
+kind: feature_group
+name: not_unique
+entity: customer
+inputs: [{ref: source.orders}]
+transform: SELECT customer_id, channel FROM ref('source.orders')
+features: [channel]
+"""
+
+
+def _offline(root: Path) -> dict:
+    import duckdb
+
+    store = root / "target" / "feature_store"
+    con = duckdb.connect()
+    try:
+        return {
+            "files": sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()),
+            "spend": con.execute(f"SELECT * FROM read_parquet('{store / 'spend.parquet'}') ORDER BY 1").fetchall(),
+            "types": con.execute(f"DESCRIBE SELECT * FROM read_parquet('{store / 'spend.parquet'}')").fetchall(),
+            "by_channel": con.execute(f"SELECT * FROM read_parquet('{store / 'by_channel'}/**/*.parquet', "
+                                      "hive_partitioning = true) ORDER BY ALL").fetchall()}
+    finally:
+        con.close()
+
+
+def test_feature_groups_on_spark_build_the_tables_offline_files_and_key_checks_duckdb_does(tmp_path, spark_session):
+    files = {"data/orders.csv": ORDERS, "nodes/all.yml": FEATURES}
+    duck = write_project(tmp_path / "duckdb", files)
+    spark = write_project(tmp_path / "spark", files, marker="name: p\nengine: spark\n")
+    seen_duck, _ = _build(duck)
+    seen_spark, engines = _build(spark, spark_session)
+    assert {n for n, e in engines.items() if e == "spark"} == {"feature_group.spend", "feature_group.by_channel",
+                                                               "feature_group.not_unique"}
+    assert seen_spark == seen_duck  # the duplicate keys' failure, word for word
+    assert seen_spark["feature_group.not_unique"][0] == "failed"
+    assert "join keys are not unique per (customer_id)" in seen_spark["feature_group.not_unique"][1]
+    ids = ["feature_group.spend", "feature_group.by_channel"]
+    assert _tables(spark, ids) == _tables(duck, ids)
+    assert _offline(spark) == _offline(duck)  # the same files, rows and Parquet types
+    assert not (spark / "target" / "feature_store" / "not_unique.parquet").exists()
+
+
+SOURCES = """\
+kind: source
+name: people
+engine: spark
+source: csv
+table: data/t.csv
+---
+kind: source
+name: dmy
+engine: spark
+source: csv
+table: data/dmy.csv
+---
+kind: source
+name: events
+engine: spark
+source: json
+table: data/events.json
+---
+kind: source
+name: lines
+engine: spark
+source: jsonl
+table: data/lines.jsonl
+---
+kind: source
+name: pq
+engine: spark
+source: parquet
+table: data/pq/*.parquet
+---
+kind: source
+name: ragged
+engine: spark
+source: csv
+table: data/ragged.csv
+---
+kind: transform
+name: joined
+inputs: [{ref: source.people}, {ref: source.events}]
+transform: |
+  SELECT p.id, p.name, p.day, e.kind, e.at FROM ref('source.people') AS p JOIN ref('source.events') AS e USING (id)
+"""
+SOURCE_FILES = {
+    "data/t.csv": PEOPLE.replace("2,cy,40", '2,"cy, jr",40'),
+    "data/dmy.csv": "a;d;when\n1;03/01/2024;03/01/2024 10:30:00\n2;13/02/2024;13/02/2024 23:05:09\n",
+    "data/events.json": '[{"id": 1, "kind": "buy", "at": "2024-03-01 10:00:00", "n": 1.5},\n'
+                        ' {"id": 2, "kind": "view", "at": "2024-03-02 11:30:00", "n": null}]\n',
+    "data/lines.jsonl": '{"id": 1, "tags": ["a", "b"], "ok": true}\n{"id": 2, "tags": [], "ok": false}\n',
+    "data/ragged.csv": "a,b,c\n1,2,3\n4,5\n",
+}
+
+
+def test_file_sources_on_spark_read_the_tables_duckdb_reads(tmp_path, spark_session):
+    import duckdb
+
+    duck = write_project(tmp_path / "duckdb", {**SOURCE_FILES, "nodes/all.yml": SOURCES.replace("engine: spark\n", "")})
+    spark = write_project(tmp_path / "spark", {**SOURCE_FILES, "nodes/all.yml": SOURCES})
+    for root in (duck, spark):
+        (root / "data" / "pq").mkdir()
+        duckdb.sql("SELECT range AS id, 'r' || range AS label, DATE '2024-01-01' + CAST(range AS INTEGER) AS d "
+                   "FROM range(5)").write_parquet(str(root / "data" / "pq" / "part1.parquet"))
+    seen_duck, _ = _build(duck)
+    seen_spark, engines = _build(spark, spark_session)
+    assert {n for n, e in engines.items() if e == "spark"} == {n for n in engines if n.startswith("source.")}
+    assert seen_spark == seen_duck  # the ragged file's failure names its bad line on both
+    assert seen_spark["source.ragged"][0] == "failed" and "line 3" in seen_spark["source.ragged"][1]
+    ids = sorted(n for n in engines if n != "source.ragged")
+    assert _tables(spark, ids) == _tables(duck, ids)
+    import duckdb as d
+
+    con = d.connect(str(spark / "target" / "seekrun.duckdb"), read_only=True)
+    try:  # the same column types as DuckDB's reader gives
+        types = {r[0]: r[1] for r in con.execute('DESCRIBE "source"."dmy"').fetchall()}
+    finally:
+        con.close()
+    assert types == {"a": "BIGINT", "d": "DATE", "when": "TIMESTAMP"}
+
+
+def test_a_source_moves_to_spark_only_by_its_own_engine_and_refuses_params_spark_lacks(tmp_path, spark_session):
+    proj = write_project(tmp_path / "p", {"data/t.csv": PEOPLE, "nodes/all.yml": SOURCE + (
+        "---\nkind: source\nname: odd\nengine: spark\nsource: csv\ntable: data/t.csv\n"
+        "params: {sample_size: 10, all_varchar: true}\n")}, marker="name: p\nengine: spark\n")
+    seen, engines = _build(proj, spark_session)
+    assert engines["source.t"] == "duckdb" and engines["source.odd"] == "spark"
+    assert seen["source.odd"][0] == "failed"
+    assert seen["source.odd"][1] == ("source.odd: reader params all_varchar, sample_size have no Spark equivalent: "
+                                     "build this source on DuckDB (remove engine: spark)")
+
+
+FANOUT = """\
+kind: source
+name: orders
+source: csv
+table: data/orders.csv
+---
+kind: transform
+name: by_channel
+foreach: [web, shop, phone]
+inputs: [{ref: source.orders}]
+transform: |
+  SELECT '{{ var('ITEM') }}' AS channel, customer_id, sum(amount) AS total
+  FROM ref('source.orders') WHERE channel = '{{ var('ITEM') }}' GROUP BY customer_id
+---
+kind: transform
+name: mixed
+foreach: [a, b]
+inputs: [{ref: source.orders}]
+transform: |
+  SELECT order_id, amount AS {{ var('ITEM') }}_col
+  FROM ref('source.orders')
+---
+kind: transform
+name: report
+inputs: [{ref: transform.by_channel}]
+transform: SELECT channel, count(*) AS customers, sum(total) AS total FROM ref('transform.by_channel') GROUP BY channel
+"""
+
+
+def test_a_fan_out_on_spark_builds_each_instance_and_their_union_as_duckdb_does(tmp_path, spark_session):
+    files = {"data/orders.csv": ORDERS, "nodes/all.yml": FANOUT}
+    duck = write_project(tmp_path / "duckdb", files)
+    spark = write_project(tmp_path / "spark", files, marker="name: p\nengine: spark\n")
+    seen_duck, _ = _build(duck)
+    seen_spark, engines = _build(spark, spark_session)
+    assert engines["transform.by_channel[web]"] == engines["transform.by_channel"] == "spark"
+    assert seen_spark == seen_duck and all(s[0] == "success" for s in seen_spark.values()), seen_spark
+    ids = sorted(n for n in engines if not n.startswith("source."))
+    assert _tables(spark, ids) == _tables(duck, ids)
+    assert _tables(spark, ["transform.mixed"])["transform.mixed"][0] == ["order_id", "a_col", "b_col"]
+    again, _ = _build(spark, spark_session)
+    assert {n for n, s in again.items() if s[0] == "success"} == set()

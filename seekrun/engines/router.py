@@ -57,6 +57,7 @@ class EngineRouter:
         self._make = threading.Lock()
         self._export = threading.Lock()
         self._views = threading.Lock()
+        self._exported: dict[str, str] = {}  # this run's exports: node id -> its Parquet
 
     def __getattr__(self, name):  # identity, set_identity, ensure_schemas, fit_threads, condition ...
         return getattr(self.duck, name)
@@ -111,14 +112,17 @@ class EngineRouter:
 
     def _export_from_duck(self, nid: str) -> str:
         kind, _, name = nid.partition(".")
-        base = self.target_dir / "interchange" / kind / name
+        base = self.target_dir / "interchange" / kind / spark_store.folder_name(name)
         with self._export:
             cur = self.duck._cursor()
             stamp = self._stamp(cur, kind, name)
+            if stamp is None and nid in self._exported:  # (a table with no stamp: exported once per run,
+                return self._exported[nid]               # so a second reader never removes the first's)
             key = stamp or f"unstamped-{uuid.uuid4().hex[:12]}"
             dest = base / key
             if (dest / "data.parquet").is_file() and stamp:
-                return str(dest / "data.parquet")  # the export of this very build
+                self._exported[nid] = str(dest / "data.parquet")
+                return self._exported[nid]  # the export of this very build
             tmp = base / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir(parents=True)
             try:
@@ -131,7 +135,8 @@ class EngineRouter:
             for old in base.iterdir():  # exports of earlier builds
                 if old.name != dest.name and not old.name.startswith(".tmp-"):
                     shutil.rmtree(old, ignore_errors=True)
-            return str(dest / "data.parquet")
+            self._exported[nid] = str(dest / "data.parquet")
+            return self._exported[nid]
 
     @staticmethod
     def _stamp(cur, kind: str, name: str) -> str | None:

@@ -33,6 +33,8 @@ DEFAULT_CONF = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.sources.partitionOverwriteMode": "static",
 }
+# What seekrun's results depend on: set on a caller's session for the run, and put back after.
+RESULT_CONF = ("spark.sql.session.timeZone", "spark.sql.parquet.outputTimestampType")
 
 
 class SparkEngine:
@@ -47,6 +49,10 @@ class SparkEngine:
         self._catalog = threading.Lock()
         self._registered: dict[str, str] = {}  # node id -> the Parquet its catalog entry reads
         self._databases: set[str] = set()  # kinds whose database this session has
+        self._made: set[str] = set()  # (a caller's session) the databases and tables seekrun made in its catalog
+        self._conf_before: dict[str, str | None] = {}
+        self._borrowed = False
+        self._tags: set[str] = set()  # the builds running now: what an interrupt cancels
         self._log = None
         self._gateway = None
         self._env_before: set[str] = set()
@@ -61,7 +67,20 @@ class SparkEngine:
                 # pyspark's remarks on the pandas version (also when a node calls toPandas): not the user's
                 warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
                 self._session = self._open()
+            elif not self._owned and not self._borrowed:
+                self._borrow(self._session)
             return self._session
+
+    def _borrow(self, spark) -> None:
+        """A caller's session: seekrun's result settings (UTC, microsecond timestamps) for this
+        run, its own values put back at close."""
+        self._borrowed = True
+        for key in RESULT_CONF:
+            try:
+                self._conf_before[key] = spark.conf.get(key, None)
+            except Exception:
+                self._conf_before[key] = None
+            spark.conf.set(key, DEFAULT_CONF[key])
 
     @property
     def started(self) -> bool:
@@ -133,16 +152,35 @@ class SparkEngine:
         path in a run: nodes built at once that read the same input share its entry)."""
         spark = self.session()
         kind, _, name = node_id.partition(".")
+        name = spark_store.catalog_name(name)
         location = parquet_path.replace("'", "\\'")
         with self._catalog:
             if self._registered.get(node_id) == parquet_path:
                 return
             if kind not in self._databases:
+                if not self._owned and not spark.catalog.databaseExists(kind):
+                    self._made.add(kind)
                 spark.sql(f"CREATE DATABASE IF NOT EXISTS `{kind}`")
                 self._databases.add(kind)
+            if not self._owned and node_id not in self._made:
+                self._refuse_theirs(spark, kind, name)
             spark.sql(f"DROP TABLE IF EXISTS `{kind}`.`{name}`")
             spark.sql(f"CREATE TABLE `{kind}`.`{name}` USING parquet LOCATION '{location}'")
             self._registered[node_id] = parquet_path
+            if not self._owned:
+                self._made.add(node_id)
+
+    def _refuse_theirs(self, spark, kind: str, name: str) -> None:
+        """A caller's catalog may hold a table by a node's name that seekrun did not make (a
+        metastore's): it is never dropped to make room."""
+        if not spark.catalog.tableExists(f"`{kind}`.`{name}`"):
+            return
+        rows = spark.sql(f"DESCRIBE TABLE EXTENDED `{kind}`.`{name}`").collect()
+        where = next((str(r[1]) for r in rows if str(r[0]).strip() == "Location"), "")
+        if str(self.warehouse) not in where and str(self.target_dir) not in where:
+            raise NodeFailure(f"the Spark session's catalog already has a table {kind}.{name} that seekrun did "
+                              f"not make ({where or 'no location'}): seekrun names each input's table after its "
+                              "node; build with a session whose catalog does not have it")
 
     def exists(self, node_id: str) -> bool:
         return spark_store.current(self.warehouse, node_id) is not None
@@ -172,11 +210,12 @@ class SparkEngine:
             setattr(ctx, key, value)
         tag = f"seekrun-{uuid.uuid4().hex[:12]}"
         self._tag(spark, tag, node["id"])
+        self._tags.add(tag)
         deadline = _Deadline(lambda: self._cancel(spark, tag), ctx.timeout) if ctx.timeout else None
         switched = False
         try:
             try:
-                result = executor(node["kind"]).build(node, ctx)
+                result = _executor(node).build(node, ctx)
             except NodeFailure:
                 if ctx.commit_on_failure and ctx.version is not None:
                     spark_store.switch(self.warehouse, node["id"], ctx.version, None if callable(stamp) else stamp)
@@ -188,17 +227,31 @@ class SparkEngine:
                 raise NodeFailure(f"{node['id']}: built no table on Spark")
             spark_store.switch(self.warehouse, node["id"], ctx.version, stamp(result) if callable(stamp) else stamp)
             switched = True
+            for then in ctx.after_commit:  # e.g. a feature group's offline file put in place
+                try:
+                    then()
+                except OSError as exc:
+                    raise NodeFailure(ctx.redact(f"{node['id']}: cannot put its output file in place: "
+                                                 f"{exc.strerror or exc}")) from None
             result.location = {"engine": "spark", "path": self._rel(spark_store.node_dir(self.warehouse, node["id"]))}
         except NodeFailure as exc:
             if deadline is not None and deadline.fired:
                 exc.timed_out = True
             raise
         finally:
+            ctx.close()
+            self._tags.discard(tag)
             self._untag(spark, tag)
             if deadline is not None:
                 deadline.cancel()
-            if not switched and ctx.version is not None:
-                shutil.rmtree(ctx.version, ignore_errors=True)
+            if not switched:
+                for undo in ctx.on_abort:
+                    try:
+                        undo()
+                    except Exception:
+                        pass
+                if ctx.version is not None:
+                    shutil.rmtree(ctx.version, ignore_errors=True)
         result.warnings = [*ctx.warnings, *result.warnings]
         return result
 
@@ -231,14 +284,13 @@ class SparkEngine:
             spark.sparkContext.cancelJobGroup(tag)
 
     def interrupt(self) -> None:
+        """Cancel the jobs of the builds running now (only seekrun's: a caller's session may run others)."""
         if self._session is not None:
-            try:
-                if self._connect():
-                    self._session.interruptAll()
-                else:
-                    self._session.sparkContext.cancelAllJobs()
-            except Exception:
-                pass
+            for tag in list(self._tags):
+                try:
+                    self._cancel(self._session, tag)
+                except Exception:
+                    pass
 
     def close(self) -> None:
         """Stop the session; a local one's JVM is shut down and waited for (never left running),
@@ -246,6 +298,7 @@ class SparkEngine:
         import os
 
         if self._session is not None and not self._owned:
+            self._give_back(self._session)
             self._session = None
         if self._session is not None:
             try:
@@ -261,6 +314,26 @@ class SparkEngine:
             self._log.close()
             self._log = None
 
+
+    def _give_back(self, spark) -> None:
+        """A caller's session as it was: the tables and databases seekrun made dropped (the
+        Parquet they read stays), its settings put back."""
+        for item in sorted(self._made, key=lambda m: "." not in m):  # tables, then their databases
+            kind, _, name = item.partition(".")
+            try:
+                spark.sql(f"DROP TABLE IF EXISTS `{kind}`.`{name}`" if name else f"DROP DATABASE IF EXISTS `{kind}`")
+            except Exception:
+                pass  # (a database the caller has since put a table in stays)
+        self._made.clear()
+        for key, value in self._conf_before.items():
+            try:
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
+            except Exception:
+                pass
+        self._conf_before.clear()
 
     def _stop_gateway(self) -> None:
         gateway = getattr(self, "_gateway", None)
@@ -285,6 +358,14 @@ class SparkEngine:
             except Exception:
                 proc.kill()
                 proc.wait()
+
+
+def _executor(node: dict):
+    if node.get("gather") is not None:  # a fan-out's node: the union of its instances
+        from seekrun.kinds import gather
+
+        return gather
+    return executor(node["kind"])
 
 
 class _Deadline:

@@ -41,6 +41,73 @@ class SparkBuildContext(BuildContext):
     spark: object = None
     engine: object = None
     version: Path | None = None  # the new version folder the build wrote
+    _formatter: object = None
+
+    def formatter(self):
+        """An in-memory DuckDB: it writes values as DuckDB's text (a profile's), checks DuckDB type
+        names, and writes a built table's files as DuckDB would."""
+        if self._formatter is None:
+            from seekrun.engines.spark_profile import Formatter
+
+            self._formatter = Formatter()
+        return self._formatter
+
+    def close(self) -> None:
+        if self._formatter is not None:
+            self._formatter.close()
+            self._formatter = None
+
+    def materialize_union(self, ids: list[str]) -> int | None:
+        """By name, as DuckDB's UNION ALL BY NAME (Spark SQL has no BY NAME: the DataFrame API's
+        unionByName, with a column one lacks as NULL)."""
+        from functools import reduce
+
+        try:
+            frames = [self.spark.table(spark_store.table_ref(i)) for i in ids]
+            union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+        except Exception as exc:
+            raise NodeFailure(self.redact(_message(exc))) from None
+        return self._save(union)
+
+    def describes(self, sql: str) -> bool:
+        try:
+            self._run(self._spark_sql(sql)).schema
+            return True
+        except NodeFailure:
+            return False
+
+    def valid_type(self, dtype: str) -> bool:
+        import duckdb
+
+        try:
+            self.formatter().con.sqltype(dtype)  # DuckDB's types: the SQL is DuckDB's, transpiled
+            return True
+        except duckdb.Error:
+            return False
+
+    def copy_table(self, path, options: str) -> None:
+        """The built version's Parquet, written to a file by DuckDB's COPY (a local file: the same
+        layout, names and Parquet types as a DuckDB build writes)."""
+        from seekrun.kinds.base import sql_literal
+
+        if self.version is None:
+            raise NodeFailure(f"{self.node['id']}: built no table on Spark to write")
+        files = sql_literal((self.version / "*.parquet").as_posix())
+        try:
+            self.formatter().con.execute(f"COPY (SELECT * FROM read_parquet({files})) TO {sql_literal(str(path))} "
+                                         f"({options})")
+        except Exception as exc:
+            raise NodeFailure(self.redact(f"{self.node['id']}: {exc}")) from None
+
+    def read_source(self, node: dict) -> BuildResult:
+        from seekrun.engines.spark_source import read
+
+        return read(node, self)
+
+    def profile_column(self, source: str, name: str, typ: str, top: int, now: float) -> list[tuple]:
+        from seekrun.engines.spark_profile import column_rows
+
+        return column_rows(self, spark_store.table_ref(self.node["inputs"][0]), name, typ, top, now)
 
     def _spark_sql(self, sql: str) -> str:
         from seekrun.parser.transpile import Refused, to_spark
@@ -104,6 +171,7 @@ class SparkBuildContext(BuildContext):
             df.write.parquet(str(dest))
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
+        self.engine.register(self.node["id"], str(dest))  # (its own checks read it: a feature group's keys)
         rows = _footer_rows(dest)
         if rows is not None:
             return rows

@@ -36,8 +36,9 @@ class SparkPythonContext:
         """An input's table as a Spark DataFrame: ctx.ref("transform.orders"), ctx.ref(0)."""
         from seekrun.engines.python_context import input_id
 
-        kind, _, name = input_id(node, self.inputs, self.node_id).partition(".")
-        return self.spark.table(f"`{kind}`.`{name}`")
+        from seekrun.engines.spark_store import table_ref
+
+        return self.spark.table(table_ref(input_id(node, self.inputs, self.node_id)))
 
     def sql(self, query: str):
         """A Spark DataFrame from Spark SQL (inputs by name: `transform`.`orders`)."""

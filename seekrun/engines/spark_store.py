@@ -18,6 +18,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from seekrun.tablenames import catalog_name, folder_name, is_plain
+
 POINTER = "CURRENT"
 
 
@@ -28,14 +30,20 @@ def warehouse(root: Path, metadata: dict) -> Path:
 
 def node_dir(wh: Path, node_id: str) -> Path:
     kind, _, name = node_id.partition(".")
-    return wh / kind / name
+    return wh / kind / folder_name(name)
+
+
+def table_ref(node_id: str) -> str:
+    """``kind`.`name`` as Spark SQL names the node's table."""
+    kind, _, name = node_id.partition(".")
+    return f"`{kind}`.`{catalog_name(name)}`"
 
 
 def current(wh: Path, node_id: str) -> dict | None:
     """{"version", "stamp", "path"} of the version in use, or None (never built, or its folder is gone).
     (String paths and one open: a no-op run asks this of every Spark node.)"""
     kind, _, name = node_id.partition(".")
-    base = f"{wh}{os.sep}{kind}{os.sep}{name}"
+    base = f"{wh}{os.sep}{kind}{os.sep}{name if is_plain(name) else folder_name(name)}"
     try:
         with open(base + os.sep + POINTER, "rb") as f:
             data = json.loads(f.read())

@@ -200,6 +200,47 @@ class BuildContext:
                      [x for row in rows for x in row] or None)
         return len(rows)
 
+    def materialize_union(self, ids: list[str]) -> int | None:
+        """The node's table as the union of those nodes' tables, columns matched by name (a
+        column one lacks is NULL there)."""
+        return self.materialize("\nUNION ALL BY NAME\n".join(f"SELECT * FROM {table_name(i)}" for i in ids))
+
+    def describes(self, sql: str) -> bool:
+        """Whether the query's columns can be known (DESCRIBE of it succeeds), without touching
+        the build's transaction."""
+        probe = self.cur.cursor()
+        try:
+            probe.execute(f"DESCRIBE {self.sql(sql)}")
+            return True
+        except self.duckdb.Error:
+            return False
+        finally:
+            probe.close()
+
+    def valid_type(self, dtype: str) -> bool:
+        """Whether ``dtype`` is a DuckDB type and nothing else (what may go into a CAST)."""
+        try:
+            self.cur.sqltype(dtype)
+            return True
+        except self.duckdb.Error:
+            return False
+
+    def copy_table(self, path, options: str) -> None:
+        """Write the node's built table to a file (or a partitioned folder) by DuckDB's COPY."""
+        self.execute(f"COPY (SELECT * FROM {self.table}) TO {sql_literal(str(path))} ({options})")
+
+    def read_source(self, node: dict) -> BuildResult:
+        """A file source's table from its files (seekrun/kinds/source.py)."""
+        from seekrun.kinds.source import read_with_duckdb
+
+        return read_with_duckdb(node, self)
+
+    def profile_column(self, source: str, name: str, typ: str, top: int, now: float) -> list[tuple]:
+        """A profile's rows for one column of ``source`` (seekrun/kinds/profile.py says which)."""
+        from seekrun.kinds.profile import column_rows
+
+        return column_rows(self, source, name, typ, top, now)
+
     def fail(self, message: str) -> None:
         raise NodeFailure(self.redact(message))
 

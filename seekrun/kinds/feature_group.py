@@ -267,20 +267,31 @@ def _select_list(node: dict, ctx: BuildContext, spec: Spec, columns: list[tuple[
         return [quote_ident(name) for name, _ in columns]
     casts = {find(col, "feature").lower(): dtype for col, dtype in spec.features}
     for col, dtype in spec.features:
-        if dtype:
-            try:
-                ctx.cur.sqltype(dtype)  # a type and nothing else goes into the CAST
-            except ctx.duckdb.Error:
-                ctx.fail(f"{node['id']}: feature '{col}': dtype {dtype!r} is not a DuckDB type")
+        if dtype and not ctx.valid_type(dtype):  # a type and nothing else goes into the CAST
+            ctx.fail(f"{node['id']}: feature '{col}': dtype {dtype!r} is not a DuckDB type")
+    types = {name.lower(): typ.upper() for name, typ in columns}
     order = [*keys, *([etc] if etc else []), *(actual[c.lower()] for c, _ in spec.features)]
     out, seen = [], set()
     for name in order:
         if name.lower() in seen:
             continue
         seen.add(name.lower())
-        dtype = casts.get(name.lower())
-        out.append(f"CAST({quote_ident(name)} AS {dtype}) AS {quote_ident(name)}" if dtype else quote_ident(name))
+        out.append(_cast(quote_ident(name), casts.get(name.lower()), types.get(name.lower(), "")))
     return out
+
+
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                            "UINTEGER", "UBIGINT", "INT", "INT1", "INT2", "INT4", "INT8", "LONG", "SHORT"})
+
+
+def _cast(q: str, dtype: str | None, has: str) -> str:
+    """A feature column as its dtype: no cast to the type it has; an integer to a wider one by
+    round() (the value unchanged: so no engine reads it as a lossy cast of a fraction)."""
+    if not dtype or dtype.upper() == has:
+        return q
+    if dtype.upper() in _INTEGER_TYPES and has in _INTEGER_TYPES:
+        return f"CAST(round({q}) AS {dtype}) AS {q}"
+    return f"CAST({q} AS {dtype}) AS {q}"
 
 
 def _fmt(value: Any) -> str:

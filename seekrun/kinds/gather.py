@@ -8,7 +8,7 @@ for the item when that SQL runs, else one column ``ITEM``.
 """
 from __future__ import annotations
 
-from seekrun.kinds.base import BuildContext, BuildResult, table_name
+from seekrun.kinds.base import BuildContext, BuildResult
 
 
 def build(node: dict, ctx: BuildContext) -> BuildResult:
@@ -18,16 +18,10 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
         return BuildResult()
     ids = node["gather"]
     if ids:
-        return BuildResult(ctx.materialize("\nUNION ALL BY NAME\n".join(f"SELECT * FROM {table_name(i)}" for i in ids)))
+        return BuildResult(ctx.materialize_union(ids))
     empty = node.get("empty_sql")
-    if empty is not None:
-        probe = ctx.cur.cursor()  # its own transaction: a failed try leaves the build's open
-        try:
-            probe.execute(f"DESCRIBE SELECT * FROM (\n{ctx.sql(empty)}\n) LIMIT 0")
-        except ctx.duckdb.Error:
-            empty = None
-        finally:
-            probe.close()
+    if empty is not None and not ctx.describes(f"SELECT * FROM (\n{empty}\n) LIMIT 0"):
+        empty = None
     if empty is None:
         ctx.warn(f"{node['id']} fans out over no items: its table is empty, with one column, ITEM")
         return BuildResult(ctx.materialize('SELECT CAST(NULL AS VARCHAR) AS "ITEM" WHERE false'))

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from seekrun import partitioned
-from seekrun.kinds.base import BuildContext, sql_literal
+from seekrun.kinds.base import BuildContext
 from seekrun.fsutil import fsync_path
 
 FEATURE_STORE = Path("target") / "feature_store"
@@ -61,7 +61,7 @@ def write(node: dict, ctx: BuildContext, partition_by: list[str] | None) -> None
         tmp = folder / f".{name}.parquet.{os.getpid()}-{threading.get_ident()}.tmp"
         opts = "FORMAT parquet"
     ctx.on_abort.append(lambda: partitioned.remove_path(tmp))
-    ctx.execute(f"COPY (SELECT * FROM {ctx.table}) TO {sql_literal(str(tmp))} ({opts})")
+    ctx.copy_table(tmp, opts)
 
     def put_in_place() -> None:
         try:

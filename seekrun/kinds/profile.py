@@ -183,7 +183,7 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
     total = ctx.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
     rows: list[tuple] = [(TABLE_COLUMN, "row_count", str(total), None)]
     for name, typ in columns:
-        rows += column_rows(ctx, source, name, typ, top, now)
+        rows += ctx.profile_column(source, name, typ, top, now)
     if any(m == "freshness_hours" for _, m, _, _ in rows):
         stamp = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="microseconds")
         rows.append((TABLE_COLUMN, PROFILED_AT, stamp, None))

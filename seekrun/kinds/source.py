@@ -157,26 +157,43 @@ def build(node: dict, ctx: BuildContext) -> BuildResult:
 
     if db_source_spec.is_database(build_config(node).get("source")):
         return db_sources.build(node, ctx)
+    return ctx.read_source(node)
+
+
+def read_with_duckdb(node: dict, ctx: BuildContext) -> BuildResult:
+    """A file source's table, read by DuckDB (strict CSV: see seekrun/engines/csvfiles.py)."""
     sql, params, width = reader_query(node, ctx.root, ctx.value)
     try:
         rows = ctx.materialize(sql)
     except NodeFailure as exc:
         if build_config(node).get("source") != "csv":
             raise
-        from seekrun.engines.csvfiles import explain
-
         con = ctx.cur.cursor()  # the build's transaction is aborted: look on a cursor of its own
         try:
-            why = explain(con, [(str(ctx.root / f), f) for f in read_files(node)], params, width, sql_literal)
+            ctx.fail(csv_failure(node, con, ctx.root, params, width, exc))
         finally:
             con.close()
-        ctx.fail(f"cannot read the CSV data ({why or str(exc).splitlines()[0]}): fix the file, "
-                 "or give the reader params that match it (delim, header, skip, quote)")
     if width is not None:
-        got = len(ctx.execute(f"SELECT * FROM {ctx.table} LIMIT 0").description or [])
-        from seekrun.engines.csvfiles import EXTRA_COLUMNS
-
-        if got < width or (got > width and not any(params.get(k) for k in EXTRA_COLUMNS)):
-            ctx.fail(f"the CSV header of {read_files(node)[0]} has {width} field(s) but DuckDB read {got} "
-                     "column(s): fix the file, or give the reader params that match it")
+        problem = width_problem(node, len(ctx.execute(f"SELECT * FROM {ctx.table} LIMIT 0").description or []),
+                                width, params)
+        if problem:
+            ctx.fail(problem)
     return BuildResult(rows)
+
+
+def csv_failure(node: dict, con, root: Path, params: dict, width: int | None, exc: Exception) -> str:
+    """Why DuckDB could not read the CSV files, naming the first bad line where it can."""
+    from seekrun.engines.csvfiles import explain
+
+    why = explain(con, [(str(root / f), f) for f in read_files(node)], params, width, sql_literal)
+    return (f"cannot read the CSV data ({why or str(exc).strip().splitlines()[0]}): fix the file, "
+            "or give the reader params that match it (delim, header, skip, quote)")
+
+
+def width_problem(node: dict, got: int, width: int, params: dict) -> str | None:
+    from seekrun.engines.csvfiles import EXTRA_COLUMNS
+
+    if got < width or (got > width and not any(params.get(k) for k in EXTRA_COLUMNS)):
+        return (f"the CSV header of {read_files(node)[0]} has {width} field(s) but DuckDB read {got} "
+                "column(s): fix the file, or give the reader params that match it")
+    return None

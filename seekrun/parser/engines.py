@@ -5,11 +5,13 @@ on a node (it wins), and the project's ``spark:`` settings.
   (``spark_sql``: DuckDB SQL transpiled by sqlglot, seekrun/parser/transpile.py), and the
   engine among its hashed fields: moving a node between engines rebuilds it and what depends
   on it, once. A node on DuckDB hashes as before (``engine: duckdb`` written out changes nothing).
-- The project default applies to the kinds Spark can build (SPARK_KINDS) but not to Python
-  nodes (their code is written for DuckDB relations or for DataFrames: a Python transform
-  says ``engine: spark`` itself, and gets Spark DataFrames); the others stay on
-  DuckDB, and their tables reach Spark nodes as Parquet. ``engine: spark`` on a node of another
-  kind is an error.
+- The project default applies to the kinds Spark can build (SPARK_KINDS), fan-outs included,
+  but not to Python nodes (their code is written for DuckDB relations or for DataFrames: a
+  Python transform says ``engine: spark`` itself, and gets Spark DataFrames) nor to sources
+  (DuckDB's strict reader stays the default reader: a source says ``engine: spark`` itself to
+  have Spark read its files); those stay on DuckDB, and their tables reach Spark nodes as
+  Parquet. ``engine: spark`` on a node of another kind is an error, and so is an exposure's
+  (it writes files on this machine, from any engine's tables).
 - SQL that cannot be promised to mean the same on Spark is refused here, naming the construct.
 - ``dialect: spark`` on a transform: its SQL is Spark SQL already, run as written (never
   transpiled, never checked by DuckDB); it needs the node on Spark, and it is hashed.
@@ -25,7 +27,8 @@ import shutil
 from seekrun.errors import Diagnostic
 
 ENGINES = ("duckdb", "spark")
-SPARK_KINDS = frozenset({"transform", "aggregation", "rule"})
+SPARK_KINDS = frozenset({"source", "transform", "aggregation", "rule", "profile", "feature_group"})
+OWN_ENGINE_ONLY = frozenset({"source"})  # moved to Spark only by their own engine: spark
 SPARK_KEYS = ("master", "remote", "conf", "warehouse")
 INSTALL = "pip install 'seekrun[spark]'"
 
@@ -81,13 +84,16 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic], cache=Non
         dialect = _dialect(nid, rec, config, own or project.engine, errors)
         if dialect is False or (own or project.engine) != "spark":
             continue
-        if rec.get("python") and own != "spark":
-            continue  # a Python node moves to Spark only by its own engine: its code is written for one
+        if (rec.get("python") or rec["kind"] in OWN_ENGINE_ONLY) and own != "spark":
+            continue  # a Python node moves to Spark only by its own engine (its code is written for one), a
+            # source too (DuckDB's strict reader is the contract: its table reaches Spark as Parquet)
         why = _cannot(rec)
         if why is not None:
             if own == "spark":
                 errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: {why}; remove 'engine: spark' to "
                                                                    "build it on DuckDB"))
+            if dialect == "spark":  # (its SQL is Spark's: it cannot stay on DuckDB)
+                errors.append(Diagnostic(rec["file"], rec["line"], f"{nid}: dialect: spark, but {why}"))
             continue  # the project's default: this node stays on DuckDB
         sql = rec.get("generated_sql") or rec.get("compiled_sql") or ""
         spark_sql = None
@@ -141,20 +147,28 @@ class _Memo:
         self._versions = None
 
     def versions(self) -> tuple:
-        """What a translation depends on besides the SQL: seekrun's transpiler and sqlglot."""
-        if self._versions is None:  # (sqlglot's by its version file's bytes: importlib.metadata is slow)
+        """What a translation depends on besides the SQL: this transpiler's source (so a change to
+        a rule never leaves an old translation in the cache) and sqlglot's version file (read as
+        bytes: importlib.metadata is slow)."""
+        if self._versions is None:
             from importlib.util import find_spec
 
             from seekrun.hashing import hash_bytes
-            from seekrun.parser.transpile import RULES_VERSION
 
+            def digest(path: str) -> str | None:
+                try:
+                    with open(path, "rb") as f:
+                        return hash_bytes(f.read())
+                except OSError:
+                    return None
+
+            rules = digest(os.path.join(os.path.dirname(os.path.abspath(__file__)), "transpile.py"))
             try:
                 spec = find_spec("sqlglot")
                 folder = list(spec.submodule_search_locations or [])[0]
-                with open(os.path.join(folder, "_version.py"), "rb") as f:
-                    self._versions = (RULES_VERSION, hash_bytes(f.read()))
-            except (ImportError, ValueError, AttributeError, IndexError, OSError):
-                self._versions = (RULES_VERSION, None)
+                self._versions = (rules, digest(os.path.join(folder, "_version.py")))
+            except (ImportError, ValueError, AttributeError, IndexError):
+                self._versions = (rules, None)
         return self._versions
 
     def get(self, parts: tuple, make):
@@ -219,12 +233,19 @@ def _user_sql(rec: dict, sql: str) -> list[str]:
 
 
 def _cannot(rec: dict) -> str | None:
+    if rec["kind"] == "exposure":
+        return ("an exposure writes its files on this machine, by DuckDB, from its inputs' tables (a Spark "
+                "table's Parquet as it is): it has nothing to run on Spark")
     if rec["kind"] not in SPARK_KINDS:
-        return f"a {rec['kind']} cannot run on Spark yet (Spark builds: {', '.join(sorted(SPARK_KINDS))})"
+        return f"{rec['kind']} nodes cannot run on Spark yet (Spark builds: {', '.join(sorted(SPARK_KINDS))})"
     if rec.get("python") and rec["kind"] != "transform":
         return f"a Python {rec['kind']} cannot run on Spark yet (a Python transform can)"
-    if rec.get("gather") is not None or rec.get("instance_of"):
-        return "a fan-out cannot run on Spark yet"
+    if rec["kind"] == "source":
+        from seekrun.kinds.source import READERS
+
+        fmt = (rec.get("built_config") or rec.get("config") or {}).get("source")
+        if fmt not in READERS:
+            return f"a {fmt} source cannot run on Spark (Spark reads {', '.join(sorted(READERS))} files)"
     return None
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-RULES_VERSION = 1  # bumped when a refusal or rewrite below changes (parse caches keep translations)
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INT", "BIGINT", "INT128", "UTINYINT", "USMALLINT", "UINT", "UBIGINT",
                  "UINT128", "UMEDIUMINT", "MEDIUMINT"}
 NO_SPARK_TYPE = {"INT128", "UINT128", "UTINYINT", "USMALLINT", "UINT", "UBIGINT", "UMEDIUMINT", "UUID", "BIT",
@@ -154,6 +153,14 @@ def _rewrite(node):
     - a DATE plus or minus an INTERVAL is a TIMESTAMP in DuckDB, a DATE in Spark."""
     from sqlglot import exp
 
+    if isinstance(node, exp.Table) and node.db and isinstance(node.this, exp.Identifier):
+        from seekrun.tablenames import catalog_name  # (a fan-out instance's table: by_region[us])
+
+        name = catalog_name(node.name)
+        if name != node.name:
+            node = node.copy()
+            node.set("this", exp.to_identifier(name, quoted=True))
+            return node
     if isinstance(node, exp.Div):
         return exp.Div(this=exp.Cast(this=node.this.copy(), to=exp.DataType.build("DOUBLE")),
                        expression=node.expression.copy())
