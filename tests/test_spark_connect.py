@@ -114,8 +114,8 @@ def test_the_sample_project_builds_through_spark_connect(tmp_path, connect_serve
 
     nodes = json.loads((spark_proj / "target/manifest.json").read_text())["nodes"]
     on_spark = sorted(n for n, e in nodes.items() if e.get("engine") == "spark")
-    assert len(on_spark) == 10 and "aggregation.customer_order_amounts" in on_spark and "rule.orders_quality" in on_spark
-    assert "feature_group.customer_features" in on_spark and "profile.products_profile" in on_spark
+    assert len(on_spark) == 9 and "aggregation.customer_order_amounts" in on_spark and "rule.orders_quality" in on_spark
+    assert "feature_group.customer_features" in on_spark and "profile.products_profile" not in on_spark
     assert "transform.daily_revenue" not in on_spark
     # the project file's remote is kept as written: the port's value is filled in only when it runs
     manifest = json.loads((spark_proj / "target/manifest.json").read_text())

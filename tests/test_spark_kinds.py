@@ -78,6 +78,7 @@ transform: SELECT status, count(*) AS n FROM ref('rule.lenient') GROUP BY status
 ORDERS = ("order_id,customer_id,order_date,amount,channel\n1,1,2024-01-01,10.5,web\n2,1,2024-01-03,20.0,shop\n"
           "3,2,2024-01-02,7.25,web\n4,3,2024-01-05,,web\n5,2,2024-01-06,3.0,shop\n6,3,2023-12-20,99.9,shop\n"
           "7,1,2024-01-07,1.75,web\n")
+ORDERS_SOURCE = "kind: source\nname: orders\nsource: csv\ntable: data/orders.csv\n---\n"
 AGGREGATIONS = """\
 kind: source
 name: orders
@@ -266,6 +267,11 @@ transform: |
          id * 1000000000000 AS big
   FROM ref('source.t')
 ---
+kind: transform
+name: thirds
+inputs: [{ref: source.t}]
+transform: SELECT CAST(id AS DECIMAL(10, 2)) AS d FROM ref('source.t') WHERE id <= 2
+---
 kind: profile
 name: p_src
 inputs: [{ref: source.t}]
@@ -275,6 +281,10 @@ name: p_typed
 inputs: [{ref: transform.typed}]
 profile:
   params: {max_top_values: 3}
+---
+kind: profile
+name: p_thirds
+inputs: [{ref: transform.thirds}]
 """
 APPROXIMATE = {"p25", "p50", "p75"}  # approx_quantile (DuckDB) and percentile_approx (Spark) differ
 
@@ -292,14 +302,17 @@ def _profile(root: Path, nid: str) -> dict:
 
 
 def test_a_profile_on_spark_writes_the_rows_a_duckdb_build_writes(tmp_path, spark_session):
-    files = {"data/t.csv": PEOPLE, "nodes/all.yml": PROFILES}
-    duck = write_project(tmp_path / "duckdb", files)
-    spark = write_project(tmp_path / "spark", files, marker="name: p\nengine: spark\n")
+    duck = write_project(tmp_path / "duckdb", {"data/t.csv": PEOPLE, "nodes/all.yml": PROFILES})
+    # a profile moves to Spark by its own engine: spark (the project default leaves it on DuckDB)
+    on_spark = PROFILES.replace("kind: profile\n", "kind: profile\nengine: spark\n")
+    spark = write_project(tmp_path / "spark", {"data/t.csv": PEOPLE, "nodes/all.yml": on_spark},
+                          marker="name: p\nengine: spark\n")
     seen_duck, _ = _build(duck)
     seen_spark, engines = _build(spark, spark_session)
-    assert engines["profile.p_src"] == engines["profile.p_typed"] == "spark"
+    assert engines["profile.p_src"] == engines["profile.p_typed"] == engines["transform.thirds"] == "spark"
     assert seen_spark == seen_duck and all(s[0] == "success" for s in seen_spark.values()), seen_spark
-    for nid in ("profile.p_src", "profile.p_typed"):
+    assert _profile(spark, "profile.p_thirds")[("d", "avg", None)][0] == "1.6666666666666667"  # a DOUBLE, as DuckDB's
+    for nid in ("profile.p_src", "profile.p_typed", "profile.p_thirds"):
         on_duck, on_spark = _profile(duck, nid), _profile(spark, nid)
         assert on_spark.keys() == on_duck.keys()  # the same rows: columns, metrics, top values
         for key, (value, detail) in on_duck.items():
@@ -525,11 +538,12 @@ def test_file_sources_on_spark_read_the_tables_duckdb_reads(tmp_path, spark_sess
 def test_a_source_moves_to_spark_only_by_its_own_engine_and_refuses_params_spark_lacks(tmp_path, spark_session):
     proj = write_project(tmp_path / "p", {"data/t.csv": PEOPLE, "nodes/all.yml": SOURCE + (
         "---\nkind: source\nname: odd\nengine: spark\nsource: csv\ntable: data/t.csv\n"
-        "params: {sample_size: 10, all_varchar: true}\n")}, marker="name: p\nengine: spark\n")
+        "params: {sample_size: 10, all_varchar: true, nullstr: NA}\n")}, marker="name: p\nengine: spark\n")
     seen, engines = _build(proj, spark_session)
     assert engines["source.t"] == "duckdb" and engines["source.odd"] == "spark"
     assert seen["source.odd"][0] == "failed"
-    assert seen["source.odd"][1] == ("source.odd: reader params all_varchar, sample_size have no Spark equivalent: "
+    assert seen["source.odd"][1] == ("source.odd: reader params all_varchar, nullstr, sample_size have no Spark "
+                                     "equivalent: "
                                      "build this source on DuckDB (remove engine: spark)")
 
 
@@ -573,5 +587,62 @@ def test_a_fan_out_on_spark_builds_each_instance_and_their_union_as_duckdb_does(
     ids = sorted(n for n in engines if not n.startswith("source."))
     assert _tables(spark, ids) == _tables(duck, ids)
     assert _tables(spark, ["transform.mixed"])["transform.mixed"][0] == ["order_id", "a_col", "b_col"]
+    assert not spark_session.catalog.databaseExists("transform")  # the instances' tables dropped too
     again, _ = _build(spark, spark_session)
     assert {n for n, s in again.items() if s[0] == "success"} == set()
+
+
+def test_what_spark_would_read_differently_from_duckdb_fails_loudly_never_silently(tmp_path, spark_session):
+    nodes = """\
+kind: source
+name: yy
+engine: spark
+source: csv
+table: data/yy.csv
+---
+kind: source
+name: hive
+engine: spark
+source: parquet
+table: data/year=2024/*.parquet
+---
+kind: source
+name: shuffled
+engine: spark
+source: csv
+table: data/n*.csv
+"""
+    proj = write_project(tmp_path / "p", {"data/yy.csv": "a,d\n1,05/01/99\n2,06/01/98\n",
+                                          "data/n1.csv": "a,b\n1,2\n", "data/n2.csv": "b,a\n20,10\n",
+                                          "nodes/all.yml": nodes})
+    import duckdb
+
+    (proj / "data" / "year=2024").mkdir()
+    duckdb.sql("SELECT 1 AS x").write_parquet(str(proj / "data" / "year=2024" / "f.parquet"))
+    seen, _ = _build(proj, spark_session)
+    assert seen["source.yy"][0] == "failed" and "date format '%d/%m/%y': Spark reads no %y" in seen["source.yy"][1]
+    assert seen["source.hive"][0] == "failed"
+    assert "DuckDB reads the key=value folder in the files' paths as column year" in seen["source.hive"][1]
+    assert seen["source.shuffled"][0] == "failed"  # DuckDB matches the files' columns by name; Spark would not
+    assert "Spark cannot read the CSV files as DuckDB does" in seen["source.shuffled"][1]
+    assert "CSV header does not conform to the schema" in seen["source.shuffled"][1]
+
+
+def test_a_fan_out_whose_instances_give_a_column_as_number_and_text_unions_as_duckdb_does(tmp_path, spark_session):
+    nodes = ORDERS_SOURCE + """\
+kind: transform
+name: codes
+foreach: [num, text]
+inputs: [{ref: source.orders}]
+transform: |
+  SELECT order_id, {{ var('ITEM') }} AS code FROM (SELECT order_id, customer_id AS num,
+         '00' || CAST(customer_id AS VARCHAR) AS text FROM ref('source.orders'))
+"""
+    files = {"data/orders.csv": ORDERS, "nodes/all.yml": nodes}
+    duck = write_project(tmp_path / "duckdb", files)
+    spark = write_project(tmp_path / "spark", files, marker="name: p\nengine: spark\n")
+    seen_duck, _ = _build(duck)
+    seen_spark, _ = _build(spark, spark_session)
+    assert seen_spark == seen_duck and seen_spark["transform.codes"][0] == "success", seen_spark
+    assert _tables(spark, ["transform.codes"]) == _tables(duck, ["transform.codes"])
+    assert (1, "001") in _tables(spark, ["transform.codes"])["transform.codes"][1]  # text, as DuckDB makes it

@@ -171,7 +171,8 @@ class EngineRouter:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(kind)}")
             if self._is_table(cur, kind, name):
                 cur.execute(f"DROP TABLE {table_name(nid)}")  # it was a DuckDB node before
-            cur.execute(f"CREATE OR REPLACE VIEW {table_name(nid)} AS SELECT * FROM read_parquet('{files}')")
+            cur.execute(f"CREATE OR REPLACE VIEW {table_name(nid)} AS SELECT * FROM read_parquet('{files}', "
+                        "hive_partitioning = false)")  # (a key=value folder in the path is not a column)
 
     @staticmethod
     def _is_table(cur, kind: str, name: str) -> bool:

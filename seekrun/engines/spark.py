@@ -68,19 +68,10 @@ class SparkEngine:
                 warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
                 self._session = self._open()
             elif not self._owned and not self._borrowed:
-                self._borrow(self._session)
-            return self._session
+                from seekrun.engines.spark_borrowed import borrow
 
-    def _borrow(self, spark) -> None:
-        """A caller's session: seekrun's result settings (UTC, microsecond timestamps) for this
-        run, its own values put back at close."""
-        self._borrowed = True
-        for key in RESULT_CONF:
-            try:
-                self._conf_before[key] = spark.conf.get(key, None)
-            except Exception:
-                self._conf_before[key] = None
-            spark.conf.set(key, DEFAULT_CONF[key])
+                borrow(self, self._session)
+            return self._session
 
     @property
     def started(self) -> bool:
@@ -162,25 +153,15 @@ class SparkEngine:
                     self._made.add(kind)
                 spark.sql(f"CREATE DATABASE IF NOT EXISTS `{kind}`")
                 self._databases.add(kind)
-            if not self._owned and node_id not in self._made:
-                self._refuse_theirs(spark, kind, name)
+            if not self._owned and f"{kind}.{name}" not in self._made:
+                from seekrun.engines.spark_borrowed import refuse_theirs
+
+                refuse_theirs(self, spark, kind, name)
             spark.sql(f"DROP TABLE IF EXISTS `{kind}`.`{name}`")
             spark.sql(f"CREATE TABLE `{kind}`.`{name}` USING parquet LOCATION '{location}'")
             self._registered[node_id] = parquet_path
             if not self._owned:
-                self._made.add(node_id)
-
-    def _refuse_theirs(self, spark, kind: str, name: str) -> None:
-        """A caller's catalog may hold a table by a node's name that seekrun did not make (a
-        metastore's): it is never dropped to make room."""
-        if not spark.catalog.tableExists(f"`{kind}`.`{name}`"):
-            return
-        rows = spark.sql(f"DESCRIBE TABLE EXTENDED `{kind}`.`{name}`").collect()
-        where = next((str(r[1]) for r in rows if str(r[0]).strip() == "Location"), "")
-        if str(self.warehouse) not in where and str(self.target_dir) not in where:
-            raise NodeFailure(f"the Spark session's catalog already has a table {kind}.{name} that seekrun did "
-                              f"not make ({where or 'no location'}): seekrun names each input's table after its "
-                              "node; build with a session whose catalog does not have it")
+                self._made.add(f"{kind}.{name}")  # (by its catalog name)
 
     def exists(self, node_id: str) -> bool:
         return spark_store.current(self.warehouse, node_id) is not None
@@ -298,7 +279,9 @@ class SparkEngine:
         import os
 
         if self._session is not None and not self._owned:
-            self._give_back(self._session)
+            from seekrun.engines.spark_borrowed import give_back
+
+            give_back(self, self._session)
             self._session = None
         if self._session is not None:
             try:
@@ -314,26 +297,6 @@ class SparkEngine:
             self._log.close()
             self._log = None
 
-
-    def _give_back(self, spark) -> None:
-        """A caller's session as it was: the tables and databases seekrun made dropped (the
-        Parquet they read stays), its settings put back."""
-        for item in sorted(self._made, key=lambda m: "." not in m):  # tables, then their databases
-            kind, _, name = item.partition(".")
-            try:
-                spark.sql(f"DROP TABLE IF EXISTS `{kind}`.`{name}`" if name else f"DROP DATABASE IF EXISTS `{kind}`")
-            except Exception:
-                pass  # (a database the caller has since put a table in stays)
-        self._made.clear()
-        for key, value in self._conf_before.items():
-            try:
-                if value is None:
-                    spark.conf.unset(key)
-                else:
-                    spark.conf.set(key, value)
-            except Exception:
-                pass
-        self._conf_before.clear()
 
     def _stop_gateway(self) -> None:
         gateway = getattr(self, "_gateway", None)

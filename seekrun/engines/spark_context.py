@@ -63,8 +63,10 @@ class SparkBuildContext(BuildContext):
         from functools import reduce
 
         try:
-            frames = [self.spark.table(spark_store.table_ref(i)) for i in ids]
+            frames = _as_duckdb_widens(self.node["id"], [self.spark.table(spark_store.table_ref(i)) for i in ids])
             union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+        except NodeFailure:
+            raise
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
         return self._save(union)
@@ -93,8 +95,9 @@ class SparkBuildContext(BuildContext):
         if self.version is None:
             raise NodeFailure(f"{self.node['id']}: built no table on Spark to write")
         files = sql_literal((self.version / "*.parquet").as_posix())
-        try:
-            self.formatter().con.execute(f"COPY (SELECT * FROM read_parquet({files})) TO {sql_literal(str(path))} "
+        try:  # (no hive_partitioning: a key=value folder in the warehouse's path is not a column)
+            self.formatter().con.execute(f"COPY (SELECT * FROM read_parquet({files}, hive_partitioning = false)) "
+                                         f"TO {sql_literal(str(path))} "
                                          f"({options})")
         except Exception as exc:
             raise NodeFailure(self.redact(f"{self.node['id']}: {exc}")) from None
@@ -181,6 +184,30 @@ class SparkBuildContext(BuildContext):
             raise NodeFailure(self.redact(_message(exc))) from None
 
 
+def _as_duckdb_widens(nid: str, frames: list) -> list:
+    """Instances whose column is text in one and a number in another: DuckDB's union makes it
+    text, Spark's (ANSI) a number. Integers are cast to text (the same text on both); any other
+    mix is refused, naming the column."""
+    from pyspark.sql.types import IntegralType, StringType
+
+    seen: dict[str, list] = {}
+    for df in frames:
+        for f in df.schema.fields:
+            seen.setdefault(f.name.lower(), []).append(f.dataType)
+    to_text = set()
+    for name, types in seen.items():
+        if any(isinstance(t, StringType) for t in types) and not all(isinstance(t, StringType) for t in types):
+            if not all(isinstance(t, (StringType, IntegralType)) for t in types):
+                raise NodeFailure(f"{nid}: its instances give column {name} as text in one and "
+                                  f"{', '.join(sorted({t.simpleString() for t in types} - {'string'}))} in another: "
+                                  "cast it to one type in the node's SQL")
+            to_text.add(name)
+    if not to_text:
+        return frames
+    return [df.select(*[df[f"`{f.name}`"].cast("string").alias(f.name) if f.name.lower() in to_text
+                        else df[f"`{f.name}`"] for f in df.schema.fields]) for df in frames]
+
+
 def _footer_rows(folder: Path) -> int | None:
     """The rows Spark wrote, from the Parquet files' footers (no Spark job), or None."""
     try:
@@ -193,7 +220,18 @@ def _footer_rows(folder: Path) -> int | None:
 
 
 def _message(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    for cut in (" JVM stacktrace:", " == SQL", "\n"):
+    """A Spark error in one line: its message, without the JVM's stack (and its root cause, if
+    the message does not say it)."""
+    import re
+
+    raw = str(exc)
+    causes = re.findall(r"Caused by: (?:[\w.$]+: )?(.+)", raw)
+    text = " ".join(raw.split())
+    text = re.sub(r"^An error occurred while calling [\w.]+\. : (?:[\w.$]+: )?", "", text)
+    for cut in (" JVM stacktrace:", " == SQL", " at org.", " at java.", " at scala.", "\n"):
         text = text.split(cut)[0]
+    if causes:
+        cause = " ".join(causes[-1].split()).split(" at org.")[0].strip()
+        if cause and cause not in text:
+            text = f"{text} ({cause})"
     return text[:500] or exc.__class__.__name__

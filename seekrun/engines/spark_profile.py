@@ -62,7 +62,8 @@ def column_rows(ctx, source: str, name: str, typ: str, top: int, now: float) -> 
     if kind == "numeric":
         metrics = ["min", "max", "avg", "sum", "stddev", "p25", "p50", "p75"]
         total_of = f"CAST({q} AS DECIMAL(38, 0))" if typ.upper() in _INTEGERS else q  # (never overflows)
-        aggs += [f"min({q})", f"max({q})", f"avg({q})", f"sum({total_of})", f"stddev_samp({q})",
+        mean = f"avg(CAST({q} AS DOUBLE))" if typ.upper().startswith("DECIMAL") else f"avg({q})"  # (a DOUBLE,
+        aggs += [f"min({q})", f"max({q})", mean, f"sum({total_of})", f"stddev_samp({q})",   # as DuckDB's)
                  *(f"percentile_approx({q}, {p}, 10000)" for p in ("0.25", "0.5", "0.75"))]
     elif kind == "time":
         metrics = ["min", "max", "freshness_hours"]

@@ -8,8 +8,10 @@
   naming the first bad line, as on DuckDB.
 - Parquet is read as it is (its types are in the file). JSON is read with DuckDB's schema.
 - Reader params with no Spark equivalent are refused, naming them: build such a source on DuckDB.
-  A quoted field holding a line break is read only with ``params: {multiline: true}`` on Spark
-  (Spark cannot split such a file between tasks).
+  So is what Spark would read otherwise: another null string than the empty field (Spark reads an
+  empty field as NULL whatever it is told), a two-digit year (%y: 19xx or 20xx), and key=value
+  folders in the files' paths (DuckDB reads them as columns). A quoted field holding a line break
+  fails on Spark (it splits files between tasks by lines).
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ import re
 
 from seekrun.kinds.base import BuildResult, NodeFailure, build_config
 
-CSV_PARAMS = {"header", "delim", "sep", "delimiter", "quote", "escape", "nullstr", "dateformat", "timestampformat",
-              "multiline"}
-JSON_PARAMS = {"format", "multiline"}
-_STRFTIME = {"Y": "yyyy", "y": "yy", "m": "MM", "d": "dd", "H": "HH", "I": "hh", "M": "mm", "S": "ss",
+CSV_PARAMS = {"header", "delim", "sep", "delimiter", "quote", "escape", "dateformat", "timestampformat"}
+JSON_PARAMS = {"format"}
+# (%y is not here: DuckDB reads 69-99 as 19xx, Java's yy as 20xx)
+_STRFTIME = {"Y": "yyyy", "m": "MM", "d": "dd", "H": "HH", "I": "hh", "M": "mm", "S": "ss",
              "f": "SSSSSS", "g": "SSS", "p": "a", "b": "MMM", "B": "MMMM", "a": "EEE", "A": "EEEE", "j": "DDD",
              "z": "XX", "-m": "M", "-d": "d", "-H": "H", "-I": "h", "-M": "m", "-S": "s"}
 _TOKEN = re.compile(r"%(-?[A-Za-z%])")
@@ -38,10 +40,6 @@ def read(node: dict, ctx) -> BuildResult:
         raise NodeFailure(f"{node['id']}: reader param{'s' if len(extra) > 1 else ''} {', '.join(extra)} "
                           f"{'have' if len(extra) > 1 else 'has'} no Spark equivalent: build this source on "
                           "DuckDB (remove engine: spark)")
-    multiline = bool(given.pop("multiline", False))
-    if multiline:  # (not a DuckDB param)
-        node = {**node, "built_config": {**cfg, "params": {k: v for k, v in (cfg.get("params") or {}).items()
-                                                          if str(k).lower() != "multiline"}}}
     sql, params, width = reader_query(node, ctx.root, ctx.value)
     files = [str(ctx.root / f) for f in read_files(node)]
     con = ctx.formatter().con
@@ -53,6 +51,7 @@ def read(node: dict, ctx) -> BuildResult:
         from seekrun.kinds.source import csv_failure
 
         raise NodeFailure(ctx.redact(csv_failure(node, con, ctx.root, params, width, exc))) from None
+    _no_hive_columns(node, con, sql, columns)
     if width is not None:
         from seekrun.kinds.source import width_problem
 
@@ -63,19 +62,25 @@ def read(node: dict, ctx) -> BuildResult:
     if fmt == "parquet":
         frame = reader.parquet(*files)
     elif fmt == "csv":
-        frame = reader.options(**_csv_options(node, con, files[0], params, multiline)) \
+        frame = reader.options(**_csv_options(node, con, files[0], params)) \
             .schema(_schema(node, columns)).csv(files)
     else:
         array = params.get("format") == "array" or (params.get("format") != "newline_delimited" and _is_array(files[0]))
-        frame = reader.options(mode="FAILFAST", multiLine=str(array or multiline).lower()) \
+        frame = reader.options(mode="FAILFAST", multiLine=str(array).lower()) \
             .schema(_schema(node, columns)).json(files)
     try:
         rows = ctx._save(frame)
     except NodeFailure as exc:
         if fmt == "csv":
+            from seekrun.engines.csvfiles import explain
+            from seekrun.kinds.base import sql_literal
             from seekrun.kinds.source import csv_failure
 
-            raise NodeFailure(ctx.redact(csv_failure(node, con, ctx.root, params, width, exc))) from None
+            if explain(con, [(str(ctx.root / f), f) for f in read_files(node)], params, width, sql_literal):
+                raise NodeFailure(ctx.redact(csv_failure(node, con, ctx.root, params, width, exc))) from None
+            raise NodeFailure(ctx.redact(f"{node['id']}: Spark cannot read the CSV files as DuckDB does ({exc}): "
+                                         "every file needs the first one's header, in its order; or build this "
+                                         "source on DuckDB (remove engine: spark)")) from None
         raise
     return BuildResult(rows)
 
@@ -91,14 +96,24 @@ def _schema(node: dict, columns: list[tuple[str, str]]) -> str:
         dtype = exp.DataType.build(typ, dialect="duckdb")
         if dtype.this.name in NO_SPARK_TYPE:
             raise NodeFailure(f"{node['id']}: column {name} is {typ}, which Spark has no type for: build this "
-                              "source on DuckDB (remove engine: spark), or read the column as text "
-                              "(params: {types: {...: VARCHAR}})")
+                              "source on DuckDB (remove engine: spark)")
         spark = "TIMESTAMP_NTZ" if dtype.this == exp.DataType.Type.TIMESTAMP else dtype.sql(dialect="spark")
         out.append("`" + name.replace("`", "``") + "` " + spark)
     return ", ".join(out)
 
 
-def _csv_options(node: dict, con, first: str, params: dict, multiline: bool) -> dict:
+def _no_hive_columns(node: dict, con, sql: str, columns: list[tuple[str, str]]) -> None:
+    """DuckDB reads key=value folders in the files' paths as columns (hive partitioning, found
+    by itself): Spark, given the files, would not have them."""
+    plain = con.execute(f"DESCRIBE {sql[:-1]}, hive_partitioning = false)").fetchall()
+    extra = [c for c, _ in columns if c not in {r[0] for r in plain}]
+    if extra:
+        raise NodeFailure(f"{node['id']}: DuckDB reads the key=value folder{'s' if len(extra) > 1 else ''} in the "
+                          f"files' paths as column{'s' if len(extra) > 1 else ''} {', '.join(extra)}, which Spark "
+                          "would not: build this source on DuckDB (remove engine: spark)")
+
+
+def _csv_options(node: dict, con, first: str, params: dict) -> dict:
     from seekrun.kinds.base import sql_literal
 
     named = ", ".join(f"{k} = {sql_literal(v)}" for k, v in sorted(params.items()) if k in CSV_PARAMS | {"skip"})
@@ -111,9 +126,11 @@ def _csv_options(node: dict, con, first: str, params: dict, multiline: bool) -> 
     quote = "" if quote == "(empty)" else quote
     escape = "" if escape == "(empty)" else escape
     options = {"sep": delim, "header": str(bool(header)).lower(), "mode": "FAILFAST", "quote": quote or "\u0000",
-               "escape": escape or quote or "\\", "nullValue": str(params.get("nullstr") or ""),
-               "multiLine": str(multiline).lower(), "ignoreLeadingWhiteSpace": "false",
-               "ignoreTrailingWhiteSpace": "false", "enforceSchema": "true"}
+               "escape": escape or quote or "\\", "nullValue": "", "ignoreLeadingWhiteSpace": "false",
+               "ignoreTrailingWhiteSpace": "false",
+               # each file's header checked against DuckDB's columns (DuckDB matches files' columns by
+               # name, Spark by position: a file whose header differs fails, never reads shifted)
+               "enforceSchema": "false" if header else "true"}
     for key, value in (("dateFormat", datefmt), ("timestampFormat", tsfmt), ("timestampNTZFormat", tsfmt)):
         if value:
             options[key] = java_pattern(node, value)

@@ -7,9 +7,9 @@ on a node (it wins), and the project's ``spark:`` settings.
   on it, once. A node on DuckDB hashes as before (``engine: duckdb`` written out changes nothing).
 - The project default applies to the kinds Spark can build (SPARK_KINDS), fan-outs included,
   but not to Python nodes (their code is written for DuckDB relations or for DataFrames: a
-  Python transform says ``engine: spark`` itself, and gets Spark DataFrames) nor to sources
-  (DuckDB's strict reader stays the default reader: a source says ``engine: spark`` itself to
-  have Spark read its files); those stay on DuckDB, and their tables reach Spark nodes as
+  Python transform says ``engine: spark`` itself, and gets Spark DataFrames), sources (DuckDB's
+  strict reader stays the default reader: a source says ``engine: spark`` itself to have Spark
+  read its files) or profiles (their quantiles are approximated differently); those stay on DuckDB, and their tables reach Spark nodes as
   Parquet. ``engine: spark`` on a node of another kind is an error, and so is an exposure's
   (it writes files on this machine, from any engine's tables).
 - SQL that cannot be promised to mean the same on Spark is refused here, naming the construct.
@@ -28,7 +28,7 @@ from seekrun.errors import Diagnostic
 
 ENGINES = ("duckdb", "spark")
 SPARK_KINDS = frozenset({"source", "transform", "aggregation", "rule", "profile", "feature_group"})
-OWN_ENGINE_ONLY = frozenset({"source"})  # moved to Spark only by their own engine: spark
+OWN_ENGINE_ONLY = frozenset({"source", "profile"})  # moved to Spark only by their own engine: spark
 SPARK_KEYS = ("master", "remote", "conf", "warehouse")
 INSTALL = "pip install 'seekrun[spark]'"
 
@@ -86,7 +86,8 @@ def apply(records: dict[str, dict], project, errors: list[Diagnostic], cache=Non
             continue
         if (rec.get("python") or rec["kind"] in OWN_ENGINE_ONLY) and own != "spark":
             continue  # a Python node moves to Spark only by its own engine (its code is written for one), a
-            # source too (DuckDB's strict reader is the contract: its table reaches Spark as Parquet)
+            # source too (DuckDB's strict reader is the contract: its table reaches Spark as Parquet), and a
+            # profile (its quantiles are approximated differently, and it refuses nested columns there)
         why = _cannot(rec)
         if why is not None:
             if own == "spark":
@@ -162,7 +163,8 @@ class _Memo:
                 except OSError:
                     return None
 
-            rules = digest(os.path.join(os.path.dirname(os.path.abspath(__file__)), "transpile.py"))
+            here = os.path.dirname(os.path.abspath(__file__))
+            rules = [digest(os.path.join(here, "transpile.py")), digest(os.path.join(here, "..", "tablenames.py"))]
             try:
                 spec = find_spec("sqlglot")
                 folder = list(spec.submodule_search_locations or [])[0]
