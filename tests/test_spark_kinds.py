@@ -646,3 +646,43 @@ transform: |
     assert seen_spark == seen_duck and seen_spark["transform.codes"][0] == "success", seen_spark
     assert _tables(spark, ["transform.codes"]) == _tables(duck, ["transform.codes"])
     assert (1, "001") in _tables(spark, ["transform.codes"])["transform.codes"][1]  # text, as DuckDB makes it
+
+
+def test_cancelling_a_run_on_a_callers_session_cancels_only_seekruns_jobs(tmp_path, spark_session):
+    N = 4_000_000_000  # rows of the caller's own job: seconds long
+    import threading
+    import time
+
+    from seekrun.compiled import Compiled
+    from seekrun.runner import DAGRunner
+
+    slow = SOURCE + "---\nkind: transform\nname: slow\nengine: spark\ninputs: [{ref: source.t}]\npython: slow.py:big\n"
+    code = "def big(ctx):\n    return ctx.spark.range(20_000_000_000).selectExpr('sum(id % 7) AS s')\n"
+    proj = write_project(tmp_path / "p", {"data/t.csv": PEOPLE, "nodes/all.yml": slow, "slow.py": code})
+    compiled = Compiled(proj, strict=False, diff=False)
+    runner = DAGRunner(compiled.manifest, compiled.old, compiled.project.state_dir, project_dir=proj,
+                       file_cache=compiled.result.file_cache, spark_session=spark_session)
+    done: dict = {}
+    build = threading.Thread(target=lambda: done.setdefault("summary", runner.run(on_commit=compiled.save)))
+    build.start()
+    deadline = time.monotonic() + 120
+    while not (proj / "target" / "spark-warehouse" / "transform" / "slow").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # (the slow node's version folder: its job is running)
+
+    def theirs():
+        spark_session.sparkContext.setJobGroup("the-callers", "a job of the caller's", interruptOnCancel=True)
+        try:
+            done["theirs"] = spark_session.range(0, N).selectExpr("sum(id % 7) AS s").collect()[0]["s"]
+        except Exception as exc:  # (cancelled: what must not happen)
+            done["theirs"] = exc
+
+    mine = threading.Thread(target=theirs)
+    mine.start()
+    time.sleep(1.0)
+    assert mine.is_alive()  # (still running when the run is cancelled)
+    runner.cancel()
+    build.join(120)
+    mine.join(120)
+    assert not build.is_alive() and done["summary"].interrupted, [(r.node_id, r.status, r.error) for r in done["summary"].results]
+    assert done["theirs"] == 21 * (N // 7) + sum(range(N % 7))  # the caller's job ran to its end
+    assert not (proj / "target" / "spark-warehouse" / "transform" / "slow" / "CURRENT").exists()
