@@ -657,7 +657,7 @@ def test_cancelling_a_run_on_a_callers_session_cancels_only_seekruns_jobs(tmp_pa
     from seekrun.runner import DAGRunner
 
     slow = SOURCE + "---\nkind: transform\nname: slow\nengine: spark\ninputs: [{ref: source.t}]\npython: slow.py:big\n"
-    code = "def big(ctx):\n    return ctx.spark.range(20_000_000_000).selectExpr('sum(id % 7) AS s')\n"
+    code = "def big(ctx):\n    return ctx.spark.range(2_000_000_000_000).selectExpr('sum(id % 7) AS s')\n"
     proj = write_project(tmp_path / "p", {"data/t.csv": PEOPLE, "nodes/all.yml": slow, "slow.py": code})
     compiled = Compiled(proj, strict=False, diff=False)
     runner = DAGRunner(compiled.manifest, compiled.old, compiled.project.state_dir, project_dir=proj,
@@ -666,8 +666,10 @@ def test_cancelling_a_run_on_a_callers_session_cancels_only_seekruns_jobs(tmp_pa
     build = threading.Thread(target=lambda: done.setdefault("summary", runner.run(on_commit=compiled.save)))
     build.start()
     deadline = time.monotonic() + 120
-    while not (proj / "target" / "spark-warehouse" / "transform" / "slow").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)  # (the slow node's version folder: its job is running)
+    tracker = spark_session.sparkContext.statusTracker()
+    while not tracker.getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.2)  # (until the slow node's job runs: the only job on the session yet)
+    assert tracker.getActiveJobsIds() and build.is_alive()
 
     def theirs():
         spark_session.sparkContext.setJobGroup("the-callers", "a job of the caller's", interruptOnCancel=True)
