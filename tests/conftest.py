@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from engine_matrix import kind_engine, marker_for, node_text, pytest_collection_modifyitems, pytest_configure  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_project"
 
@@ -66,14 +68,16 @@ def write_project(root: Path, files: dict[str, str | bytes], marker: str | None 
     """Create a project: {relative path: text or bytes}. Text is dedented."""
     root.mkdir(parents=True, exist_ok=True)
     if marker is not None and "seekrun_project.yml" not in files and "seeknal_project.yml" not in files:
-        (root / "seekrun_project.yml").write_text(marker)
+        (root / "seekrun_project.yml").write_text(marker_for(marker))
     for rel, content in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
             path.write_bytes(content)
+        elif rel in ("seekrun_project.yml", "seeknal_project.yml"):
+            path.write_text(marker_for(textwrap.dedent(content)))
         else:
-            path.write_text(textwrap.dedent(content))
+            path.write_text(node_text(textwrap.dedent(content)))
     return root
 
 

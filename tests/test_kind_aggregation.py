@@ -25,6 +25,9 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, query, ran, reasons, run_results, table, target_snapshot, write_project
+from engine_matrix import ident
+
+pytestmark = pytest.mark.usefixtures("kind_engine")  # DuckDB, then Spark (tests/engine_matrix.py)
 
 TX = """\
 cust,day,amount,shop
@@ -297,7 +300,7 @@ def test_manifest_node_holds_the_generated_sql(proj):
     assert node["hashes"]["fields"]["generated_sql"]
     res = cli("show", "aggregation.latest", "-p", str(proj))
     assert res.exit_code == 0, res.output
-    assert 'AS "amount_avg_30d"' in res.stdout
+    assert f"AS {ident('amount_avg_30d')}" in res.stdout  # (the SQL that runs: Spark's on Spark)
 
 
 # ---- parse errors ----------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import pytest
 
 from conftest import cli, ran, run_results, target_snapshot, write_project
 
+pytestmark = pytest.mark.usefixtures("kind_engine")  # DuckDB, then Spark (tests/engine_matrix.py)
+
 CSV_TEXT = "id,name,v\n1,ann,10\n2,bob,20\n3,\"c, d\",30\n"
 
 FILES = {

@@ -8,7 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from conftest import cli, query, ran, run_results, write_project
+from engine_matrix import assert_same_profile
+
+pytestmark = pytest.mark.usefixtures("kind_engine")  # DuckDB, then Spark (tests/engine_matrix.py)
 
 # id BIGINT, city VARCHAR, amount DOUBLE, day DATE (read_csv detects the types)
 DATA = "id,city,amount,day\n1,Oslo,10.5,2024-01-02\n2,Rome,,2024-01-01\n3,Oslo,4.5,\n4,,4.5,2024-01-03\n"
@@ -41,7 +46,7 @@ def test_profile_contents_by_hand(tmp_path):
     # newest day 2024-01-03 00:00 UTC, measured at the build (profiled_at)
     built = datetime.fromisoformat(stamp[2]).timestamp()
     assert abs(float(fresh[2]) - (built - datetime(2024, 1, 3, tzinfo=timezone.utc).timestamp()) / 3600) < 0.01
-    assert rows == [
+    assert_same_profile(rows, [
         ("_table_", "row_count", "4", None),
         # id: 1..4 -> avg 2.5, sum 10, sample stddev sqrt(5/3); approx_quantile gives 2, 2, 4 here
         ("id", "null_count", "0", None),
@@ -94,7 +99,7 @@ def test_profile_contents_by_hand(tmp_path):
         ("day", "top_value", "2024-01-01", "1"),
         ("day", "top_value", "2024-01-02", "1"),
         ("day", "top_value", "2024-01-03", "1"),
-    ]
+    ])
     assert run_results(project)["profile.p"]["row_count"] == 47
     # deterministic but for the clock: a forced rebuild writes the very same rows
     before = [r for r in stats(project, "p") if r[1] not in ("freshness_hours", "profiled_at")]
@@ -125,7 +130,7 @@ def test_profile_columns_limit_and_order_and_max_top_values(tmp_path):
     })
     res = cli("run", "-p", str(project))
     assert res.exit_code == 0, res.output
-    assert stats(project, "p") == [
+    assert_same_profile(stats(project, "p"), [
         ("_table_", "row_count", "4", None),
         ("amount", "null_count", "1", None),
         ("amount", "null_percent", "25.0", None),
@@ -146,15 +151,15 @@ def test_profile_columns_limit_and_order_and_max_top_values(tmp_path):
         ("city", "min", "Oslo", None),
         ("city", "max", "Rome", None),
         ("city", "top_value", "Oslo", "2"),
-    ]
-    assert stats(project, "no_top") == [
+    ])
+    assert_same_profile(stats(project, "no_top"), [
         ("_table_", "row_count", "4", None),
         ("city", "null_count", "1", None),
         ("city", "null_percent", "25.0", None),
         ("city", "distinct_count", "2", None),
         ("city", "min", "Oslo", None),
         ("city", "max", "Rome", None),
-    ]
+    ])
     warning = "column nope is not in source.t: not profiled (columns: id, city, amount, day)"
     assert run_results(project)["profile.p"]["warnings"] == [warning]
     assert f"warning: {warning}" in res.output
@@ -170,7 +175,7 @@ def test_profile_of_an_empty_table(tmp_path):
     })
     res = cli("run", "-p", str(project))
     assert res.exit_code == 0, res.output
-    assert stats(project, "p") == [
+    assert_same_profile(stats(project, "p"), [
         ("_table_", "row_count", "0", None),
         # Seeknal gives NULL null_count here; 0 is the count of NULLs in no rows
         ("id", "null_count", "0", None),
@@ -190,7 +195,7 @@ def test_profile_of_an_empty_table(tmp_path):
         ("city", "top_values", None, None),
         ("city", "min", None, None),
         ("city", "max", None, None),
-    ]
+    ])
 
 
 def test_profile_edits_rerun_the_profile_and_its_checks_only(tmp_path):

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import cli, query, ran, run_results, write_project
+
+pytestmark = pytest.mark.usefixtures("kind_engine")  # DuckDB, then Spark (tests/engine_matrix.py)
 
 COLUMNS = [("check", "VARCHAR"), ("type", "VARCHAR"), ("column", "VARCHAR"), ("status", "VARCHAR"),
            ("violations", "BIGINT"), ("message", "VARCHAR")]

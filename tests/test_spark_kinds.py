@@ -688,3 +688,17 @@ def test_cancelling_a_run_on_a_callers_session_cancels_only_seekruns_jobs(tmp_pa
     assert not build.is_alive() and done["summary"].interrupted, [(r.node_id, r.status, r.error) for r in done["summary"].results]
     assert done["theirs"] == 21 * (N // 7) + sum(range(N % 7))  # the caller's job ran to its end
     assert not (proj / "target" / "spark-warehouse" / "transform" / "slow" / "CURRENT").exists()
+
+
+def test_a_run_that_would_start_a_second_spark_session_in_the_process_says_to_pass_the_running_one(
+        tmp_path, spark_session):
+    proj = write_project(tmp_path / "p", {"data/t.csv": PEOPLE, "nodes/all.yml": SOURCE + (
+        "---\nkind: transform\nname: x\ninputs: [{ref: source.t}]\ntransform: SELECT id FROM ref('source.t')\n")},
+        marker="name: p\nengine: spark\n")
+    seen, _ = build_in_process(proj)  # (no spark_session: seekrun would start its own, beside the module's)
+    status, error, _ = seen["transform.x"]
+    assert status == "failed" and "a Spark session is already running in this process" in error, seen
+    assert "DAGRunner(..., spark_session=spark)" in error
+    assert spark_session.range(3).count() == 3  # the running session is untouched
+    seen, _ = build_in_process(proj, spark_session)
+    assert seen["transform.x"][0] == "success", seen

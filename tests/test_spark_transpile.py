@@ -86,6 +86,7 @@ REFUSED = [
  ("SELECT CAST(round(x) AS UBIGINT) AS n FROM src.t", "Spark has no such type"),
  ("SELECT * EXCLUDE (ts) FROM src.t", "Spark's * has no EXCLUDE"),
  ("SELECT * REPLACE (id + 1 AS id) FROM src.t", "Spark's * has no EXCLUDE"),
+ ("SELECT id FROM src.t UNION ALL BY NAME SELECT id FROM src.t", "Spark SQL has no BY NAME"),
  ("SELECT my_macro(id) FROM src.t", "function my_macro()"),
  ("SELECT regexp_replace(s, 'a', '_') AS r FROM src.t", "DuckDB replaces the first match only"),
  ("SELECT round(CAST(id AS DECIMAL(10, 2)) * 17.99 / 2, 2) AS half FROM src.t", "rounding a DOUBLE"),

@@ -120,6 +120,9 @@ class SparkEngine:
         from pyspark.java_gateway import launch_gateway
         from pyspark.sql import SparkSession
 
+        if SparkContext._active_spark_context is not None:  # (one per process: Spark's own rule)
+            raise RuntimeError("a Spark session is already running in this process: give it to seekrun as "
+                               "DAGRunner(..., spark_session=spark) rather than have seekrun start its own")
         spark_conf = SparkConf().setMaster(self._value(self.settings.get("master") or "local[2]")).setAppName("seekrun")
         for k, v in conf.items():
             spark_conf.set(k, v)

@@ -12,6 +12,7 @@ corpus):
   round/floor/ceil/trunc call: DuckDB rounds 2.5 to 3, Spark truncates it to 2;
 - types Spark has no equivalent of (HUGEINT, unsigned integers, UUID, ...);
 - ``* EXCLUDE``/``* REPLACE``: Spark's ``*`` has no such options;
+- ``UNION [ALL] BY NAME``: Spark SQL's set operations match columns by position only;
 - functions sqlglot does not know (it would pass DuckDB's name through, and Spark's function of
   that name, if any, may differ);
 - ``regexp_replace`` without the ``'g'`` option: DuckDB replaces the first match, Spark every one;
@@ -103,6 +104,9 @@ def _refuse(tree) -> None:
         if isinstance(node, exp.Star) and (node.args.get("except_") or node.args.get("except")
                                            or node.args.get("replace") or node.args.get("rename")):
             raise Refused(f"{node.sql('duckdb')}: Spark's * has no EXCLUDE or REPLACE; list the columns")
+        if isinstance(node, exp.SetOperation) and node.args.get("by_name"):
+            raise Refused(f"{type(node).__name__.upper()} ... BY NAME: Spark SQL has no BY NAME (it would match the "
+                          "columns by position); select the same columns in the same order in every branch")
         if isinstance(node, exp.Anonymous):
             raise Refused(f"function {node.name}() is not one sqlglot knows how to write for Spark: use a "
                           "function both engines share, or set dialect: spark and write Spark SQL")
