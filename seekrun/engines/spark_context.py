@@ -110,7 +110,7 @@ class SparkBuildContext(BuildContext):
     def profile_column(self, source: str, name: str, typ: str, top: int, now: float) -> list[tuple]:
         from seekrun.engines.spark_profile import column_rows
 
-        return column_rows(self, spark_store.table_ref(self.node["inputs"][0]), name, typ, top, now)
+        return column_rows(self, source, name, typ, top, now)
 
     def _spark_sql(self, sql: str) -> str:
         from seekrun.parser.transpile import Refused, to_spark
@@ -136,7 +136,7 @@ class SparkBuildContext(BuildContext):
             return _Rows([(f.name, duckdb_type(f.dataType)) for f in df.schema.fields], ("column_name", "column_type"))
         df = self._run(self._spark_sql(sql), params)
         try:
-            return _Rows(df.collect(), df.columns)
+            return _Rows(_collect(df), df.columns)
         except Exception as exc:
             raise NodeFailure(self.redact(_message(exc))) from None
 
@@ -206,6 +206,31 @@ def _as_duckdb_widens(nid: str, frames: list) -> list:
         return frames
     return [df.select(*[df[f"`{f.name}`"].cast("string").alias(f.name) if f.name.lower() in to_text
                         else df[f"`{f.name}`"] for f in df.schema.fields]) for df in frames]
+
+
+def _collect(df) -> list[tuple]:
+    """A query's rows, timestamps as the values they are: a TIMESTAMP (Spark's TIMESTAMP_NTZ) as a
+    naive datetime, a TIMESTAMP WITH TIME ZONE as one in UTC (pyspark would turn either into the
+    Python process's local time)."""
+    from datetime import datetime, timedelta, timezone
+
+    from pyspark.sql.types import TimestampNTZType, TimestampType
+
+    kinds = [f.dataType for f in df.schema.fields]
+    if not any(isinstance(t, (TimestampType, TimestampNTZType)) for t in kinds):
+        return [tuple(r) for r in df.collect()]
+    names = [f"c{i}" for i in range(len(kinds))]  # (by position: generated names can repeat)
+    exprs = [f"unix_micros(CAST({n} AS TIMESTAMP))" if isinstance(t, (TimestampType, TimestampNTZType)) else n
+             for n, t in zip(names, kinds)]
+    epoch = datetime(1970, 1, 1)
+
+    def stamp(value, kind):
+        if value is None or not isinstance(kind, (TimestampType, TimestampNTZType)):
+            return value
+        naive = epoch + timedelta(microseconds=value)  # (the session's time zone is UTC: seekrun sets it)
+        return naive if isinstance(kind, TimestampNTZType) else naive.replace(tzinfo=timezone.utc)
+
+    return [tuple(stamp(v, t) for v, t in zip(r, kinds)) for r in df.toDF(*names).selectExpr(*exprs).collect()]
 
 
 def _footer_rows(folder: Path) -> int | None:

@@ -1,7 +1,8 @@
-"""A profile's statistics on Spark. Spark computes each column's aggregates (one job per column,
-and one for its top values); an in-memory DuckDB turns the values it returns into text, by
-the same casts a DuckDB build uses. So every value reads as it would from DuckDB ("2.5",
-"1e+20", "2024-03-01 10:00:00"), and the JSON of top_values is DuckDB's own.
+"""A profile's statistics on Spark. Spark runs the SQL a DuckDB build runs (seekrun.kinds.profile's
+aggregates and top values, transpiled by sqlglot: one job per column, and one for its top
+values); an in-memory DuckDB turns the values it returns into text, by the same casts a DuckDB
+build uses. So every value reads as it would from DuckDB ("2.5", "1e+20", "2024-03-01
+10:00:00"), and the JSON of top_values is DuckDB's own.
 
 What differs, by design of the two engines (the tolerances the cross-engine tests allow):
 - p25, p50, p75 are approximate on both: DuckDB's approx_quantile (a t-digest) can interpolate
@@ -14,11 +15,10 @@ What differs, by design of the two engines (the tolerances the cross-engine test
 """
 from __future__ import annotations
 
-from seekrun.kinds.base import NodeFailure
-from seekrun.kinds.profile import category
+from seekrun.kinds.base import NodeFailure, quote_ident
+from seekrun.kinds.profile import aggregates, category, top_sql
 
 _TIMESTAMPS = {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
-_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
 
 
 class Formatter:
@@ -45,33 +45,28 @@ def _value(typ: str) -> str:
     return f"CAST(? AS {typ})"
 
 
-def _spark_value(q: str, typ: str) -> str:
-    return f"unix_micros(CAST({q} AS TIMESTAMP))" if typ.upper() in _TIMESTAMPS else q
+def _micros(value):
+    """A timestamp read back from Spark (seekrun/engines/spark_context._collect) as epoch microseconds."""
+    from datetime import datetime, timezone
+
+    if not isinstance(value, datetime):
+        return value
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    delta = aware - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def column_rows(ctx, source: str, name: str, typ: str, top: int, now: float) -> list[tuple]:
-    """The same rows as seekrun.kinds.profile.column_rows, computed by Spark."""
+    """The same rows as seekrun.kinds.profile.column_rows, from the same SQL (its aggregates,
+    transpiled for Spark by the context), written as text by DuckDB."""
     kind = category(typ)
     if kind == "text" and typ.upper() not in ("VARCHAR", "BOOLEAN"):
         raise NodeFailure(f"{ctx.node['id']}: column {name} ({typ}) cannot be profiled on Spark yet: leave it out "
                           "with profile.columns, or build this profile with engine: duckdb")
-    q = "`" + name.replace("`", "``") + "`"
-    v = _spark_value(q, typ)
-    aggs = ["count(*)", f"count(*) - count({q})", f"count(DISTINCT {q})"]
-    metrics: list[str] = []
-    if kind == "numeric":
-        metrics = ["min", "max", "avg", "sum", "stddev", "p25", "p50", "p75"]
-        total_of = f"CAST({q} AS DECIMAL(38, 0))" if typ.upper() in _INTEGERS else q  # (never overflows)
-        mean = f"avg(CAST({q} AS DOUBLE))" if typ.upper().startswith("DECIMAL") else f"avg({q})"  # (a DOUBLE,
-        aggs += [f"min({q})", f"max({q})", mean, f"sum({total_of})", f"stddev_samp({q})",   # as DuckDB's)
-                 *(f"percentile_approx({q}, {p}, 10000)" for p in ("0.25", "0.5", "0.75"))]
-    elif kind == "time":
-        metrics = ["min", "max", "freshness_hours"]
-        aggs += [f"min({v})", f"max({v})"]
-    elif kind == "text":
-        metrics = ["min", "max"]
-        aggs += [f"min({q})", f"max({q})"]
-    total, nulls, distinct, *values = _collect(ctx, f"SELECT {', '.join(aggs)} FROM {source}")[0]
+    q = quote_ident(name)
+    metrics, exprs = aggregates(q, typ)
+    total, nulls, distinct, *values = ctx.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchone()
+    values = [_micros(v) for v in values]
     fmt = ctx.formatter()
     select = ["CAST(CASE WHEN t = 0 THEN 0 ELSE 100.0 * n / t END AS VARCHAR) FROM (SELECT CAST(? AS BIGINT) AS t, "
               "CAST(? AS HUGEINT) AS n)"]
@@ -84,6 +79,7 @@ def column_rows(ctx, source: str, name: str, typ: str, top: int, now: float) -> 
         kinds = [typ, typ, "DOUBLE", "DOUBLE", "DOUBLE", typ, typ, typ]
         text = fmt.one([f"CAST({_value(t)} AS VARCHAR)" for t in kinds], values)
     elif kind == "time":
+        metrics = [*metrics, "freshness_hours"]
         text = fmt.one([f"CAST({_value(typ)} AS VARCHAR)", f"CAST({_value(typ)} AS VARCHAR)",
                         f"CAST((CAST(? AS DOUBLE) - epoch({_value(typ)})) / 3600.0 AS VARCHAR)"],
                        [values[0], values[1], now, values[1]])
@@ -92,8 +88,7 @@ def column_rows(ctx, source: str, name: str, typ: str, top: int, now: float) -> 
     stats = list(zip(metrics, text))
     groups = []
     if top:
-        groups = _collect(ctx, f"SELECT {v} AS val, count(*) AS cnt FROM {source} WHERE {q} IS NOT NULL "
-                               f"GROUP BY {q} ORDER BY cnt DESC, {q} LIMIT {int(top)}")
+        groups = [(_micros(v), c) for v, c in ctx.execute(top_sql(q, source, top)).fetchall()]
     if kind == "text" and top:
         rows.append((name, "top_values", None, _top_values(fmt, typ, groups, total - nulls)))
     rows += [(name, m, t, None) for m, t in stats]
@@ -113,12 +108,3 @@ def _top_values(fmt: Formatter, typ: str, groups: list[tuple], non_null: int) ->
            f"ORDER BY cnt DESC, val) AS VARCHAR) FROM (SELECT val, cnt, 100.0 * cnt / CAST(? AS HUGEINT) AS pct "
            f"FROM {rows})")
     return fmt.one([sql], [non_null, *(x for g in groups for x in g)])[0]
-
-
-def _collect(ctx, sql: str) -> list[tuple]:
-    try:
-        return [tuple(r) for r in ctx.spark.sql(sql).collect()]
-    except Exception as exc:
-        from seekrun.engines.spark_context import _message
-
-        raise NodeFailure(ctx.redact(_message(exc))) from None

@@ -111,12 +111,42 @@ def category(duckdb_type: str) -> str:
     return "text"
 
 
+QUANTILES = ("0.25", "0.5", "0.75")
+
+
+def aggregates(q: str, typ: str) -> tuple[list[str], list[str]]:
+    """One column's statistics as DuckDB SQL aggregates, the same on every engine (on Spark this
+    SQL transpiled): the metric names, and the expressions of count(*), the NULL count, the
+    distinct count, then one for each metric."""
+    kind = category(typ)
+    exprs = ["count(*)", f"count(*) - count({q})", f"count(DISTINCT {q})"]
+    if kind == "numeric":
+        # a BIGINT's sum, exact and never overflowing on every engine (Spark's sum of a BIGINT is a
+        # BIGINT; a narrower integer's sum cannot overflow one)
+        total = f"CAST({q} AS DECIMAL(38, 0))" if typ.upper() == "BIGINT" else q
+        # a DECIMAL's mean is a DOUBLE, as DuckDB's avg() gives it (Spark's avg() would be a DECIMAL)
+        mean = (f"CAST(sum({q}) AS DOUBLE) / nullif(count({q}), 0)" if typ.upper().startswith("DECIMAL")
+                else f"avg({q})")
+        return (["min", "max", "avg", "sum", "stddev", "p25", "p50", "p75"],
+                exprs + [f"min({q})", f"max({q})", mean, f"CAST(sum({total}) AS DOUBLE)", f"stddev_samp({q})",
+                         *(f"approx_quantile({q}, {p})" for p in QUANTILES)])
+    if kind in ("time", "text"):
+        return ["min", "max"], exprs + [f"min({q})", f"max({q})"]
+    return [], exprs
+
+
+def top_sql(q: str, source: str, top: int) -> str:
+    """A column's most frequent values and their counts, most frequent first, ties by value."""
+    return (f"SELECT {q} AS val, count(*) AS cnt FROM {source} WHERE {q} IS NOT NULL "
+            f"GROUP BY {q} ORDER BY cnt DESC, {q} LIMIT {int(top)}")
+
+
 def _top_values_sql(q: str, source: str, top: int) -> str:
-    """Seeknal's top_values detail: a JSON list, most frequent first (ties by value here)."""
+    """Seeknal's top_values detail: a JSON list, most frequent first (ties by value here), each
+    value's percent of the non-NULL rows."""
     return (f"SELECT CAST(list(json_object('value', CAST(val AS VARCHAR), 'count', cnt, 'percent', "
-            f"round(pct, 2)) ORDER BY cnt DESC, val) AS VARCHAR) FROM (SELECT {q} AS val, "
-            f"CAST(count(*) AS BIGINT) AS cnt, 100.0 * count(*) / sum(count(*)) OVER () AS pct "
-            f"FROM {source} WHERE {q} IS NOT NULL GROUP BY {q} ORDER BY cnt DESC, {q} LIMIT {int(top)})")
+            f"round(100.0 * cnt / (SELECT count({q}) FROM {source}), 2)) ORDER BY cnt DESC, val) AS VARCHAR) "
+            f"FROM ({top_sql(q, source, top)})")
 
 
 def column_rows(ctx: BuildContext, source: str, name: str, typ: str, top: int, now: float) -> list[tuple]:
@@ -124,40 +154,27 @@ def column_rows(ctx: BuildContext, source: str, name: str, typ: str, top: int, n
     column, and many count(DISTINCT) aggregates in one query are much slower than one each)."""
     q = quote_ident(name)
     kind = category(typ)
-    common = (f"count(*) - count({q}), "  # 0 for an empty table (Seeknal: NULL)
-              f"CAST(CASE WHEN count(*) = 0 THEN 0 ELSE 100.0 * sum(CASE WHEN {q} IS NULL THEN 1 ELSE 0 END) "
-              f"/ count(*) END AS VARCHAR), count(DISTINCT {q})")
-    metrics: list[str] = []
-    exprs: list[str] = []
-    if kind == "numeric":
-        metrics = ["min", "max", "avg", "sum", "stddev", "p25", "p50", "p75"]
-        exprs = [f"min({q})", f"max({q})", f"avg({q})", f"CAST(sum({q}) AS DOUBLE)", f"stddev_samp({q})",
-                 f"approx_quantile({q}, 0.25)", f"approx_quantile({q}, 0.5)", f"approx_quantile({q}, 0.75)"]
-    elif kind == "time":
-        metrics = ["min", "max", "freshness_hours"]
-        exprs = [f"min({q})", f"max({q})", f"(CAST(? AS DOUBLE) - epoch(max({q}))) / 3600.0"]
-    elif kind == "text":
-        metrics = ["min", "max"]
-        exprs = [f"min({q})", f"max({q})"]
-    casts = "".join(f", CAST({e} AS VARCHAR)" for e in exprs)
-    params = [now] if kind == "time" else None
-    nulls, percent, distinct, *values = ctx.execute(f"SELECT {common}{casts} FROM {source}", params).fetchone()
+    metrics, exprs = aggregates(q, typ)
+    nulls = exprs[1]
+    select = [nulls, f"CAST(CASE WHEN count(*) = 0 THEN 0 ELSE 100.0 * ({nulls}) / count(*) END AS VARCHAR)",
+              exprs[2], *(f"CAST({e} AS VARCHAR)" for e in exprs[3:])]
+    params = None
+    if kind == "time":
+        metrics = [*metrics, "freshness_hours"]
+        select.append(f"CAST((CAST(? AS DOUBLE) - epoch(max({q}))) / 3600.0 AS VARCHAR)")
+        params = [now]
+    nulls, percent, distinct, *values = ctx.execute(f"SELECT {', '.join(select)} FROM {source}", params).fetchone()
     rows = [(name, "null_count", str(nulls), None), (name, "null_percent", percent, None)]
     if kind == "binary":
         return rows + [(name, "distinct_count", str(distinct), None)]  # extra (Seeknal: nulls only)
     rows.append((name, "distinct_count", str(distinct), None))
     stats = list(zip(metrics, values))
-    if kind == "text":
-        if top:
-            detail = ctx.execute(_top_values_sql(q, source, top)).fetchone()[0]
-            rows.append((name, "top_values", None, detail))
-        rows += [(name, m, v, None) for m, v in stats]  # extra: min, max of text
-    else:
-        rows += [(name, m, v, None) for m, v in stats]
+    if kind == "text" and top:
+        rows.append((name, "top_values", None, ctx.execute(_top_values_sql(q, source, top)).fetchone()[0]))
+    rows += [(name, m, v, None) for m, v in stats]  # (text: min, max are extra)
     if top:  # extra: one row per top value
-        for value, count in ctx.execute(
-                f"SELECT CAST({q} AS VARCHAR), count(*) AS n FROM {source} WHERE {q} IS NOT NULL "
-                f"GROUP BY {q} ORDER BY n DESC, {q} LIMIT {int(top)}").fetchall():
+        for value, count in ctx.execute(f"SELECT CAST(val AS VARCHAR) AS shown, cnt FROM ({top_sql(q, source, top)}) "
+                                        "ORDER BY cnt DESC, val").fetchall():
             rows.append((name, "top_value", value, str(count)))
     return rows
 
