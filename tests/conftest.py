@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from engine_matrix import kind_engine, marker_for, node_text, pytest_collection_modifyitems, pytest_configure  # noqa: F401
+from engine_matrix import (builds_on_spark, kind_engine, marker_for, node_text, on_spark, pin_sample,  # noqa: F401
+                           pytest_collection_modifyitems, pytest_configure)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_project"
@@ -212,6 +213,10 @@ def sample(tmp_path: Path) -> Path:
     """A fresh copy of sample_project (without any target/)."""
     dest = tmp_path / "sample_project"
     shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("target"))
+    marker = dest / "seekrun_project.yml"
+    if on_spark():  # the kind tests' Spark half: engine: spark, with the nodes Spark would read otherwise pinned
+        marker.write_text(marker_for(marker.read_text()))
+        pin_sample(dest)
     return dest
 
 

@@ -257,3 +257,30 @@ def test_bad_profile_config_is_reported_with_file_and_line(tmp_path):
     assert "nodes/p.yml:7: profile.p: max_top_values must be a whole number >= 0, not -1" in res.output
     assert "nodes/p.yml:8: profile.p: unknown profile param 'top'" in res.output
     assert not (project / "target" / "seekrun.duckdb").exists()
+
+
+def test_top_values_of_columns_named_like_seekruns_aliases_keep_their_order(tmp_path):
+    # columns named cnt and val: ties are still broken by value, most frequent first
+    project = write_project(tmp_path / "p", {
+        "data/t.csv": "cnt,val\nc,z\nb,y\nc,x\na,y\nb,w\na,z\nd,x\n",
+        "nodes/t.yml": SOURCE,
+        "nodes/p.yml": """\
+            kind: profile
+            name: p
+            inputs: [source.t]
+            profile:
+              params: {max_top_values: 3}
+            """,
+    })
+    res = cli("run", "-p", str(project))
+    assert res.exit_code == 0, res.output
+    rows = stats(project, "p")
+    tops = [(r[0], r[2], r[3]) for r in rows if r[1] == "top_value"]
+    assert tops == [("cnt", "a", "2"), ("cnt", "b", "2"), ("cnt", "c", "2"),
+                    ("val", "x", "2"), ("val", "y", "2"), ("val", "z", "2")]
+    details = {r[0]: r[3] for r in rows if r[1] == "top_values"}
+    assert details == {
+        "cnt": '[{"value":"a","count":2,"percent":28.57}, {"value":"b","count":2,"percent":28.57}, '
+               '{"value":"c","count":2,"percent":28.57}]',
+        "val": '[{"value":"x","count":2,"percent":28.57}, {"value":"y","count":2,"percent":28.57}, '
+               '{"value":"z","count":2,"percent":28.57}]'}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, query, ran, run_results, write_project
+from engine_matrix import duckdb_only
 
 pytestmark = pytest.mark.usefixtures("kind_engine")  # DuckDB, then Spark (tests/engine_matrix.py)
 
@@ -581,6 +582,7 @@ def test_missing_column_fails_the_node_even_with_warn_severity(tmp_path):
         "check 'null': column 'idd' is not in source.a (did you mean 'id'?) (columns: id)"
 
 
+@duckdb_only("the rule is skipped at parse: only the DuckDB source runs")
 def test_custom_rule_without_sql_is_not_executable(tmp_path):
     """Issue 11 (compatibility 8): said at parse; run skips it and builds the rest."""
     project = write_project(tmp_path / "p", {**REF_FILES, "nodes/r.yml": """\

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -20,7 +20,7 @@ mkdir -p out && echo "$1" > "out/$1.txt"
 
 
 def task(name: str, pool: str | None = None, slots: int | None = None, sleep: float = 0.3, extra: str = "") -> str:
-    lines = [f"kind: task", f"name: {name}", f"command: sh bin/work.sh {name} {sleep}",
+    lines = ["kind: task", f"name: {name}", f"command: sh bin/work.sh {name} {sleep}",
              "files: [bin/work.sh]", f"outputs: [out/{name}.txt]"]
     if pool:
         lines.append(f"pool: {pool}")

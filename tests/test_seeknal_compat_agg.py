@@ -124,7 +124,7 @@ def test_bad_rolling_config_is_a_parse_error_on_its_line(tmp_path, old, new, mes
     node.write_text(node.read_text().replace(old, new))
     res = cli("parse", "-p", str(p))
     assert res.exit_code == 2, res.output
-    assert f"seeknal/agg/agg_customer_rolling.yml:" in res.stderr
+    assert "seeknal/agg/agg_customer_rolling.yml:" in res.stderr
     assert f"aggregation.agg_customer_rolling: {message}" in res.stderr
     assert "Traceback" not in res.output
 

@@ -14,18 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE, cli, ran
+from engine_matrix import pin_sample
 from spark_helpers import needs_spark
 
 pytestmark = needs_spark
-
-# SQL the sample writes that Spark would read differently: CAST(sum(...) AS BIGINT) and round() of a
-# division are refused at parse; round(price * rate, 2) of a DOUBLE is not seen at parse, and its
-# halfway values round differently. Those nodes stay on DuckDB, as a user would pin them.
-PINNED = {"nodes/transforms/orders.yml": "daily_revenue", "nodes/transforms/product_sales.yml": "product_sales",
-          "nodes/transforms/customer_360.yml": "customer_360",
-          "nodes/transforms/product_prices_fx.yml": "product_prices_fx",
-          # CAST(sum(quantity) AS BIGINT): refused, as a lossy cast of a value of a type not known at parse
-          "nodes/features/customer_features.yml": "customer_daily_orders"}
 
 
 def _free_port() -> int:
@@ -104,9 +96,7 @@ def test_the_sample_project_builds_through_spark_connect(tmp_path, connect_serve
     marker = spark_proj / "seekrun_project.yml"
     marker.write_text(marker.read_text() + "engine: spark\nspark:\n"
                       "  remote: \"sc://127.0.0.1:{{ env_var('SEEKRUN_TEST_CONNECT_PORT') }}\"\n")
-    for rel, name in PINNED.items():
-        f = spark_proj / rel
-        f.write_text(f.read_text().replace(f"name: {name}\n", f"name: {name}\nengine: duckdb\n", 1))
+    pin_sample(spark_proj)
     res = cli("run", "-p", str(spark_proj))
     assert res.exit_code == 0, res.output
     assert cli("run", "-p", str(plain)).exit_code == 0

@@ -699,6 +699,7 @@ def test_a_run_that_would_start_a_second_spark_session_in_the_process_says_to_pa
     status, error, _ = seen["transform.x"]
     assert status == "failed" and "a Spark session is already running in this process" in error, seen
     assert "DAGRunner(..., spark_session=spark)" in error
+    assert "cannot start Spark" not in error and "spark.log" not in error  # said as it is, not as a failed start
     assert spark_session.range(3).count() == 3  # the running session is untouched
     seen, _ = build_in_process(proj, spark_session)
     assert seen["transform.x"][0] == "success", seen

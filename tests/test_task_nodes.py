@@ -117,18 +117,18 @@ def test_output_missing_or_changed_outside_seekrun_reruns_the_task(tmp_path):
 
 
 def test_captured_value_reaches_tasks_and_sql_and_comes_back_from_state(tmp_path):
-    nodes = f"""\
+    nodes = """\
     kind: task
     name: pick
     command: |-
-      echo '{{"day": "2026-01-02", "n": 3}}'
-    params: {{SEED: "1"}}
+      echo '{"day": "2026-01-02", "n": 3}'
+    params: {SEED: "1"}
     output: PICK
     ---
     kind: task
     name: use
-    depends_on: [{{ref: task.pick}}]
-    command: echo "${{PICK.day}} ${{PICK.n}}" > target/use.txt
+    depends_on: [{ref: task.pick}]
+    command: echo "${PICK.day} ${PICK.n}" > target/use.txt
     outputs: [target/use.txt]
     ---
     kind: source
@@ -138,8 +138,8 @@ def test_captured_value_reaches_tasks_and_sql_and_comes_back_from_state(tmp_path
     ---
     kind: transform
     name: tagged
-    inputs: [{{ref: source.one}}, {{ref: task.pick}}]
-    transform: SELECT a, '{{{{ output('PICK') }}}}' AS pick FROM ref('source.one')
+    inputs: [{ref: source.one}, {ref: task.pick}]
+    transform: SELECT a, '{{ output('PICK') }}' AS pick FROM ref('source.one')
     """
     p = write_project(tmp_path / "p", {"nodes/all.yml": nodes, "data/one.csv": "a\n1\n"})
     res = cli("run", cwd=p)

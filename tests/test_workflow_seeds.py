@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dagu"
 

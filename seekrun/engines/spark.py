@@ -101,6 +101,12 @@ class SparkEngine:
         except ImportError:
             raise UnsupportedNode("a node runs on Spark, but pyspark is not installed: pip install 'seekrun[spark]'") \
                 from None
+        if not self.settings.get("remote"):
+            from pyspark import SparkContext
+
+            if SparkContext._active_spark_context is not None:  # (one per process: Spark's own rule)
+                raise NodeFailure("a Spark session is already running in this process: give it to seekrun as "
+                                  "DAGRunner(..., spark_session=spark) rather than have seekrun start its own")
         conf = {**DEFAULT_CONF, "spark.sql.warehouse.dir": str(self.warehouse / "_catalog"),
                 **{str(k): self._value(v) for k, v in (self.settings.get("conf") or {}).items()}}
         try:
@@ -120,9 +126,6 @@ class SparkEngine:
         from pyspark.java_gateway import launch_gateway
         from pyspark.sql import SparkSession
 
-        if SparkContext._active_spark_context is not None:  # (one per process: Spark's own rule)
-            raise RuntimeError("a Spark session is already running in this process: give it to seekrun as "
-                               "DAGRunner(..., spark_session=spark) rather than have seekrun start its own")
         spark_conf = SparkConf().setMaster(self._value(self.settings.get("master") or "local[2]")).setAppName("seekrun")
         for k, v in conf.items():
             spark_conf.set(k, v)

@@ -135,18 +135,22 @@ def aggregates(q: str, typ: str) -> tuple[list[str], list[str]]:
     return [], exprs
 
 
-def top_sql(q: str, source: str, top: int) -> str:
-    """A column's most frequent values and their counts, most frequent first, ties by value."""
-    return (f"SELECT {q} AS val, count(*) AS cnt FROM {source} WHERE {q} IS NOT NULL "
-            f"GROUP BY {q} ORDER BY cnt DESC, {q} LIMIT {int(top)}")
+def top_sql(q: str, source: str, top: int, total: bool = False) -> str:
+    """A column's most frequent values and their counts, most frequent first, ties by value
+    (ordered by position: a column named like an alias must not change the order); with
+    `total`, a third column: the count of its non-NULL rows (a window over the groups, no
+    second scan)."""
+    extra = ", sum(count(*)) OVER () AS total" if total else ""
+    return (f"SELECT {q} AS val, count(*) AS cnt{extra} FROM {source} WHERE {q} IS NOT NULL "
+            f"GROUP BY {q} ORDER BY 2 DESC, 1 LIMIT {int(top)}")
 
 
 def _top_values_sql(q: str, source: str, top: int) -> str:
     """Seeknal's top_values detail: a JSON list, most frequent first (ties by value here), each
     value's percent of the non-NULL rows."""
-    return (f"SELECT CAST(list(json_object('value', CAST(val AS VARCHAR), 'count', cnt, 'percent', "
-            f"round(100.0 * cnt / (SELECT count({q}) FROM {source}), 2)) ORDER BY cnt DESC, val) AS VARCHAR) "
-            f"FROM ({top_sql(q, source, top)})")
+    return ("SELECT CAST(list(json_object('value', CAST(val AS VARCHAR), 'count', cnt, 'percent', "
+            "round(100.0 * cnt / total, 2)) ORDER BY cnt DESC, val) AS VARCHAR) "
+            f"FROM ({top_sql(q, source, top, total=True)})")
 
 
 def column_rows(ctx: BuildContext, source: str, name: str, typ: str, top: int, now: float) -> list[tuple]:
