@@ -104,9 +104,11 @@ def test_the_sample_project_builds_through_spark_connect(tmp_path, connect_serve
 
     nodes = json.loads((spark_proj / "target/manifest.json").read_text())["nodes"]
     on_spark = sorted(n for n, e in nodes.items() if e.get("engine") == "spark")
-    assert len(on_spark) == 9 and "aggregation.customer_order_amounts" in on_spark and "rule.orders_quality" in on_spark
+    assert len(on_spark) == 12 and "aggregation.customer_order_amounts" in on_spark and "rule.orders_quality" in on_spark
     assert "feature_group.customer_features" in on_spark and "profile.products_profile" not in on_spark
-    assert "transform.daily_revenue" not in on_spark
+    # CAST(sum(quantity) AS BIGINT) runs on Spark (quantity is an integer: checked when it runs)
+    assert "transform.daily_revenue" in on_spark and "feature_group.customer_daily_orders" in on_spark
+    assert "transform.customer_360" not in on_spark  # (pinned: round() of a division)
     # the project file's remote is kept as written: the port's value is filled in only when it runs
     manifest = json.loads((spark_proj / "target/manifest.json").read_text())
     assert manifest["metadata"]["spark"]["remote"] == "sc://127.0.0.1:{{ env_var('SEEKRUN_TEST_CONNECT_PORT') }}"

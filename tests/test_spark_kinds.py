@@ -665,26 +665,30 @@ def test_cancelling_a_run_on_a_callers_session_cancels_only_seekruns_jobs(tmp_pa
     done: dict = {}
     build = threading.Thread(target=lambda: done.setdefault("summary", runner.run(on_commit=compiled.save)))
     build.start()
-    deadline = time.monotonic() + 120
-    tracker = spark_session.sparkContext.statusTracker()
-    while not tracker.getActiveJobsIds() and time.monotonic() < deadline:
-        time.sleep(0.2)  # (until the slow node's job runs: the only job on the session yet)
-    assert tracker.getActiveJobsIds() and build.is_alive()
+    mine = None
+    try:
+        deadline = time.monotonic() + 120
+        tracker = spark_session.sparkContext.statusTracker()
+        while not tracker.getActiveJobsIds() and time.monotonic() < deadline:
+            time.sleep(0.2)  # (until the slow node's job runs: the only job on the session yet)
+        assert tracker.getActiveJobsIds() and build.is_alive(), done
 
-    def theirs():
-        spark_session.sparkContext.setJobGroup("the-callers", "a job of the caller's", interruptOnCancel=True)
-        try:
-            done["theirs"] = spark_session.range(0, N).selectExpr("sum(id % 7) AS s").collect()[0]["s"]
-        except Exception as exc:  # (cancelled: what must not happen)
-            done["theirs"] = exc
+        def theirs():
+            spark_session.sparkContext.setJobGroup("the-callers", "a job of the caller's", interruptOnCancel=True)
+            try:
+                done["theirs"] = spark_session.range(0, N).selectExpr("sum(id % 7) AS s").collect()[0]["s"]
+            except Exception as exc:  # (cancelled: what must not happen)
+                done["theirs"] = exc
 
-    mine = threading.Thread(target=theirs)
-    mine.start()
-    time.sleep(1.0)
-    assert mine.is_alive()  # (still running when the run is cancelled)
-    runner.cancel()
-    build.join(120)
-    mine.join(120)
+        mine = threading.Thread(target=theirs)
+        mine.start()
+        time.sleep(1.0)
+        assert mine.is_alive(), done  # (still running when the run is cancelled)
+    finally:  # (a failure above must not leave the slow node's job on the module's session)
+        runner.cancel()
+        build.join(120)
+        if mine is not None:
+            mine.join(120)
     assert not build.is_alive() and done["summary"].interrupted, [(r.node_id, r.status, r.error) for r in done["summary"].results]
     assert done["theirs"] == 21 * (N // 7) + sum(range(N % 7))  # the caller's job ran to its end
     assert not (proj / "target" / "spark-warehouse" / "transform" / "slow" / "CURRENT").exists()
@@ -703,3 +707,49 @@ def test_a_run_that_would_start_a_second_spark_session_in_the_process_says_to_pa
     assert spark_session.range(3).count() == 3  # the running session is untouched
     seen, _ = build_in_process(proj, spark_session)
     assert seen["transform.x"][0] == "success", seen
+
+
+def test_an_integer_cast_is_decided_when_it_runs_by_its_inputs_types(tmp_path, spark_session):
+    # CAST(sum(qty) AS BIGINT): at parse qty's type is not known; on Spark the cast builds where
+    # qty is an integer (no fraction to round or truncate), and fails where it is a DOUBLE (DuckDB
+    # rounds 1.5 to 2, Spark would truncate it to 1). A cast known lossy at parse is refused there.
+    import duckdb
+
+    from conftest import cli
+
+    nodes = SOURCE.replace("t.csv", "o.csv").replace("name: t", "name: o") + textwrap.dedent("""\
+        ---
+        kind: transform
+        name: whole
+        inputs: [{ref: source.o}]
+        transform: SELECT id, CAST(sum(qty) AS BIGINT) AS q, CAST(count(*) AS INTEGER) AS n FROM ref('source.o') GROUP BY id
+        ---
+        kind: transform
+        name: fraction
+        inputs: [{ref: source.o}]
+        transform: SELECT id, CAST(sum(price) AS BIGINT) AS p FROM ref('source.o') GROUP BY id
+        """)
+    proj = write_project(tmp_path / "p", {"data/o.csv": "id,qty,price\n1,2,2.5\n2,3,1.5\n1,4,0.5\n",
+                                          "nodes/all.yml": nodes}, marker="name: p\nengine: spark\n")
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 0, res.output
+    seen, engines = build_in_process(proj, spark_session, continue_on_error=True)
+    assert engines["transform.whole"] == engines["transform.fraction"] == "spark"
+    assert seen["transform.whole"][0] == "success", seen
+    con = duckdb.connect(str(proj / "target/seekrun.duckdb"), read_only=True)
+    try:
+        assert con.execute('SELECT * FROM "transform"."whole" ORDER BY id').fetchall() == [(1, 6, 2), (2, 3, 1)]
+    finally:
+        con.close()
+    assert seen["transform.fraction"][:2] == ("failed", (
+        "transform.fraction: cannot run on Spark: lossy cast CAST(SUM(price) AS BIGINT) of a DOUBLE: DuckDB "
+        "rounds a fraction to the nearest integer, Spark truncates it; write CAST(round(x) AS ...) or "
+        "CAST(trunc(x) AS ...)"))
+    assert not (proj / "target/spark-warehouse/transform/fraction").exists()
+
+    known = proj / "nodes/all.yml"
+    known.write_text(known.read_text().replace("CAST(sum(price) AS BIGINT)", "CAST(avg(qty) AS BIGINT)"))
+    res = cli("parse", "-p", str(proj))
+    assert res.exit_code == 2, res.output
+    assert ("nodes/all.yml:14: transform.fraction: cannot run on Spark: lossy cast CAST(AVG(qty) AS BIGINT) of a "
+            "DOUBLE") in res.stderr, res.stderr

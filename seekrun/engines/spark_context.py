@@ -118,9 +118,20 @@ class SparkBuildContext(BuildContext):
         if self.node.get("dialect") == "spark":
             return self.sql(sql)  # the node's own SQL, written in Spark's dialect
         try:
-            return to_spark(self.sql(sql))
+            return to_spark(self.sql(sql), columns=self._input_columns)
         except Refused as exc:
             raise NodeFailure(self.redact(f"{self.node['id']}: cannot run on Spark: {exc}")) from None
+
+    def _input_columns(self, table: str) -> dict[str, str] | None:
+        """An input's {column: DuckDB type}, from its table in the session (what decides the
+        integer casts the parse could not: seekrun/parser/transpile.py's check_casts)."""
+        if table not in (self.node.get("inputs") or ()):
+            return None
+        try:
+            fields = self.spark.table(spark_store.table_ref(table)).schema.fields
+        except Exception:
+            return None
+        return {f.name: duckdb_type(f.dataType) for f in fields}
 
     def _run(self, text: str, params: list | None = None):
         try:

@@ -8,8 +8,11 @@ corpus):
 - what sqlglot itself reports as unsupported in Spark;
 - ordered aggregates (``list(x ORDER BY y)``, ``string_agg(s, ',' ORDER BY s)``): Spark's
   collect_list and listagg would drop the order;
-- a CAST (or TRY_CAST, ``::``) to an integer type of anything but an integer literal or a
-  round/floor/ceil/trunc call: DuckDB rounds 2.5 to 3, Spark truncates it to 2;
+- a CAST (or TRY_CAST, ``::``) to an integer type of a value that may hold a fraction: DuckDB
+  rounds 2.5 to 3, Spark truncates it to 2. An integer literal, a round/floor/ceil/trunc call and
+  a value sqlglot types as an integer (or a BOOLEAN, or a DECIMAL of scale 0) pass; one it types
+  as anything else is refused at parse; one whose type depends on its inputs' columns (``CAST(sum(q)
+  AS BIGINT)``) is decided when the node runs, from its inputs' schemas (check_casts);
 - types Spark has no equivalent of (HUGEINT, unsigned integers, UUID, ...);
 - ``* EXCLUDE``/``* REPLACE``: Spark's ``*`` has no such options;
 - ``UNION [ALL] BY NAME``: Spark SQL's set operations match columns by position only;
@@ -38,9 +41,18 @@ class Refused(Exception):
     """Not translated: the message names the construct and what to write instead."""
 
 
+def to_spark(sql: str, columns=None) -> str:
+    """Spark SQL meaning what the DuckDB ``sql`` means; Refused if that cannot be promised.
+    ``columns``: when the node runs, ``columns(table)`` gives an input's {column: DuckDB type}
+    (table: ``kind.name``), which decides the integer casts the parse could not (check_casts)."""
+    out = _to_spark(sql)
+    if columns is not None:
+        check_casts(sql, columns)
+    return out
+
+
 @lru_cache(maxsize=4096)
-def to_spark(sql: str) -> str:
-    """Spark SQL meaning what the DuckDB ``sql`` means; Refused if that cannot be promised."""
+def _to_spark(sql: str) -> str:
     import sqlglot
     from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
@@ -53,6 +65,9 @@ def to_spark(sql: str) -> str:
         raise Refused("expected exactly one statement")
     tree = trees[0]
     _refuse(tree)
+    for cast, typed in _integer_casts(tree, None):
+        if typed is not None and not _integer_valued(typed):
+            raise _lossy(cast, typed)
     tree = tree.transform(_rewrite)
     try:
         return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
@@ -100,7 +115,7 @@ def _refuse(tree) -> None:
             raise Refused(f"ordered-set aggregate {node.sql('duckdb')[:80]}: write it without WITHIN GROUP "
                           "(quantile_cont(x, 0.5), median(x))")
         if isinstance(node, (exp.Cast, exp.TryCast)):
-            _check_cast(node)
+            _check_type(node.args.get("to"))
         if isinstance(node, exp.Star) and (node.args.get("except_") or node.args.get("except")
                                            or node.args.get("replace") or node.args.get("rename")):
             raise Refused(f"{node.sql('duckdb')}: Spark's * has no EXCLUDE or REPLACE; list the columns")
@@ -124,20 +139,102 @@ def _refuse(tree) -> None:
                               "on both")
 
 
-def _check_cast(node) -> None:
+def check_casts(sql: str, columns) -> None:
+    """Refused if an integer cast whose operand's type the parse could not know is of a value
+    that may hold a fraction, now that ``columns(table)`` gives its inputs' column types."""
+    if not _open_casts(sql):
+        return
+    import sqlglot
     from sqlglot import exp
 
-    to = node.args.get("to")
-    name = to.this.name if to is not None and to.this is not None else ""
-    _check_type(to)
-    if name in INTEGER_TYPES:
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    schema: dict = {}
+    for table in tree.find_all(exp.Table):
+        if table.db and table.name:
+            found = columns(f"{table.db}.{table.name}")
+            if found is not None:
+                schema.setdefault(table.db, {})[table.name] = found
+    for cast, typed in _integer_casts(tree, schema):
+        if not _integer_valued(typed):
+            raise _lossy(cast, typed)
+
+
+@lru_cache(maxsize=4096)
+def _open_casts(sql: str) -> bool:
+    """Whether ``sql`` has an integer cast the parse left to be decided by its inputs' types."""
+    import sqlglot
+
+    return any(typed is None for _, typed in _integer_casts(sqlglot.parse_one(sql, read="duckdb"), None))
+
+
+def _integer_casts(tree, schema):
+    """(cast as written, its operand's type, or None where not known) for each integer cast of
+    something but an integer literal or a rounding call; typed on a copy of ``tree`` (by sqlglot,
+    with ``schema``: {db: {table: {column: type}}}), so the SQL written from ``tree`` is untouched."""
+    from sqlglot import exp
+
+    typed = tree.copy()
+    found = []
+    for node in typed.find_all(exp.Cast, exp.TryCast):
+        to = node.args.get("to")
+        if to is None or to.this is None or to.this.name not in INTEGER_TYPES:
+            continue
         operand = node.this
         if isinstance(operand, exp.Literal) and not operand.is_string and "." not in operand.name:
-            return
+            continue
         if type(operand).__name__ in ROUNDING:
-            return
-        raise Refused(f"lossy cast {node.sql('duckdb')[:80]}: DuckDB rounds a fraction to the nearest integer, "
-                      "Spark truncates it; write CAST(round(x) AS ...) or CAST(trunc(x) AS ...)")
+            continue
+        node.meta["seekrun_cast"] = len(found)
+        found.append(node.sql("duckdb")[:80])
+    if not found:
+        return []
+    try:
+        from sqlglot.optimizer.annotate_types import annotate_types
+
+        if schema:
+            from sqlglot.optimizer.qualify import qualify
+
+            typed = qualify(typed, schema=schema, dialect="duckdb", validate_qualify_columns=False,
+                            identify=False)
+        annotate_types(typed, schema=schema or None, dialect="duckdb")
+    except Exception:  # (typing is best effort: what it cannot type stays unknown, and is refused when it runs)
+        return [(text, None) for text in found]
+    seen: dict[int, list] = {}  # (qualify may copy a cast, as into a GROUP BY, or rewrite one away)
+    for cast in typed.find_all(exp.Cast, exp.TryCast):
+        if "seekrun_cast" in cast.meta:
+            kind = cast.this.type
+            if kind is None or kind.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
+                kind = exp.DataType.build("DOUBLE") if _is_double(cast.this) else None  # (DuckDB's / is DOUBLE)
+            seen.setdefault(cast.meta["seekrun_cast"], []).append(kind)
+    out = []
+    for i, text in enumerate(found):
+        kinds = seen.get(i) or [None]  # every copy of it must be whole-valued
+        if any(k is None for k in kinds):
+            out.append((text, None))
+        else:
+            out.append((text, next((k for k in kinds if not _integer_valued(k)), kinds[0])))
+    return out
+
+
+def _integer_valued(dtype) -> bool:
+    """A type whose values hold no fraction: an integer, a BOOLEAN, a DECIMAL of scale 0."""
+    from sqlglot import exp
+
+    if dtype is None:
+        return False
+    if dtype.this in exp.DataType.INTEGER_TYPES or dtype.this == exp.DataType.Type.BOOLEAN:
+        return True
+    if dtype.this == exp.DataType.Type.DECIMAL:
+        params = dtype.expressions
+        return len(params) == 2 and params[1].name == "0"
+    return False
+
+
+def _lossy(cast: str, dtype) -> Refused:
+    name = dtype.sql("duckdb") if dtype is not None else ""
+    what = f" of a {'VARCHAR' if name == 'TEXT' else name}" if dtype is not None else " of a value whose type is not known"
+    return Refused(f"lossy cast {cast}{what}: DuckDB rounds a fraction to the nearest integer, "
+                   "Spark truncates it; write CAST(round(x) AS ...) or CAST(trunc(x) AS ...)")
 
 
 def _check_type(dtype) -> None:
