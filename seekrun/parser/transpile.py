@@ -45,14 +45,15 @@ def to_spark(sql: str, columns=None) -> str:
     """Spark SQL meaning what the DuckDB ``sql`` means; Refused if that cannot be promised.
     ``columns``: when the node runs, ``columns(table)`` gives an input's {column: DuckDB type}
     (table: ``kind.name``), which decides the integer casts the parse could not (check_casts)."""
-    out = _to_spark(sql)
-    if columns is not None:
+    out, undecided = _translate(sql)
+    if columns is not None and undecided:
         check_casts(sql, columns)
     return out
 
 
 @lru_cache(maxsize=4096)
-def _to_spark(sql: str) -> str:
+def _translate(sql: str) -> tuple[str, bool]:
+    """(the Spark SQL, whether an integer cast in it waits for its inputs' types)."""
     import sqlglot
     from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
@@ -65,12 +66,15 @@ def _to_spark(sql: str) -> str:
         raise Refused("expected exactly one statement")
     tree = trees[0]
     _refuse(tree)
+    undecided = False
     for cast, typed in _integer_casts(tree, None):
-        if typed is not None and not _integer_valued(typed):
+        if typed is None:
+            undecided = True
+        elif not _integer_valued(typed):
             raise _lossy(cast, typed)
     tree = tree.transform(_rewrite)
     try:
-        return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+        return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE), undecided
     except UnsupportedError as exc:
         raise Refused(f"sqlglot cannot write it for Spark: {_first(exc)}") from None
 
@@ -142,8 +146,6 @@ def _refuse(tree) -> None:
 def check_casts(sql: str, columns) -> None:
     """Refused if an integer cast whose operand's type the parse could not know is of a value
     that may hold a fraction, now that ``columns(table)`` gives its inputs' column types."""
-    if not _open_casts(sql):
-        return
     import sqlglot
     from sqlglot import exp
 
@@ -157,14 +159,6 @@ def check_casts(sql: str, columns) -> None:
     for cast, typed in _integer_casts(tree, schema):
         if not _integer_valued(typed):
             raise _lossy(cast, typed)
-
-
-@lru_cache(maxsize=4096)
-def _open_casts(sql: str) -> bool:
-    """Whether ``sql`` has an integer cast the parse left to be decided by its inputs' types."""
-    import sqlglot
-
-    return any(typed is None for _, typed in _integer_casts(sqlglot.parse_one(sql, read="duckdb"), None))
 
 
 def _integer_casts(tree, schema):
